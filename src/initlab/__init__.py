@@ -1,0 +1,74 @@
+"""initlab: initialize neural networks well, and show why an initialization works or fails.
+
+Packages, one concern each, data flowing one way (catalog <- backends <- model <- methods/diagnostics/lab/cli):
+
+- :mod:`initlab.catalog` -- every named scheme, fans, gains; backend-neutral (numpy/scipy only).
+- :mod:`initlab.backends` -- fill torch tensors (``init_``) and numpy arrays (``sample``) from the catalog.
+- :mod:`initlab.compat` -- drop-in ``torch.nn.init`` with ``generator=``.
+- :mod:`initlab.model` -- ``init_model``: one call initializes a whole PyTorch model.
+- :mod:`initlab.methods` -- LSUV, data-dependent init, Fixup/SkipInit/ReZero, transfer.
+- :mod:`initlab.diagnostics` -- ``diagnose``/``compare``/``monitor``: signal propagation, verdicts, reports.
+- :mod:`initlab.lab` -- reproducible experiments and the demo.
+- :mod:`initlab.scale` -- counter-based generation, sharded and meta-device init.
+- :mod:`initlab.cli` -- the ``initlab`` command.
+
+Heavy subpackages load on first use: ``import initlab`` imports neither torch nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .catalog import (
+    Axes,
+    Fans,
+    Initializer,
+    VarianceScaling,
+    activation,
+    available,
+    chi,
+    classic_gain,
+    compute_fans,
+    critical_sigma_w2,
+    describe,
+    from_config,
+    gain,
+    get,
+    moments,
+    to_config,
+    variance_gain,
+    variance_scaling,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (loaded lazily)
+_LAZY = {
+    "init_": "initlab.backends.torch_backend",
+    "sample": "initlab.backends.numpy_backend",
+    "init_model": "initlab.model",
+    "InitReport": "initlab.model",
+    "lsuv": "initlab.methods",
+    "fixup": "initlab.methods",
+    "transfer": "initlab.methods",
+    "diagnose": "initlab.diagnostics",
+    "Diagnosis": "initlab.diagnostics",
+    "compare": "initlab.diagnostics",
+    "monitor": "initlab.diagnostics",
+    "materialize": "initlab.scale",
+}
+
+__all__ = [
+    "Axes", "Fans", "Initializer", "VarianceScaling", "activation", "available", "chi", "classic_gain",
+    "compute_fans", "critical_sigma_w2", "describe", "from_config", "gain", "get", "moments", "to_config",
+    "variance_gain", "variance_scaling", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'initlab' has no attribute {name!r}")

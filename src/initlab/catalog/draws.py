@@ -1,0 +1,145 @@
+"""Draws: the few primitive distributions every scheme resolves to, and the only thing backends implement.
+
+A scheme (``he_normal``, ``orthogonal``, ``keras:glorot_normal``...) plus a weight's shape and fans resolves to
+one :class:`Draw`; a backend (numpy, torch, the counter-based generator) knows how to fill a tensor from each
+draw type. Elementwise draws know their exact mean and standard deviation, which the tests and the model-level
+report use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from scipy import special
+
+
+def truncated_std(low: float, high: float) -> float:
+    """Standard deviation of N(0, 1) truncated to ``[low, high]`` (0.87962566103423978 for +-2)."""
+    z = special.ndtr(high) - special.ndtr(low)
+    if not z > 0:
+        raise ValueError(f"truncation [{low}, {high}] has no probability mass")
+    pa, pb = math.exp(-low * low / 2) / math.sqrt(2 * math.pi), math.exp(-high * high / 2) / math.sqrt(2 * math.pi)
+    la = low * pa if math.isfinite(low) else 0.0
+    lb = high * pb if math.isfinite(high) else 0.0
+    mean = (pa - pb) / z
+    return math.sqrt(max(1 + (la - lb) / z - mean * mean, 0.0))
+
+
+def truncated_mean(low: float, high: float) -> float:
+    """Mean of N(0, 1) truncated to ``[low, high]``."""
+    z = special.ndtr(high) - special.ndtr(low)
+    pa, pb = math.exp(-low * low / 2), math.exp(-high * high / 2)
+    return (pa - pb) / math.sqrt(2 * math.pi) / z
+
+
+@dataclass(frozen=True)
+class Constant:
+    value: float
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+    @property
+    def std(self) -> float:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Normal:
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low: float
+    high: float
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2
+
+    @property
+    def std(self) -> float:
+        return (self.high - self.low) / math.sqrt(12)
+
+
+@dataclass(frozen=True)
+class TruncatedNormal:
+    """``loc + scale * Z`` with ``Z ~ N(0, 1)`` conditioned on ``low <= Z <= high`` (bounds in std units)."""
+
+    loc: float
+    scale: float
+    low: float = -2.0
+    high: float = 2.0
+
+    @property
+    def mean(self) -> float:
+        return self.loc + self.scale * truncated_mean(self.low, self.high)
+
+    @property
+    def std(self) -> float:
+        return self.scale * truncated_std(self.low, self.high)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """Absolute bounds of the values."""
+        return self.loc + self.scale * self.low, self.loc + self.scale * self.high
+
+
+@dataclass(frozen=True)
+class Orthogonal:
+    """Haar-distributed (semi-)orthogonal matrix times ``gain``.
+
+    ``flatten="torch"``: rows = shape[0], cols = prod(shape[1:]); ``"keras"``: rows = prod(shape[:-1]),
+    cols = shape[-1]. Rows are orthonormal if rows <= cols, else columns.
+    """
+
+    gain: float = 1.0
+    flatten: Literal["torch", "keras"] = "torch"
+
+
+@dataclass(frozen=True)
+class Eye:
+    """``gain * I`` on a 2-D weight (rectangular: ones on the main diagonal)."""
+
+    gain: float = 1.0
+
+
+@dataclass(frozen=True)
+class Dirac:
+    """Conv kernel that passes channel i to output i: delta at the centre ``k // 2`` (torch ``dirac_``)."""
+
+    groups: int = 1
+    gain: float = 1.0
+
+
+@dataclass(frozen=True)
+class DeltaOrthogonal:
+    """Orthogonal (out, in) matrix at the spatial centre ``(k - 1) // 2`` (JAX), zeros elsewhere (Xiao 2018)."""
+
+    gain: float = 1.0
+    channels_last: bool = False
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """Martens (2010): per column, ``ceil(sparsity * rows)`` entries are zero, the rest N(0, std^2)."""
+
+    sparsity: float
+    std: float = 0.01
+
+
+@dataclass(frozen=True)
+class ZerO:
+    """ZerO (Zhao et al. 2022): deterministic identity for square weights, identity plus a scaled Hadamard
+    transform when the output is wider than the input, a truncated identity when it is narrower."""
+
+    channels_last: bool = False
+
+
+Draw = Union[Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse, ZerO]
+ELEMENTWISE = (Constant, Normal, Uniform, TruncatedNormal)

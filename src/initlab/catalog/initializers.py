@@ -1,0 +1,295 @@
+"""Initializer types: each resolves a weight's shape (and fans, activation) to one :class:`~.draws.Draw`.
+
+:class:`VarianceScaling` is the one general mechanism (as in JAX): LeCun, Glorot/Xavier, He/Kaiming, SELU and
+every framework's fan-based default are specializations of it (see :mod:`.registry`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+from . import draws as d
+from .activations import activation as as_activation
+from .fans import Axes, Fans, Layout, compute_fans
+from .gains import ActivationLike, classic_gain, variance_gain
+
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an initializer may know about the weight beyond its shape."""
+
+    layout: Layout = "torch"
+    fans: Fans | None = None
+    groups: int = 1
+    blocks: int = 1
+    stride: Sequence[int] | int | None = None
+    activation: ActivationLike | None = None
+
+    def fans_of(self, shape: Sequence[int]) -> Fans:
+        if self.fans is not None:
+            return self.fans
+        return compute_fans(shape, self.layout, groups=self.groups, blocks=self.blocks, stride=self.stride)
+
+
+def _check_std(std: float, what: str = "std") -> None:
+    if not (isinstance(std, int | float) and math.isfinite(std)) or std < 0:
+        raise ValueError(f"{what} must be a finite number >= 0, got {std!r}")
+
+
+class Initializer:
+    """Base class: ``resolve(shape, ctx) -> Draw``; a config round-trips through :func:`.registry.get`."""
+
+    config_name: ClassVar[str] = ""
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        raise NotImplementedError
+
+    def uses_fans(self) -> bool:
+        return False
+
+    def get_config(self) -> dict[str, Any]:
+        return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.config_name, "params": self.get_config()}
+
+
+@dataclass(frozen=True)
+class ConstantInit(Initializer):
+    config_name: ClassVar[str] = "constant"
+    value: float = 0.0
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if not math.isfinite(float(self.value)):
+            raise ValueError(f"constant value must be finite, got {self.value!r}")
+        return d.Constant(float(self.value))
+
+
+@dataclass(frozen=True)
+class NormalInit(Initializer):
+    config_name: ClassVar[str] = "normal"
+    mean: float = 0.0
+    std: float = 1.0
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        _check_std(self.std)
+        return d.Normal(float(self.mean), float(self.std))
+
+
+@dataclass(frozen=True)
+class UniformInit(Initializer):
+    config_name: ClassVar[str] = "uniform"
+    low: float = 0.0
+    high: float = 1.0
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low > self.high:
+            raise ValueError(f"uniform needs finite low <= high, got low={self.low}, high={self.high}")
+        return d.Uniform(float(self.low), float(self.high))
+
+
+@dataclass(frozen=True)
+class TruncatedNormalInit(Initializer):
+    """``N(mean, std^2)`` conditioned on ``[a, b]``: bounds in std units (JAX/TF), or absolute (torch)."""
+
+    config_name: ClassVar[str] = "truncated_normal"
+    mean: float = 0.0
+    std: float = 1.0
+    a: float = -2.0
+    b: float = 2.0
+    absolute: bool = False
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        _check_std(self.std)
+        if not self.a < self.b:
+            raise ValueError(f"truncation bounds must satisfy a < b, got a={self.a}, b={self.b}")
+        if self.std == 0:
+            return d.Constant(float(min(max(self.mean, self.a), self.b)) if self.absolute else float(self.mean))
+        if self.absolute:
+            lo, hi = (self.a - self.mean) / self.std, (self.b - self.mean) / self.std
+        else:
+            lo, hi = self.a, self.b
+        return d.TruncatedNormal(float(self.mean), float(self.std), float(lo), float(hi))
+
+
+@dataclass(frozen=True)
+class VarianceScaling(Initializer):
+    """Zero-mean draw with ``Var = scale * gain^2 / n``, ``n`` the fan chosen by ``mode``.
+
+    ``distribution``: ``normal`` (std = sqrt(var)), ``uniform`` (bound = sqrt(3 var)), ``truncated_normal``
+    (cut at +-``truncation`` std; with ``correct=True`` the parent std is divided by the truncated std so the
+    result has exactly ``var``, which for +-2 is the 0.87962566103423978 of Keras/JAX).
+    ``gain``: a number, or ``"activation"`` to use the gain of the activation that follows the weight
+    (classic table where it has one, the variance-preserving gain otherwise; ``default_activation`` when
+    none is known). ``axes``: explicit fan axes that override the layout.
+    """
+
+    config_name: ClassVar[str] = "variance_scaling"
+    scale: float = 1.0
+    mode: str = "fan_in"
+    distribution: str = "truncated_normal"
+    truncation: float = 2.0
+    correct: bool = True
+    gain: float | str = 1.0
+    default_activation: str = "relu"
+    gain_table: Literal["classic", "variance"] = "classic"
+    axes: Axes | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"unknown distribution {self.distribution!r}; use one of {', '.join(DISTRIBUTIONS)}")
+        if not (math.isfinite(self.scale) and self.scale >= 0):
+            raise ValueError(f"scale must be a finite number >= 0, got {self.scale!r}")
+        if not self.truncation > 0:
+            raise ValueError(f"truncation must be > 0 standard deviations, got {self.truncation!r}")
+        if isinstance(self.gain, str) and self.gain != "activation":
+            raise ValueError(f"gain must be a number or 'activation', got {self.gain!r}")
+
+    def uses_fans(self) -> bool:
+        return True
+
+    def gain_for(self, act: ActivationLike | None) -> float:
+        if not isinstance(self.gain, str):
+            return float(self.gain)
+        a = as_activation(act if act is not None else self.default_activation)
+        if self.gain_table == "classic":
+            try:
+                return classic_gain(a.name, a.params.get("negative_slope"))
+            except ValueError:
+                pass
+        return variance_gain(a)
+
+    def variance(self, shape: Sequence[int], ctx: Context | None = None) -> float:
+        ctx = ctx or Context()
+        fans = compute_fans(shape, self.axes) if self.axes is not None and ctx.fans is None else ctx.fans_of(shape)
+        n = max(1.0, fans.by_mode(self.mode))
+        return self.scale * self.gain_for(ctx.activation) ** 2 / n
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        var = self.variance(shape, ctx)
+        std = math.sqrt(var)
+        if self.distribution == "normal":
+            return d.Normal(0.0, std)
+        if self.distribution == "uniform":
+            bound = math.sqrt(3.0 * var)
+            return d.Uniform(-bound, bound)
+        t = float(self.truncation)
+        parent = std / d.truncated_std(-t, t) if self.correct else std
+        return d.TruncatedNormal(0.0, parent, -t, t)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = asdict(self)
+        if self.axes is None:
+            cfg.pop("axes")
+        else:
+            cfg["axes"] = asdict(self.axes)
+        return cfg
+
+
+@dataclass(frozen=True)
+class KaimingTorch(Initializer):
+    """torch ``kaiming_*_(a, mode, nonlinearity)``: gain from torch's table, untruncated."""
+
+    config_name: ClassVar[str] = "torch:kaiming_normal"
+    a: float = 0.0
+    mode: str = "fan_in"
+    nonlinearity: str = "leaky_relu"
+    distribution: str = "normal"
+
+    def uses_fans(self) -> bool:
+        return True
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        ctx = ctx or Context()
+        if self.mode not in ("fan_in", "fan_out"):
+            raise ValueError(f"Mode {self.mode} not supported, please use one of fan_in, fan_out")
+        g = classic_gain(self.nonlinearity, self.a if self.nonlinearity == "leaky_relu" else None)
+        inner = VarianceScaling(g * g, self.mode, self.distribution)
+        return inner.resolve(shape, ctx)
+
+
+@dataclass(frozen=True)
+class OrthogonalInit(Initializer):
+    config_name: ClassVar[str] = "orthogonal"
+    gain: float = 1.0
+    flatten: Literal["torch", "keras"] = "torch"
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if len(shape) < 2:
+            raise ValueError(f"orthogonal needs a weight with at least 2 dims, got shape {tuple(shape)}")
+        if self.flatten not in ("torch", "keras"):
+            raise ValueError(f"flatten must be 'torch' or 'keras', got {self.flatten!r}")
+        return d.Orthogonal(float(self.gain), self.flatten)
+
+
+@dataclass(frozen=True)
+class IdentityInit(Initializer):
+    config_name: ClassVar[str] = "identity"
+    gain: float = 1.0
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if len(shape) != 2:
+            raise ValueError(f"identity needs a 2-D weight, got shape {tuple(shape)}; use 'dirac' for convs")
+        return d.Eye(float(self.gain))
+
+
+@dataclass(frozen=True)
+class DiracInit(Initializer):
+    config_name: ClassVar[str] = "dirac"
+    groups: int = 1
+    gain: float = 1.0
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if len(shape) not in (3, 4, 5):
+            raise ValueError(f"dirac needs a 3-, 4- or 5-D conv weight, got shape {tuple(shape)}")
+        if self.groups < 1 or shape[0] % self.groups:
+            raise ValueError(f"dim 0 ({shape[0]}) must be divisible by groups ({self.groups})")
+        return d.Dirac(int(self.groups), float(self.gain))
+
+
+@dataclass(frozen=True)
+class DeltaOrthogonalInit(Initializer):
+    config_name: ClassVar[str] = "delta_orthogonal"
+    gain: float = 1.0
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        ctx = ctx or Context()
+        if len(shape) not in (3, 4, 5):
+            raise ValueError(f"delta_orthogonal needs a 3-, 4- or 5-D conv weight, got shape {tuple(shape)}")
+        n_out, n_in = (shape[0], shape[1]) if ctx.layout == "torch" else (shape[-1], shape[-2])
+        if n_out < n_in:
+            raise ValueError(f"delta_orthogonal needs out_channels >= in_channels, got {n_out} < {n_in}")
+        return d.DeltaOrthogonal(float(self.gain), ctx.layout in ("keras", "jax"))
+
+
+@dataclass(frozen=True)
+class SparseInit(Initializer):
+    config_name: ClassVar[str] = "sparse"
+    sparsity: float = 0.1
+    std: float = 0.01
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if len(shape) != 2:
+            raise ValueError(f"sparse needs a 2-D weight, got shape {tuple(shape)}")
+        if not 0 <= self.sparsity <= 1:
+            raise ValueError(f"sparsity must be in [0, 1], got {self.sparsity}")
+        _check_std(self.std)
+        return d.Sparse(float(self.sparsity), float(self.std))
+
+
+@dataclass(frozen=True)
+class ZerOInit(Initializer):
+    config_name: ClassVar[str] = "zero_hadamard"
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if len(shape) != 2:
+            raise ValueError(f"zero_hadamard (ZerO) needs a 2-D weight, got shape {tuple(shape)}")
+        return d.ZerO((ctx or Context()).layout in ("keras", "jax", "in_out"))

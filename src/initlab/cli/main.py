@@ -1,0 +1,61 @@
+"""Entry point of the ``initlab`` command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Subcommand modules under initlab.cli, in the order --help lists them.
+COMMANDS = ("catalog", "init", "doctor", "lab", "demo", "materialize")
+
+DESCRIPTION = """\
+initlab: initialize neural networks well, and see why an initialization works or fails.
+
+  initlab catalog                  every initialization scheme, its formula and origin
+  initlab describe he_normal       one scheme in full
+  initlab init FILE.py:FACTORY     initialize a model and print what was done
+  initlab doctor FILE.py:FACTORY   diagnose signal propagation, dead/saturated units, symmetry
+  initlab lab list | run NAME      reproducible experiments on the classic questions
+  initlab demo                     the quick tour (about 3 minutes on 2 cores)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="initlab", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"initlab {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"initlab.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"initlab.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from initlab import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"initlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

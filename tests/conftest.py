@@ -1,0 +1,9 @@
+"""Shared test setup: single-threaded torch per worker, so that two xdist workers share 2 cores fairly."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
