@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .catalog import activations as _activations
 from .catalog import (
     Axes,
     Fans,
@@ -64,6 +65,18 @@ __all__ = [
     "compute_fans", "critical_sigma_w2", "describe", "from_config", "gain", "get", "moments", "to_config",
     "variance_gain", "variance_scaling", *_LAZY,
 ]
+
+
+def _torch_adapter(obj: Any) -> Any:
+    """Let catalog functions take torch modules (``initlab.gain(nn.LeakyReLU(0.2))``) without importing torch
+    until one is actually passed."""
+    if type(obj).__module__.startswith("torch") or getattr(obj, "__module__", "") in ("torch", "torch.nn.functional"):
+        module = importlib.import_module("initlab.backends.torch_activations")
+        return module.module_activation(obj)
+    return None
+
+
+_activations.ADAPTERS.append(_torch_adapter)
 
 
 def __getattr__(name: str) -> Any:

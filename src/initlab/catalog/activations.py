@@ -84,6 +84,10 @@ _ALIASES = {"identity": "linear", "none": "linear", "swish": "silu", "logistic":
             "gelu_new": "gelu_tanh", "leakyrelu": "leaky_relu", "conv": "linear"}
 
 
+# Converters for foreign activation objects (e.g. torch modules), registered by the backends that know them.
+ADAPTERS: list[Callable[[Any], "Activation | None"]] = []
+
+
 def activation_names() -> list[str]:
     """Every activation name :func:`activation` knows."""
     return sorted(_FACTORIES)
@@ -97,6 +101,10 @@ def activation(spec: str | Activation | Callable[[Array], Any], **params: float)
     """
     if isinstance(spec, Activation):
         return spec
+    for adapter in ADAPTERS:
+        adapted = adapter(spec)
+        if adapted is not None:
+            return adapted
     if callable(spec) and not isinstance(spec, str):
         fn = spec
         name = getattr(spec, "__name__", type(spec).__name__)
