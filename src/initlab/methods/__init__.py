@@ -7,6 +7,11 @@ scaling), delta-orthogonal/orthogonal model schemes and ``transfer``. May import
 lab or cli.
 """
 
+from ._sweep import DataInitError
+from .lsuv import LayerCalibration, LSUVReport, lsuv, lsuv_reference
 from .transfer import TransferError, TransferReport, transfer
 
-__all__ = ["TransferError", "TransferReport", "transfer"]
+__all__ = [
+    "DataInitError", "LSUVReport", "LayerCalibration", "TransferError", "TransferReport", "lsuv",
+    "lsuv_reference", "transfer",
+]

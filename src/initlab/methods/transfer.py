@@ -3,8 +3,8 @@
 ``transfer(model, source)`` reads a state dict, a ``.safetensors`` file or a ``torch.save`` file. Files are
 read with safetensors or ``torch.load(weights_only=True)`` only: a pickle that would construct arbitrary
 objects (a ``__reduce__`` payload) is refused by the restricted unpickler before anything runs. Renamed keys
-are mapped by an optional ``key_map`` of regular expressions. Everything is checked before the model is touched,
-and a failure midway restores the model bit for bit.
+are mapped by an optional ``key_map`` of regular expressions. Everything is checked before the model is
+touched, and a failure midway restores the model bit for bit.
 """
 
 from __future__ import annotations
@@ -81,14 +81,15 @@ def transfer(model: nn.Module, source: Source, *, strict: bool = False, reinit: 
     ``source``: a state dict (``{"name": tensor}``, also wrapped as ``{"state_dict": ...}``) or a path to
     a ``.safetensors`` file or a ``torch.save`` file (loaded with ``weights_only=True``: code is never
     unpickled). ``key_map``: ``{regex: replacement}`` applied to source names (first full match wins, ``re``
-    group syntax), or a function ``name -> new name | None`` (``None`` drops the tensor). ``strict``: refuse unless every
-    model tensor is matched and every source tensor used. ``reinit``: how to initialize parameters that were
-    not loaded (missing or resized): ``"auto"`` (:func:`initlab.init_model`'s data-free choice), a catalog
-    scheme name or initializer for their weights (biases zero, norm scales one), or ``None`` to leave them.
-    Buffers that were not loaded are left as they are.
+    group syntax), or a function ``name -> new name | None`` (``None`` drops the tensor).
+    ``strict``: refuse unless every model tensor is matched and every source tensor used.
+    ``reinit``: how to initialize parameters that were not loaded (missing or resized): ``"auto"``
+    (:func:`initlab.init_model`'s data-free choice), a catalog scheme name or initializer for their weights
+    (biases zero, norm scales one), or ``None`` to leave them. Buffers that were not loaded are left as is.
 
     Raises :class:`TransferError` (model unchanged) when no tensor matches, on ``strict`` violations, on
-    key-map collisions, or when the file is not a tensor file (a pickle that would run code is refused unexecuted).
+    key-map collisions, or when the file is not a tensor file (a pickle that would run code is refused
+    without running it).
     """
     label, raw = _load(source)
     tensors, ignored = _flatten(raw)
