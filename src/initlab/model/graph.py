@@ -294,12 +294,17 @@ def _literal_kw(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 # ---- front end 1: torch.fx ---------------------------------------------------------------------------------
 class _LeafTracer(fx.Tracer):
+    def __init__(self, leaves: set[int]):
+        super().__init__()
+        self.leaves = leaves
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return L.is_leaf(m)
+        return id(m) in self.leaves
 
 
 def _from_fx(model: nn.Module) -> _Builder:
-    graph = _LeafTracer().trace(model)
+    # Decide the leaves before tracing: classifying a custom module runs it, which must not happen under fx.
+    graph = _LeafTracer({id(m) for m in model.modules() if L.is_leaf(m)}).trace(model)
     b = _Builder(model)
     param_names = dict(model.named_parameters(remove_duplicate=False))
     ids: dict[fx.Node, int] = {}
