@@ -98,7 +98,7 @@ class AutoChooser:
         self.unnormalized: set[int] = set()
         for br in g.branches:
             # composites (no add node): a post-norm stream is normalized after each add
-            normalized = not br.norms if br.node is None else self._reaches_norm(br.node, norms)
+            normalized = not br.norms if br.node is None else self._only_norms(br.node, norms)
             if not normalized:
                 self.unnormalized.add(br.index)
         self.budget = 1.0 / max(1, len(self.unnormalized))
@@ -107,7 +107,9 @@ class AutoChooser:
         self.shortcut = {name for br in g.branches for name in br.shortcut}
         weights = [i for i in g.layers if i.kind in WEIGHT_KINDS]
         plain = not norms and not g.branches and all(i.kind in WEIGHT_KINDS for i in g.layers)
-        widths = sorted(min(i.weight_fans.fan_in, i.weight_fans.fan_out) for i in weights if i.weight_fans)
+        widths = sorted(
+            min(f.fan_in, f.fan_out) / f.receptive for i in weights if (f := i.weight_fans) is not None
+        )
         width = widths[len(widths) // 2] if widths else 1
         ratio = len(weights) / max(width, 1)
         self.orthogonal = (
@@ -121,20 +123,24 @@ class AutoChooser:
         if self.orthogonal and looks_linear:
             self._looks_linear_chains(weights)
 
-    def _reaches_norm(self, node: int, norms: set[str]) -> bool:
-        frontier, seen = [node], {node}
+    def _only_norms(self, node: int, norms: set[str]) -> bool:
+        """True when every use of a residual sum goes through a norm (post-norm); a pre-norm stream also flows
+        on unnormalized to the next addition."""
+        frontier, seen, found = [node], {node}, False
         while frontier:
             nxt = []
             for i in frontier:
                 for c in self.consumers[i]:
                     n = self.graph.nodes[c]
                     if n.op == "layer" and n.name in norms:
-                        return True
-                    if n.op == "pass" and c not in seen:
+                        found = True
+                    elif n.op in ("pass", "act") and c not in seen:
                         seen.add(c)
                         nxt.append(c)
+                    elif n.op != "output":
+                        return False
             frontier = nxt
-        return False
+        return found
 
     def _looks_linear_chains(self, weights: list[LayerInfo]) -> None:
         """Linear -> ReLU -> Linear ... chains with even hidden widths become [[A, -A], [-A, A]]."""
@@ -327,9 +333,18 @@ class AutoChooser:
         return Signal(q_t, 0.0)
 
     def _dims(self, info: LayerInfo) -> tuple[int, int]:
-        fans = info.weight_fans
-        assert fans is not None
-        return int(fans.fan_out), int(fans.fan_in)
+        """(outputs, inputs) of the weight as a matrix: rows = dim 0, or the last dim for ``x @ W``."""
+        model = self.graph.model
+        name = (
+            info.params["weight"] if info.module is None else f"{info.name}.weight" if info.name else "weight"
+        )
+        shape = (
+            tuple(model.get_parameter(name).shape)
+            if info.module is None
+            else tuple(info.module.get_parameter("weight").shape)
+        )
+        rows, cols = int(shape[0]), int(math.prod(shape[1:]))
+        return (cols, rows) if info.specs["weight"].layout == "in_out" else (rows, cols)
 
     def _looks_linear(self, info: LayerInfo, role: str, q_in: float) -> tuple[d.Draw, str]:
         o, i = self._dims(info)
@@ -408,14 +423,14 @@ class AutoChooser:
                 h = self._decide(self.by_name[p + norms[k]], [s], None) if pre else s
                 if members[0] == "multihead_attn":
                     h = Signal(1.0, 0.0)  # the memory: assumed unit
-                for child in members:
-                    h = self._decide(self.by_name[p + child], [h], None)
-                    if child == "linear1":
+                for part in members:
+                    h = self._decide(self.by_name[p + part], [h], None)
+                    if part == "linear1":
                         act = getattr(module, "activation", None)
                         spec = module_act(act) if isinstance(act, nn.Module) else None
                         mean, second, _ = act_moments(
                             spec,
-                            getattr(spec, "spec", None) if spec else self.by_name[p + child].activation,
+                            getattr(spec, "spec", None) if spec else self.by_name[p + part].activation,
                             h.q,
                         )
                         h = Signal(second, mean)
@@ -427,8 +442,8 @@ class AutoChooser:
         for child_name, child in module.named_children():
             q = p + child_name
             if isinstance(child, nn.ModuleList):
-                for k, sub in child.named_children():
-                    s = self._composite(f"{q}.{k}", sub, s)
+                for idx, sub in child.named_children():
+                    s = self._composite(f"{q}.{idx}", sub, s)
             elif isinstance(child, TRANSFORMER_LAYERS | nn.TransformerEncoder | nn.TransformerDecoder):
                 s = self._composite(q, child, s)
             elif layer_kind(child) is not None and q in self.by_name:

@@ -197,6 +197,33 @@ class ProfileChooser:
             post=post,
         )
 
+    def finish(self, report: InitReport) -> None:
+        """Predicted output variance of every weight layer and of the model, by propagating the plan."""
+        predict_variances(self.graph, report)
+
+
+def predict_variances(graph: ModelGraph, report: InitReport) -> None:
+    from .propagate import evaluate
+
+    rows: dict[str, tuple[float | None, float | None]] = {}
+    for r in report.rows:
+        for name in (r.name, *r.tied):
+            rows[name] = (r.mean, r.std)
+    params = dict(graph.model.named_parameters())
+
+    def current(name: str) -> float | None:
+        t = params.get(name)
+        if t is None or t.device.type == "meta" or not t.numel():
+            return None
+        return float(t.detach().double().square().mean())
+
+    var, out = evaluate(graph, rows, current)
+    main = {info.name: next(iter(info.params.values()), None) for info in graph.layers}
+    for r in report.rows:
+        if r.layer in var and main.get(r.layer) == r.name and r.status == "init":
+            r.var_out = var[r.layer]
+    report.output_var = out
+
 
 def _with_embedding(p: Profile, embedding: str) -> Profile:
     from dataclasses import replace
@@ -383,12 +410,6 @@ def build_plan(
             mean,
             note,
         )
-        if (
-            row.fan_in is not None
-            and std is not None
-            and spec.role not in ("bias", "rnn_bias", "norm_bias", "norm_weight", "embedding")
-        ):
-            row.var_out = row.fan_in * (std**2 + (mean or 0.0) ** 2)
         owner, _, attr = _split_owner(q, info)
         plan.assignments.append(Assignment(q, owner, attr, shape, draws, post, bool(originals)))
         report.rows.append(row)

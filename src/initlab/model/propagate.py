@@ -3,9 +3,10 @@
 Walks the dataflow nodes in execution order carrying, per tensor, the second moment ``q = E[x^2]`` and mean
 ``mu`` of its entries for a unit-variance input: weight layers scale ``q`` by ``fan_in * E[w^2]`` (plus the
 bias), activations map it through the catalog's Gaussian moment map, additions add, concatenations average,
-normalization layers reset it to their scale, shape-only ops and pooling keep it, softmax-weighted averages
-keep the value's. A ``LayerRule`` decides each weight layer: :class:`Evaluate` reads the planned draws (the
-report's predicted variances for any scheme); the "auto" scheme chooses the scales while walking."""
+normalization layers reset it to their scale, shape-only ops keep it, average pooling keeps the mean and half
+of the rest, softmax-weighted averages keep the value's. A ``LayerRule`` decides each weight layer:
+:func:`evaluate` reads the planned draws (the report's predicted variances for any scheme); the "auto" scheme
+chooses the scales while walking."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..catalog.activations import Activation
 from ..catalog.gains import moments
 from .graph import LayerInfo, ModelGraph
 
-NORM_SCALE = 1.0
+POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps (spatial correlation unknown)
 
 
 @dataclass
@@ -99,7 +100,9 @@ def propagate(
         elif n.op == "other" and len(ins) >= 2:
             values = [s for s in ins if s.q >= 0]
             out[i] = values[-1] if len(values) < len(ins) else Signal(max(s.q for s in ins), 0.0)
-        else:  # pass, pool, other, output
+        elif n.op == "pool":
+            out[i] = Signal(x.mu**2 + max(x.q - x.mu**2, 0.0) * POOL_KEEP, x.mu)
+        else:  # pass, other, output
             out[i] = Signal(abs(x.q), x.mu)
     return out
 
@@ -112,3 +115,49 @@ def output_signal(graph: ModelGraph, signals: dict[int, Signal]) -> Signal | Non
     if node.inputs and node.inputs[0] in signals:
         return signals[node.inputs[0]]
     return None
+
+
+def evaluate(
+    graph: ModelGraph,
+    rows: dict[str, tuple[float | None, float | None]],
+    current: Callable[[str], float | None],
+) -> tuple[dict[str, float], float | None]:
+    """Predicted output second moment of every layer, and of the model output, for planned entries
+    ``rows[param] = (mean, std)`` (``current(param)`` gives ``E[w^2]`` of parameters the plan keeps)."""
+
+    def m2(info: LayerInfo, local: str) -> float:
+        q = info.params.get(local)
+        if q is None:
+            return 0.0
+        mean, std = rows.get(q, (None, None))
+        if std is None:
+            value = current(q)
+            return 0.0 if value is None else value
+        return std * std + (mean or 0.0) ** 2
+
+    var: dict[str, float] = {}
+
+    def rule(info: LayerInfo, ins: list[Signal], node: int) -> Signal:
+        x = ins[0]
+        fans = info.weight_fans
+        if info.kind in ("linear", "conv", "conv_transpose", "hf_conv1d", "raw", "bilinear"):
+            q_in = x.q if info.kind != "bilinear" else math.prod(s.q for s in ins[:2])
+            q = (fans.fan_in if fans else 1.0) * m2(info, "weight") * q_in + m2(info, "bias")
+        elif info.kind in ("embedding", "embedding_bag"):
+            q = m2(info, "weight")
+        elif info.kind == "norm":
+            q = (m2(info, "weight") if "weight" in info.params else 1.0) + m2(info, "bias")
+        elif info.kind == "attention":
+            e = float(getattr(info.module, "embed_dim", 1))
+            w_in = m2(info, "in_proj_weight") or m2(info, "v_proj_weight")
+            q = e * m2(info, "out_proj.weight") * e * w_in * x.q
+        elif info.kind == "rnn":
+            q = 0.1
+        else:
+            q = x.q
+        var[info.name] = q
+        return Signal(q, 0.0)
+
+    signals = propagate(graph, rule, lambda name, x: Signal(max(1.0, x.q), 0.0))
+    out = output_signal(graph, signals)
+    return var, (out.q if out is not None else None)
