@@ -20,17 +20,25 @@ DEFAULT_SEED = 0
 LossFn = Callable[..., torch.Tensor]
 
 
-def diagnose(model: nn.Module, batch: Any, *, target: Any = None, loss_fn: LossFn | None = None,
-             seed: int | None = None, jacobian: bool = False) -> Diagnosis:
+def diagnose(
+    model: nn.Module,
+    batch: Any,
+    *,
+    target: Any = None,
+    loss_fn: LossFn | None = None,
+    seed: int | None = None,
+    jacobian: bool = False,
+) -> Diagnosis:
     """Measure, layer by layer, how signal and gradients propagate through ``model`` on ``batch``.
 
     ``batch`` is a tensor, a tuple of positional inputs or a dict of keyword inputs. The backward pass uses
     ``loss_fn(output, target)`` when given (cross-entropy for integer targets, MSE otherwise, when only
     ``target`` is given), else a unit-variance random cotangent drawn from a private generator seeded with
-    ``seed`` (0 when None, so the same call gives the same numbers). ``jacobian=True`` also measures the singular
-    values of the input-output Jacobian on up to 4 samples. Dropout in train mode draws from torch's global
-    generator, whose state is restored afterwards; call ``model.eval()`` first to measure without it. Parameters, buffers, ``.grad``, ``requires_grad``
-    and train/eval modes are restored exactly afterwards, also when the pass fails.
+    ``seed`` (0 when None, so the same call gives the same numbers). ``jacobian=True`` also measures the
+    singular values of the input-output Jacobian on up to 4 samples. Dropout in train mode draws from torch's
+    global generator, whose state is restored afterwards; call ``model.eval()`` first to measure without it.
+    Parameters, buffers, ``.grad``, ``requires_grad`` and train/eval modes are restored exactly afterwards,
+    also when the pass fails.
 
     >>> import torch, initlab
     >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
@@ -42,8 +50,9 @@ def diagnose(model: nn.Module, batch: Any, *, target: Any = None, loss_fn: LossF
     seed = DEFAULT_SEED if seed is None else int(seed)
     sites = layer_sites(model, batch)
     if not sites:
-        raise ValueError(f"found no layers to diagnose in {type(model).__name__} (Linear, Conv, Embedding, "
-                         "attention...)")
+        raise ValueError(
+            f"found no layers to diagnose in {type(model).__name__} (Linear, Conv, Embedding, attention...)"
+        )
     state = ModelState.capture(model)
     try:
         # dropout draws from torch's global generator: fork it so the caller's stream is left as it was
@@ -58,14 +67,23 @@ def diagnose(model: nn.Module, batch: Any, *, target: Any = None, loss_fn: LossF
                 spectrum = jacobian_spectrum(model, batch)
     except RuntimeError as exc:
         state.restore(model)
-        raise ValueError(f"diagnose: the forward/backward pass of {type(model).__name__} failed on a batch of "
-                         f"shape {_shape(batch)}: {exc}") from exc
+        raise ValueError(
+            f"diagnose: the forward/backward pass of {type(model).__name__} failed on a batch of "
+            f"shape {_shape(batch)}: {exc}"
+        ) from exc
     except BaseException:
         state.restore(model)
         raise
     state.restore(model)
-    return Diagnosis.build(type(model).__name__, _shape(batch), layers, input_rms=_input_rms(batch), loss=loss,
-                           seed=seed, jacobian=spectrum)
+    return Diagnosis.build(
+        type(model).__name__,
+        _shape(batch),
+        layers,
+        input_rms=_input_rms(batch),
+        loss=loss,
+        seed=seed,
+        jacobian=spectrum,
+    )
 
 
 def _validate(model: Any, batch: Any, loss_fn: Any) -> None:
@@ -75,8 +93,10 @@ def _validate(model: Any, batch: Any, loss_fn: Any) -> None:
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     tensors = _tensors(batch)
     if not tensors:
-        raise TypeError("batch must be a tensor, a tuple/list of tensors or a dict of tensors, got "
-                        f"{type(batch).__name__}")
+        raise TypeError(
+            "batch must be a tensor, a tuple/list of tensors or a dict of tensors, got "
+            f"{type(batch).__name__}"
+        )
     for t in tensors:
         if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
             raise ValueError("the batch contains NaN or infinite values; diagnose needs finite inputs")
@@ -85,16 +105,19 @@ def _validate(model: Any, batch: Any, loss_fn: Any) -> None:
         raise ValueError(f"parameters on the meta device ({meta[0]}, ...): materialize the model first")
 
 
-def _forward_backward(model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None,
-                      seed: int) -> tuple[dict[int, torch.Tensor], float | None]:
+def _forward_backward(
+    model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None, seed: int
+) -> tuple[dict[int, torch.Tensor], float | None]:
     params = [p for p in model.parameters() if p.is_floating_point()]  # tied weights come once
     for p in params:
         p.requires_grad_(True)
     output = _call(model, batch)
     outputs = [t for t in _tensors(output) if t.is_floating_point() and t.requires_grad]
     if not outputs:
-        raise ValueError(f"{type(model).__name__} returned no floating-point tensor that depends on its "
-                         "parameters; nothing to differentiate")
+        raise ValueError(
+            f"{type(model).__name__} returned no floating-point tensor that depends on its "
+            "parameters; nothing to differentiate"
+        )
     loss_value: float | None = None
     if loss_fn is not None or target is not None:
         loss = _loss(output, outputs[0], target, loss_fn)
@@ -105,15 +128,15 @@ def _forward_backward(model: nn.Module, batch: Any, target: Any, loss_fn: LossFn
         roots = outputs
         cotangents = [torch.randn(o.shape, generator=g, device=o.device).to(o.dtype) for o in outputs]
     found = torch.autograd.grad(roots, params, cotangents, allow_unused=True)
-    return {id(p): g for p, g in zip(params, found) if g is not None}, loss_value
+    return {id(p): g for p, g in zip(params, found, strict=False) if g is not None}, loss_value
 
 
 def _loss(output: Any, first: torch.Tensor, target: Any, loss_fn: LossFn | None) -> torch.Tensor:
-    if loss_fn is None:
-        loss_fn = F.cross_entropy if isinstance(target, torch.Tensor) and not target.is_floating_point() \
-            else F.mse_loss
-        output = first
-    loss = loss_fn(output, target) if target is not None else loss_fn(output)
+    if loss_fn is None:  # only a target: cross-entropy for class indices, else MSE, on the first output
+        integer = isinstance(target, torch.Tensor) and not target.is_floating_point()
+        loss = F.cross_entropy(first, target) if integer else F.mse_loss(first, target)
+    else:
+        loss = loss_fn(output, target) if target is not None else loss_fn(output)
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise ValueError("loss_fn must return a scalar tensor")
     return loss.reshape(())

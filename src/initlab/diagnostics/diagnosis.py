@@ -1,4 +1,4 @@
-"""``Diagnosis``: the per-layer measurements of one forward/backward pass, the verdicts, and their renderings."""
+"""``Diagnosis``: the per-layer measurements of one forward/backward pass, the verdicts, their renderings."""
 
 from __future__ import annotations
 
@@ -77,10 +77,19 @@ class Diagnosis:
 
     # -- plain data ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return jsonable({
-            "model": self.model, "input_shape": self.input_shape, "input_rms": self.input_rms, "loss": self.loss,
-            "seed": self.seed, "jacobian": self.jacobian, "summary": self.summary(),
-            "verdicts": [v.to_dict() for v in self.verdicts], "layers": [la.to_dict() for la in self.layers]})
+        return jsonable(
+            {
+                "model": self.model,
+                "input_shape": self.input_shape,
+                "input_rms": self.input_rms,
+                "loss": self.loss,
+                "seed": self.seed,
+                "jacobian": self.jacobian,
+                "summary": self.summary(),
+                "verdicts": [v.to_dict() for v in self.verdicts],
+                "layers": [la.to_dict() for la in self.layers],
+            }
+        )
 
     def to_json(self, path: str | os.PathLike[str] | None = None, indent: int | None = 1) -> str:
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -92,9 +101,16 @@ class Diagnosis:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Diagnosis:
         d = from_jsonable(d)
-        return cls(d["model"], d["input_shape"], [LayerStats.from_dict(la) for la in d["layers"]],
-                   d.get("input_rms"), d.get("loss"), d.get("seed"), d.get("jacobian"),
-                   [Verdict(**v) for v in d.get("verdicts", [])])
+        return cls(
+            d["model"],
+            d["input_shape"],
+            [LayerStats.from_dict(la) for la in d["layers"]],
+            d.get("input_rms"),
+            d.get("loss"),
+            d.get("seed"),
+            d.get("jacobian"),
+            [Verdict(**v) for v in d.get("verdicts", [])],
+        )
 
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike[str]) -> Diagnosis:
@@ -105,38 +121,68 @@ class Diagnosis:
         return cls.from_dict(json.loads(text))
 
     def to_html(self, path: str | os.PathLike[str], title: str | None = None) -> str:
-        """Write one self-contained HTML page (inline SVG plots, no scripts, no network) and return its path."""
+        """Write one self-contained HTML page (inline SVG plots, no scripts, no network); returns its path."""
         from .html import write_page
 
         return write_page(path, [("", self)], title or f"initlab diagnose: {self.model}")
 
     # -- terminal --------------------------------------------------------------------------------------------
     def table(self, max_rows: int | None = MAX_ROWS) -> Table:
-        t = Table(title=f"initlab diagnose: {self.model} on input {tuple(self.input_shape)}", title_justify="left")
-        for col in ("#", "layer", "kind", "act", "out std", "act mean", "act std", "dead", "sat", "grad rms",
-                    "‖W‖/‖∇W‖", "groups", "eff. rank"):
+        t = Table(
+            title=f"initlab diagnose: {self.model} on input {tuple(self.input_shape)}", title_justify="left"
+        )
+        for col in (
+            "#",
+            "layer",
+            "kind",
+            "act",
+            "out std",
+            "act mean",
+            "act std",
+            "dead",
+            "sat",
+            "grad rms",
+            "‖W‖/‖∇W‖",
+            "groups",
+            "eff. rank",
+        ):
             t.add_column(col, justify="left" if col in ("layer", "kind", "act") else "right", overflow="fold")
-        for row in _elide(self.layers, max_rows):
+        for row in elide(self.layers, max_rows):
             if row is None:
                 t.add_row("…", f"{len(self.layers) - (max_rows or 0)} more layers", *[""] * 11)
                 continue
             la = row
             w = la.weight
             sym = la.symmetry
-            t.add_row(str(la.index), la.name, la.kind, la.activation or "-", fmt(la.output.std), fmt(la.act.mean),
-                      fmt(la.act.std), pct(la.dead), pct(la.saturated), fmt(la.grad_rms),
-                      fmt(w.ratio if w else None), f"{sym.groups}/{sym.units}" if sym else "-",
-                      fmt(la.effective_rank, 2) if la.effective_rank is not None else "-")
+            t.add_row(
+                str(la.index),
+                la.name,
+                la.kind,
+                la.activation or "-",
+                fmt(la.output.std),
+                fmt(la.act.mean),
+                fmt(la.act.std),
+                pct(la.dead),
+                pct(la.saturated),
+                fmt(la.grad_rms),
+                fmt(w.ratio if w else None),
+                f"{sym.groups}/{sym.units}" if sym else "-",
+                fmt(la.effective_rank, 2) if la.effective_rank is not None else "-",
+            )
         return t
 
     def verdict_text(self) -> Text:
         text = Text()
         if not self.verdicts:
             text.append("No problems found", style="bold green")
-            text.append(": signal and gradients stay within 1e-3..1e3, no dead, saturated or symmetric units.\n")
+            text.append(
+                ": signal and gradients stay within 1e-3..1e3, no dead, saturated or symmetric units.\n"
+            )
         for v in self.verdicts:
-            text.append(f"{v.severity.upper()}: {v.title}\n", style="bold red" if v.severity == "problem"
-                        else "bold yellow")
+            text.append(
+                f"{v.severity.upper()}: {v.title}\n",
+                style="bold red" if v.severity == "problem" else "bold yellow",
+            )
             text.append(f"  evidence: {v.evidence}\n")
             text.append("  fix: ", style="bold")
             text.append(f"{v.fix}\n")
@@ -145,12 +191,16 @@ class Diagnosis:
     def summary_text(self) -> Text:
         s = self.summary()
         text = Text()
-        text.append(f"signal: input RMS {fmt(s['input_rms'])} -> last layer {fmt(s['output_rms'])} "
-                    f"(×{fmt(s['signal_growth'])} per layer); gradient RMS: last layer {fmt(s['grad_rms_last'])} "
-                    f"-> first {fmt(s['grad_rms_first'])} (×{fmt(s['grad_growth'])} per layer)")
+        text.append(
+            f"signal: input RMS {fmt(s['input_rms'])} -> last layer {fmt(s['output_rms'])} "
+            f"(×{fmt(s['signal_growth'])} per layer); gradient RMS: last layer {fmt(s['grad_rms_last'])} "
+            f"-> first {fmt(s['grad_rms_first'])} (×{fmt(s['grad_growth'])} per layer)"
+        )
         if self.jacobian:
-            text.append(f"; Jacobian singular values {fmt(self.jacobian['min'])}..{fmt(self.jacobian['max'])} "
-                        f"({self.jacobian['spread_db']:.1f} dB)")
+            text.append(
+                f"; Jacobian singular values {fmt(self.jacobian['min'])}..{fmt(self.jacobian['max'])} "
+                f"({self.jacobian['spread_db']:.1f} dB)"
+            )
         text.append("\n")
         return text
 
@@ -161,8 +211,10 @@ class Diagnosis:
         return render_text(self)
 
     def __repr__(self) -> str:
-        return (f"Diagnosis(model={self.model!r}, layers={len(self.layers)}, "
-                f"verdicts={sorted(self.codes) or 'healthy'})")
+        return (
+            f"Diagnosis(model={self.model!r}, layers={len(self.layers)}, "
+            f"verdicts={sorted(self.codes) or 'healthy'})"
+        )
 
 
 def render_text(obj: Any, width: int = 150) -> str:
@@ -171,11 +223,11 @@ def render_text(obj: Any, width: int = 150) -> str:
     return buf.getvalue()
 
 
-def _elide(layers: Sequence[LayerStats], max_rows: int | None) -> Iterator[LayerStats | None]:
+def elide(layers: Sequence[LayerStats], max_rows: int | None) -> Iterator[LayerStats | None]:
     if max_rows is None or len(layers) <= max_rows:
         yield from layers
         return
     head = max_rows // 2
     yield from layers[:head]
     yield None
-    yield from layers[len(layers) - (max_rows - head):]
+    yield from layers[len(layers) - (max_rows - head) :]

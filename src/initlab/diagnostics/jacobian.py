@@ -26,9 +26,11 @@ def jacobian_spectrum(model: nn.Module, batch: Any, samples: int = SAMPLES) -> d
     if k == 0 or out.numel() == 0:
         raise ValueError("jacobian=True needs a non-empty input and output")
     if out.numel() * x.numel() > MAX_ENTRIES:
-        raise ValueError(f"the Jacobian of {k} samples would have {out.numel() * x.numel():,} entries "
-                         f"(output {tuple(out.shape[1:])} x input {tuple(x.shape[1:])}); use jacobian=False or "
-                         "a smaller input")
+        raise ValueError(
+            f"the Jacobian of {k} samples would have {out.numel() * x.numel():,} entries "
+            f"(output {tuple(out.shape[1:])} x input {tuple(x.shape[1:])}); use jacobian=False or "
+            "a smaller input"
+        )
 
     def f(inp: torch.Tensor) -> torch.Tensor:
         return _output(model, rebuild(inp)).reshape(k, -1).float()
@@ -42,8 +44,14 @@ def jacobian_spectrum(model: nn.Module, batch: Any, samples: int = SAMPLES) -> d
     s = torch.linalg.svdvals(blocks).reshape(-1)
     smax, smin = float(s.max()), float(s.min())
     spread = math.inf if smin == 0 else 20.0 * math.log10(smax / smin) if smax > 0 else 0.0
-    return {"max": smax, "min": smin, "median": float(s.median()), "mean_square": float((s * s).mean()),
-            "spread_db": spread, "samples": float(k)}
+    return {
+        "max": smax,
+        "min": smin,
+        "median": float(s.median()),
+        "mean_square": float((s * s).mean()),
+        "spread_db": spread,
+        "samples": float(k),
+    }
 
 
 def _first_input(batch: Any) -> tuple[torch.Tensor, Any]:

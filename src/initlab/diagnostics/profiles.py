@@ -24,7 +24,7 @@ TorchFn = Callable[[torch.Tensor], torch.Tensor]
 @dataclass(frozen=True)
 class Profile:
     """``dead_edge``: a unit is dead when its pre-activation never exceeds it (ReLU: 0).
-    ``saturation``: (low, high): pre-activations outside are saturated (tanh: about +-2.18); inf when never."""
+    ``saturation``: (low, high): pre-activations outside are saturated (tanh: about +-2.18); inf if never."""
 
     spec: str
     dead_edge: float | None

@@ -45,7 +45,8 @@ class Recorder:
         self.calls: list[_Call] = []
         self._handles: list[Any] = []
         self._profiles: dict[int, Profile | None] = {
-            id(s): (profile(s.activation) if s.activation is not None else None) for s in self.sites}
+            id(s): (profile(s.activation) if s.activation is not None else None) for s in self.sites
+        }
 
     def __enter__(self) -> Recorder:
         for site in self.sites:
@@ -82,9 +83,16 @@ class Recorder:
                 weights[id(site.module)] = weight_fields(site, grad_of)
             seen[site.name] = seen.get(site.name, 0) + 1
             name = site.name if seen[site.name] == 1 else f"{site.name}#{seen[site.name]}"
-            out.append(LayerStats(index=i, name=name or type(site.module).__name__, kind=site.kind,
-                                  activation=site.activation.spec if site.activation else None,
-                                  **call.fields, **weights[id(site.module)]))
+            out.append(
+                LayerStats(
+                    index=i,
+                    name=name or type(site.module).__name__,
+                    kind=site.kind,
+                    activation=site.activation.spec if site.activation else None,
+                    **call.fields,
+                    **weights[id(site.module)],
+                )
+            )
         return out
 
     def clear(self) -> None:
@@ -106,12 +114,15 @@ def first_tensor(output: Any) -> torch.Tensor | None:
 
 @torch.no_grad()
 def forward_fields(z: torch.Tensor, site: Site, prof: Profile | None, bins: int) -> dict[str, Any]:
-    z = z.detach().float()
+    z = z.detach() if z.dtype == torch.float64 else z.detach().float()
     post = prof.fn(z) if prof is not None and prof.spec != "linear" else z
     output = stats.moments(z)
-    fields: dict[str, Any] = {"shape": list(z.shape), "output": output,
-                              "act": stats.moments(post) if post is not z else output,
-                              "histogram": stats.histogram(post, bins)}
+    fields: dict[str, Any] = {
+        "shape": list(z.shape),
+        "output": output,
+        "act": stats.moments(post) if post is not z else output,
+        "histogram": stats.histogram(post, bins),
+    }
     if z.numel() == 0 or prof is None:
         return fields
     if prof.dead_edge is not None:
@@ -126,9 +137,16 @@ def forward_fields(z: torch.Tensor, site: Site, prof: Profile | None, bins: int)
 @torch.no_grad()
 def weight_fields(site: Site, grad_of: GradLookup) -> dict[str, Any]:
     named = list(site.module.named_parameters())
-    params = [ParamStats(n, list(p.shape), stats.norm(p) or 0.0, stats.norm(grad_of(p)),
-                         float(p.detach().double().mean()) if p.numel() and p.device.type != "meta" else None)
-              for n, p in named]
+    params = [
+        ParamStats(
+            n,
+            list(p.shape),
+            stats.norm(p) or 0.0,
+            stats.norm(grad_of(p)),
+            float(p.detach().double().mean()) if p.numel() and p.device.type != "meta" else None,
+        )
+        for n, p in named
+    ]
     fields: dict[str, Any] = {"params": params}
     by_name = dict(named)
     weight = next((p for n, p in named if p.dim() >= 2), None)

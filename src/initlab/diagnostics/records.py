@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import statistics
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ class LayerStats:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for p, stats in zip(d["params"], self.params):
+        for p, stats in zip(d["params"], self.params, strict=False):
             p["ratio"] = stats.ratio
         if self.symmetry is not None:
             d["symmetry"]["fraction"] = self.symmetry.fraction
@@ -88,7 +89,7 @@ class LayerStats:
 def growth_rate(values: list[float]) -> float | None:
     """The typical per-layer factor: the median ratio of consecutive values, skipping pairs that have
     underflowed to zero or overflowed (None when no pair is usable)."""
-    ratios = [b / a for a, b in zip(values, values[1:]) if 0 < a < math.inf and 0 < b < math.inf]
+    ratios = [b / a for a, b in itertools.pairwise(values) if 0 < a < math.inf and 0 < b < math.inf]
     return statistics.median(ratios) if ratios else None
 
 

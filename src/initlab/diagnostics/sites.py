@@ -29,9 +29,15 @@ class Site:
 
 
 _LAYERS: tuple[tuple[type[nn.Module], str], ...] = (
-    (nn.Linear, "linear"), (nn.Conv1d, "conv"), (nn.Conv2d, "conv"), (nn.Conv3d, "conv"),
-    (nn.ConvTranspose1d, "conv_transpose"), (nn.ConvTranspose2d, "conv_transpose"),
-    (nn.ConvTranspose3d, "conv_transpose"), (nn.Embedding, "embedding"), (nn.MultiheadAttention, "attention"),
+    (nn.Linear, "linear"),
+    (nn.Conv1d, "conv"),
+    (nn.Conv2d, "conv"),
+    (nn.Conv3d, "conv"),
+    (nn.ConvTranspose1d, "conv_transpose"),
+    (nn.ConvTranspose2d, "conv_transpose"),
+    (nn.ConvTranspose3d, "conv_transpose"),
+    (nn.Embedding, "embedding"),
+    (nn.MultiheadAttention, "attention"),
 )
 
 

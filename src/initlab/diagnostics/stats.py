@@ -63,7 +63,7 @@ def unit_view(z: torch.Tensor, unit_dim: int) -> torch.Tensor:
 
 @torch.no_grad()
 def histogram(x: torch.Tensor, bins: int = 40) -> Histogram:
-    x = x.detach().float().reshape(-1)
+    x = (x.detach() if x.dtype == torch.float64 else x.detach().float()).reshape(-1)
     x = x[torch.isfinite(x)]
     if x.numel() == 0:
         return Histogram([0] * bins, [0.0] * (bins + 1))
@@ -76,7 +76,9 @@ def histogram(x: torch.Tensor, bins: int = 40) -> Histogram:
 
 
 @torch.no_grad()
-def unit_rows(weight: torch.Tensor, bias: torch.Tensor | None = None, transposed: bool = False) -> torch.Tensor:
+def unit_rows(
+    weight: torch.Tensor, bias: torch.Tensor | None = None, transposed: bool = False
+) -> torch.Tensor:
     """One row per output unit: its incoming weights, then its bias."""
     w = weight.detach()
     if transposed and w.dim() >= 2:
@@ -97,7 +99,9 @@ def symmetry(rows: torch.Tensor, grad_rows: torch.Tensor | None = None, rtol: fl
     sizes = [1] * int((counts == 1).sum())
     for gid in torch.nonzero(counts > 1).flatten().tolist():
         members = torch.nonzero(inverse == gid).flatten()
-        sizes.extend(_split_by_gradient(grad_rows[members] if grad_rows is not None else None, len(members), rtol))
+        sizes.extend(
+            _split_by_gradient(grad_rows[members] if grad_rows is not None else None, len(members), rtol)
+        )
     return Symmetry(units, len(sizes), max(sizes), sum(s for s in sizes if s > 1))
 
 

@@ -1,4 +1,4 @@
-"""Verdicts: what the measurements say is wrong, the evidence, and a fix naming a scheme or ``init_model`` call.
+"""Verdicts: what the measurements say is wrong, the evidence, and a fix naming a scheme or ``init_model``.
 
 Each rule reads only the per-layer numbers, so the same rules judge a fresh diagnosis, a loaded JSON report
 and a training-time snapshot from ``monitor``.
@@ -27,8 +27,20 @@ SHIFT_HIGH = 0.5  # |mean| / RMS of the deepest layers' outputs
 SHIFT_RISE = 0.3
 ISOMETRY_DB = 60.0
 
-RELU_LIKE = {"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "gelu", "gelu_tanh", "silu", "mish",
-             "hardswish", "softplus"}
+RELU_LIKE = {
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "prelu",
+    "elu",
+    "celu",
+    "gelu",
+    "gelu_tanh",
+    "silu",
+    "mish",
+    "hardswish",
+    "softplus",
+}
 
 
 @dataclass
@@ -44,11 +56,19 @@ class Verdict:
         return asdict(self)
 
 
-def judge(layers: Sequence[LayerStats], input_rms: float | None = None,
-          jacobian: dict[str, Any] | None = None) -> list[Verdict]:
+def judge(
+    layers: Sequence[LayerStats], input_rms: float | None = None, jacobian: dict[str, Any] | None = None
+) -> list[Verdict]:
     """Every verdict the measurements support, most serious first."""
-    rules = (_forward_signal(layers, input_rms), _gradients(layers), _dead(layers), _saturation(layers),
-             _symmetry(layers), _mean_shift(layers), _isometry(jacobian, layers))
+    rules = (
+        _forward_signal(layers, input_rms),
+        _gradients(layers),
+        _dead(layers),
+        _saturation(layers),
+        _symmetry(layers),
+        _mean_shift(layers),
+        _isometry(jacobian, layers),
+    )
     found = [v for group in rules for v in group]
     return sorted(found, key=lambda v: v.severity != "problem")
 
@@ -62,11 +82,15 @@ def _family(layers: Sequence[LayerStats]) -> str:
 def _scheme_for(layers: Sequence[LayerStats]) -> str:
     family = _family(layers)
     if family in RELU_LIKE:
-        return (f'initlab.init_model(model, "he_normal") (variance gain²/fan_in with the gain of {family}), '
-                f'or init_model(model, "auto")')
+        return (
+            f'initlab.init_model(model, "he_normal") (variance gain²/fan_in with the gain of {family}), '
+            f'or init_model(model, "auto")'
+        )
     if family in ("tanh", "sigmoid", "softsign", "hardtanh"):
-        return (f'initlab.init_model(model, "auto") (orthogonal at the edge of chaos for {family}), or '
-                f'init_model(model, "lecun_normal") (variance 1/fan_in)')
+        return (
+            f'initlab.init_model(model, "auto") (orthogonal at the edge of chaos for {family}), or '
+            f'init_model(model, "lecun_normal") (variance 1/fan_in)'
+        )
     return 'initlab.init_model(model, "lecun_normal") (variance 1/fan_in keeps the RMS constant), or "auto"'
 
 
@@ -75,7 +99,7 @@ def _per_layer(rate: float | None) -> str:
 
 
 def _label(layer: LayerStats) -> str:
-    return f"layer {layer.index} ({layer.name})"
+    return f"layer {layer.index}" + ("" if layer.name == str(layer.index) else f" ({layer.name})")
 
 
 def _forward_signal(layers: Sequence[LayerStats], input_rms: float | None) -> list[Verdict]:
@@ -93,18 +117,32 @@ def _forward_signal(layers: Sequence[LayerStats], input_rms: float | None) -> li
     scheme = _scheme_for(layers)
     if low is not None:
         la = track[low]
-        out.append(Verdict(
-            "vanishing_signal", "problem", "Forward signal vanishes",
-            f"the RMS of the layer outputs {_per_layer(rate)}; it falls below {VANISH:g} of the "
-            f"input's at {_label(la)} (RMS {fmt(la.output.rms)}) and reaches {fmt(track[-1].output.rms)} "
-            f"at the last layer", f"scale the weights up: {scheme}", [la.index]))
+        out.append(
+            Verdict(
+                "vanishing_signal",
+                "problem",
+                "Forward signal vanishes",
+                f"the RMS of the layer outputs {_per_layer(rate)}; it falls below {VANISH:g} of the "
+                f"input's at {_label(la)} (RMS {fmt(la.output.rms)}) and reaches {fmt(track[-1].output.rms)} "
+                f"at the last layer",
+                f"scale the weights up: {scheme}",
+                [la.index],
+            )
+        )
     if high is not None:
         la = track[high]
-        out.append(Verdict(
-            "exploding_signal", "problem", "Forward signal explodes",
-            f"the RMS of the layer outputs {_per_layer(rate)}; it exceeds {EXPLODE:g}× the "
-            f"input's at {_label(la)} (RMS {fmt(la.output.rms)}) and reaches {fmt(track[-1].output.rms)} "
-            f"at the last layer", f"scale the weights down: {scheme}", [la.index]))
+        out.append(
+            Verdict(
+                "exploding_signal",
+                "problem",
+                "Forward signal explodes",
+                f"the RMS of the layer outputs {_per_layer(rate)}; it exceeds {EXPLODE:g}× the "
+                f"input's at {_label(la)} (RMS {fmt(la.output.rms)}) and reaches {fmt(track[-1].output.rms)} "
+                f"at the last layer",
+                f"scale the weights down: {scheme}",
+                [la.index],
+            )
+        )
     return out
 
 
@@ -127,12 +165,19 @@ def _gradients(layers: Sequence[LayerStats]) -> list[Verdict]:
         if hit is None:
             continue
         bound = f"below {VANISH:g}×" if code.startswith("vanishing") else f"above {EXPLODE:g}×"
-        out.append(Verdict(
-            code, "problem", title,
-            f"going back from the output the gradient RMS {_per_layer(rate)}; it is {bound} the "
-            f"last layer's ({fmt(ref)}) from {_label(hit)} down (first layer: {fmt(track[0].grad_rms or 0.0)})",
-            f"{scheme}; for deep tanh/linear nets an orthogonal init (\"orthogonal\") keeps every singular value "
-            f"of the input-output Jacobian near 1", [hit.index]))
+        out.append(
+            Verdict(
+                code,
+                "problem",
+                title,
+                f"going back from the output the gradient RMS {_per_layer(rate)}; it is {bound} the "
+                f"last layer's ({fmt(ref)}) from {_label(hit)} down "
+                f"(first layer: {fmt(track[0].grad_rms or 0.0)})",
+                f'{scheme}; for deep tanh/linear nets an orthogonal init ("orthogonal") keeps every singular '
+                f"value of the input-output Jacobian near 1",
+                [hit.index],
+            )
+        )
     return out
 
 
@@ -149,13 +194,20 @@ def _dead(layers: Sequence[LayerStats]) -> list[Verdict]:
     bias_note = ""
     if biases and statistics.fmean(biases) < 0:
         bias_note = f"; the biases are negative (mean {fmt(statistics.fmean(biases))})"
-    return [Verdict(
-        "dead_units", "problem", "Dead units",
-        f"{len(bad)} of {len(track)} {worst.activation} layers have more than {DEAD_LAYER:.0%} of their units never "
-        f"active on this batch (mean {statistics.fmean(fractions):.0%}; worst {_label(worst)}: "
-        f"{worst.dead:.0%}){bias_note}",
-        'zero biases and He-scaled weights: initlab.init_model(model, "he_normal") (or "auto"); a leaky_relu '
-        "activation keeps a gradient on the negative side", [la.index for la in bad] or [worst.index])]
+    return [
+        Verdict(
+            "dead_units",
+            "problem",
+            "Dead units",
+            f"{len(bad)} of {len(track)} {worst.activation} layers have more than {DEAD_LAYER:.0%} of their "
+            f"units never active on this batch (mean {statistics.fmean(fractions):.0%}; "
+            f"worst {_label(worst)}: "
+            f"{worst.dead:.0%}){bias_note}",
+            'zero biases and He-scaled weights: initlab.init_model(model, "he_normal") (or "auto"); a '
+            "leaky_relu activation keeps a gradient on the negative side",
+            [la.index for la in bad] or [worst.index],
+        )
+    ]
 
 
 def _saturation(layers: Sequence[LayerStats]) -> list[Verdict]:
@@ -167,32 +219,46 @@ def _saturation(layers: Sequence[LayerStats]) -> list[Verdict]:
     if not bad and mean <= SATURATED_MEAN:
         return []
     worst = max(track, key=lambda la: la.saturated or 0.0)
-    return [Verdict(
-        "saturation", "problem", "Saturated units",
-        f"{mean:.0%} of the pre-activations of the {len(track)} {worst.activation} layers lie where the "
-        f"derivative is below 5% of its peak; {len(bad)} layers are more than {SATURATED_LAYER:.0%} saturated "
-        f"(worst {_label(worst)}: {worst.saturated:.0%}, pre-activation std {fmt(worst.output.std)})",
-        'keep pre-activations in the linear range: initlab.init_model(model, "auto") or '
-        'init_model(model, "lecun_normal") (weight variance 1/fan_in, not 1)',
-        [la.index for la in bad] or [worst.index])]
+    return [
+        Verdict(
+            "saturation",
+            "problem",
+            "Saturated units",
+            f"{mean:.0%} of the pre-activations of the {len(track)} {worst.activation} layers lie where the "
+            f"derivative is below 5% of its peak; {len(bad)} layers are more than {SATURATED_LAYER:.0%} "
+            f"saturated (worst {_label(worst)}: {worst.saturated:.0%}, "
+            f"pre-activation std {fmt(worst.output.std)})",
+            'keep pre-activations in the linear range: initlab.init_model(model, "auto") or '
+            'init_model(model, "lecun_normal") (weight variance 1/fan_in, not 1)',
+            [la.index for la in bad] or [worst.index],
+        )
+    ]
 
 
 def _symmetry(layers: Sequence[LayerStats]) -> list[Verdict]:
-    bad = [la for la in layers if la.symmetry is not None and la.symmetry.units > 1 and la.symmetry.twinned > 0]
+    bad = [
+        la for la in layers if la.symmetry is not None and la.symmetry.units > 1 and la.symmetry.twinned > 0
+    ]
     if not bad:
         return []
     full = [la for la in bad if la.symmetry is not None and la.symmetry.groups == 1]
     first = bad[0]
     assert first.symmetry is not None
-    return [Verdict(
-        "symmetry", "problem", "Unbroken symmetry",
-        f"{len(bad)} layers have units with identical incoming weights that receive identical gradients, so "
-        f"training can never tell them apart; {len(full)} layers are a single group (e.g. {_label(first)}: "
-        f"{first.symmetry.units} units in {first.symmetry.groups} group(s), effective rank "
-        f"{fmt(first.effective_rank if first.effective_rank is not None else math.nan)})",
-        'draw the weights at random: initlab.init_model(model, "auto") or any random scheme such as '
-        '"glorot_uniform"; constant and all-equal inits (e.g. "constant(0.5)") never break symmetry',
-        [la.index for la in bad])]
+    return [
+        Verdict(
+            "symmetry",
+            "problem",
+            "Unbroken symmetry",
+            f"{len(bad)} layers have units with identical incoming weights that receive identical gradients, "
+            f"so training can never tell them apart; {len(full)} layers are a single group "
+            f"(e.g. {_label(first)}: "
+            f"{first.symmetry.units} units in {first.symmetry.groups} group(s), effective rank "
+            f"{fmt(first.effective_rank if first.effective_rank is not None else math.nan)})",
+            'draw the weights at random: initlab.init_model(model, "auto") or any random scheme such as '
+            '"glorot_uniform"; constant and all-equal inits (e.g. "constant(0.5)") never break symmetry',
+            [la.index for la in bad],
+        )
+    ]
 
 
 def _mean_shift(layers: Sequence[LayerStats]) -> list[Verdict]:
@@ -205,21 +271,33 @@ def _mean_shift(layers: Sequence[LayerStats]) -> list[Verdict]:
     late = late_layer.mean_shift
     if late <= SHIFT_HIGH or late - early <= SHIFT_RISE:
         return []
-    return [Verdict(
-        "mean_shift", "warning", "Mean shift grows with depth",
-        f"|mean| / RMS of the layer outputs rises from {early:.2f} early in the network to "
-        f"{late:.2f} at {_label(late_layer)}: the signal turns into a constant offset the next layers must undo",
-        'use zero-mean weights and zero biases: initlab.init_model(model, "auto"); schemes drawn from U(0, a) '
-        '(e.g. "jax:uniform", torch.nn.init.uniform_ with its default bounds) shift the mean',
-        [late_layer.index])]
+    return [
+        Verdict(
+            "mean_shift",
+            "warning",
+            "Mean shift grows with depth",
+            f"|mean| / RMS of the layer outputs rises from {early:.2f} early in the network to "
+            f"{late:.2f} at {_label(late_layer)}: the signal turns into a constant offset the next layers "
+            "must undo",
+            'use zero-mean weights and zero biases: initlab.init_model(model, "auto"); schemes drawn from '
+            'U(0, a) (e.g. "jax:uniform", torch.nn.init.uniform_ with its default bounds) shift the mean',
+            [late_layer.index],
+        )
+    ]
 
 
 def _isometry(jacobian: dict[str, Any] | None, layers: Sequence[LayerStats]) -> list[Verdict]:
     if not jacobian or not (jacobian.get("spread_db", 0.0) > ISOMETRY_DB):
         return []
-    return [Verdict(
-        "isometry", "warning", "Far from dynamical isometry",
-        f"the singular values of the input-output Jacobian span {jacobian['spread_db']:.0f} dB "
-        f"(max {fmt(jacobian['max'])}, min {fmt(jacobian['min'])})",
-        'orthogonal weights keep the spectrum concentrated: initlab.init_model(model, "orthogonal") '
-        '(for tanh nets with the gain at the edge of chaos, or "auto")', [])]
+    return [
+        Verdict(
+            "isometry",
+            "warning",
+            "Far from dynamical isometry",
+            f"the singular values of the input-output Jacobian span {jacobian['spread_db']:.0f} dB "
+            f"(max {fmt(jacobian['max'])}, min {fmt(jacobian['min'])})",
+            'orthogonal weights keep the spectrum concentrated: initlab.init_model(model, "orthogonal") '
+            '(for tanh nets with the gain at the edge of chaos, or "auto")',
+            [],
+        )
+    ]
