@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
 
 CHUNK = 1 << 18  # elements per pass for multi-pass transforms: stays in L2
+BLOCK = 1 << 22  # elements per float32 staging buffer for half-precision and non-contiguous tensors
 SchemeLike = str | Initializer | dict
 
 
@@ -83,31 +84,54 @@ def init_(tensor: torch.Tensor, scheme: SchemeLike, generator: torch.Generator |
     return tensor
 
 
-def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator) -> torch.Tensor:
-    """Fill ``tensor`` from a resolved draw."""
+def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None) -> torch.Tensor:
+    """Fill ``tensor`` from a resolved draw (``generator=None``: torch's default generator, as torch.nn.init
+    does -- only :mod:`initlab.compat.torch` passes None).
+
+    A contiguous float32/float64 tensor is drawn in one call (bit-identical to ``torch.nn.init`` for uniform
+    and normal draws). Half types and non-contiguous tensors are drawn in float32 into small buffers, block by
+    block in row-major order, and cast/scattered: extra memory is one block, never the whole tensor.
+    """
+    if tensor.device.type == "meta" or tensor.numel() == 0:
+        return tensor
     work = _work_dtype(tensor)
-    direct = tensor.dtype == work and tensor.is_contiguous()
+    if isinstance(draw, d.Constant):
+        tensor.fill_(draw.value)
+        return tensor
     if isinstance(draw, d.ELEMENTWISE):
-        if direct:
+        if tensor.dtype == work and tensor.is_contiguous():
             _elementwise(tensor.view(-1), draw, generator)
-        else:
-            flat = tensor.view(-1) if tensor.is_contiguous() else None
-            for start in range(0, tensor.numel(), 1 << 22):
-                n = min(1 << 22, tensor.numel() - start)
-                buf = torch.empty(n, dtype=work, device=tensor.device)
+            return tensor
+        for block in _blocks(tensor, BLOCK):
+            if block.dtype == work and block.is_contiguous():
+                _elementwise(block.view(-1), draw, generator)
+            else:
+                buf = torch.empty(block.numel(), dtype=work, device=block.device)
                 _elementwise(buf, draw, generator)
-                if flat is not None:
-                    flat[start:start + n].copy_(buf)
-                else:
-                    tensor.view(-1) if False else None  # pragma: no cover
-                    raise NotImplementedError
+                block.copy_(buf.view(block.shape))
         return tensor
     out = _structured(tuple(tensor.shape), draw, generator, work, tensor.device)
     tensor.copy_(out)
     return tensor
 
 
-def _elementwise(flat: torch.Tensor, draw: d.Draw, g: torch.Generator) -> None:
+def _blocks(t: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
+    """Views of ``t`` covering it in row-major order, each of at most ``size`` elements (one row at the least
+    unless a row itself is larger, then recursively)."""
+    if t.numel() <= size or t.dim() == 0:
+        yield t
+        return
+    per_row = t.numel() // t.shape[0]
+    rows = size // per_row
+    if rows >= 1:
+        for start in range(0, t.shape[0], rows):
+            yield t[start:start + rows]
+    else:
+        for i in range(t.shape[0]):
+            yield from _blocks(t[i], size)
+
+
+def _elementwise(flat: torch.Tensor, draw: d.Draw, g: torch.Generator | None) -> None:
     if isinstance(draw, d.Constant):
         flat.fill_(draw.value)
     elif isinstance(draw, d.Normal):
@@ -120,7 +144,7 @@ def _elementwise(flat: torch.Tensor, draw: d.Draw, g: torch.Generator) -> None:
         raise TypeError(draw)
 
 
-def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Generator) -> None:
+def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Generator | None) -> None:
     lo, hi = draw.low, draw.high
     flip = lo > 0  # keep the interval's mass on the side where the CDF has relative precision
     if flip:
@@ -141,7 +165,7 @@ def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Gene
         chunk.copy_(z.mul_(sign * draw.scale).add_(draw.loc).clamp_(lo_abs, hi_abs))
 
 
-def haar_orthogonal(rows: int, cols: int, g: torch.Generator, dtype: torch.dtype = torch.float32,
+def haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype = torch.float32,
                     device: torch.device | str = "cpu") -> torch.Tensor:
     """A Haar-distributed ``rows x cols`` matrix with orthonormal rows (rows <= cols) or columns.
 
@@ -167,7 +191,7 @@ def haar_orthogonal(rows: int, cols: int, g: torch.Generator, dtype: torch.dtype
     return q.t() if transpose else q
 
 
-def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator, work: torch.dtype,
+def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None, work: torch.dtype,
                 device: torch.device) -> torch.Tensor:
     if isinstance(draw, d.Orthogonal):
         if draw.flatten == "torch":
@@ -180,10 +204,10 @@ def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator, work: 
     if isinstance(draw, d.Dirac):
         out = torch.zeros(shape, dtype=work, device=device)
         per = shape[0] // draw.groups
-        centre = tuple(k // 2 for k in shape[2:])
-        for grp in range(draw.groups):
-            for i in range(min(per, shape[1])):
-                out[(grp * per + i, i, *centre)] = draw.gain
+        i = torch.arange(min(per, shape[1]), device=device)
+        rows = (torch.arange(draw.groups, device=device)[:, None] * per + i).reshape(-1)
+        cols = i.repeat(draw.groups)
+        out[(rows, cols, *(k // 2 for k in shape[2:]))] = draw.gain
         return out
     if isinstance(draw, d.DeltaOrthogonal):
         out = torch.zeros(shape, dtype=work, device=device)

@@ -11,7 +11,7 @@ import difflib
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import initializers as I
@@ -53,7 +53,9 @@ class Scheme(I.Initializer):
         return dict(self.params)
 
     def to_config(self) -> dict[str, Any]:
-        return {"name": self.name, "params": dict(self.params)}
+        """``{"name": ..., "params": {...}}`` with JSON-ready values (``Axes`` as a dict)."""
+        params = {k: asdict(v) if isinstance(v, Axes) else v for k, v in self.params.items()}
+        return {"name": self.name, "params": params}
 
     def __str__(self) -> str:
         return format_call(self.name, dict(self.params))
@@ -145,8 +147,8 @@ def from_config(config: Mapping[str, Any]) -> I.Initializer:
     """Inverse of ``to_config``: ``{"name": ..., "params": {...}}``."""
     if "name" not in config:
         raise ValueError(f"a scheme config needs a 'name' key, got {dict(config)}")
-    params = dict(config.get("params", {}))
-    if config["name"] == "variance_scaling" and isinstance(params.get("axes"), Mapping):
+    params = dict(config.get("params") or {})
+    if isinstance(params.get("axes"), Mapping):
         params["axes"] = Axes(**{k: tuple(v) if isinstance(v, list) else v for k, v in params["axes"].items()})
     return get(str(config["name"]), **params)
 
@@ -195,8 +197,11 @@ def _truncated_normal_abs(mean: float = 0.0, std: float = 1.0, a: float = -2.0, 
           "The general mechanism; distribution normal | truncated_normal (corrected) | uniform.")
 def _variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
                       truncation: float = 2.0, correct: bool = True, gain: float | str = 1.0,
-                      axes: Axes | None = None) -> I.Initializer:
-    return I.VarianceScaling(float(scale), mode, distribution, float(truncation), bool(correct), gain, axes=axes)
+                      axes: Axes | None = None, default_activation: str = "relu",
+                      gain_table: str = "classic") -> I.Initializer:
+    return I.VarianceScaling(float(scale), mode, distribution, float(truncation), bool(correct),
+                             gain if isinstance(gain, str) else float(gain), default_activation,
+                             gain_table, axes=axes)  # type: ignore[arg-type]
 
 
 def _family(prefix: str, mode: str, formula: str, paper: str, summary: str, *, he: bool,
