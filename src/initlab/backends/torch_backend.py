@@ -51,7 +51,8 @@ def resolve(tensor_or_shape: torch.Tensor | Sequence[int], scheme: SchemeLike, *
             fans: Fans | None = None, groups: int = 1, blocks: int = 1, stride: Any = None,
             activation: ActivationLike | None = None) -> d.Draw:
     """The draw ``scheme`` means for this tensor (nothing is sampled)."""
-    shape = tuple(tensor_or_shape.shape) if isinstance(tensor_or_shape, torch.Tensor) else tuple(tensor_or_shape)
+    is_tensor = isinstance(tensor_or_shape, torch.Tensor)
+    shape = tuple(tensor_or_shape.shape) if is_tensor else tuple(tensor_or_shape)  # type: ignore[union-attr]
     ctx = Context(layout, fans, groups, blocks, stride, activation)
     return get(scheme).resolve(shape, ctx)
 
@@ -63,7 +64,8 @@ def init_(tensor: torch.Tensor, scheme: SchemeLike, generator: torch.Generator |
     """Fill ``tensor`` in place with ``scheme`` and return it.
 
     ``layout``/``fans``/``groups``/``blocks``/``stride`` describe the weight (see
-    :func:`initlab.catalog.compute_fans`); ``activation`` is the nonlinearity that follows it (He-family gains).
+    :func:`initlab.catalog.compute_fans`); ``activation`` is the nonlinearity that follows it (He-family
+    gains).
     Pass ``generator`` or ``seed`` for reproducibility; with neither, a fresh OS-seeded generator is used.
 
     >>> import torch
@@ -205,9 +207,9 @@ def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None,
         out = torch.zeros(shape, dtype=work, device=device)
         per = shape[0] // draw.groups
         i = torch.arange(min(per, shape[1]), device=device)
-        rows = (torch.arange(draw.groups, device=device)[:, None] * per + i).reshape(-1)
-        cols = i.repeat(draw.groups)
-        out[(rows, cols, *(k // 2 for k in shape[2:]))] = draw.gain
+        out_idx = (torch.arange(draw.groups, device=device)[:, None] * per + i).reshape(-1)
+        index: tuple[Any, ...] = (out_idx, i.repeat(draw.groups), *(k // 2 for k in shape[2:]))
+        out[index] = draw.gain
         return out
     if isinstance(draw, d.DeltaOrthogonal):
         out = torch.zeros(shape, dtype=work, device=device)
@@ -217,21 +219,20 @@ def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None,
             out[centre] = haar_orthogonal(n_in, n_out, g, work, device).mul_(draw.gain)
         else:
             n_out, n_in = shape[0], shape[1]
-            centre = tuple((k - 1) // 2 for k in shape[2:])
-            out[(slice(None), slice(None), *centre)] = haar_orthogonal(n_out, n_in, g, work, device).mul_(draw.gain)
+            centre_index: tuple[Any, ...] = (slice(None), slice(None), *((k - 1) // 2 for k in shape[2:]))
+            out[centre_index] = haar_orthogonal(n_out, n_in, g, work, device).mul_(draw.gain)
         return out
     if isinstance(draw, d.Sparse):
-        rows, cols = shape
         out = torch.empty(shape, dtype=work, device=device).normal_(0.0, draw.std, generator=g)
-        n_zero = int(math.ceil(draw.sparsity * rows))
+        n_zero = math.ceil(draw.sparsity * shape[0])
         if n_zero:
             keys = torch.rand(shape, generator=g, device=device)
             idx = keys.argsort(dim=0)[:n_zero]
             out.scatter_(0, idx, 0.0)
         return out
     if isinstance(draw, d.ZerO):
-        p, q = (shape[1], shape[0]) if draw.channels_last else shape
-        w = zero_hadamard_matrix(p, q, work, device)
+        n_out, n_in = (shape[1], shape[0]) if draw.channels_last else shape
+        w = zero_hadamard_matrix(n_out, n_in, work, device)
         return w.t().contiguous() if draw.channels_last else w
     raise TypeError(f"no sampler for {draw!r}")
 

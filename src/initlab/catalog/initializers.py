@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, ClassVar, Literal
 
 from . import draws as d
@@ -65,7 +65,7 @@ class Initializer:
         return False
 
     def get_config(self) -> dict[str, Any]:
-        return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
+        return asdict(self) if is_dataclass(self) else {}
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.config_name, "params": self.get_config()}
@@ -135,11 +135,13 @@ class TruncatedNormalInit(Initializer):
         return {"mean": self.mean, "std": self.std, "a": self.a, "b": self.b}
 
     def to_config(self) -> dict[str, Any]:
-        return {"name": "truncated_normal_abs" if self.absolute else "truncated_normal", "params": self.get_config()}
+        name = "truncated_normal_abs" if self.absolute else "truncated_normal"
+        return {"name": name, "params": self.get_config()}
 
     def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
         if self.std == 0:
-            return d.Constant(float(min(max(self.mean, self.a), self.b)) if self.absolute else float(self.mean))
+            value = min(max(self.mean, self.a), self.b) if self.absolute else self.mean
+            return d.Constant(float(value))
         if self.absolute:
             lo, hi = (self.a - self.mean) / self.std, (self.b - self.mean) / self.std
         else:
@@ -175,7 +177,8 @@ class VarianceScaling(Initializer):
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
         if self.distribution not in DISTRIBUTIONS:
-            raise ValueError(f"unknown distribution {self.distribution!r}; use one of {', '.join(DISTRIBUTIONS)}")
+            raise ValueError(f"unknown distribution {self.distribution!r}; "
+                             f"use one of {', '.join(DISTRIBUTIONS)}")
         if not (math.isfinite(self.scale) and self.scale >= 0):
             raise ValueError(f"scale must be a finite number >= 0, got {self.scale!r}")
         if not self.truncation > 0:
@@ -203,7 +206,10 @@ class VarianceScaling(Initializer):
 
     def variance(self, shape: Sequence[int], ctx: Context | None = None) -> float:
         ctx = ctx or Context()
-        fans = compute_fans(shape, self.axes) if self.axes is not None and ctx.fans is None else ctx.fans_of(shape)
+        if self.axes is not None and ctx.fans is None:
+            fans = compute_fans(shape, self.axes)
+        else:
+            fans = ctx.fans_of(shape)
         n = max(1.0, fans.by_mode(self.mode))
         return self.scale * self.gain_for(ctx.activation) ** 2 / n
 
@@ -257,13 +263,44 @@ class KaimingTorch(Initializer):
 
     def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
         fans = (ctx or Context()).torch_fans_of(shape)
-        inner = VarianceScaling(self.gain() ** 2, str(self.mode).lower(), self.distribution)
-        return inner.resolve(shape, Context(fans=fans))
+        fan = fans.fan_in if str(self.mode).lower() == "fan_in" else fans.fan_out
+        return _torch_draw(self.gain() / math.sqrt(max(fan, 1)), self.distribution)
+
+
+def _torch_draw(std: float, distribution: str) -> d.Draw:
+    """torch.nn.init's float arithmetic, so compat values are bit-identical: bound = sqrt(3) * std."""
+    if distribution == "uniform":
+        bound = math.sqrt(3.0) * std
+        return d.Uniform(-bound, bound)
+    return d.Normal(0.0, std)
+
+
+@dataclass(frozen=True)
+class XavierTorch(Initializer):
+    """torch ``xavier_*_(gain)``: std = gain * sqrt(2 / (fan_in + fan_out)) with torch's fans, untruncated."""
+
+    gain: float = 1.0
+    distribution: str = "uniform"
+
+    def __post_init__(self) -> None:
+        _check_finite(gain=self.gain)
+
+    def uses_fans(self) -> bool:
+        return True
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": f"torch:xavier_{self.distribution}", "params": {"gain": self.gain}}
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        fans = (ctx or Context()).torch_fans_of(shape)
+        return _torch_draw(self.gain * math.sqrt(2.0 / max(float(fans.fan_in + fans.fan_out), 1.0)),
+                           self.distribution)
 
 
 @dataclass(frozen=True)
 class TorchFans(Initializer):
-    """Wraps a fan-based initializer so it sees torch's fans of the stored shape (``torch:`` dialects): torch's
+    """Wraps a fan-based initializer so it sees torch's fans of the stored shape (``torch:`` dialects):
+    torch's
     helper knows no layout, groups, gate blocks or stride, and parity means reproducing that."""
 
     inner: Initializer

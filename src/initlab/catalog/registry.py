@@ -1,7 +1,8 @@
 """The catalog: every named scheme, its formula, origin and reference, and ``get(name)``.
 
 Names are snake_case (``he_normal``); framework dialects carry a prefix because the same name means different
-things (``torch:kaiming_normal`` is a plain normal, ``keras:he_normal`` a corrected truncated normal). Parameters
+things (``torch:kaiming_normal`` is a plain normal, ``keras:he_normal`` a corrected truncated normal).
+Parameters
 come as keywords or in call form: ``get("normal", std=0.02)`` == ``get("normal(0, 0.02)")``.
 """
 
@@ -149,13 +150,14 @@ def from_config(config: Mapping[str, Any]) -> I.Initializer:
         raise ValueError(f"a scheme config needs a 'name' key, got {dict(config)}")
     params = dict(config.get("params") or {})
     if isinstance(params.get("axes"), Mapping):
-        params["axes"] = Axes(**{k: tuple(v) if isinstance(v, list) else v for k, v in params["axes"].items()})
+        axes = params["axes"].items()
+        params["axes"] = Axes(**{k: tuple(v) if isinstance(v, list) else v for k, v in axes})
     return get(str(config["name"]), **params)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Canonical schemes
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 TORCH_INIT = "torch/nn/init.py"
 KERAS_INIT = "keras/src/initializers/random_initializers.py"
 JAX_INIT = "jax/_src/nn/initializers.py"
@@ -189,7 +191,8 @@ def _truncated_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: f
 
 @register("truncated_normal_abs", "w ~ N(mean, std^2) | a <= w <= b (absolute bounds)", "torch", TORCH_INIT,
           "torch.nn.init.trunc_normal_ semantics: a, b are values, not std units.")
-def _truncated_normal_abs(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0) -> I.Initializer:
+def _truncated_normal_abs(mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                          b: float = 2.0) -> I.Initializer:
     return I.TruncatedNormalInit(float(mean), float(std), float(a), float(b), absolute=True)
 
 
@@ -206,9 +209,9 @@ def _variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: st
 
 def _family(prefix: str, mode: str, formula: str, paper: str, summary: str, *, he: bool,
             aliases: str | None = None) -> None:
-    for dist, short in (("normal", "normal"), ("uniform", "uniform"), ("truncated_normal", "truncated_normal")):
-        name = f"{prefix}_{short}"
-        al = (f"{aliases}_{short}",) if aliases else ()
+    for dist in ("normal", "uniform", "truncated_normal"):
+        name = f"{prefix}_{dist}"
+        al = (f"{aliases}_{dist}",) if aliases else ()
         f = formula.replace("DIST", {"normal": "N(0, s^2)", "uniform": "U(-sqrt(3) s, sqrt(3) s)",
                                      "truncated_normal": "N(0, s^2/0.8796^2) cut at +-2 std"}[dist])
 

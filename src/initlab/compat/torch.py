@@ -1,7 +1,8 @@
 """``torch.nn.init``, function for function, on initlab's catalog and torch backend.
 
 ``from initlab.compat import torch as init`` then ``init.kaiming_uniform_(w, a=math.sqrt(5))``: same names,
-signatures, defaults, errors and warnings as ``torch.nn.init`` (torch 2.13), each drawing through the catalog's
+signatures, defaults, errors and warnings as ``torch.nn.init`` (torch 2.13), each drawing through the
+catalog's
 ``torch:`` dialect (:mod:`initlab.catalog.dialects`) and :func:`initlab.backends.torch_backend.fill_`.
 
 Parity, including torch's pitfalls, on purpose:
@@ -56,7 +57,8 @@ def _fill(tensor: Tensor, name: str, generator: torch.Generator | None, **params
 
 
 def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float:
-    """torch's gain table (linear/conv/sigmoid 1, tanh 5/3, relu sqrt 2, leaky_relu sqrt(2/(1+s^2)), selu 3/4)."""
+    """torch's gain table (linear/conv/sigmoid 1, tanh 5/3, relu sqrt 2, leaky_relu sqrt(2/(1+s^2)), selu
+    3/4)."""
     if nonlinearity not in _TORCH_NAMES:
         raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
     if nonlinearity in _LINEAR:
@@ -64,7 +66,8 @@ def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float
     return classic_gain(nonlinearity, param if nonlinearity == "leaky_relu" else None)
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
+             generator: torch.Generator | None = None) -> Tensor:
     """Fill with U(a, b)."""
     if torch.overrides.has_torch_function_variadic(tensor):
         return torch.overrides.handle_torch_function(uniform_, (tensor,), tensor=tensor, a=a, b=b,
@@ -161,20 +164,22 @@ def _kaiming(kind: str, tensor: Tensor, a: float, mode: _FanMode, nonlinearity: 
         return tensor
     _calculate_correct_fan(tensor, mode)
     calculate_gain(nonlinearity, a)
-    return _fill(tensor, f"torch:kaiming_{kind}", generator, a=a, mode=mode.lower(), nonlinearity=nonlinearity)
+    return _fill(tensor, f"torch:kaiming_{kind}", generator, a=a, mode=mode.lower(),
+                 nonlinearity=nonlinearity)
 
 
-def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: _FanMode = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator: torch.Generator | None = None) -> Tensor:
+def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: _FanMode = "fan_in",
+                     nonlinearity: str = "leaky_relu", generator: torch.Generator | None = None) -> Tensor:
     """U(+-gain sqrt(3 / fan)), gain = calculate_gain(nonlinearity, a)."""
     if torch.overrides.has_torch_function_variadic(tensor):
-        return torch.overrides.handle_torch_function(kaiming_uniform_, (tensor,), tensor=tensor, a=a, mode=mode,
-                                                     nonlinearity=nonlinearity, generator=generator)
+        return torch.overrides.handle_torch_function(
+            kaiming_uniform_, (tensor,), tensor=tensor, a=a, mode=mode, nonlinearity=nonlinearity,
+            generator=generator)
     return _kaiming("uniform", tensor, a, mode, nonlinearity, generator)
 
 
-def kaiming_normal_(tensor: Tensor, a: float = 0, mode: _FanMode = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator: torch.Generator | None = None) -> Tensor:
+def kaiming_normal_(tensor: Tensor, a: float = 0, mode: _FanMode = "fan_in",
+                    nonlinearity: str = "leaky_relu", generator: torch.Generator | None = None) -> Tensor:
     """N(0, gain^2 / fan), untruncated."""
     return _kaiming("normal", tensor, a, mode, nonlinearity, generator)
 
@@ -188,7 +193,8 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | No
 
 def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
             generator: torch.Generator | None = None) -> Tensor:
-    """N(0, std^2) with ``ceil(sparsity * rows)`` zeros per column; the mask ignores ``generator`` (torch parity:
+    """N(0, std^2) with ``ceil(sparsity * rows)`` zeros per column; the mask ignores ``generator`` (torch
+    parity:
     it uses ``torch.randperm`` on the global generator)."""
     if tensor.ndimension() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
