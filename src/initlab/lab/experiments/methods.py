@@ -170,7 +170,8 @@ def run(spec: Spec) -> Result:
         f"x + W₂ReLU(W₁x) of width {cfg['width']}, ReLU, Linear → 10. SGD momentum 0.9, "
         f"lr {cfg['lr']}, batch 128, {cfg['epochs']} epochs, {len(spec.seeds)} seeds (same batch order for "
         f"every method). Transfer: the same net pretrained {cfg['pretrain_epochs']} epochs on classes 0–4 "
-        "of an independent mnist1d draw (seed 7), all tensors but the head loaded. LSUV uses 256 training inputs. "
+        "of an independent mnist1d draw (seed 7), all tensors but the head loaded. "
+        "LSUV uses 256 training inputs. "
         "Methods: "
         + "; ".join(f"{m}: {what}" for m, what in METHODS.items())
         + "."
