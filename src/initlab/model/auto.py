@@ -26,8 +26,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import torch
 from torch import nn
 
 from ..catalog import draws as d
@@ -335,14 +336,13 @@ class AutoChooser:
     def _dims(self, info: LayerInfo) -> tuple[int, int]:
         """(outputs, inputs) of the weight as a matrix: rows = dim 0, or the last dim for ``x @ W``."""
         model = self.graph.model
-        name = (
-            info.params["weight"] if info.module is None else f"{info.name}.weight" if info.name else "weight"
+        module = info.module
+        weight = (
+            model.get_parameter(info.params["weight"])
+            if module is None
+            else cast(torch.Tensor, module.weight)
         )
-        shape = (
-            tuple(model.get_parameter(name).shape)
-            if info.module is None
-            else tuple(info.module.get_parameter("weight").shape)
-        )
+        shape = tuple(weight.shape)
         rows, cols = int(shape[0]), int(math.prod(shape[1:]))
         return (cols, rows) if info.specs["weight"].layout == "in_out" else (rows, cols)
 
