@@ -16,7 +16,7 @@ from torch import nn
 from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
 from .graph import ModelGraph, discover, run_forward, unwrap
-from .plan import ProfileChooser, SchemeLike, apply_plan, build_plan, normalize_rules
+from .plan import ProfileChooser, SchemeLike, build_plan, commit_plan, normalize_rules, prepare_plan
 from .report import InitReport
 from .state import ModelState
 
@@ -125,9 +125,10 @@ def init_model(
         return report
     if generator is None:
         generator = make_generator(_device(inner), seed)
-    state = ModelState.capture(inner)
+    prepared = prepare_plan(inner, plan, generator)  # everything that can fail, into temporaries
+    state = ModelState.capture(inner, only=prepared.fallible)
     try:
-        apply_plan(inner, plan, generator)
+        commit_plan(prepared)
     except BaseException:
         state.restore(inner)
         raise
