@@ -111,7 +111,8 @@ def weight_norm_init(model: nn.Module, batch: Any, *, seed: int | None = None,
         g = generator if generator is not None else make_generator("cpu", seed)
         with torch.no_grad():
             for module in plan:
-                plist: Any = module.parametrizations["weight"]
+                holder: Any = module
+                plist = holder.parametrizations["weight"]
                 plist.original1.normal_(0.0, v_std, generator=g)
                 plist.original0.fill_(1.0)
                 _, bias = scaled_params(module)
