@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import torch
-from _mnist1d import Curve, load, train
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
 import initlab
+from _mnist1d import Curve, load, train
 
 
 class Net(nn.Module):
@@ -57,8 +57,10 @@ def main() -> None:
     torch.set_num_threads(1)
     data = load()
     half = len(data["x"]) // 2
-    source = {"x": data["x"][:half], "y": data["y"][:half], "x_test": data["x_test"], "y_test": data["y_test"]}
-    target = {"x": data["x"][half:half + args.target_samples], "y": data["y"][half:half + args.target_samples] // 2,
+    source = {"x": data["x"][:half], "y": data["y"][:half], "x_test": data["x_test"],
+              "y_test": data["y_test"]}
+    chosen = slice(half, half + args.target_samples)
+    target = {"x": data["x"][chosen], "y": data["y"][chosen] // 2,  # relabelled: 5 classes (digit // 2)
               "x_test": data["x_test"], "y_test": data["y_test"] // 2}
     console = Console()
     results = []
@@ -66,7 +68,8 @@ def main() -> None:
         start = time.perf_counter()
         src = Net(10)
         initlab.init_model(src, "he_normal", seed=seed)
-        src_curve = train(src, source, steps=args.source_steps, lr=0.05, momentum=0.9, seed=seed, eval_every=100)
+        src_curve = train(src, source, steps=args.source_steps, lr=0.05, momentum=0.9, seed=seed,
+                          eval_every=100)
         runs = {}
         for variant in ("scratch", "transfer"):
             model = Net(5)
@@ -108,7 +111,8 @@ def summary(results: list[dict], args: argparse.Namespace) -> Table:
     for variant in ("scratch", "transfer"):
         rows = [r[variant] for r in results]
         at50 = [r["accuracy"][r["steps"].index(50)] if 50 in r["steps"] else None for r in rows]
-        table.add_row(variant, mean([r["final"] for r in rows]), mean([r["steps_to_80pct_own"] for r in rows]),
+        table.add_row(variant, mean([r["final"] for r in rows]),
+                      mean([r["steps_to_80pct_own"] for r in rows]),
                       mean([r["steps_to_80pct_scratch_final"] for r in rows]), mean(at50))
     return table
 

@@ -211,7 +211,7 @@ def test_delta_orthogonal_scheme():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.Tanh(),
                           nn.Flatten(), nn.Linear(8 * 25, 10))
-    initlab.init_model(model, "delta_orthogonal", example_input=torch.randn(2, 4, 5, 5), seed=0)
+    initlab.init_model(model, "delta_orthogonal_gain", example_input=torch.randn(2, 4, 5, 5), seed=0)
     w = model[2].weight
     centre = w[:, :, 1, 1]
     assert torch.count_nonzero(w) == torch.count_nonzero(centre)  # only the spatial centre is non-zero

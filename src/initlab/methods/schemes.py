@@ -125,9 +125,11 @@ def _gpt2(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitRepor
 
 
 def _delta_orthogonal(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
-    """Xiao et al. 2018: convolutions delta-orthogonal, dense layers orthogonal, with the gain of the
-    activation that follows (ReLU sqrt(2), tanh 1: the critical point for orthogonal weights)."""
-    kw = _options(opts, {"gain": None}, "delta_orthogonal")
+    """Xiao et al. 2018 with the activation's gain: convolutions delta-orthogonal, dense layers orthogonal,
+    each times the gain of the activation that follows (ReLU sqrt(2), tanh 1: the critical point for
+    orthogonal weights), so the forward variance is kept. ``init_model(model, "delta_orthogonal")`` (the
+    catalog scheme applied per weight) uses gain 1 everywhere."""
+    kw = _options(opts, {"gain": None}, "delta_orthogonal_gain")
     rules: dict[Any, Any] = {}
     for info in graph.layers:
         if info.module is None or info.kind not in ("conv", "linear"):
@@ -138,7 +140,7 @@ def _delta_orthogonal(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) 
         scheme = "delta_orthogonal" if spatial else "orthogonal"
         rules[f"{info.name}.weight" if info.name else "weight"] = f"{scheme}(gain={gain!r})"
     report = init_model(model, "orthogonal", graph=graph, generator=opts.generator, rules=rules)
-    report.scheme = "delta_orthogonal"
+    report.scheme = "delta_orthogonal_gain"
     return report
 
 
@@ -168,7 +170,7 @@ def register() -> None:
                                    "t_fixup"),
         "deepnorm": _with_generator(residual.deepnorm, {"qk_names": residual.QK_NAMES}, "deepnorm"),
         "gpt2": _gpt2,
-        "delta_orthogonal": _delta_orthogonal,
+        "delta_orthogonal_gain": _delta_orthogonal,
     }
     for name, fn in schemes.items():
         register_model_scheme(name, fn, overwrite=True)

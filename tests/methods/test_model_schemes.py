@@ -48,7 +48,7 @@ def test_schemes_are_registered_and_validate_options():
     import initlab.model as model_api
 
     assert {"lsuv", "fixup", "data_dependent", "weight_norm", "rezero", "skipinit", "t_fixup", "deepnorm",
-            "gpt2", "zero_residual_norm", "delta_orthogonal"} <= set(model_api.model_schemes())
+            "gpt2", "zero_residual_norm", "delta_orthogonal_gain"} <= set(model_api.model_schemes())
     model = Res()
     snap = ModelState.capture(model)
     with pytest.raises(DataInitError, match="example_input"):
