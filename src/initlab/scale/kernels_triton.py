@@ -1,8 +1,8 @@
 """The CUDA kernel: the same Philox4x32-10 and transforms as :mod:`.counter`, written in Triton.
 
-Importable without triton or CUDA (``available()`` is then False and ``counter_fill_`` generates on the CPU and
-copies). Each program handles ``BLOCK`` output elements; every element runs its own Philox counter and keeps
-its lane (4x redundant Philox, cheap on a GPU, no cross-lane shuffles). All constants -- the float32
+Importable without triton or CUDA (``available()`` is then False and ``counter_fill_`` generates on the CPU
+and copies). Each program handles ``BLOCK`` output elements; every element runs its own Philox counter and
+keeps its lane (4x redundant Philox, cheap on a GPU, no cross-lane shuffles). All constants -- the float32
 polynomial coefficients, Acklam's float64 coefficients and the draw's float64 parameters -- are loaded from
 small tensors built from :mod:`.counter`, so nothing is copied by hand and no float64 value passes through a
 float32 kernel argument. Launched with ``enable_fp_fusion=False`` (no FMA contraction) and correctly rounded
@@ -30,7 +30,8 @@ except ImportError:  # pragma: no cover - CPU-only installs
 
 F32_CONSTANTS = (*counter.LOG_C, *counter.SIN_C, *counter.COS_C, counter.ANGLE_STEP, counter.SQRTHF,
                  counter.LN2_HI, counter.LN2_LO)
-F64_CONSTANTS = (*counter.ACK_A, *counter.ACK_B, *counter.ACK_C, *counter.ACK_D, counter.P_LOW, counter.P_HIGH)
+F64_CONSTANTS = (*counter.ACK_A, *counter.ACK_B, *counter.ACK_C, *counter.ACK_D, counter.P_LOW,
+                 counter.P_HIGH)
 
 
 def available() -> bool:
