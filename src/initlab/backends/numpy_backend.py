@@ -58,7 +58,10 @@ def draw_array(draw: d.Draw, shape: tuple[int, ...], rng: np.random.Generator) -
     if isinstance(draw, d.TruncatedNormal):
         return draw.loc + draw.scale * truncated_standard_normal(draw.low, draw.high, shape, rng)
     if isinstance(draw, d.Orthogonal):
-        rows, cols = (shape[0], math.prod(shape[1:])) if draw.flatten == "torch" else (math.prod(shape[:-1]), shape[-1])
+        if draw.flatten == "torch":
+            rows, cols = shape[0], math.prod(shape[1:])
+        else:
+            rows, cols = math.prod(shape[:-1]), shape[-1]
         return (draw.gain * haar_orthogonal(rows, cols, rng)).reshape(shape)
     if isinstance(draw, d.Eye):
         return draw.gain * np.eye(shape[0], shape[1])
@@ -73,10 +76,11 @@ def draw_array(draw: d.Draw, shape: tuple[int, ...], rng: np.random.Generator) -
     if isinstance(draw, d.DeltaOrthogonal):
         out = np.zeros(shape)
         if draw.channels_last:
-            out[tuple((k - 1) // 2 for k in shape[:-2])] = draw.gain * haar_orthogonal(shape[-2], shape[-1], rng)
+            centre = tuple((k - 1) // 2 for k in shape[:-2])
+            out[centre] = draw.gain * haar_orthogonal(shape[-2], shape[-1], rng)
         else:
-            centre = tuple((k - 1) // 2 for k in shape[2:])
-            out[(slice(None), slice(None), *centre)] = draw.gain * haar_orthogonal(shape[0], shape[1], rng)
+            index: tuple[Any, ...] = (slice(None), slice(None), *((k - 1) // 2 for k in shape[2:]))
+            out[index] = draw.gain * haar_orthogonal(shape[0], shape[1], rng)
         return out
     if isinstance(draw, d.Sparse):
         rows, cols = shape

@@ -1,4 +1,5 @@
-"""torch activation modules and functions -> catalog activations (``nn.LeakyReLU(0.2)`` -> ``leaky_relu(0.2)``).
+"""torch activation modules and functions -> catalog activations (``nn.LeakyReLU(0.2)`` ->
+``leaky_relu(0.2)``).
 
 Known modules map to the catalog's exact numpy form with their parameters; any other module or callable is
 wrapped so the catalog can evaluate it on float64 numpy arrays.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
 
 CHUNK = 1 << 18  # elements per pass for multi-pass transforms: stays in L2
+BLOCK = 1 << 22  # elements per float32 staging buffer for half-precision and non-contiguous tensors
 SchemeLike = str | Initializer | dict
 
 
@@ -50,7 +51,8 @@ def resolve(tensor_or_shape: torch.Tensor | Sequence[int], scheme: SchemeLike, *
             fans: Fans | None = None, groups: int = 1, blocks: int = 1, stride: Any = None,
             activation: ActivationLike | None = None) -> d.Draw:
     """The draw ``scheme`` means for this tensor (nothing is sampled)."""
-    shape = tuple(tensor_or_shape.shape) if isinstance(tensor_or_shape, torch.Tensor) else tuple(tensor_or_shape)
+    is_tensor = isinstance(tensor_or_shape, torch.Tensor)
+    shape = tuple(tensor_or_shape.shape) if is_tensor else tuple(tensor_or_shape)  # type: ignore[union-attr]
     ctx = Context(layout, fans, groups, blocks, stride, activation)
     return get(scheme).resolve(shape, ctx)
 
@@ -62,7 +64,8 @@ def init_(tensor: torch.Tensor, scheme: SchemeLike, generator: torch.Generator |
     """Fill ``tensor`` in place with ``scheme`` and return it.
 
     ``layout``/``fans``/``groups``/``blocks``/``stride`` describe the weight (see
-    :func:`initlab.catalog.compute_fans`); ``activation`` is the nonlinearity that follows it (He-family gains).
+    :func:`initlab.catalog.compute_fans`); ``activation`` is the nonlinearity that follows it (He-family
+    gains).
     Pass ``generator`` or ``seed`` for reproducibility; with neither, a fresh OS-seeded generator is used.
 
     >>> import torch
@@ -83,31 +86,54 @@ def init_(tensor: torch.Tensor, scheme: SchemeLike, generator: torch.Generator |
     return tensor
 
 
-def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator) -> torch.Tensor:
-    """Fill ``tensor`` from a resolved draw."""
+def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None) -> torch.Tensor:
+    """Fill ``tensor`` from a resolved draw (``generator=None``: torch's default generator, as torch.nn.init
+    does -- only :mod:`initlab.compat.torch` passes None).
+
+    A contiguous float32/float64 tensor is drawn in one call (bit-identical to ``torch.nn.init`` for uniform
+    and normal draws). Half types and non-contiguous tensors are drawn in float32 into small buffers, block by
+    block in row-major order, and cast/scattered: extra memory is one block, never the whole tensor.
+    """
+    if tensor.device.type == "meta" or tensor.numel() == 0:
+        return tensor
     work = _work_dtype(tensor)
-    direct = tensor.dtype == work and tensor.is_contiguous()
+    if isinstance(draw, d.Constant):
+        tensor.fill_(draw.value)
+        return tensor
     if isinstance(draw, d.ELEMENTWISE):
-        if direct:
+        if tensor.dtype == work and tensor.is_contiguous():
             _elementwise(tensor.view(-1), draw, generator)
-        else:
-            flat = tensor.view(-1) if tensor.is_contiguous() else None
-            for start in range(0, tensor.numel(), 1 << 22):
-                n = min(1 << 22, tensor.numel() - start)
-                buf = torch.empty(n, dtype=work, device=tensor.device)
+            return tensor
+        for block in _blocks(tensor, BLOCK):
+            if block.dtype == work and block.is_contiguous():
+                _elementwise(block.view(-1), draw, generator)
+            else:
+                buf = torch.empty(block.numel(), dtype=work, device=block.device)
                 _elementwise(buf, draw, generator)
-                if flat is not None:
-                    flat[start:start + n].copy_(buf)
-                else:
-                    tensor.view(-1) if False else None  # pragma: no cover
-                    raise NotImplementedError
+                block.copy_(buf.view(block.shape))
         return tensor
     out = _structured(tuple(tensor.shape), draw, generator, work, tensor.device)
     tensor.copy_(out)
     return tensor
 
 
-def _elementwise(flat: torch.Tensor, draw: d.Draw, g: torch.Generator) -> None:
+def _blocks(t: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
+    """Views of ``t`` covering it in row-major order, each of at most ``size`` elements (one row at the least
+    unless a row itself is larger, then recursively)."""
+    if t.numel() <= size or t.dim() == 0:
+        yield t
+        return
+    per_row = t.numel() // t.shape[0]
+    rows = size // per_row
+    if rows >= 1:
+        for start in range(0, t.shape[0], rows):
+            yield t[start:start + rows]
+    else:
+        for i in range(t.shape[0]):
+            yield from _blocks(t[i], size)
+
+
+def _elementwise(flat: torch.Tensor, draw: d.Draw, g: torch.Generator | None) -> None:
     if isinstance(draw, d.Constant):
         flat.fill_(draw.value)
     elif isinstance(draw, d.Normal):
@@ -120,7 +146,7 @@ def _elementwise(flat: torch.Tensor, draw: d.Draw, g: torch.Generator) -> None:
         raise TypeError(draw)
 
 
-def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Generator) -> None:
+def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Generator | None) -> None:
     lo, hi = draw.low, draw.high
     flip = lo > 0  # keep the interval's mass on the side where the CDF has relative precision
     if flip:
@@ -141,7 +167,7 @@ def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Gene
         chunk.copy_(z.mul_(sign * draw.scale).add_(draw.loc).clamp_(lo_abs, hi_abs))
 
 
-def haar_orthogonal(rows: int, cols: int, g: torch.Generator, dtype: torch.dtype = torch.float32,
+def haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype = torch.float32,
                     device: torch.device | str = "cpu") -> torch.Tensor:
     """A Haar-distributed ``rows x cols`` matrix with orthonormal rows (rows <= cols) or columns.
 
@@ -167,7 +193,7 @@ def haar_orthogonal(rows: int, cols: int, g: torch.Generator, dtype: torch.dtype
     return q.t() if transpose else q
 
 
-def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator, work: torch.dtype,
+def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None, work: torch.dtype,
                 device: torch.device) -> torch.Tensor:
     if isinstance(draw, d.Orthogonal):
         if draw.flatten == "torch":
@@ -180,10 +206,10 @@ def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator, work: 
     if isinstance(draw, d.Dirac):
         out = torch.zeros(shape, dtype=work, device=device)
         per = shape[0] // draw.groups
-        centre = tuple(k // 2 for k in shape[2:])
-        for grp in range(draw.groups):
-            for i in range(min(per, shape[1])):
-                out[(grp * per + i, i, *centre)] = draw.gain
+        i = torch.arange(min(per, shape[1]), device=device)
+        out_idx = (torch.arange(draw.groups, device=device)[:, None] * per + i).reshape(-1)
+        index: tuple[Any, ...] = (out_idx, i.repeat(draw.groups), *(k // 2 for k in shape[2:]))
+        out[index] = draw.gain
         return out
     if isinstance(draw, d.DeltaOrthogonal):
         out = torch.zeros(shape, dtype=work, device=device)
@@ -193,21 +219,20 @@ def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator, work: 
             out[centre] = haar_orthogonal(n_in, n_out, g, work, device).mul_(draw.gain)
         else:
             n_out, n_in = shape[0], shape[1]
-            centre = tuple((k - 1) // 2 for k in shape[2:])
-            out[(slice(None), slice(None), *centre)] = haar_orthogonal(n_out, n_in, g, work, device).mul_(draw.gain)
+            centre_index: tuple[Any, ...] = (slice(None), slice(None), *((k - 1) // 2 for k in shape[2:]))
+            out[centre_index] = haar_orthogonal(n_out, n_in, g, work, device).mul_(draw.gain)
         return out
     if isinstance(draw, d.Sparse):
-        rows, cols = shape
         out = torch.empty(shape, dtype=work, device=device).normal_(0.0, draw.std, generator=g)
-        n_zero = int(math.ceil(draw.sparsity * rows))
+        n_zero = math.ceil(draw.sparsity * shape[0])
         if n_zero:
             keys = torch.rand(shape, generator=g, device=device)
             idx = keys.argsort(dim=0)[:n_zero]
             out.scatter_(0, idx, 0.0)
         return out
     if isinstance(draw, d.ZerO):
-        p, q = (shape[1], shape[0]) if draw.channels_last else shape
-        w = zero_hadamard_matrix(p, q, work, device)
+        n_out, n_in = (shape[1], shape[0]) if draw.channels_last else shape
+        w = zero_hadamard_matrix(n_out, n_in, work, device)
         return w.t().contiguous() if draw.channels_last else w
     raise TypeError(f"no sampler for {draw!r}")
 

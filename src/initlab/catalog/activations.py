@@ -85,7 +85,7 @@ _ALIASES = {"identity": "linear", "none": "linear", "swish": "silu", "logistic":
 
 
 # Converters for foreign activation objects (e.g. torch modules), registered by the backends that know them.
-ADAPTERS: list[Callable[[Any], "Activation | None"]] = []
+ADAPTERS: list[Callable[[Any], Activation | None]] = []
 
 
 def activation_names() -> list[str]:
@@ -122,7 +122,7 @@ def activation(spec: str | Activation | Callable[[Array], Any], **params: float)
     names = list(defaults)
     if len(args) > len(names):
         raise ValueError(f"{key} takes at most {len(names)} parameter(s) {names}, got {args}")
-    merged.update(zip(names, args))
+    merged.update(zip(names, args, strict=False))
     merged.update(kwargs)
     merged.update(params)
     unknown = set(merged) - set(defaults)

@@ -1,6 +1,9 @@
 """Framework dialects: the same name as each framework means it, value for value.
 
-``torch:`` follows ``torch.nn.init`` (plain normals, absolute ``trunc_normal_`` bounds, torch's gain table);
+``torch:`` follows ``torch.nn.init`` (plain normals, absolute ``trunc_normal_`` bounds, torch's gain table,
+and
+torch's fans of the stored shape -- no layout, groups or gate-block corrections -- as do ``timm:`` and
+``hf:``);
 ``keras:`` and ``jax:`` truncate their normals at +-2 std with the 0.8796 correction; ``jax:uniform`` samples
 U[0, scale); ``keras:``/``jax:`` orthogonal flatten to (rest x last dim); ``*:default`` is the weight rule of
 that framework's Dense/Linear/Conv layers (see :mod:`.profiles` for whole-module defaults).
@@ -9,33 +12,41 @@ that framework's Dense/Linear/Conv layers (see :mod:`.profiles` for whole-module
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from . import initializers as I
+from .draws import Draw
 from .fans import Axes
 from .registry import JAX_INIT, KERAS_INIT, TIMM_INIT, TORCH_INIT, register
 
-# ---- torch -----------------------------------------------------------------------------------------------------
-register("torch:uniform", "U(a, b)", "torch", TORCH_INIT)(lambda a=0.0, b=1.0: I.UniformInit(float(a), float(b)))
+# ---- torch -------------------------------------------------------------------------------------------------
+register("torch:uniform", "U(a, b)", "torch", TORCH_INIT)(
+    lambda a=0.0, b=1.0: I.UniformInit(float(a), float(b)))
 register("torch:normal", "N(mean, std^2)", "torch", TORCH_INIT)(
     lambda mean=0.0, std=1.0: I.NormalInit(float(mean), float(std)))
 register("torch:trunc_normal", "N(mean, std^2) cut at absolute [a, b], no variance correction", "torch",
          TORCH_INIT, aliases=("torch:trunc_normal_",))(
-    lambda mean=0.0, std=1.0, a=-2.0, b=2.0: I.TruncatedNormalInit(float(mean), float(std), float(a), float(b),
-                                                                    absolute=True))
+    lambda mean=0.0, std=1.0, a=-2.0, b=2.0:
+    I.TruncatedNormalInit(float(mean), float(std), float(a), float(b), absolute=True))
 register("torch:constant", "w = val", "torch", TORCH_INIT)(lambda val=0.0: I.ConstantInit(float(val)))
 register("torch:zeros", "w = 0", "torch", TORCH_INIT)(lambda: I.ConstantInit(0.0))
 register("torch:ones", "w = 1", "torch", TORCH_INIT)(lambda: I.ConstantInit(1.0))
 register("torch:eye", "I", "torch", TORCH_INIT)(lambda: I.IdentityInit(1.0))
 register("torch:dirac", "delta at k//2", "torch", TORCH_INIT)(lambda groups=1: I.DiracInit(int(groups)))
-register("torch:xavier_uniform", "U(+-gain sqrt(6/(fan_in+fan_out))), torch fans", "torch", TORCH_INIT)(
-    lambda gain=1.0: I.VarianceScaling(float(gain) ** 2, "fan_avg", "uniform"))
-register("torch:xavier_normal", "N(0, gain^2 2/(fan_in+fan_out)), untruncated", "torch", TORCH_INIT)(
-    lambda gain=1.0: I.VarianceScaling(float(gain) ** 2, "fan_avg", "normal"))
+register("torch:xavier_uniform", "U(+-gain sqrt(6/(fan_in+fan_out))), torch fans", "torch", TORCH_INIT,
+         aliases=("torch:xavier_uniform_",))(
+    lambda gain=1.0: I.XavierTorch(float(gain), "uniform"))
+register("torch:xavier_normal", "N(0, gain^2 2/(fan_in+fan_out)), untruncated", "torch", TORCH_INIT,
+         aliases=("torch:xavier_normal_",))(
+    lambda gain=1.0: I.XavierTorch(float(gain), "normal"))
 register("torch:kaiming_uniform", "U(+-gain sqrt(3/fan)), gain = calculate_gain(nonlinearity, a)", "torch",
-         TORCH_INIT)(lambda a=0.0, mode="fan_in", nonlinearity="leaky_relu":
-                     I.KaimingTorch(float(a), mode, nonlinearity, "uniform"))
-register("torch:kaiming_normal", "N(0, gain^2/fan), untruncated", "torch", TORCH_INIT)(
-    lambda a=0.0, mode="fan_in", nonlinearity="leaky_relu": I.KaimingTorch(float(a), mode, nonlinearity, "normal"))
+         TORCH_INIT, aliases=("torch:kaiming_uniform_",))(
+    lambda a=0.0, mode="fan_in", nonlinearity="leaky_relu":
+    I.KaimingTorch(float(a), mode, nonlinearity, "uniform"))
+register("torch:kaiming_normal", "N(0, gain^2/fan), untruncated", "torch", TORCH_INIT,
+         aliases=("torch:kaiming_normal_",))(
+    lambda a=0.0, mode="fan_in", nonlinearity="leaky_relu":
+    I.KaimingTorch(float(a), mode, nonlinearity, "normal"))
 register("torch:orthogonal", "gain * Q, rows = dim 0", "torch", TORCH_INIT)(
     lambda gain=1.0: I.OrthogonalInit(float(gain), "torch"))
 register("torch:sparse", "N(0, std^2), ceil(sparsity*rows) zeros per column", "torch", TORCH_INIT)(
@@ -43,9 +54,9 @@ register("torch:sparse", "N(0, std^2), ceil(sparsity*rows) zeros per column", "t
 register("torch:default", "U(+-1/sqrt(fan_in)) = kaiming_uniform_(a=sqrt(5)); biases the same bound",
          "torch", "torch/nn/modules/linear.py reset_parameters (pytorch#57109)",
          "Linear/Conv default: std 1/sqrt(3 fan_in), a third of the LeCun variance.")(
-    lambda: I.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"))
+    lambda: I.TorchFans(I.VarianceScaling(1.0 / 3.0, "fan_in", "uniform")))
 
-# ---- keras -----------------------------------------------------------------------------------------------------
+# ---- keras -------------------------------------------------------------------------------------------------
 register("keras:random_normal", "N(mean, stddev^2)", "keras", KERAS_INIT)(
     lambda mean=0.0, stddev=0.05: I.NormalInit(float(mean), float(stddev)))
 register("keras:random_uniform", "U(minval, maxval)", "keras", KERAS_INIT)(
@@ -62,10 +73,11 @@ register("keras:variance_scaling", "Keras VarianceScaling (truncated normal corr
          KERAS_INIT)(lambda scale=1.0, mode="fan_in", distribution="truncated_normal":
                      I.VarianceScaling(float(scale), mode, distribution))
 
-# ---- jax / flax ------------------------------------------------------------------------------------------------
+# ---- jax / flax --------------------------------------------------------------------------------------------
 register("jax:uniform", "U[0, scale) -- not symmetric", "jax", JAX_INIT)(
     lambda scale=1e-2: I.UniformInit(0.0, float(scale)))
-register("jax:normal", "N(0, stddev^2)", "jax", JAX_INIT)(lambda stddev=1e-2: I.NormalInit(0.0, float(stddev)))
+register("jax:normal", "N(0, stddev^2)", "jax", JAX_INIT)(
+    lambda stddev=1e-2: I.NormalInit(0.0, float(stddev)))
 register("jax:truncated_normal", "stddev * Z, Z ~ N(0,1) cut at [lower, upper], no correction", "jax",
          JAX_INIT)(lambda stddev=1e-2, lower=-2.0, upper=2.0:
                    I.TruncatedNormalInit(0.0, float(stddev), float(lower), float(upper)))
@@ -83,31 +95,41 @@ register("flax:embed", "N(0, 1/features): variance_scaling(1, fan_in, normal, ou
          "flax/linen/linear.py Embed")(
     lambda: I.VarianceScaling(1.0, "fan_in", "normal", axes=Axes(in_axis=0, out_axis=0)))
 
+_FAMILIES = (("glorot", "fan_avg", 1.0, "xavier"), ("he", "fan_in", 2.0, "kaiming"),
+             ("lecun", "fan_in", 1.0, ""))
 for _fw, _src in (("keras", KERAS_INIT), ("jax", JAX_INIT)):
-    for _fam, _mode, _scale in (("glorot", "fan_avg", 1.0), ("he", "fan_in", 2.0), ("lecun", "fan_in", 1.0)):
+    for _fam, _mode, _scale, _alias in _FAMILIES:
+        _jax_alias = _alias if _fw == "jax" else ""  # jax.nn.initializers also has xavier_*/kaiming_*
         register(f"{_fw}:{_fam}_normal", f"truncated normal, Var = {_scale:g}/{_mode}, corrected by 0.8796",
-                 _fw, _src)(lambda _m=_mode, _s=_scale: I.VarianceScaling(_s, _m, "truncated_normal"))
-        register(f"{_fw}:{_fam}_uniform", f"U(+-sqrt(3 * {_scale:g}/{_mode}))", _fw, _src)(
+                 _fw, _src, aliases=(f"jax:{_jax_alias}_normal",) if _jax_alias else ())(
+            lambda _m=_mode, _s=_scale: I.VarianceScaling(_s, _m, "truncated_normal"))
+        register(f"{_fw}:{_fam}_uniform", f"U(+-sqrt(3 * {_scale:g}/{_mode}))", _fw, _src,
+                 aliases=(f"jax:{_jax_alias}_uniform",) if _jax_alias else ())(
             lambda _m=_mode, _s=_scale: I.VarianceScaling(_s, _m, "uniform"))
 
 register("keras:default", "glorot_uniform kernel, zero bias", "keras", KERAS_INIT)(
     lambda: I.VarianceScaling(1.0, "fan_avg", "uniform"))
 register("flax:default", "lecun_normal kernel (truncated, corrected), zero bias", "flax",
-         "flax/linen/linear.py default_kernel_init")(lambda: I.VarianceScaling(1.0, "fan_in", "truncated_normal"))
-
-# ---- timm ------------------------------------------------------------------------------------------------------
-register("timm:trunc_normal_", "torch semantics: absolute [a, b]", "timm", TIMM_INIT)(
-    lambda mean=0.0, std=1.0, a=-2.0, b=2.0: I.TruncatedNormalInit(float(mean), float(std), float(a), float(b),
-                                                                    absolute=True))
-register("timm:trunc_normal_tf_", "TF semantics: std * Z cut at [a, b] std units, then + mean", "timm",
-         TIMM_INIT)(lambda mean=0.0, std=1.0, a=-2.0, b=2.0:
-                    I.TruncatedNormalInit(float(mean), float(std), float(a), float(b)))
-register("timm:lecun_normal", "variance_scaling(1, fan_in, truncated_normal)", "timm", TIMM_INIT)(
+         "flax/linen/linear.py default_kernel_init")(
     lambda: I.VarianceScaling(1.0, "fan_in", "truncated_normal"))
-register("timm:variance_scaling", "variance_scaling_(scale, mode, distribution)", "timm", TIMM_INIT)(
-    lambda scale=1.0, mode="fan_in", distribution="normal": I.VarianceScaling(float(scale), mode, distribution))
 
-# ---- HuggingFace -----------------------------------------------------------------------------------------------
+# ---- timm --------------------------------------------------------------------------------------------------
+register("timm:trunc_normal_", "torch semantics: absolute [a, b]", "timm", TIMM_INIT,
+         aliases=("timm:trunc_normal",))(
+    lambda mean=0.0, std=1.0, a=-2.0, b=2.0:
+    I.TruncatedNormalInit(float(mean), float(std), float(a), float(b), absolute=True))
+register("timm:trunc_normal_tf_", "TF semantics: std * Z cut at [a, b] std units, then + mean", "timm",
+         TIMM_INIT, aliases=("timm:trunc_normal_tf",))(lambda mean=0.0, std=1.0, a=-2.0, b=2.0:
+                    I.TruncatedNormalInit(float(mean), float(std), float(a), float(b)))
+register("timm:lecun_normal", "variance_scaling(1, fan_in, truncated_normal), torch fans", "timm", TIMM_INIT,
+         aliases=("timm:lecun_normal_",))(
+    lambda: I.TorchFans(I.VarianceScaling(1.0, "fan_in", "truncated_normal")))
+register("timm:variance_scaling", "variance_scaling_(scale, mode, distribution), torch fans", "timm",
+         TIMM_INIT, aliases=("timm:variance_scaling_",))(
+    lambda scale=1.0, mode="fan_in", distribution="normal":
+    I.TorchFans(I.VarianceScaling(float(scale), mode, distribution)))
+
+# ---- HuggingFace -------------------------------------------------------------------------------------------
 register("hf:normal", "N(0, initializer_range^2), initializer_range = 0.02", "hf",
          "transformers/modeling_utils.py PreTrainedModel._init_weights")(
     lambda initializer_range=0.02: I.NormalInit(0.0, float(initializer_range)))
@@ -126,7 +148,7 @@ class _HFLecun(I.Initializer):
     def uses_fans(self) -> bool:
         return True
 
-    def resolve(self, shape, ctx=None):  # type: ignore[no-untyped-def]
+    def resolve(self, shape: Sequence[int], ctx: I.Context | None = None) -> Draw:
         ctx = ctx or I.Context()
-        std = math.sqrt(1.0 / max(1.0, ctx.fans_of(shape).fan_in)) / 0.87962566103423978
+        std = math.sqrt(1.0 / max(1.0, ctx.torch_fans_of(shape).fan_in)) / 0.87962566103423978
         return I.TruncatedNormalInit(0.0, std, -2.0, 2.0, absolute=True).resolve(shape, ctx)

@@ -1,6 +1,7 @@
 """Draws: the few primitive distributions every scheme resolves to, and the only thing backends implement.
 
-A scheme (``he_normal``, ``orthogonal``, ``keras:glorot_normal``...) plus a weight's shape and fans resolves to
+A scheme (``he_normal``, ``orthogonal``, ``keras:glorot_normal``...) plus a weight's shape and fans resolves
+to
 one :class:`Draw`; a backend (numpy, torch, the counter-based generator) knows how to fill a tensor from each
 draw type. Elementwise draws know their exact mean and standard deviation, which the tests and the model-level
 report use.
@@ -20,7 +21,8 @@ def truncated_std(low: float, high: float) -> float:
     z = special.ndtr(high) - special.ndtr(low)
     if not z > 0:
         raise ValueError(f"truncation [{low}, {high}] has no probability mass")
-    pa, pb = math.exp(-low * low / 2) / math.sqrt(2 * math.pi), math.exp(-high * high / 2) / math.sqrt(2 * math.pi)
+    root = math.sqrt(2 * math.pi)
+    pa, pb = math.exp(-low * low / 2) / root, math.exp(-high * high / 2) / root
     la = low * pa if math.isfinite(low) else 0.0
     lb = high * pb if math.isfinite(high) else 0.0
     mean = (pa - pb) / z
@@ -119,7 +121,8 @@ class Dirac:
 
 @dataclass(frozen=True)
 class DeltaOrthogonal:
-    """Orthogonal (out, in) matrix at the spatial centre ``(k - 1) // 2`` (JAX), zeros elsewhere (Xiao 2018)."""
+    """Orthogonal (out, in) matrix at the spatial centre ``(k - 1) // 2`` (JAX), zeros elsewhere (Xiao
+    2018)."""
 
     gain: float = 1.0
     channels_last: bool = False
@@ -141,5 +144,6 @@ class ZerO:
     channels_last: bool = False
 
 
-Draw = Union[Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse, ZerO]
+Draw = Union[  # noqa: UP007 - a runtime alias used in isinstance-free annotations
+    Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse, ZerO]
 ELEMENTWISE = (Constant, Normal, Uniform, TruncatedNormal)

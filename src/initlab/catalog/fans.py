@@ -1,7 +1,9 @@
 """Fans of a weight from its shape and layout.
 
-Layouts: ``"torch"`` ``(out, in/groups, *k)``; ``"torch_transposed"`` ``(in, out/groups, *k)`` (ConvTranspose);
-``"keras"``/``"jax"`` ``(*k, in, out)``; ``"in_out"`` (HF ``Conv1D``: ``(in, out)``); or explicit :class:`Axes`.
+Layouts: ``"torch"`` ``(out, in/groups, *k)``; ``"torch_transposed"`` ``(in, out/groups, *k)``
+(ConvTranspose);
+``"keras"``/``"jax"`` ``(*k, in, out)``; ``"in_out"`` (HF ``Conv1D``: ``(in, out)``); or explicit
+:class:`Axes`.
 
 ``fan_in`` is the number of inputs that reach one output unit, ``fan_out`` the number of outputs one input
 unit reaches. With ``groups=1`` and no stride this equals PyTorch's ``_calculate_fan_in_and_fan_out`` for the
@@ -28,7 +30,7 @@ class Axes:
     batch_axis: tuple[int, ...] = ()
 
 
-Layout = Union[LayoutName, Axes]
+Layout = Union[LayoutName, Axes]  # noqa: UP007 - runtime alias
 LAYOUTS: tuple[str, ...] = ("torch", "torch_transposed", "keras", "jax", "in_out")
 
 
@@ -77,7 +79,8 @@ def compute_fans(
 ) -> Fans:
     """Fans of a weight of ``shape`` stored in ``layout``.
 
-    ``groups``: conv groups (depthwise: ``groups == in_channels``). ``blocks``: number of stacked blocks on the
+    ``groups``: conv groups (depthwise: ``groups == in_channels``). ``blocks``: number of stacked blocks on
+    the
     output axis (4 for LSTM ``weight_ih``, 3 for GRU or packed q/k/v); fans are those of one block.
     ``stride``: transposed-conv stride; each output then sees ``in/groups * prod(k) / prod(stride)`` inputs.
 
@@ -112,6 +115,7 @@ def compute_fans(
             "bias or scale vector by itself; pass fans=... (e.g. the weight's) or use a fixed scheme "
             "such as 'zeros' or 'normal(0, 0.02)'"
         )
+    fan_in: float
     if layout == "torch":
         receptive = _prod(shape[2:])
         fan_in = shape[1] * receptive

@@ -4,7 +4,8 @@ The classic table is PyTorch's ``calculate_gain`` (linear/conv/sigmoid 1, tanh 5
 leaky_relu sqrt(2/(1+s^2)), selu 3/4). The variance-preserving gain is derived, not looked up:
 ``gain(phi, q) = sqrt(q / E[phi(z)^2])`` with ``z ~ N(0, q)``, evaluated by Gauss-Hermite quadrature, so that
 ``Var[w] = gain^2 / fan_in`` keeps the second moment of the pre-activations at ``q`` layer after layer (ReLU
-gives sqrt(2), SELU 1, linear 1). Mean-field quantities (Poole et al. 2016, Schoenholz et al. 2017) come along:
+gives sqrt(2), SELU 1, linear 1). Mean-field quantities (Poole et al. 2016, Schoenholz et al. 2017) come
+along:
 the fixed point ``q*`` of ``q <- s_w^2 E[phi(sqrt(q) z)^2] + s_b^2`` and the order-to-chaos slope
 ``chi = s_w^2 E[phi'(sqrt(q*) z)^2]``; ``chi = 1`` is the edge of chaos.
 """
@@ -109,7 +110,8 @@ def variance_gain(phi: ActivationLike, q: float = 1.0) -> float:
     """
     second = moments(phi, q).second
     if not second > 0:
-        raise ValueError(f"activation {activation(phi).name} has E[phi(z)^2] = 0 at q={q}: no gain preserves it")
+        name = activation(phi).name
+        raise ValueError(f"activation {name} has E[phi(z)^2] = 0 at q={q}: no gain preserves it")
     return math.sqrt(q / second)
 
 
@@ -143,7 +145,8 @@ def chi(phi: ActivationLike, sigma_w2: float, sigma_b2: float = 0.0) -> float:
     return sigma_w2 * gaussian_expectation(lambda x: d(x) ** 2, q)
 
 
-def critical_sigma_w2(phi: ActivationLike, sigma_b2: float = 0.0, bracket: tuple[float, float] = (0.5, 4.0)) -> float:
+def critical_sigma_w2(phi: ActivationLike, sigma_b2: float = 0.0,
+                      bracket: tuple[float, float] = (0.5, 4.0)) -> float:
     """``s_w^2`` at the edge of chaos (``chi = 1``) for bias variance ``s_b^2``.
 
     >>> round(critical_sigma_w2("tanh", 0.05), 3)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, ClassVar, Literal
 
 from . import draws as d
@@ -36,10 +36,21 @@ class Context:
             return self.fans
         return compute_fans(shape, self.layout, groups=self.groups, blocks=self.blocks, stride=self.stride)
 
+    def torch_fans_of(self, shape: Sequence[int]) -> Fans:
+        """Fans as ``torch.nn.init._calculate_fan_in_and_fan_out`` computes them from the stored shape
+        (dim 1 x k, dim 0 x k; layout, groups, blocks and stride ignored), unless ``fans`` is given."""
+        return self.fans if self.fans is not None else compute_fans(shape, "torch")
+
 
 def _check_std(std: float, what: str = "std") -> None:
-    if not (isinstance(std, int | float) and math.isfinite(std)) or std < 0:
-        raise ValueError(f"{what} must be a finite number >= 0, got {std!r}")
+    if isinstance(std, bool) or not (isinstance(std, int | float) and math.isfinite(std)) or std < 0:
+        raise ValueError(f"{what} must be a finite number >= 0, got {std!r}: pass e.g. {what}=0.02")
+
+
+def _check_finite(**values: float) -> None:
+    for name, v in values.items():
+        if isinstance(v, bool) or not (isinstance(v, int | float) and math.isfinite(v)):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
 
 
 class Initializer:
@@ -54,7 +65,7 @@ class Initializer:
         return False
 
     def get_config(self) -> dict[str, Any]:
-        return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
+        return asdict(self) if is_dataclass(self) else {}
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.config_name, "params": self.get_config()}
@@ -65,9 +76,10 @@ class ConstantInit(Initializer):
     config_name: ClassVar[str] = "constant"
     value: float = 0.0
 
+    def __post_init__(self) -> None:
+        _check_finite(value=self.value)
+
     def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
-        if not math.isfinite(float(self.value)):
-            raise ValueError(f"constant value must be finite, got {self.value!r}")
         return d.Constant(float(self.value))
 
 
@@ -77,8 +89,11 @@ class NormalInit(Initializer):
     mean: float = 0.0
     std: float = 1.0
 
-    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+    def __post_init__(self) -> None:
+        _check_finite(mean=self.mean)
         _check_std(self.std)
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
         return d.Normal(float(self.mean), float(self.std))
 
 
@@ -88,9 +103,12 @@ class UniformInit(Initializer):
     low: float = 0.0
     high: float = 1.0
 
+    def __post_init__(self) -> None:
+        _check_finite(low=self.low, high=self.high)
+        if self.low > self.high:
+            raise ValueError(f"uniform needs low <= high, got low={self.low}, high={self.high}: swap them")
+
     def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
-        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low > self.high:
-            raise ValueError(f"uniform needs finite low <= high, got low={self.low}, high={self.high}")
         return d.Uniform(float(self.low), float(self.high))
 
 
@@ -105,16 +123,30 @@ class TruncatedNormalInit(Initializer):
     b: float = 2.0
     absolute: bool = False
 
-    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+    def __post_init__(self) -> None:
+        _check_finite(mean=self.mean, a=self.a, b=self.b)
         _check_std(self.std)
         if not self.a < self.b:
-            raise ValueError(f"truncation bounds must satisfy a < b, got a={self.a}, b={self.b}")
+            raise ValueError(f"truncation bounds must satisfy a < b, got a={self.a}, b={self.b}: swap them")
+        if self.std > 0 and not self.absolute:
+            d.truncated_std(self.a, self.b)  # raises if [a, b] has no mass
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "a": self.a, "b": self.b}
+
+    def to_config(self) -> dict[str, Any]:
+        name = "truncated_normal_abs" if self.absolute else "truncated_normal"
+        return {"name": name, "params": self.get_config()}
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
         if self.std == 0:
-            return d.Constant(float(min(max(self.mean, self.a), self.b)) if self.absolute else float(self.mean))
+            value = min(max(self.mean, self.a), self.b) if self.absolute else self.mean
+            return d.Constant(float(value))
         if self.absolute:
             lo, hi = (self.a - self.mean) / self.std, (self.b - self.mean) / self.std
         else:
             lo, hi = self.a, self.b
+        d.truncated_std(lo, hi)  # raises when [a, b] has no mass at float64 precision
         return d.TruncatedNormal(float(self.mean), float(self.std), float(lo), float(hi))
 
 
@@ -145,13 +177,18 @@ class VarianceScaling(Initializer):
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
         if self.distribution not in DISTRIBUTIONS:
-            raise ValueError(f"unknown distribution {self.distribution!r}; use one of {', '.join(DISTRIBUTIONS)}")
+            raise ValueError(f"unknown distribution {self.distribution!r}; "
+                             f"use one of {', '.join(DISTRIBUTIONS)}")
         if not (math.isfinite(self.scale) and self.scale >= 0):
             raise ValueError(f"scale must be a finite number >= 0, got {self.scale!r}")
         if not self.truncation > 0:
             raise ValueError(f"truncation must be > 0 standard deviations, got {self.truncation!r}")
         if isinstance(self.gain, str) and self.gain != "activation":
             raise ValueError(f"gain must be a number or 'activation', got {self.gain!r}")
+        if not isinstance(self.gain, str):
+            _check_finite(gain=self.gain)
+        if self.gain_table not in ("classic", "variance"):
+            raise ValueError(f"gain_table must be 'classic' or 'variance', got {self.gain_table!r}")
 
     def uses_fans(self) -> bool:
         return True
@@ -169,7 +206,10 @@ class VarianceScaling(Initializer):
 
     def variance(self, shape: Sequence[int], ctx: Context | None = None) -> float:
         ctx = ctx or Context()
-        fans = compute_fans(shape, self.axes) if self.axes is not None and ctx.fans is None else ctx.fans_of(shape)
+        if self.axes is not None and ctx.fans is None:
+            fans = compute_fans(shape, self.axes)
+        else:
+            fans = ctx.fans_of(shape)
         n = max(1.0, fans.by_mode(self.mode))
         return self.scale * self.gain_for(ctx.activation) ** 2 / n
 
@@ -204,16 +244,77 @@ class KaimingTorch(Initializer):
     nonlinearity: str = "leaky_relu"
     distribution: str = "normal"
 
+    def __post_init__(self) -> None:
+        if str(self.mode).lower() not in ("fan_in", "fan_out"):
+            raise ValueError(f"Mode {self.mode} not supported, please use one of ['fan_in', 'fan_out']")
+        if self.distribution not in ("normal", "uniform"):
+            raise ValueError(f"distribution must be 'normal' or 'uniform', got {self.distribution!r}")
+        self.gain()  # validates nonlinearity and a
+
+    def gain(self) -> float:
+        return classic_gain(self.nonlinearity, self.a if self.nonlinearity == "leaky_relu" else None)
+
     def uses_fans(self) -> bool:
         return True
 
+    def to_config(self) -> dict[str, Any]:
+        params = {"a": self.a, "mode": self.mode, "nonlinearity": self.nonlinearity}
+        return {"name": f"torch:kaiming_{self.distribution}", "params": params}
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        fans = (ctx or Context()).torch_fans_of(shape)
+        fan = fans.fan_in if str(self.mode).lower() == "fan_in" else fans.fan_out
+        return _torch_draw(self.gain() / math.sqrt(max(fan, 1)), self.distribution)
+
+
+def _torch_draw(std: float, distribution: str) -> d.Draw:
+    """torch.nn.init's float arithmetic, so compat values are bit-identical: bound = sqrt(3) * std."""
+    if distribution == "uniform":
+        bound = math.sqrt(3.0) * std
+        return d.Uniform(-bound, bound)
+    return d.Normal(0.0, std)
+
+
+@dataclass(frozen=True)
+class XavierTorch(Initializer):
+    """torch ``xavier_*_(gain)``: std = gain * sqrt(2 / (fan_in + fan_out)) with torch's fans, untruncated."""
+
+    gain: float = 1.0
+    distribution: str = "uniform"
+
+    def __post_init__(self) -> None:
+        _check_finite(gain=self.gain)
+
+    def uses_fans(self) -> bool:
+        return True
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": f"torch:xavier_{self.distribution}", "params": {"gain": self.gain}}
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        fans = (ctx or Context()).torch_fans_of(shape)
+        return _torch_draw(self.gain * math.sqrt(2.0 / max(float(fans.fan_in + fans.fan_out), 1.0)),
+                           self.distribution)
+
+
+@dataclass(frozen=True)
+class TorchFans(Initializer):
+    """Wraps a fan-based initializer so it sees torch's fans of the stored shape (``torch:`` dialects):
+    torch's
+    helper knows no layout, groups, gate blocks or stride, and parity means reproducing that."""
+
+    inner: Initializer
+    name: str = ""
+
+    def uses_fans(self) -> bool:
+        return True
+
+    def to_config(self) -> dict[str, Any]:
+        return self.inner.to_config()
+
     def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
         ctx = ctx or Context()
-        if self.mode not in ("fan_in", "fan_out"):
-            raise ValueError(f"Mode {self.mode} not supported, please use one of fan_in, fan_out")
-        g = classic_gain(self.nonlinearity, self.a if self.nonlinearity == "leaky_relu" else None)
-        inner = VarianceScaling(g * g, self.mode, self.distribution)
-        return inner.resolve(shape, ctx)
+        return self.inner.resolve(shape, Context(fans=ctx.torch_fans_of(shape), activation=ctx.activation))
 
 
 @dataclass(frozen=True)
@@ -222,11 +323,15 @@ class OrthogonalInit(Initializer):
     gain: float = 1.0
     flatten: Literal["torch", "keras"] = "torch"
 
-    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
-        if len(shape) < 2:
-            raise ValueError(f"orthogonal needs a weight with at least 2 dims, got shape {tuple(shape)}")
+    def __post_init__(self) -> None:
+        _check_finite(gain=self.gain)
         if self.flatten not in ("torch", "keras"):
             raise ValueError(f"flatten must be 'torch' or 'keras', got {self.flatten!r}")
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if len(shape) < 2:
+            raise ValueError(f"orthogonal needs a weight with at least 2 dims, got shape {tuple(shape)}: "
+                             "use it on matrices or conv kernels, not on biases")
         return d.Orthogonal(float(self.gain), self.flatten)
 
 
@@ -249,7 +354,8 @@ class DiracInit(Initializer):
 
     def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
         if len(shape) not in (3, 4, 5):
-            raise ValueError(f"dirac needs a 3-, 4- or 5-D conv weight, got shape {tuple(shape)}")
+            raise ValueError(f"dirac needs a 3-, 4- or 5-D conv weight, got shape {tuple(shape)}; "
+                             "use 'identity' for 2-D weights")
         if self.groups < 1 or shape[0] % self.groups:
             raise ValueError(f"dim 0 ({shape[0]}) must be divisible by groups ({self.groups})")
         return d.Dirac(int(self.groups), float(self.gain))
@@ -276,12 +382,14 @@ class SparseInit(Initializer):
     sparsity: float = 0.1
     std: float = 0.01
 
-    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
-        if len(shape) != 2:
-            raise ValueError(f"sparse needs a 2-D weight, got shape {tuple(shape)}")
+    def __post_init__(self) -> None:
         if not 0 <= self.sparsity <= 1:
             raise ValueError(f"sparsity must be in [0, 1], got {self.sparsity}")
         _check_std(self.std)
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if len(shape) != 2:
+            raise ValueError(f"sparse needs a 2-D weight, got shape {tuple(shape)}")
         return d.Sparse(float(self.sparsity), float(self.std))
 
 

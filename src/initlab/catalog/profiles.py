@@ -1,8 +1,11 @@
 """Module-default profiles: what each framework (or model family) puts in each *role* of a layer.
 
-Roles: ``weight`` (Linear/Conv kernels), ``bias``, ``embedding``, ``rnn_input``, ``rnn_recurrent``, ``rnn_bias``,
-``attention_in`` (packed q/k/v), ``attention_out``, ``residual_out`` (the last projection of a residual branch),
-``norm_weight``, ``norm_bias``, ``head`` (the classifier). Bias rules that depend on fans are resolved with the
+Roles: ``weight`` (Linear/Conv kernels), ``bias``, ``embedding``, ``rnn_input``, ``rnn_recurrent``,
+``rnn_bias``,
+``attention_in`` (packed q/k/v), ``attention_out``, ``residual_out`` (the last projection of a residual
+branch),
+``norm_weight``, ``norm_bias``, ``head`` (the classifier). Bias rules that depend on fans are resolved with
+the
 fans of the layer's weight. ``forget_bias`` is the LSTM forget-gate bias (``None``: follow ``rnn_bias``).
 Model-level code maps layers to roles; this module only says what each profile means.
 """
@@ -64,7 +67,8 @@ PROFILES: dict[str, Profile] = {
         source="transformers GPT2PreTrainedModel._init_weights",
         notes={"residual_out": "n_layer = number of residual blocks found"}),
     "hf:bert": Profile(
-        "hf:bert", weight="hf:normal", embedding="hf:normal", attention_in="hf:normal", attention_out="hf:normal",
+        "hf:bert", weight="hf:normal", embedding="hf:normal", attention_in="hf:normal",
+        attention_out="hf:normal",
         rnn_input="torch:xavier_uniform", rnn_recurrent="torch:xavier_uniform",
         source="transformers PreTrainedModel._init_weights"),
 }

@@ -1,7 +1,8 @@
 """The catalog: every named scheme, its formula, origin and reference, and ``get(name)``.
 
 Names are snake_case (``he_normal``); framework dialects carry a prefix because the same name means different
-things (``torch:kaiming_normal`` is a plain normal, ``keras:he_normal`` a corrected truncated normal). Parameters
+things (``torch:kaiming_normal`` is a plain normal, ``keras:he_normal`` a corrected truncated normal).
+Parameters
 come as keywords or in call form: ``get("normal", std=0.02)`` == ``get("normal(0, 0.02)")``.
 """
 
@@ -11,7 +12,7 @@ import difflib
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import initializers as I
@@ -53,7 +54,9 @@ class Scheme(I.Initializer):
         return dict(self.params)
 
     def to_config(self) -> dict[str, Any]:
-        return {"name": self.name, "params": dict(self.params)}
+        """``{"name": ..., "params": {...}}`` with JSON-ready values (``Axes`` as a dict)."""
+        params = {k: asdict(v) if isinstance(v, Axes) else v for k, v in self.params.items()}
+        return {"name": self.name, "params": params}
 
     def __str__(self) -> str:
         return format_call(self.name, dict(self.params))
@@ -145,15 +148,16 @@ def from_config(config: Mapping[str, Any]) -> I.Initializer:
     """Inverse of ``to_config``: ``{"name": ..., "params": {...}}``."""
     if "name" not in config:
         raise ValueError(f"a scheme config needs a 'name' key, got {dict(config)}")
-    params = dict(config.get("params", {}))
-    if config["name"] == "variance_scaling" and isinstance(params.get("axes"), Mapping):
-        params["axes"] = Axes(**{k: tuple(v) if isinstance(v, list) else v for k, v in params["axes"].items()})
+    params = dict(config.get("params") or {})
+    if isinstance(params.get("axes"), Mapping):
+        axes = params["axes"].items()
+        params["axes"] = Axes(**{k: tuple(v) if isinstance(v, list) else v for k, v in axes})
     return get(str(config["name"]), **params)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Canonical schemes
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 TORCH_INIT = "torch/nn/init.py"
 KERAS_INIT = "keras/src/initializers/random_initializers.py"
 JAX_INIT = "jax/_src/nn/initializers.py"
@@ -187,7 +191,8 @@ def _truncated_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: f
 
 @register("truncated_normal_abs", "w ~ N(mean, std^2) | a <= w <= b (absolute bounds)", "torch", TORCH_INIT,
           "torch.nn.init.trunc_normal_ semantics: a, b are values, not std units.")
-def _truncated_normal_abs(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0) -> I.Initializer:
+def _truncated_normal_abs(mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                          b: float = 2.0) -> I.Initializer:
     return I.TruncatedNormalInit(float(mean), float(std), float(a), float(b), absolute=True)
 
 
@@ -195,15 +200,18 @@ def _truncated_normal_abs(mean: float = 0.0, std: float = 1.0, a: float = -2.0, 
           "The general mechanism; distribution normal | truncated_normal (corrected) | uniform.")
 def _variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
                       truncation: float = 2.0, correct: bool = True, gain: float | str = 1.0,
-                      axes: Axes | None = None) -> I.Initializer:
-    return I.VarianceScaling(float(scale), mode, distribution, float(truncation), bool(correct), gain, axes=axes)
+                      axes: Axes | None = None, default_activation: str = "relu",
+                      gain_table: str = "classic") -> I.Initializer:
+    return I.VarianceScaling(float(scale), mode, distribution, float(truncation), bool(correct),
+                             gain if isinstance(gain, str) else float(gain), default_activation,
+                             gain_table, axes=axes)  # type: ignore[arg-type]
 
 
 def _family(prefix: str, mode: str, formula: str, paper: str, summary: str, *, he: bool,
             aliases: str | None = None) -> None:
-    for dist, short in (("normal", "normal"), ("uniform", "uniform"), ("truncated_normal", "truncated_normal")):
-        name = f"{prefix}_{short}"
-        al = (f"{aliases}_{short}",) if aliases else ()
+    for dist in ("normal", "uniform", "truncated_normal"):
+        name = f"{prefix}_{dist}"
+        al = (f"{aliases}_{dist}",) if aliases else ()
         f = formula.replace("DIST", {"normal": "N(0, s^2)", "uniform": "U(-sqrt(3) s, sqrt(3) s)",
                                      "truncated_normal": "N(0, s^2/0.8796^2) cut at +-2 std"}[dist])
 

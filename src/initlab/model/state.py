@@ -53,7 +53,9 @@ class ModelState:
         for t, value, grad, req in self.tensors.values():
             if value is not None and (t.shape != value.shape or not _same(t, value)):
                 return False
-            if (t.grad is None) != (grad is None) or (grad is not None and not _same(t.grad, grad)):
+            if (t.grad is None) != (grad is None):
+                return False
+            if grad is not None and t.grad is not None and not _same(t.grad, grad):
                 return False
             if t.requires_grad != req:
                 return False
@@ -65,11 +67,13 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
         return False
     a = a.detach()
     if a.is_floating_point() and a.numel():  # bitwise, so that NaN == NaN and -0.0 != 0.0
-        return bool(torch.equal(a.contiguous().view(-1).view(torch.uint8), b.contiguous().view(-1).view(torch.uint8)))
+        return bool(
+            torch.equal(a.contiguous().view(-1).view(torch.uint8), b.contiguous().view(-1).view(torch.uint8))
+        )
     return bool(torch.equal(a, b))
 
 
 def _tensors(model: nn.Module) -> list[torch.Tensor]:
-    out = [p for _, p in model.named_parameters(remove_duplicate=False)]
+    out: list[torch.Tensor] = [p for _, p in model.named_parameters(remove_duplicate=False)]
     out += [b for _, b in model.named_buffers(remove_duplicate=False) if b is not None]
     return out

@@ -1,0 +1,177 @@
+"""``diagnose``: one forward and one backward pass with hooks, the model restored exactly afterwards."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model.state import ModelState
+from . import stats
+from .diagnosis import Diagnosis
+from .recorder import Recorder
+from .sites import layer_sites
+
+DEFAULT_SEED = 0
+LossFn = Callable[..., torch.Tensor]
+
+
+def diagnose(
+    model: nn.Module,
+    batch: Any,
+    *,
+    target: Any = None,
+    loss_fn: LossFn | None = None,
+    seed: int | None = None,
+    jacobian: bool = False,
+) -> Diagnosis:
+    """Measure, layer by layer, how signal and gradients propagate through ``model`` on ``batch``.
+
+    ``batch`` is a tensor, a tuple of positional inputs or a dict of keyword inputs. The backward pass uses
+    ``loss_fn(output, target)`` when given (cross-entropy for integer targets, MSE otherwise, when only
+    ``target`` is given), else a unit-variance random cotangent drawn from a private generator seeded with
+    ``seed`` (0 when None, so the same call gives the same numbers). ``jacobian=True`` also measures the
+    singular values of the input-output Jacobian on up to 4 samples. Dropout in train mode draws from torch's
+    global generator, whose state is restored afterwards; call ``model.eval()`` first to measure without it.
+    Parameters, buffers, ``.grad``, ``requires_grad`` and train/eval modes are restored exactly afterwards,
+    also when the pass fails.
+
+    >>> import torch, initlab
+    >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    >>> d = initlab.diagnose(net, torch.randn(32, 8, generator=torch.Generator().manual_seed(0)))
+    >>> [la.name for la in d.layers]
+    ['0', '2']
+    """
+    _validate(model, batch, loss_fn)
+    seed = DEFAULT_SEED if seed is None else int(seed)
+    sites = layer_sites(model, batch)
+    if not sites:
+        raise ValueError(
+            f"found no layers to diagnose in {type(model).__name__} (Linear, Conv, Embedding, attention...)"
+        )
+    state = ModelState.capture(model)
+    try:
+        # dropout draws from torch's global generator: fork it so the caller's stream is left as it was
+        with torch.random.fork_rng(devices=_cuda_devices(model)):
+            with Recorder(sites) as recorder:
+                grads, loss = _forward_backward(model, batch, target, loss_fn, seed)
+            layers = recorder.layers(lambda p: grads.get(id(p)))
+            spectrum = None
+            if jacobian:
+                from .jacobian import jacobian_spectrum
+
+                spectrum = jacobian_spectrum(model, batch)
+    except RuntimeError as exc:
+        state.restore(model)
+        raise ValueError(
+            f"diagnose: the forward/backward pass of {type(model).__name__} failed on a batch of "
+            f"shape {_shape(batch)}: {exc}"
+        ) from exc
+    except BaseException:
+        state.restore(model)
+        raise
+    state.restore(model)
+    return Diagnosis.build(
+        type(model).__name__,
+        _shape(batch),
+        layers,
+        input_rms=_input_rms(batch),
+        loss=loss,
+        seed=seed,
+        jacobian=spectrum,
+    )
+
+
+def _validate(model: Any, batch: Any, loss_fn: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"diagnose expects a torch.nn.Module, got {type(model).__name__}")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    tensors = _tensors(batch)
+    if not tensors:
+        raise TypeError(
+            "batch must be a tensor, a tuple/list of tensors or a dict of tensors, got "
+            f"{type(batch).__name__}"
+        )
+    for t in tensors:
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError("the batch contains NaN or infinite values; diagnose needs finite inputs")
+    meta = [n for n, p in model.named_parameters() if p.device.type == "meta"]
+    if meta:
+        raise ValueError(f"parameters on the meta device ({meta[0]}, ...): materialize the model first")
+
+
+def _forward_backward(
+    model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None, seed: int
+) -> tuple[dict[int, torch.Tensor], float | None]:
+    params = [p for p in model.parameters() if p.is_floating_point()]  # tied weights come once
+    for p in params:
+        p.requires_grad_(True)
+    output = _call(model, batch)
+    outputs = [t for t in _tensors(output) if t.is_floating_point() and t.requires_grad]
+    if not outputs:
+        raise ValueError(
+            f"{type(model).__name__} returned no floating-point tensor that depends on its "
+            "parameters; nothing to differentiate"
+        )
+    loss_value: float | None = None
+    if loss_fn is not None or target is not None:
+        loss = _loss(output, outputs[0], target, loss_fn)
+        loss_value = float(loss.detach())
+        roots, cotangents = [loss], [torch.ones_like(loss)]
+    else:
+        g = torch.Generator(device=outputs[0].device).manual_seed(seed)
+        roots = outputs
+        cotangents = [torch.randn(o.shape, generator=g, device=o.device).to(o.dtype) for o in outputs]
+    found = torch.autograd.grad(roots, params, cotangents, allow_unused=True)
+    return {id(p): g for p, g in zip(params, found, strict=False) if g is not None}, loss_value
+
+
+def _loss(output: Any, first: torch.Tensor, target: Any, loss_fn: LossFn | None) -> torch.Tensor:
+    if loss_fn is None:  # only a target: cross-entropy for class indices, else MSE, on the first output
+        integer = isinstance(target, torch.Tensor) and not target.is_floating_point()
+        loss = F.cross_entropy(first, target) if integer else F.mse_loss(first, target)
+    else:
+        loss = loss_fn(output, target) if target is not None else loss_fn(output)
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError("loss_fn must return a scalar tensor")
+    return loss.reshape(())
+
+
+def _call(model: nn.Module, batch: Any) -> Any:
+    if isinstance(batch, dict):
+        return model(**batch)
+    if isinstance(batch, (tuple, list)):
+        return model(*batch)
+    return model(batch)
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (tuple, list)):
+        return [t for item in obj for t in _tensors(item)]
+    return []
+
+
+def _shape(batch: Any) -> list[int]:
+    tensors = _tensors(batch)
+    return list(tensors[0].shape) if tensors else []
+
+
+def _input_rms(batch: Any) -> float | None:
+    tensors = [t for t in _tensors(batch) if t.is_floating_point()]
+    if not tensors:
+        return None
+    rms = stats.moments(tensors[0]).rms
+    return rms if math.isfinite(rms) else None
+
+
+def _cuda_devices(model: nn.Module) -> list[int]:
+    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})

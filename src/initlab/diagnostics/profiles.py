@@ -1,0 +1,111 @@
+"""What diagnostics needs to know about an activation: where its units die or saturate, and a torch form.
+
+Thresholds are computed numerically from the catalog activation (its derivative on a fine grid), so any
+activation the catalog knows -- or any callable it wraps -- gets them without a hand-written table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..catalog.activations import Activation, activation_names
+
+SATURATION_LEVEL = 0.05  # saturated where phi' < 5% of its peak
+GRID = np.linspace(-60.0, 60.0, 240_001)  # step 5e-4; includes 0 exactly
+
+TorchFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """``dead_edge``: a unit is dead when its pre-activation never exceeds it (ReLU: 0).
+    ``saturation``: (low, high): pre-activations outside are saturated (tanh: about +-2.18); inf if never."""
+
+    spec: str
+    dead_edge: float | None
+    saturation: tuple[float, float] | None
+    fn: TorchFn
+
+    @property
+    def can_die(self) -> bool:
+        return self.dead_edge is not None
+
+    @property
+    def saturates(self) -> bool:
+        return self.saturation is not None
+
+
+_CACHE: dict[str, Profile] = {}
+
+
+def profile(act: Activation) -> Profile:
+    """The profile of a catalog activation (cached by spec for the catalog's named activations)."""
+    if act.name not in activation_names():
+        return _build(act)
+    if act.spec not in _CACHE:
+        _CACHE[act.spec] = _build(act)
+    return _CACHE[act.spec]
+
+
+def _build(act: Activation) -> Profile:
+    y = act(GRID)
+    d = np.abs(np.gradient(y, GRID))
+    peak = float(np.nanmax(d)) if np.isfinite(d).any() else 0.0
+    dead_edge = _dead_edge(d, peak) if act.can_die else None
+    saturation = _saturation(d, peak) if act.saturates else None
+    return Profile(act.spec, dead_edge, saturation, _torch_fn(act))
+
+
+def _dead_edge(d: np.ndarray, peak: float) -> float | None:
+    """The left end of the active region: below it the derivative is zero."""
+    active = np.flatnonzero(d > 1e-6 * peak)
+    return float(GRID[active[0]]) if active.size and active[0] > 0 else None
+
+
+def _saturation(d: np.ndarray, peak: float) -> tuple[float, float] | None:
+    """Outermost points where phi' is still >= 5% of its peak; beyond them every unit is saturated."""
+    alive = np.flatnonzero(d >= SATURATION_LEVEL * peak)
+    if not alive.size:
+        return None
+    low = float(GRID[alive[0] - 1]) if alive[0] > 0 else -np.inf
+    high = float(GRID[alive[-1] + 1]) if alive[-1] < GRID.size - 1 else np.inf
+    return (low, high) if np.isfinite(low) or np.isfinite(high) else None
+
+
+def _torch_fn(act: Activation) -> TorchFn:
+    p = act.params
+    table: dict[str, TorchFn] = {
+        "linear": lambda x: x,
+        "relu": F.relu,
+        "relu6": F.relu6,
+        "leaky_relu": lambda x: F.leaky_relu(x, p.get("negative_slope", 0.01)),
+        "prelu": lambda x: F.leaky_relu(x, p.get("negative_slope", 0.25)),
+        "elu": lambda x: F.elu(x, p.get("alpha", 1.0)),
+        "celu": lambda x: F.celu(x, p.get("alpha", 1.0)),
+        "selu": F.selu,
+        "gelu": F.gelu,
+        "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+        "silu": F.silu,
+        "mish": F.mish,
+        "softplus": F.softplus,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "hardtanh": F.hardtanh,
+        "hardsigmoid": F.hardsigmoid,
+        "hardswish": F.hardswish,
+        "softsign": F.softsign,
+        "sin": torch.sin,
+    }
+    if act.name in table:
+        return table[act.name]
+
+    def via_numpy(x: torch.Tensor) -> torch.Tensor:
+        out = act(x.detach().double().cpu().numpy())
+        return torch.from_numpy(np.asarray(out, dtype=np.float64)).to(device=x.device, dtype=x.dtype)
+
+    return via_numpy

@@ -1,0 +1,148 @@
+"""Numbers from tensors: moments, per-unit extremes, histograms, symmetry groups, effective rank.
+
+Reductions run in float64 so that exploding signals read as large numbers rather than overflow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Moments:
+    mean: float
+    std: float
+    rms: float
+
+
+@dataclass
+class Histogram:
+    counts: list[int]
+    edges: list[float]
+
+
+@dataclass
+class Symmetry:
+    """Units whose incoming weights (and bias) are identical and that receive identical gradients stay
+    identical under any gradient-based training: ``groups`` distinct units among ``units``; ``twinned`` units
+    have at least one identical twin; ``largest`` is the biggest group."""
+
+    units: int
+    groups: int
+    largest: int
+    twinned: int
+
+    @property
+    def fraction(self) -> float:
+        return self.twinned / self.units if self.units else 0.0
+
+
+@torch.no_grad()
+def moments(x: torch.Tensor) -> Moments:
+    if x.numel() == 0:
+        return Moments(math.nan, math.nan, math.nan)
+    x64 = x.detach().double()
+    mean = float(x64.mean())
+    second = float((x64 * x64).mean())
+    var = max(second - mean * mean, 0.0) if math.isfinite(second) else math.nan
+    if math.isfinite(var) and var < 1e-6 * second:  # cancellation: recompute about the mean
+        var = float(((x64 - mean) ** 2).mean())
+    return Moments(mean, math.sqrt(var) if math.isfinite(var) else math.nan, math.sqrt(second))
+
+
+@torch.no_grad()
+def unit_view(z: torch.Tensor, unit_dim: int) -> torch.Tensor:
+    """(samples, units): every position of every sample is a sample of each unit."""
+    if z.dim() == 0:
+        return z.reshape(1, 1)
+    return z.movedim(unit_dim, -1).reshape(-1, z.shape[unit_dim])
+
+
+@torch.no_grad()
+def histogram(x: torch.Tensor, bins: int = 40) -> Histogram:
+    x = (x.detach() if x.dtype == torch.float64 else x.detach().float()).reshape(-1)
+    x = x[torch.isfinite(x)]
+    if x.numel() == 0:
+        return Histogram([0] * bins, [0.0] * (bins + 1))
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-30):
+        lo, hi = lo - 0.5, hi + 0.5
+    counts = torch.histc(x, bins=bins, min=lo, max=hi)
+    step = (hi - lo) / bins
+    return Histogram([int(c) for c in counts.tolist()], [lo + i * step for i in range(bins + 1)])
+
+
+@torch.no_grad()
+def unit_rows(
+    weight: torch.Tensor, bias: torch.Tensor | None = None, transposed: bool = False
+) -> torch.Tensor:
+    """One row per output unit: its incoming weights, then its bias."""
+    w = weight.detach()
+    if transposed and w.dim() >= 2:
+        w = w.transpose(0, 1)
+    rows = w.reshape(w.shape[0], -1).float()
+    if bias is not None and bias.numel() == rows.shape[0]:
+        rows = torch.cat([rows, bias.detach().float().reshape(-1, 1)], dim=1)
+    return rows
+
+
+@torch.no_grad()
+def symmetry(rows: torch.Tensor, grad_rows: torch.Tensor | None = None, rtol: float = 1e-5) -> Symmetry:
+    """Groups of units with identical incoming weights, split further where their gradients differ."""
+    units = rows.shape[0]
+    if units == 0:
+        return Symmetry(0, 0, 0, 0)
+    _, inverse, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
+    sizes = [1] * int((counts == 1).sum())
+    for gid in torch.nonzero(counts > 1).flatten().tolist():
+        members = torch.nonzero(inverse == gid).flatten()
+        sizes.extend(
+            _split_by_gradient(grad_rows[members] if grad_rows is not None else None, len(members), rtol)
+        )
+    return Symmetry(units, len(sizes), max(sizes), sum(s for s in sizes if s > 1))
+
+
+def _split_by_gradient(grads: torch.Tensor | None, n: int, rtol: float) -> list[int]:
+    if grads is None:
+        return [n]
+    grads = grads.double()
+    scale = float(grads.abs().max()) if grads.numel() else 0.0
+    tol = rtol * scale + 1e-30
+    sizes = []
+    remaining = torch.ones(n, dtype=torch.bool)
+    while bool(remaining.any()):
+        rep = grads[int(torch.nonzero(remaining)[0])]
+        same = remaining & ((grads - rep).abs() <= tol).all(dim=1)
+        sizes.append(int(same.sum()))
+        remaining &= ~same
+    return sizes
+
+
+@torch.no_grad()
+def effective_rank(weight: torch.Tensor, transposed: bool = False) -> float:
+    """exp(entropy of the normalized singular values) (Roy & Vetterli 2007): 1 for rank one, n for n equal."""
+    if weight.dim() < 2 or weight.numel() == 0:
+        return math.nan
+    w = weight.detach()
+    if transposed:
+        w = w.transpose(0, 1)
+    w = w.reshape(w.shape[0], -1)
+    w = w.double() if w.dtype == torch.float64 else w.float()
+    if not bool(torch.isfinite(w).all()):
+        return math.nan
+    s = torch.linalg.svdvals(w).double()
+    total = float(s.sum())
+    if total == 0.0:
+        return 0.0
+    p = s / total
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def norm(t: torch.Tensor | None) -> float | None:
+    if t is None:
+        return None
+    return float(torch.linalg.vector_norm(t.detach().double()))

@@ -1,0 +1,1 @@
+"""The seven experiments, one module each (see :mod:`initlab.lab.runner` for the protocol)."""

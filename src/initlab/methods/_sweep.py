@@ -1,0 +1,191 @@
+"""The machinery shared by the data-driven inits: which modules are weight layers, how to feed a batch, how to
+rescale a layer's weight and bias per output channel, and the checks that keep bad input away from a model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+# Layers whose output is linear in (weight, bias): multiplying both by s multiplies the output by exactly s,
+# and subtracting m from the bias subtracts m from every output of that channel.
+HOMOGENEOUS: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.MultiheadAttention)
+
+
+class DataInitError(ValueError):
+    """A data-driven init cannot run on this model and batch; the model was not changed."""
+
+
+def weight_layers(model: nn.Module, layers: Iterable[nn.Module | str] | None = None) -> dict[nn.Module, str]:
+    """The layers to initialize, ``{module: qualified name}``: ``layers`` if given (modules or names), else
+    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention (not the projections inside an attention)."""
+    names = {m: n for n, m in model.named_modules()}
+    if layers is not None:
+        chosen: dict[nn.Module, str] = {}
+        for item in layers:
+            module = model.get_submodule(item) if isinstance(item, str) else item
+            if module not in names:
+                raise DataInitError(f"{type(module).__name__} is not a submodule of the model")
+            chosen[module] = names[module]
+        return chosen
+    attentions = [m for m in names if isinstance(m, nn.MultiheadAttention)]
+    inside_attention = {c for m in attentions for c in m.modules() if c is not m}
+    return {m: n for m, n in names.items() if isinstance(m, HOMOGENEOUS) and m not in inside_attention}
+
+
+def scaled_params(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The (weight, bias) tensors whose product with a scale rescales the output (weight-norm: the gain g)."""
+    if isinstance(module, nn.MultiheadAttention):
+        return module.out_proj.weight, module.out_proj.bias
+    parametrizations = getattr(module, "parametrizations", None)
+    if parametrizations is not None and "weight" in parametrizations:
+        plist = parametrizations["weight"]
+        if type(plist[0]).__name__ != "_WeightNorm":
+            raise DataInitError(f"cannot rescale the parametrized weight of {type(module).__name__} "
+                                f"({type(plist[0]).__name__}); only weight_norm is supported")
+        return plist.original0, _bias(module)
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise DataInitError(f"{type(module).__name__} has no weight tensor to rescale")
+    return weight, _bias(module)
+
+
+def _bias(module: nn.Module) -> torch.Tensor | None:
+    bias = getattr(module, "bias", None)
+    return bias if isinstance(bias, torch.Tensor) else None
+
+
+def channel_dim(module: nn.Module, out: torch.Tensor) -> int:
+    """Axis of the output channels in ``out``."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return out.dim() - len(module.kernel_size) - 1
+    return out.dim() - 1
+
+
+@torch.no_grad()
+def scale_channels_(module: nn.Module, scale: torch.Tensor | float,
+                    shift: torch.Tensor | float = 0.0) -> None:
+    """Make the layer compute ``scale * (y - shift)`` per output channel instead of ``y``."""
+    weight, bias = scaled_params(module)
+    per_channel = isinstance(scale, torch.Tensor) and scale.dim() > 0
+    if isinstance(shift, torch.Tensor) or shift != 0.0:
+        if bias is None:
+            raise DataInitError(f"{type(module).__name__} has no bias to re-center")
+        bias.sub_(shift)
+    if not per_channel:
+        weight.mul_(scale)
+        if bias is not None:
+            bias.mul_(scale)
+        return
+    assert isinstance(scale, torch.Tensor)
+    scale = scale.to(weight.dtype)
+    if bias is not None:
+        bias.mul_(scale)
+    if weight.dim() == 1 or weight is not getattr(module, "weight", None):  # weight-norm gain (out, 1, ...)
+        weight.mul_(scale.view(-1, *([1] * (weight.dim() - 1))))
+    elif isinstance(module, nn.modules.conv._ConvTransposeNd):
+        groups = module.groups
+        w = weight.view(groups, weight.shape[0] // groups, weight.shape[1], -1)
+        w.mul_(scale.view(groups, 1, -1, 1))
+    else:
+        weight.mul_(scale.view(-1, *([1] * (weight.dim() - 1))))
+
+
+def primary(output: Any) -> torch.Tensor:
+    """The activation tensor of a layer's output (attention returns ``(output, weights)``)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise DataInitError(f"no activation tensor in a layer output of type {type(output).__name__}")
+
+
+def replace_primary(output: Any, tensor: torch.Tensor) -> Any:
+    if isinstance(output, torch.Tensor):
+        return tensor
+    return type(output)((tensor, *output[1:]))
+
+
+def check_batch(batch: Any) -> list[torch.Tensor]:
+    """Refuse batches that cannot calibrate anything: non-finite, constant, or a single sample."""
+    tensors = _tensors(batch)
+    floats = [t for t in tensors if t.is_floating_point()]
+    if not tensors:
+        raise DataInitError("the batch holds no tensor")
+    for t in floats:
+        if t.device.type == "meta":
+            raise DataInitError("the batch is on the meta device: pass real data")
+        if not bool(torch.isfinite(t).all()):
+            raise DataInitError("the batch contains NaN or infinite values")
+    first = tensors[0]
+    if first.dim() == 0 or first.shape[0] < 2:
+        raise DataInitError("the batch needs at least 2 samples along its first dimension")
+    if floats and all(float(t.float().var()) == 0.0 for t in floats):
+        raise DataInitError("the batch has zero variance: every input value is the same")
+    return tensors
+
+
+def _tensors(batch: Any) -> list[torch.Tensor]:
+    if isinstance(batch, torch.Tensor):
+        return [batch]
+    if isinstance(batch, Mapping):
+        return [t for v in batch.values() for t in _tensors(v)]
+    if isinstance(batch, (tuple, list)):
+        return [t for v in batch for t in _tensors(v)]
+    return []
+
+
+def run(model: nn.Module, batch: Any) -> Any:
+    if isinstance(batch, Mapping):
+        return model(**batch)
+    if isinstance(batch, (tuple, list)):
+        return model(*batch)
+    return model(batch)
+
+
+def batch_dim(module: nn.Module) -> int:
+    return 1 if isinstance(module, nn.MultiheadAttention) and not module.batch_first else 0
+
+
+def check_activation(name: str, module: nn.Module, out: torch.Tensor) -> float:
+    """The output's variance, after refusing outputs that are non-finite or the same for every sample."""
+    if out.numel() == 0 or out.dim() == 0:
+        raise DataInitError(f"layer {name!r} produced an empty output")
+    value = variance(out)
+    if not math.isfinite(value):  # any NaN/inf element makes the variance non-finite
+        raise DataInitError(f"layer {name!r} produced NaN or infinite values on this batch")
+    dim = batch_dim(module)
+    first = out.narrow(dim, 0, 1)
+    if bool((out.narrow(dim, 1, 1) == first).all()) and bool((out == first).all()):
+        raise DataInitError(f"layer {name!r} produced the same output for every sample of the batch: its "
+                            "scale cannot be calibrated (is an earlier layer dead or the input constant?)")
+    return value
+
+
+def variance(out: torch.Tensor) -> float:
+    return float(out.detach().float().var(unbiased=False))
+
+
+def finite_positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0.0
+
+
+class BufferGuard:
+    """Put buffers (batch-norm running statistics) back after calibration passes."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.saved = [(b, b.detach().clone()) for b in model.buffers() if b.device.type != "meta"]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for b, value in self.saved:
+            b.copy_(value)
+
+
+def module_names(model: nn.Module, modules: Sequence[nn.Module]) -> list[str]:
+    names = {m: n for n, m in model.named_modules()}
+    return [names[m] for m in modules]

@@ -1,0 +1,237 @@
+"""``init_model``: validate, discover, plan, then draw -- all or nothing -- and the model-scheme registry.
+
+Whole-model schemes (LSUV, Fixup, ...) register with :func:`register_model_scheme`; ``init_model`` runs them
+inside the same validation and exact-restore wrapper as the built-in schemes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..backends.torch_backend import make_generator
+from ..catalog.profiles import profile
+from .graph import ModelGraph, discover, run_forward, unwrap
+from .plan import ProfileChooser, SchemeLike, apply_plan, build_plan, normalize_rules
+from .report import InitReport
+from .state import ModelState
+
+
+@dataclass
+class SchemeOptions:
+    """What a registered model scheme receives besides the model and its graph."""
+
+    example_input: Any = None
+    generator: torch.Generator | None = None
+    seed: int | None = None
+    rules: Any = None
+    dry_run: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+ModelSchemeFn = Callable[[nn.Module, ModelGraph, SchemeOptions], "InitReport | None"]
+_MODEL_SCHEMES: dict[str, ModelSchemeFn] = {}
+
+
+def register_model_scheme(name: str, fn: ModelSchemeFn, *, overwrite: bool = False) -> ModelSchemeFn:
+    """Make ``init_model(model, name, ...)`` call ``fn(model, graph, options)``.
+
+    ``fn`` initializes the model in place (it may call :func:`init_model` with another scheme first) and
+    returns an :class:`InitReport` (or None for a bare one). ``init_model`` validates the inputs before and
+    restores every parameter and buffer exactly if ``fn`` raises; with ``dry_run=True`` it runs ``fn``, then
+    restores. Unknown keyword arguments of ``init_model`` reach ``fn`` as ``options.extra``.
+    """
+    if not callable(fn):
+        raise TypeError(f"a model scheme is a callable (model, graph, options) -> InitReport, got {fn!r}")
+    if name in _MODEL_SCHEMES and not overwrite and _MODEL_SCHEMES[name] is not fn:
+        raise ValueError(f"model scheme {name!r} is already registered (pass overwrite=True to replace it)")
+    _MODEL_SCHEMES[name] = fn
+    return fn
+
+
+def model_schemes() -> list[str]:
+    """Names accepted by ``init_model`` besides catalog schemes and profiles."""
+    return ["auto", *sorted(_MODEL_SCHEMES)]
+
+
+def init_model(
+    model: nn.Module,
+    scheme: SchemeLike = "auto",
+    *,
+    example_input: Any = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    rules: Any = None,
+    dry_run: bool = False,
+    graph: ModelGraph | None = None,
+    **options: Any,
+) -> InitReport:
+    """Initialize every parameter of ``model`` and say what was done.
+
+    ``scheme``: ``"auto"`` (data-free, analytic), a catalog scheme name/call form/config/Initializer applied
+    to each weight with its correct fans and following activation (``"he_normal"``, ``"orthogonal"``), a
+    framework profile (``"torch:default"``, ``"keras:default"``, ``"flax:default"``, ``"timm:vit"``,
+    ``"hf:gpt2"``, ``"hf:bert"``), or a registered model scheme. ``rules``: ``{match: scheme}`` overrides,
+    match being a module type, a glob on qualified parameter or module names, or a predicate ``f(param_name,
+    module)``; the first matching rule wins, ``"keep"`` leaves a parameter as it is. ``example_input`` lets
+    discovery run the model once when ``torch.fx`` cannot trace it (and materializes Lazy modules).
+    ``dry_run=True`` changes nothing.
+
+    All or nothing: inputs are validated before the model is touched and any failure restores every parameter
+    and buffer bit for bit.
+
+    >>> import torch.nn as nn
+    >>> report = init_model(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)), "he_normal", seed=0)
+    >>> report.row("0.weight").std == (2 / 8) ** 0.5
+    True
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"init_model expects an nn.Module, got {type(model).__name__}")
+    if generator is not None and seed is not None:
+        raise ValueError("pass either seed or generator, not both")
+    inner = unwrap(model)
+    _validate_model(inner)
+    _validate_input(example_input)
+    scheme_name = _validate_scheme(scheme)
+    rule_list = normalize_rules(rules)
+    if options and scheme_name not in _MODEL_SCHEMES and scheme_name != "auto":
+        raise TypeError(f"unexpected option(s) {sorted(options)} for scheme {scheme_name!r}")
+    if _has_lazy(inner):
+        if example_input is None:
+            raise ValueError("the model has Lazy modules: pass example_input so that their shapes are known")
+        _materialize_lazy(inner, example_input)
+    elif example_input is not None:
+        _check_forward(inner, example_input)
+    if graph is None:
+        graph = discover(inner, example_input)
+    if scheme_name in _MODEL_SCHEMES:
+        opts = SchemeOptions(example_input, generator, seed, rules, dry_run, dict(options))
+        return _run_model_scheme(inner, graph, scheme_name, opts)
+    if scheme_name == "auto":
+        from .auto import AutoChooser
+
+        chooser: Any = AutoChooser(graph, **options)
+    else:
+        chooser = ProfileChooser(scheme, graph)
+    plan, report = build_plan(graph, chooser, rule_list, scheme_name)
+    report.seed, report.dry_run = seed, dry_run
+    if hasattr(chooser, "finish"):
+        chooser.finish(report)
+    if dry_run:
+        return report
+    if generator is None:
+        generator = make_generator(_device(inner), seed)
+    state = ModelState.capture(inner)
+    try:
+        apply_plan(inner, plan, generator)
+    except BaseException:
+        state.restore(inner)
+        raise
+    return report
+
+
+def _run_model_scheme(model: nn.Module, graph: ModelGraph, name: str, opts: SchemeOptions) -> InitReport:
+    if opts.generator is None:
+        opts.generator = make_generator(_device(model), opts.seed)
+    state = ModelState.capture(model)
+    try:
+        report = _MODEL_SCHEMES[name](model, graph, opts)
+    except BaseException:
+        state.restore(model)
+        raise
+    if report is None:
+        report = InitReport(name, method=graph.method, graph=graph)
+    report.seed, report.dry_run = opts.seed, opts.dry_run
+    if opts.dry_run:
+        state.restore(model)
+        report.notes.append("dry run: the scheme ran and every tensor was then restored")
+    return report
+
+
+# ---- validation --------------------------------------------------------------------------------------------
+def _validate_model(model: nn.Module) -> None:
+    if next(iter(model.parameters()), None) is None:
+        raise ValueError(f"{type(model).__name__} has no parameters: there is nothing to initialize")
+
+
+def _validate_scheme(scheme: SchemeLike) -> str:
+    if isinstance(scheme, str):
+        if scheme == "auto" or scheme in _MODEL_SCHEMES or profile(scheme) is not None:
+            return scheme
+        from ..catalog import get
+
+        try:
+            get(scheme)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}; init_model also accepts {', '.join(model_schemes())} and the profiles "
+                "torch:default, keras:default, flax:default, timm:vit, hf:gpt2, hf:bert"
+            ) from None
+        return scheme
+    from ..catalog import get
+
+    init = get(scheme)
+    return str(init)
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, dict):
+        return [t for v in x.values() for t in _tensors(v)]
+    if isinstance(x, list | tuple):
+        return [t for v in x for t in _tensors(v)]
+    return []
+
+
+def _validate_input(example_input: Any) -> None:
+    if example_input is None:
+        return
+    tensors = _tensors(example_input)
+    if not tensors:
+        raise TypeError("example_input must be a tensor, a tuple of tensors or a dict of tensors")
+    for t in tensors:
+        if t.is_floating_point() and t.device.type != "meta" and not bool(torch.isfinite(t).all()):
+            raise ValueError("example_input contains NaN or infinite values")
+
+
+def _check_forward(model: nn.Module, example_input: Any) -> None:
+    try:
+        run_forward(model, example_input)
+    except Exception as exc:
+        shapes = ", ".join(str(tuple(t.shape)) for t in _tensors(example_input))
+        raise ValueError(
+            f"example_input (shape {shapes}) does not fit the model: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def _has_lazy(model: nn.Module) -> bool:
+    from torch.nn.parameter import UninitializedParameter
+
+    return any(isinstance(p, UninitializedParameter) for p in model.parameters())
+
+
+def _materialize_lazy(model: nn.Module, example_input: Any) -> None:
+    # The modules' own reset_parameters draws from the global RNG: keep its state.
+    state = torch.get_rng_state()
+    try:
+        _check_forward(model, example_input)
+    finally:
+        torch.set_rng_state(state)
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    if p is None or p.device.type == "meta":
+        return torch.device("cpu")
+    return p.device
+
+
+def predicted_std(var: float | None) -> float | None:
+    return None if var is None else math.sqrt(max(var, 0.0))

@@ -1,0 +1,801 @@
+"""Discovery: the one graph walker of initlab. ``discover(model, example_input) -> ModelGraph``.
+
+Three front ends build the same dataflow graph of :class:`Node` s (execution order, so indices are
+topological): ``torch.fx`` symbolic tracing with known layers as leaves (``method="fx"``); when fx fails and
+an ``example_input`` is given, one forward pass with module hooks and a ``TorchFunctionMode`` that sees
+functional activations (``F.gelu``, ``torch.tanh``, ``x.relu()``), in-place ops, custom modules and raw
+``nn.Parameter`` s used through ``F.linear``/``F.conv*``/``@`` (``method="hooks"``); otherwise the modules in
+definition order (``method="static"``: no residual information). One analysis then finds, for every weight
+layer, the activation that follows it (walking through reshapes, dropout, pooling and norms), the residual
+branches (an addition whose inputs are a block input and a branch computed from it, found in the dataflow,
+never from class names), tied and parametrized weights, and the parameters no known layer uses
+(``unreached``).
+
+Other packages (diagnostics, methods) reuse this graph; :func:`initlab.model.trace.trace_activations`
+records every layer's output and the output of its activation during a forward pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.nn.utils import parametrize
+from torch.overrides import TorchFunctionMode
+
+from ..catalog import activations as acts
+from ..catalog.activations import Activation
+from ..catalog.fans import Fans
+from . import layers as L
+
+
+@dataclass
+class Node:
+    """One operation of the dataflow graph.
+
+    ``op``: input, const, param, layer (``name`` = layer name), act (``name`` = catalog spec), add, mul, cat,
+    softmax, pool, pass (shape-only: view, dropout, max-pool...), block (a composite such as a
+    TransformerEncoderLayer), other, output.
+    """
+
+    op: str
+    inputs: tuple[int, ...] = ()
+    name: str = ""
+    act: Activation | None = field(default=None, repr=False)
+
+
+@dataclass
+class LayerInfo:
+    """A weight layer as discovery found it.
+
+    ``params`` maps each parameter's name within the layer (``weight``, ``bias``, ``weight_hh_l0``,
+    ``out_proj.weight``...) to its qualified name in the model; ``specs`` gives its role, layout and block
+    structure and ``fans`` its fans (per gate block and group). ``activation`` is the catalog spec of the
+    nonlinearity that follows (None: linear or unknown), ``activation_fn`` the catalog object.
+    """
+
+    name: str
+    module: nn.Module | None
+    kind: str
+    params: dict[str, str]
+    specs: dict[str, L.ParamSpec] = field(default_factory=dict, repr=False)
+    fans: dict[str, Fans] = field(default_factory=dict)
+    activation: str | None = None
+    activation_fn: Activation | None = field(default=None, repr=False)
+    reached: bool = True
+    branch: int | None = None
+    last_in_branch: bool = False
+    calls: int = 0
+    node: int | None = None
+    order: float = field(default=float("inf"), repr=False)
+
+    @property
+    def module_type(self) -> str:
+        return type(self.module).__name__ if self.module is not None else "Parameter"
+
+    @property
+    def weight_fans(self) -> Fans | None:
+        for local, spec in self.specs.items():
+            if spec.role not in ("bias", "rnn_bias", "norm_bias") and local in self.fans:
+                return self.fans[local]
+        return None
+
+
+@dataclass
+class Branch:
+    """A residual branch: ``out = shortcut(x) + branch(x)``; ``last`` is its last weight layer, ``norms`` its
+    normalization layers (the last one is what ``zero_init_residual`` zeroes)."""
+
+    index: int
+    layers: list[str]
+    last: str | None
+    norms: list[str]
+    shortcut: list[str]
+    node: int | None = None
+
+
+@dataclass
+class ActivationSite:
+    """Where a nonlinearity is applied: after ``layer`` (None when it follows no weight layer directly), as a
+    module (``module`` = its qualified name) or a function (``function`` = its name)."""
+
+    spec: str
+    layer: str | None
+    module: str | None = None
+    function: str | None = None
+
+
+@dataclass
+class ModelGraph:
+    """What :func:`discover` found. ``layers`` are in forward execution order (unreached ones last)."""
+
+    model: nn.Module
+    layers: list[LayerInfo]
+    branches: list[Branch]
+    unreached: dict[str, str]
+    method: str
+    nodes: list[Node] = field(default_factory=list, repr=False)
+    tied: dict[str, list[str]] = field(default_factory=dict)
+    parametrized: dict[str, list[str]] = field(default_factory=dict)
+    activation_sites: list[ActivationSite] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def layer(self, name: str) -> LayerInfo:
+        for info in self.layers:
+            if info.name == name:
+                return info
+        raise KeyError(f"no layer named {name!r}; layers: {', '.join(i.name for i in self.layers[:8])}...")
+
+    def __contains__(self, name: object) -> bool:
+        return any(info.name == name for info in self.layers)
+
+    @property
+    def has_norm(self) -> bool:
+        return any(info.kind == "norm" for info in self.layers)
+
+    def param_layer(self) -> dict[str, tuple[LayerInfo, str]]:
+        """Qualified parameter name -> (layer, name within the layer)."""
+        return {q: (info, local) for info in self.layers for local, q in info.params.items()}
+
+
+# ---- building the dataflow ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Ref:
+    node: int
+
+
+class _Builder:
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.nodes: list[Node] = []
+        self.layers: dict[str, LayerInfo] = {}
+        self.composites: dict[str, nn.Module] = {}
+        self.param_nodes: dict[str, int] = {}
+        self.param_uses: dict[str, str] = {}
+        self.sites: list[ActivationSite] = []
+
+    def add(
+        self, op: str, inputs: tuple[int, ...] = (), name: str = "", act: Activation | None = None
+    ) -> int:
+        self.nodes.append(Node(op, inputs, name, act))
+        return len(self.nodes) - 1
+
+    def param(self, qualname: str) -> int:
+        if qualname not in self.param_nodes:
+            self.param_nodes[qualname] = self.add("param", (), qualname)
+        return self.param_nodes[qualname]
+
+    def _layer(
+        self,
+        name: str,
+        module: nn.Module | None,
+        kind: str,
+        params: dict[str, str],
+        specs: dict[str, L.ParamSpec],
+    ) -> LayerInfo:
+        info = self.layers.get(name)
+        if info is None:
+            info = LayerInfo(name, module, kind, params, specs)
+            self.layers[name] = info
+        info.calls += 1
+        return info
+
+    def module_call(self, name: str, module: nn.Module, inputs: tuple[int, ...]) -> int:
+        kind = L.layer_kind(module)
+        if kind is not None:
+            idx = self.add("layer", inputs, name)
+            info = self._layer(name, module, kind, {}, {})
+            if info.node is None:
+                info.node = idx
+                info.order = idx
+            return idx
+        if isinstance(module, L.COMPOSITES):
+            self.composites.setdefault(name, module)
+            return self.add("block", inputs, name)
+        act = L.module_act(module)
+        if act is None and isinstance(module, nn.PReLU) and module.weight.numel() == 1:
+            act = acts.activation("leaky_relu", negative_slope=float(module.weight.detach().reshape(())))
+        if act is not None:
+            idx = self.add("act", inputs, L.activation_spec(act), act)
+            self.sites.append(ActivationSite(L.activation_spec(act), None, module=name))
+            return idx
+        if isinstance(module, L.AVG_POOL_MODULES):
+            return self.add("pool", inputs, name)
+        if isinstance(module, L.TRANSPARENT_MODULES):
+            return self.add("pass", inputs, name)
+        return self.add("other", inputs, name)
+
+    def call(self, fname: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
+        flat = [*_flatten(args), *_flatten(tuple(kwargs.values()))]
+        refs = tuple(a.node for a in flat if isinstance(a, _Ref))
+        params = [self.nodes[r].name for r in refs if self.nodes[r].op == "param"]
+        data = tuple(r for r in refs if self.nodes[r].op != "param")
+        if params and fname in L.LAYER_FUNCS:
+            return self._raw_layer(fname, args, kwargs, data)
+        for p in params:
+            self.param_uses.setdefault(p, fname)
+        act = L.function_act(fname, _literal(args), _literal_kw(kwargs))
+        if act is not None and len(data) == 1:
+            spec_act = acts.activation(act)
+            self.sites.append(ActivationSite(spec_act.spec, None, function=fname))
+            return self.add("act", data, spec_act.spec, spec_act)
+        if fname in L.ADD_NAMES:
+            return self.add("add" if len(data) >= 2 else "pass", data, fname)
+        if fname in L.MUL_NAMES:
+            return self.add("mul" if len(data) >= 2 else "pass", data, fname)
+        if fname in L.CAT_NAMES:
+            return self.add("cat", data, fname)
+        if fname in L.SOFTMAX_NAMES:
+            return self.add("softmax", data, fname)
+        if fname in L.AVG_POOL_NAMES:
+            return self.add("pool", data, fname)
+        if fname in L.TRANSPARENT_NAMES:
+            return self.add("pass", data, fname)
+        return self.add("other", data, fname)
+
+    def _raw_layer(
+        self, fname: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], data: tuple[int, ...]
+    ) -> int:
+        positional = [a for a in _flatten(args) if isinstance(a, _Ref)]
+        keyed = {k: v for k, v in kwargs.items() if isinstance(v, _Ref)}
+        ordered = positional + list(keyed.values())
+        param_pos = [i for i, r in enumerate(ordered) if self.nodes[r.node].op == "param"]
+        names = [self.nodes[ordered[i].node].name for i in param_pos]
+        kind = L.LAYER_FUNCS[fname]
+        weight = names[0]
+        op = kind
+        if kind == "matmul":
+            op = "matmul_in_out" if param_pos[0] > 0 and fname != "__rmatmul__" else "linear"
+        if kind == "embedding":
+            specs = {"weight": L.ParamSpec("embedding")}
+        elif kind == "conv_transpose":
+            stride = _literal(args)[3] if len(args) > 3 else kwargs.get("stride", 1)
+            stride = tuple(stride) if isinstance(stride, tuple | list) else (int(stride),)
+            groups = _literal(args)[6] if len(args) > 6 else kwargs.get("groups", 1)
+            specs = {"weight": L.ParamSpec("weight", "torch_transposed", groups=int(groups), stride=stride)}
+        elif kind == "conv":
+            groups = _literal(args)[6] if len(args) > 6 else kwargs.get("groups", 1)
+            specs = {"weight": L.ParamSpec("weight", groups=int(groups))}
+        else:
+            specs = {"weight": L.raw_spec(op)}
+        params = {"weight": weight}
+        if len(names) > 1:
+            params["bias"] = names[1]
+            specs["bias"] = L.ParamSpec("bias", fans_of="weight")
+        idx = self.add("layer", data, weight)
+        info = self._layer(weight, None, "raw", params, specs)
+        if info.node is None:
+            info.node = idx
+            info.order = idx
+        return idx
+
+
+def _flatten(items: tuple[Any, ...]) -> list[Any]:
+    out: list[Any] = []
+    for x in items:
+        if isinstance(x, list | tuple):
+            out.extend(_flatten(tuple(x)))
+        else:
+            out.append(x)
+    return out
+
+
+def _literal(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(None if isinstance(a, _Ref) else a for a in args)
+
+
+def _literal_kw(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, _Ref) else v) for k, v in kwargs.items()}
+
+
+# ---- front end 1: torch.fx ---------------------------------------------------------------------------------
+class _LeafTracer(fx.Tracer):
+    def __init__(self, leaves: set[int]):
+        super().__init__()
+        self.leaves = leaves
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return id(m) in self.leaves
+
+
+def _from_fx(model: nn.Module) -> _Builder:
+    # Decide the leaves before tracing: classifying a custom module runs it, which must not happen under fx.
+    graph = _LeafTracer({id(m) for m in model.modules() if L.is_leaf(m)}).trace(model)
+    b = _Builder(model)
+    param_names = dict(model.named_parameters(remove_duplicate=False))
+    ids: dict[fx.Node, int] = {}
+    alias: dict[int, int] = {}
+
+    def ref(a: Any) -> Any:
+        if isinstance(a, fx.Node):
+            i = ids[a]
+            return _Ref(alias.get(i, i))
+        if isinstance(a, list | tuple):
+            return type(a)(ref(x) for x in a)
+        if isinstance(a, dict):
+            return {k: ref(v) for k, v in a.items()}
+        return a
+
+    for n in graph.nodes:
+        if n.op == "placeholder":
+            ids[n] = b.add("input", (), str(n.target))
+        elif n.op == "get_attr":
+            target = str(n.target)
+            ids[n] = b.param(target) if target in param_names else b.add("const", (), target)
+        elif n.op == "call_module":
+            module = model.get_submodule(str(n.target))
+            inputs = tuple(r.node for r in _flatten(tuple(ref(n.args))) if isinstance(r, _Ref))
+            ids[n] = b.module_call(str(n.target), module, inputs)
+        elif n.op in ("call_function", "call_method"):
+            fname = str(n.target) if n.op == "call_method" else L.func_name(n.target)
+            args = ref(n.args)
+            ids[n] = b.call(fname, tuple(args), ref(dict(n.kwargs)))
+            if n.op == "call_method" and fname.endswith("_") and not fname.endswith("__") and n.args:
+                first = ref(n.args[0])
+                if isinstance(first, _Ref):
+                    alias[first.node] = ids[n]
+        elif n.op == "output":
+            inputs = tuple(r.node for r in _flatten((ref(n.args),)) if isinstance(r, _Ref))
+            ids[n] = b.add("output", inputs)
+    return b
+
+
+# ---- front end 2: one forward pass with hooks and a TorchFunctionMode --------------------------------------
+class _Recorder(TorchFunctionMode):
+    def __init__(self, builder: _Builder, params: dict[int, str]):
+        super().__init__()
+        self.b = builder
+        self.params = params
+        self.producer: dict[int, int] = {}
+        self.keep: list[Any] = []
+        self.depth = 0
+
+    def ref(self, a: Any) -> Any:
+        if isinstance(a, torch.Tensor):
+            key = id(a)
+            if key not in self.producer:
+                if key in self.params:
+                    self.producer[key] = self.b.param(self.params[key])
+                else:
+                    self.producer[key] = self.b.add("const")
+                self.keep.append(a)
+            return _Ref(self.producer[key])
+        if isinstance(a, list | tuple):
+            return type(a)(self.ref(x) for x in a)
+        if isinstance(a, dict):
+            return {k: self.ref(v) for k, v in a.items()}
+        return a
+
+    def bind(self, out: Any, node: int) -> None:
+        for t in _flatten((out,)):
+            if isinstance(t, torch.Tensor) and id(t) not in self.params:
+                self.producer[id(t)] = node
+                self.keep.append(t)
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.depth == 0 and any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
+            node = self.b.call(L.func_name(func), tuple(self.ref(args)), self.ref(dict(kwargs)))
+            self.bind(out, node)
+        return out
+
+
+def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    def walk(prefix: str, module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+        for name, child in module.named_children():
+            q = f"{prefix}.{name}" if prefix else name
+            if L.is_leaf(child):
+                yield q, child
+            else:
+                yield from walk(q, child)
+
+    yield from walk("", model)
+
+
+def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
+    b = _Builder(model)
+    params = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
+    rec = _Recorder(b, params)
+    handles = []
+
+    def pre(module: nn.Module, args: Any, kwargs: Any) -> None:
+        rec.depth += 1
+
+    def post(name: str) -> Any:
+        def hook(module: nn.Module, args: Any, kwargs: Any, out: Any) -> None:
+            rec.depth -= 1
+            if rec.depth == 0:
+                refs = _flatten((rec.ref(args), rec.ref(dict(kwargs))))
+                inputs = tuple(r.node for r in refs if isinstance(r, _Ref) and b.nodes[r.node].op != "param")
+                rec.bind(out, b.module_call(name, module, inputs))
+
+        return hook
+
+    for name, module in _leaves(model):
+        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(module.register_forward_hook(post(name), with_kwargs=True))
+    args, kwargs = _split_input(example_input)
+    try:
+        with rec:
+            inputs = [rec.ref(a) for a in _flatten(args)]
+            for r in inputs:
+                if isinstance(r, _Ref):
+                    b.nodes[r.node].op = "input"
+            out = model(*args, **kwargs)
+            refs = _flatten((rec.ref(out),))
+            b.add("output", tuple(r.node for r in refs if isinstance(r, _Ref)))
+    finally:
+        for h in handles:
+            h.remove()
+    return b
+
+
+def _split_input(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if isinstance(example_input, Mapping):
+        return (), dict(example_input)
+    if isinstance(example_input, tuple | list):
+        return tuple(example_input), {}
+    return (example_input,), {}
+
+
+def _from_root_leaf(model: nn.Module) -> _Builder:
+    b = _Builder(model)
+    b.add("output", (b.module_call("", model, (b.add("input"),)),))
+    return b
+
+
+# ---- front end 3: definition order -------------------------------------------------------------------------
+def _from_static(model: nn.Module) -> _Builder:
+    b = _Builder(model)
+    last = b.add("input")
+    for name, module in _leaves(model):
+        last = b.module_call(name, module, (last,))
+    b.add("output", (last,))
+    return b
+
+
+# ---- analysis ----------------------------------------------------------------------------------------------
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside DataParallel/DistributedDataParallel (``.module``) or torch.compile
+    (``._orig_mod``)."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, nn.Module):
+            model = inner
+            continue
+        if isinstance(model, nn.DataParallel | nn.parallel.DistributedDataParallel) or (
+            type(model).__name__ in ("DistributedDataParallel", "FullyShardedDataParallel")
+            and isinstance(getattr(model, "module", None), nn.Module)
+        ):
+            inner = model.module
+            assert isinstance(inner, nn.Module)
+            model = inner
+            continue
+        return model
+
+
+def _fill_layer(info: LayerInfo, names: set[str], shapes: dict[str, torch.Size]) -> None:
+    if info.module is None:
+        for local, q in info.params.items():
+            fans = _fans_or_none(info.specs[local], tuple(shapes[q]))
+            if fans is not None:
+                info.fans[local] = fans
+        return
+    specs = L.param_specs(info.kind, info.module)
+    for local, spec in specs.items():
+        q = f"{info.name}.{local}" if info.name else local
+        if q not in names:
+            continue
+        info.params[local] = q
+        info.specs[local] = spec
+        tensor = _get_tensor(info.module, local)
+        if tensor is not None:
+            fans = _fans_or_none(spec, tuple(tensor.shape))
+            if fans is not None:
+                info.fans[local] = fans
+
+
+def _fans_or_none(spec: L.ParamSpec, shape: tuple[int, ...]) -> Fans | None:
+    try:
+        return spec.fans(shape)
+    except ValueError:
+        return None
+
+
+def _get_tensor(module: nn.Module, local: str) -> torch.Tensor | None:
+    obj: Any = module
+    for part in local.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj if isinstance(obj, torch.Tensor) else None
+
+
+def _consumers(nodes: list[Node]) -> list[list[int]]:
+    out: list[list[int]] = [[] for _ in nodes]
+    for i, n in enumerate(nodes):
+        for j in n.inputs:
+            out[j].append(i)
+    return out
+
+
+def _following_activation(
+    start: int, nodes: list[Node], consumers: list[list[int]], norm_layers: set[str]
+) -> Node | None:
+    frontier = [start]
+    seen = {start}
+    while frontier:
+        nxt = []
+        for i in sorted(frontier):
+            for c in consumers[i]:
+                node = nodes[c]
+                if node.op == "act":
+                    return node
+                if c not in seen and (
+                    node.op in ("pass", "pool") or (node.op == "layer" and node.name in norm_layers)
+                ):
+                    seen.add(c)
+                    nxt.append(c)
+        frontier = nxt
+    return None
+
+
+def _branches(b: _Builder, weight_layers: set[str], norm_layers: set[str]) -> list[Branch]:
+    nodes = b.nodes
+    anc: list[int] = []
+    for i, n in enumerate(nodes):
+        bits = 1 << i
+        for j in n.inputs:
+            bits |= anc[j]
+        anc.append(bits)
+
+    def layer_nodes(bits: int) -> list[int]:
+        return [i for i, n in enumerate(nodes) if n.op in ("layer", "block") and bits >> i & 1]
+
+    out: list[Branch] = []
+    for i, n in enumerate(nodes):
+        if n.op != "add" or len(n.inputs) < 2:
+            continue
+        a, c = n.inputs[0], n.inputs[1]
+        common = anc[a] & anc[c]
+        if not common:
+            continue
+        top = common.bit_length() - 1  # the latest common ancestor: the block input
+        if nodes[top].op in ("const", "param"):
+            continue
+        above = anc[top]
+        paths = [layer_nodes(anc[a] & ~above), layer_nodes(anc[c] & ~above)]
+        paths.sort(key=len)
+        shortcut, branch = paths
+        if not branch or len(shortcut) > 1 or len(shortcut) >= len(branch):
+            continue
+        names = [nodes[k].name for k in branch]
+        weights = [x for x in names if x in weight_layers]
+        if not weights and not any(nodes[k].op == "block" for k in branch):
+            continue
+        out.append(
+            Branch(
+                len(out),
+                names,
+                weights[-1] if weights else None,
+                [x for x in names if x in norm_layers],
+                [nodes[k].name for k in shortcut],
+                i,
+            )
+        )
+    return out
+
+
+def _expand_composite(name: str, module: nn.Module, b: _Builder, branches: list[Branch], at: float) -> None:
+    """Known structure of torch's Transformer layers (their forward has a fused fast path fx cannot trace)."""
+    if isinstance(module, L.TRANSFORMER_LAYERS):
+        p = f"{name}." if name else ""
+        act = getattr(module, "activation", None)
+        act_obj = (
+            L.module_act(act)
+            if isinstance(act, nn.Module)
+            else (acts.activation(act) if callable(act) else None)
+        )
+        pre = bool(getattr(module, "norm_first", False))
+        attn = ["self_attn"] + (["multihead_attn"] if isinstance(module, nn.TransformerDecoderLayer) else [])
+        norms = ["norm1", "norm2", "norm3"][: len(attn) + 1]
+        blocks = [([a], norms[k]) for k, a in enumerate(attn)] + [(["linear1", "linear2"], norms[-1])]
+        for members, norm in blocks:
+            order = ([norm] if pre else []) + members + ([] if pre else [norm])
+            for part in order:
+                kind = L.layer_kind(module.get_submodule(part))
+                if kind is None:
+                    continue
+                info = b._layer(p + part, module.get_submodule(part), kind, {}, {})
+                info.order = at + len(b.layers) * 1e-6
+                if part == "linear1" and act_obj is not None:
+                    info.activation, info.activation_fn = L.activation_spec(act_obj), act_obj
+            br = Branch(len(branches), [p + c for c in order], p + members[-1], [p + norm] if pre else [], [])
+            branches.append(br)
+        return
+    for child_name, child in module.named_children():
+        q = f"{name}.{child_name}" if name else child_name
+        if isinstance(child, L.COMPOSITES):
+            _expand_composite(q, child, b, branches, at)
+        elif isinstance(child, nn.ModuleList):
+            for k, sub in child.named_children():
+                _expand_composite(f"{q}.{k}", sub, b, branches, at)
+        elif L.layer_kind(child) is not None:
+            b._layer(q, child, L.layer_kind(child) or "", {}, {}).order = at + len(b.layers) * 1e-6
+
+
+def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
+    named = list(model.named_parameters(remove_duplicate=False))
+    names = {n for n, _ in named}
+    shapes = {n: p.shape for n, p in named}
+    nodes = b.nodes
+    consumers = _consumers(nodes)
+    norm_names = {n for n, info in b.layers.items() if info.kind == "norm"}
+    for info in list(b.layers.values()):
+        if info.node is not None and info.kind not in ("norm", "rnn"):
+            found = _following_activation(info.node, nodes, consumers, norm_names)
+            if found is not None:
+                info.activation, info.activation_fn = found.name, found.act
+    branches: list[Branch] = []
+    if method != "static":
+        weight_names = {n for n, info in b.layers.items() if info.kind != "norm"}
+        branches = _branches(b, weight_names, norm_names)
+    block_nodes = {n.name: i for i, n in enumerate(nodes) if n.op == "block"}
+    for cname, cmod in b.composites.items():
+        _expand_composite(cname, cmod, b, branches, block_nodes.get(cname, len(nodes)))
+    # known layers the forward never called
+    seen = set(b.layers)
+    for qname, module in model.named_modules():
+        kind = L.layer_kind(module)
+        if kind is not None and qname not in seen and not any(qname.startswith(s + ".") for s in seen):
+            info = b._layer(qname, module, kind, {}, {})
+            info.calls = 0
+            info.reached = method == "static"
+    # parametrized weights: the logical name stands for its originals
+    parametrized: dict[str, list[str]] = {}
+    for mname, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            for tname in module.parametrizations:
+                prefix = f"{mname}.parametrizations.{tname}." if mname else f"parametrizations.{tname}."
+                parametrized[f"{mname}.{tname}" if mname else tname] = sorted(
+                    n for n in names if n.startswith(prefix)
+                )
+    logical = names | set(parametrized)
+    for info in b.layers.values():
+        _fill_layer(info, logical, shapes)
+    layers = sorted(b.layers.values(), key=lambda i: i.order)
+    for br in branches:
+        for lname in br.layers:
+            if lname in b.layers and b.layers[lname].branch is None:
+                b.layers[lname].branch = br.index
+        if br.last in b.layers:
+            b.layers[br.last].last_in_branch = True
+    # tied weights and coverage
+    first: dict[int, str] = {}
+    tied: dict[str, list[str]] = {}
+    for n, p in named:
+        if id(p) in first:
+            tied.setdefault(first[id(p)], []).append(n)
+        else:
+            first[id(p)] = n
+    covered = {q for info in layers for q in info.params.values()}
+    for lname, originals in parametrized.items():
+        if lname in covered:
+            covered.update(originals)
+    unreached: dict[str, str] = {}
+    owners = dict(model.named_modules())
+    for n, p in named:
+        if n in covered:
+            continue
+        if first[id(p)] != n and first[id(p)] in covered:
+            continue
+        owner = n.rpartition(".")[0]
+        mod = owners.get(owner.split(".parametrizations")[0])
+        if n in b.param_uses:
+            unreached[n] = f"used by {b.param_uses[n]!r}, not a weight-layer op: left untouched"
+        elif method != "static" and n not in b.param_nodes and not (mod is not None and L.is_leaf(mod)):
+            unreached[n] = "never used in the traced forward: left untouched"
+        else:
+            kind = type(mod).__name__ if mod is not None else "?"
+            unreached[n] = f"unknown module type {kind}: left untouched"
+    for info in layers:
+        if not info.reached:
+            for q in info.params.values():
+                unreached.setdefault(
+                    q, "module never called in the traced forward (initialized from its type)"
+                )
+    sites = _sites(b, layers, consumers)
+    return ModelGraph(model, layers, branches, unreached, method, nodes, tied, parametrized, sites)
+
+
+def _sites(b: _Builder, layers: list[LayerInfo], consumers: list[list[int]]) -> list[ActivationSite]:
+    """Each activation node, tied to the layer whose output it consumes (through shape-only ops and norms)."""
+    by_node = {info.node: info.name for info in layers if info.node is not None}
+    norm_names = {info.name for info in layers if info.kind == "norm"}
+    out: list[ActivationSite] = []
+    site_iter = iter(b.sites)
+    for n in b.nodes:
+        if n.op != "act":
+            continue
+        site = next(site_iter, None)
+        if site is None:
+            break
+        src = n.inputs[0] if n.inputs else None
+        layer = None
+        while src is not None:
+            node = b.nodes[src]
+            if src in by_node and node.name not in norm_names:
+                layer = by_node[src]
+                break
+            if node.op in ("pass", "pool") or (node.op == "layer" and node.name in norm_names):
+                src = node.inputs[0] if node.inputs else None
+            else:
+                break
+        site.layer = layer
+        out.append(site)
+    return out
+
+
+def discover(model: nn.Module, example_input: Any = None) -> ModelGraph:
+    """Find the weight layers of ``model``, the activation after each, residual branches, tied and
+    parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword
+    inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients, global RNG
+    state kept).
+    """
+    model = unwrap(model)
+    notes: list[str] = []
+    b: _Builder | None = None
+    method = "fx"
+    try:
+        b = _from_root_leaf(model) if L.is_leaf(model) else _from_fx(model)
+    except Exception as exc:  # fx fails on data-dependent control flow, unsupported ops...
+        notes.append(
+            f"torch.fx could not trace the model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        )
+    if b is None and example_input is not None:
+        b = _run_hooks(model, example_input)
+        method = "hooks"
+    if b is None:
+        b = _from_static(model)
+        method = "static"
+        notes.append(
+            "no example_input: layers in definition order, activations from the next module, "
+            "no residual branches"
+        )
+    graph = _analyze(b, model, method)
+    graph.notes.extend(notes)
+    return graph
+
+
+def _run_hooks(model: nn.Module, example_input: Any) -> _Builder:
+    with _quiet_forward(model):
+        return _from_hooks(model, example_input)
+
+
+@contextlib.contextmanager
+def _quiet_forward(model: nn.Module) -> Iterator[None]:
+    """Eval mode, no grad, the global RNG state kept, training flags restored."""
+    flags = [(m, m.training) for m in model.modules()]
+    rng = torch.get_rng_state()
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        torch.set_rng_state(rng)
+        for m, flag in flags:
+            m.training = flag
+
+
+def run_forward(model: nn.Module, example_input: Any) -> Any:
+    """One quiet forward pass (eval mode, no grad, global RNG state kept)."""
+    args, kwargs = _split_input(example_input)
+    with _quiet_forward(model):
+        return model(*args, **kwargs)

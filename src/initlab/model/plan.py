@@ -1,0 +1,490 @@
+"""Planning: from a :class:`~.graph.ModelGraph`, a scheme and rules to one :class:`Assignment` per parameter.
+
+A plan is pure data (draws from the catalog, per gate block where a weight stacks blocks) and is made from
+shapes alone, so it works on meta-device models; :func:`apply_plan` draws it into real tensors (also after a
+later ``materialize``). Schemes come from a *chooser*: :class:`ProfileChooser` maps each parameter's role to
+the rule of a framework profile (``torch:default``, ``keras:default``...) or of one catalog scheme applied
+with the layer's fans and following activation; the "auto" scheme (:mod:`.auto`) is another chooser.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ..backends.torch_backend import fill_
+from ..catalog import draws as d
+from ..catalog import get
+from ..catalog.fans import Fans
+from ..catalog.initializers import Context, Initializer
+from ..catalog.profiles import Profile, profile, scheme_profile
+from ..catalog.registry import Scheme
+from .graph import LayerInfo, ModelGraph
+from .layers import ParamSpec
+from .report import InitReport, Row
+
+SchemeLike = str | Initializer | Mapping[str, Any]
+KEEP = "keep"
+
+
+# ---- plan data ---------------------------------------------------------------------------------------------
+@dataclass
+class Assignment:
+    """How to fill one parameter: ``draws`` per block along dim 0 (one draw: the whole tensor), then ``post``
+    steps: ``("row", index, value)`` sets a row (embedding padding), ``("slice", start, stop, value)`` a
+    slice of a 1-D tensor (LSTM forget-gate bias)."""
+
+    name: str
+    owner: str
+    attr: str
+    shape: tuple[int, ...]
+    draws: tuple[d.Draw, ...]
+    post: tuple[tuple[Any, ...], ...] = ()
+    parametrized: bool = False
+
+
+@dataclass
+class Plan:
+    assignments: list[Assignment] = field(default_factory=list)
+    reset_stats: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Choice:
+    """What a chooser picks for one parameter."""
+
+    scheme: Initializer | None  # None: keep the current values
+    label: str
+    rule: str
+    fans: Fans | None = None
+    blocks: int = 1
+    note: str = ""
+    post: tuple[tuple[Any, ...], ...] = ()
+    draws: tuple[d.Draw, ...] | None = None  # a chooser may give draws directly (auto)
+
+
+class Chooser(Protocol):
+    def choose(self, layer: LayerInfo, local: str, spec: ParamSpec, shape: tuple[int, ...]) -> Choice: ...
+
+
+# ---- rules -------------------------------------------------------------------------------------------------
+@dataclass
+class Rule:
+    """One override: ``match`` is a module type, a glob on qualified parameter/module names, or a predicate
+    ``f(param_name, module) -> bool``; ``scheme`` a catalog scheme or ``"keep"``."""
+
+    match: type | str | Callable[[str, nn.Module | None], bool]
+    scheme: SchemeLike
+    label: str
+    init: Initializer | None = None
+
+    def matches(self, param: str, layer_name: str, module: nn.Module | None) -> bool:
+        if isinstance(self.match, type):
+            return module is not None and isinstance(module, self.match)
+        if isinstance(self.match, str):
+            return fnmatch.fnmatchcase(param, self.match) or (
+                bool(layer_name) and fnmatch.fnmatchcase(layer_name, self.match)
+            )
+        return bool(self.match(param, module))
+
+
+def normalize_rules(rules: Any) -> list[Rule]:
+    """Rules as a mapping or a sequence of (match, scheme) pairs; schemes are resolved (unknown names
+    raise)."""
+    if rules is None:
+        return []
+    items: Iterable[tuple[Any, Any]] = rules.items() if isinstance(rules, Mapping) else rules
+    out = []
+    for item in items:
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise ValueError(f"a rule is a (match, scheme) pair, got {item!r}")
+        match, scheme = item
+        if not (isinstance(match, type | str) or callable(match)):
+            raise ValueError(f"a rule matches a module type, a name glob or a predicate, not {match!r}")
+        label = (
+            match.__name__
+            if isinstance(match, type)
+            else match
+            if isinstance(match, str)
+            else getattr(match, "__name__", "predicate")
+        )
+        init = None if scheme == KEEP else _resolve_scheme(scheme, f"rule {label!r}")
+        out.append(Rule(match, scheme, f"rule {label}", init))
+    return out
+
+
+def _resolve_scheme(scheme: SchemeLike, where: str) -> Initializer:
+    try:
+        return get(scheme)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def scheme_label(init: Initializer) -> str:
+    return str(init) if isinstance(init, Scheme) else init.to_config().get("name", type(init).__name__)
+
+
+# ---- the profile chooser -----------------------------------------------------------------------------------
+class ProfileChooser:
+    """A framework profile, or one catalog scheme for every weight (biases 0, norms 1/0, embeddings N(0, 1),
+    recurrent weights orthogonal per gate block, LSTM forget-gate bias 1)."""
+
+    def __init__(self, scheme: SchemeLike, graph: ModelGraph):
+        self.graph = graph
+        self.custom: Initializer | None = None
+        if isinstance(scheme, str) and profile(scheme) is not None:
+            self.profile: Profile = profile(scheme)  # type: ignore[assignment]
+            self.name = scheme
+        else:
+            self.custom = _resolve_scheme(scheme, "scheme")
+            self.name = scheme_label(self.custom)
+            self.profile = Profile(self.name, weight=self.name, rnn_recurrent="orthogonal", forget_bias=1.0)
+            self.profile = _with_embedding(self.profile, scheme_profile(self.name).embedding)
+        self.torch_default = self.name == "torch:default"
+        weights = [
+            i for i in graph.layers if i.kind in ("linear", "conv", "hf_conv1d", "raw", "conv_transpose")
+        ]
+        self.head = weights[-1].name if weights and self.profile.head else None
+        self.n_layer = max(1, math.ceil(len(graph.branches) / 2))
+        self._cache: dict[str, Initializer] = {}
+
+    def _init(self, rule: str) -> Initializer:
+        if rule == self.name and self.custom is not None:
+            return self.custom
+        if rule not in self._cache:
+            params = {"n_layer": self.n_layer} if rule.split("(")[0] == "gpt2_residual" else {}
+            self._cache[rule] = _resolve_scheme(rule, f"profile {self.name}")
+            if params:
+                self._cache[rule] = get(rule, **params)
+        return self._cache[rule]
+
+    def role(self, layer: LayerInfo, local: str, spec: ParamSpec) -> str:
+        role = spec.role
+        if layer.name == self.head and role == "weight":
+            return "head"
+        if layer.last_in_branch and self.profile.residual_out and role in ("weight", "attention_out"):
+            return "residual_out"
+        if layer.kind == "attention" and role == "bias":
+            return "zeros_bias"
+        return role
+
+    def choose(self, layer: LayerInfo, local: str, spec: ParamSpec, shape: tuple[int, ...]) -> Choice:
+        role = self.role(layer, local, spec)
+        rule = "zeros" if role == "zeros_bias" else self.profile.rule(role)
+        if role == "rnn_bias" and not self.torch_default and rule == self.profile.bias:
+            rule = self.profile.rnn_bias
+        fans = layer.fans.get(spec.fans_of or local)
+        blocks = spec.blocks
+        post: tuple[tuple[Any, ...], ...] = ()
+        if self.torch_default and layer.kind == "rnn":
+            fans = _recurrent_fans(layer, local)
+            blocks = 1
+        elif self.torch_default and role == "attention_in":
+            fans, blocks = spec.__class__(spec.role).fans(shape), 1
+        if role == "rnn_bias" and self.profile.forget_bias is not None:
+            post = _forget_bias(layer, local, shape, self.profile.forget_bias)
+        return Choice(
+            self._init(rule),
+            rule,
+            f"{self.name}:{role.replace('zeros_bias', 'bias')}",
+            fans,
+            blocks,
+            post=post,
+        )
+
+
+def _with_embedding(p: Profile, embedding: str) -> Profile:
+    from dataclasses import replace
+
+    return replace(p, embedding=embedding)
+
+
+def _recurrent_fans(layer: LayerInfo, local: str) -> Fans | None:
+    suffix = local.split("_", 2)[-1] if "_l" in local else ""
+    key = f"weight_hh_{suffix}" if suffix.startswith("l") else "weight_hh"
+    return layer.fans.get(key) or next((f for k, f in layer.fans.items() if k.startswith("weight_hh")), None)
+
+
+def _forget_bias(
+    layer: LayerInfo, local: str, shape: tuple[int, ...], value: float
+) -> tuple[tuple[Any, ...], ...]:
+    module = layer.module
+    mode = getattr(module, "mode", None) or type(module).__name__
+    if "LSTM" not in mode or len(shape) != 1 or shape[0] % 4:
+        return ()
+    h = shape[0] // 4
+    return (("slice", h, 2 * h, value if "_ih" in local or local == "bias" else 0.0),)
+
+
+# ---- building ----------------------------------------------------------------------------------------------
+def stats_of(draw: d.Draw, shape: Sequence[int]) -> tuple[float | None, float | None, float | None]:
+    """(mean, std, bound) of the entries a draw produces for ``shape``."""
+    if isinstance(draw, d.Uniform):
+        return draw.mean, draw.std, max(abs(draw.low), abs(draw.high))
+    if isinstance(draw, d.TruncatedNormal):
+        lo, hi = draw.bounds
+        return draw.mean, draw.std, max(abs(lo), abs(hi))
+    if isinstance(draw, d.Constant | d.Normal):
+        return draw.mean, draw.std, None
+    n = math.prod(shape) or 1
+    if isinstance(draw, d.Orthogonal):
+        rows = shape[0] if draw.flatten == "torch" else math.prod(shape[:-1])
+        cols = n // max(rows, 1)
+        return 0.0, abs(draw.gain) / math.sqrt(max(rows, cols, 1)), None
+    if isinstance(draw, d.DeltaOrthogonal):
+        rows, cols = (shape[-1], shape[-2]) if draw.channels_last else (shape[0], shape[1])
+        return 0.0, abs(draw.gain) * math.sqrt(min(rows, cols) / n), None
+    if isinstance(draw, d.Eye | d.Dirac):
+        k = min(shape[0], shape[1]) if len(shape) > 1 else 1
+        return None, abs(draw.gain) * math.sqrt(k / n), None
+    if isinstance(draw, d.Sparse):
+        return 0.0, draw.std * math.sqrt(1 - math.ceil(draw.sparsity * shape[0]) / max(shape[0], 1)), None
+    return None, None, None
+
+
+def resolve_choice(
+    choice: Choice, layer: LayerInfo, spec: ParamSpec, shape: tuple[int, ...], name: str
+) -> tuple[tuple[d.Draw, ...], str]:
+    """Draws (one per block) for a choice, and a note when the scheme had to be adapted to the weight."""
+    if choice.draws is not None:
+        return choice.draws, choice.note
+    assert choice.scheme is not None
+    blocks = choice.blocks if choice.blocks > 1 and shape and shape[0] % choice.blocks == 0 else 1
+    block_shape = (shape[0] // blocks, *shape[1:]) if blocks > 1 else shape
+    ctx = Context(spec.layout, choice.fans, spec.groups, 1, spec.stride, layer.activation_fn)
+    note = choice.note
+    try:
+        draw = choice.scheme.resolve(block_shape, ctx)
+    except ValueError as exc:
+        base = choice.label.split("(")[0]
+        if base.endswith("delta_orthogonal") and len(block_shape) == 2:
+            gain = getattr(choice.scheme, "params", {}).get("gain", 1.0)
+            draw, note = d.Orthogonal(float(gain)), "delta_orthogonal on a 2-D weight: orthogonal"
+        elif base.endswith("dirac") and len(block_shape) == 2:
+            draw, note = (
+                d.Eye(float(getattr(choice.scheme, "params", {}).get("gain", 1.0))),
+                "dirac on 2-D: eye",
+            )
+        else:
+            raise ValueError(f"{name} {tuple(shape)} ({layer.module_type}): {choice.label}: {exc}") from None
+    return (draw,) * blocks, note
+
+
+def build_plan(
+    graph: ModelGraph, chooser: Chooser, rules: list[Rule], scheme_name: str
+) -> tuple[Plan, InitReport]:
+    """One assignment and one report row per distinct parameter (tied weights once)."""
+    model = graph.model
+    plan = Plan()
+    report = InitReport(scheme_name, method=graph.method, graph=graph, plan=plan)
+    report.notes.extend(graph.notes)
+    tensors = dict(model.named_parameters(remove_duplicate=False))
+    aliases = {a: canon for canon, al in graph.tied.items() for a in al}
+    done: dict[str, Row] = {}
+    used = [False] * len(rules)
+    owner_of = graph.param_layer()
+    order = [q for info in graph.layers for q in info.params.values()]
+    order += [n for n in graph.unreached if n not in owner_of]
+    for q in order:
+        canon = aliases.get(q, q)
+        if canon in done or q in done:
+            row = done.get(canon) or done[q]
+            if q != row.name and q not in row.tied:
+                row.tied.append(q)
+                alias_info = owner_of.get(q)
+                for k, rule in enumerate(rules):
+                    if rule.matches(
+                        q,
+                        alias_info[0].name if alias_info else "",
+                        alias_info[0].module if alias_info else None,
+                    ):
+                        used[k] = True
+                        report.warn(
+                            f"{q} is tied to {row.name}: initialized once, by {row.rule} "
+                            f"({rule.label} also matches it)"
+                        )
+                        break
+            continue
+        info_local = owner_of.get(q)
+        tensor: torch.Tensor | None = tensors.get(q)
+        originals = graph.parametrized.get(q, [])
+        if tensor is None and originals:
+            tensor = _logical_tensor(model, q)
+        if tensor is None:
+            continue
+        shape = tuple(tensor.shape)
+        if info_local is None:
+            info, local, spec = None, q, ParamSpec("weight")
+            module_type = type(_owner(model, q)).__name__
+        else:
+            info, local = info_local
+            spec = info.specs[local]
+            module_type = info.module_type
+        rule_hit = None
+        for k, rule in enumerate(rules):
+            if rule.matches(
+                q, info.name if info else q.rpartition(".")[0], info.module if info else _owner(model, q)
+            ):
+                used[k] = True
+                rule_hit = rule_hit or rule
+        row = Row(
+            q,
+            module_type,
+            shape,
+            "",
+            "",
+            layer=info.name if info else "",
+            activation=info.activation if info else None,
+        )
+        done[canon] = row
+        if info is not None:
+            fans = info.fans.get(spec.fans_of or local)
+            if fans is not None:
+                row.fan_in, row.fan_out = fans.fan_in, fans.fan_out
+        if rule_hit is None and info is None:
+            row.status, row.scheme, row.rule = "untouched", "-", "-"
+            row.note = graph.unreached.get(q, "")
+            report.rows.append(row)
+            continue
+        if rule_hit is not None:
+            if rule_hit.init is None:
+                row.status, row.scheme, row.rule = "kept", KEEP, rule_hit.label
+                report.rows.append(row)
+                continue
+            fans = info.fans.get(spec.fans_of or local) if info else None
+            choice = Choice(rule_hit.init, scheme_label(rule_hit.init), rule_hit.label, fans, spec.blocks)
+        else:
+            assert info is not None
+            choice = chooser.choose(info, local, spec, shape)
+        if choice.scheme is None and choice.draws is None:
+            row.status, row.scheme, row.rule = "kept", KEEP, choice.rule
+            report.rows.append(row)
+            continue
+        layer = info or LayerInfo(q, None, "raw", {local: q}, {local: spec})
+        draws, note = resolve_choice(choice, layer, spec, shape, q)
+        post = choice.post
+        if info is not None and info.kind in ("embedding", "embedding_bag") and local == "weight":
+            pad = getattr(info.module, "padding_idx", None)
+            if pad is not None:
+                post = (*post, ("row", int(pad), 0.0))
+                note = (note + "; " if note else "") + f"padding row {pad} = 0"
+        block_shape = (shape[0] // len(draws), *shape[1:]) if shape else shape
+        mean, std, bound = stats_of(draws[0], block_shape)
+        row.scheme, row.rule, row.std, row.bound, row.mean, row.note = (
+            choice.label,
+            choice.rule,
+            std,
+            bound,
+            mean,
+            note,
+        )
+        if (
+            row.fan_in is not None
+            and std is not None
+            and spec.role not in ("bias", "rnn_bias", "norm_bias", "norm_weight", "embedding")
+        ):
+            row.var_out = row.fan_in * (std**2 + (mean or 0.0) ** 2)
+        owner, _, attr = _split_owner(q, info)
+        plan.assignments.append(Assignment(q, owner, attr, shape, draws, post, bool(originals)))
+        report.rows.append(row)
+    for k, rule in enumerate(rules):
+        if not used[k]:
+            raise ValueError(
+                f"{rule.label} matches no parameter of the model; parameters look like "
+                f"{', '.join(list(tensors)[:4])}"
+            )
+    for info in graph.layers:
+        if info.kind == "norm" and hasattr(info.module, "reset_running_stats"):
+            plan.reset_stats.append(info.name)
+    if plan.reset_stats:
+        report.notes.append(f"running statistics reset in {len(plan.reset_stats)} normalization layer(s)")
+    for name, reason in graph.unreached.items():
+        if name in done and done[name].status == "untouched":
+            report.warn(f"{name}: {reason}")
+    return plan, report
+
+
+def _split_owner(q: str, info: LayerInfo | None) -> tuple[str, str, str]:
+    if info is not None and info.module is not None:
+        local = q[len(info.name) + 1 :] if info.name else q
+        owner = info.name
+        if "." in local:
+            sub, _, local = local.rpartition(".")
+            owner = f"{owner}.{sub}" if owner else sub
+        return owner, ".", local
+    owner, _, attr = q.rpartition(".")
+    return owner, ".", attr
+
+
+def _owner(model: nn.Module, q: str) -> nn.Module | None:
+    owner = q.rpartition(".")[0].split(".parametrizations")[0]
+    try:
+        return model.get_submodule(owner) if owner else model
+    except AttributeError:
+        return None
+
+
+def _logical_tensor(model: nn.Module, q: str) -> torch.Tensor | None:
+    owner, _, attr = q.rpartition(".")
+    module = model.get_submodule(owner) if owner else model
+    try:
+        with torch.no_grad():
+            value = getattr(module, attr)
+    except Exception:
+        return None
+    return value if isinstance(value, torch.Tensor) else None
+
+
+# ---- applying ----------------------------------------------------------------------------------------------
+@torch.no_grad()
+def apply_plan(
+    model: nn.Module, plan: Plan, generator: torch.Generator | None = None, *, seed: int | None = None
+) -> None:
+    """Draw every assignment of ``plan`` into ``model``'s tensors (in plan order, so one seed gives one
+    result). Meta tensors are skipped: call again after the model is materialized."""
+    from ..backends.torch_backend import make_generator
+    from .graph import unwrap
+
+    model = unwrap(model)
+    params = dict(model.named_parameters(remove_duplicate=False))
+    for a in plan.assignments:
+        module = model.get_submodule(a.owner) if a.owner else model
+        if a.parametrized:
+            current = getattr(module, a.attr)
+            if current.device.type == "meta":
+                continue
+            target = torch.empty(a.shape, dtype=current.dtype, device=current.device)
+        else:
+            target = params[a.name]
+            if target.device.type == "meta":
+                continue
+        if generator is None:
+            generator = make_generator(target.device, seed)
+        _fill(target, a, generator)
+        if a.parametrized:
+            setattr(module, a.attr, target)
+    for name in plan.reset_stats:
+        norm = model.get_submodule(name)
+        if all(b.device.type != "meta" for b in norm.buffers()):
+            norm.reset_running_stats()  # type: ignore[operator]
+
+
+def _fill(target: torch.Tensor, a: Assignment, g: torch.Generator) -> None:
+    data = target.detach()
+    if data.numel():
+        if len(a.draws) == 1:
+            fill_(data, a.draws[0], g)
+        else:
+            for block, draw in zip(data.chunk(len(a.draws), 0), a.draws, strict=True):
+                fill_(block, draw, g)
+    for step in a.post:
+        if step[0] == "row":
+            data[step[1]].fill_(step[2])
+        elif step[0] == "slice":
+            data[step[1] : step[2]].fill_(step[3])

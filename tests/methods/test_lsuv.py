@@ -1,0 +1,199 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import initlab
+from initlab.methods import DataInitError, lsuv_reference
+from initlab.methods._sweep import primary
+from initlab.model.state import ModelState
+
+
+def mlp(depth: int = 12, width: int = 64, seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)  # tests only
+    layers: list[nn.Module] = [nn.Linear(16, width), nn.Tanh()]
+    for _ in range(depth - 2):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    layers.append(nn.Linear(width, 10))
+    return nn.Sequential(*layers)
+
+
+def batch(n: int, *shape: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=g) * 3 + 1
+
+
+KINDS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.MultiheadAttention)
+
+
+def layer_variances(model: nn.Module, x: torch.Tensor, kinds=KINDS):
+    out: dict[str, float] = {}
+
+    def record(name: str, output) -> None:
+        out.setdefault(name, primary(output).double().var(unbiased=False).item())
+
+    hooks = [m.register_forward_hook(lambda mod, a, o, n=n: record(n, o))
+             for n, m in model.named_modules() if isinstance(m, kinds)]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return out
+
+
+def variance_standard_error(model: nn.Module, n: int, *shape: int) -> dict[str, float]:
+    """Spread of each layer's output variance across independent fresh batches of size n."""
+    draws = [layer_variances(model, batch(n, *shape, seed=100 + i)) for i in range(8)]
+    return {k: float(torch.tensor([d[k] for d in draws]).std()) for k in draws[0]}
+
+
+def test_fresh_batch_variance_within_tolerance_and_report():
+    model = mlp()
+    before = layer_variances(model, batch(2048, 16, seed=1))
+    assert max(abs(v - 1) for v in before.values()) > 0.5  # the default init is far off: the test can fail
+    rng = torch.get_rng_state()
+    report = initlab.lsuv(model, batch(512, 16, seed=0), seed=0)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert [c.name for c in report.layers] == [f"{i}" for i in range(0, 23, 2)]
+    assert report.converged and report.tol == 0.1 and report.max_iter == 10
+    for c in report.layers:
+        assert abs(c.variance - 1) < 1e-4 and c.iterations <= 1
+    fresh = layer_variances(model, batch(2048, 16, seed=1))
+    se = variance_standard_error(model, 2048, 16)
+    for name, v in fresh.items():
+        assert abs(v - 1) < 0.1, (name, v)
+        assert abs(v - 1) < 0.02 + 5 * se[name] * math.sqrt(1 + 2048 / 512), (name, v, se[name])
+    assert report.evaluations == len(report.layers) == 12 and report.forward_passes == 1
+
+
+def test_same_seed_same_result_and_agrees_with_reference():
+    a, b, c = mlp(), mlp(), mlp()
+    x = batch(256, 16, seed=0)
+    ra = initlab.lsuv(a, x, seed=4)
+    initlab.lsuv(b, x, seed=4)
+    rc = lsuv_reference(c, x, seed=4)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+        torch.testing.assert_close(pa, pc, rtol=1e-4, atol=1e-6)
+    assert rc.evaluations >= 10 * ra.evaluations
+    # the reference reruns the whole network for every attempt: 1 + sum over layers of (iters + 1) passes
+    assert rc.forward_passes == 1 + sum(x.iterations + 1 for x in rc.layers)
+    assert rc.evaluations == 12 * rc.forward_passes
+
+
+class Block(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.pointwise = nn.Conv2d(c, c, 1)
+        self.up = nn.ConvTranspose2d(c, c, 3, padding=1, groups=2)
+        self.attn = nn.MultiheadAttention(c, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(torch.relu(self.pointwise(torch.relu(self.depthwise(x)))))
+        seq = h.flatten(2).transpose(1, 2)
+        return x + self.attn(seq, seq, seq)[0].transpose(1, 2).view_as(x)
+
+
+def test_grouped_transposed_conv_attention_residual_and_center():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), Block(8), Block(8))
+    x = batch(64, 3, 6, 6, seed=0)
+    report = initlab.lsuv(model, x, seed=1, center=True)
+    assert [c.kind for c in report.layers] == ["Conv2d", *(["Conv2d", "Conv2d", "ConvTranspose2d",
+                                                            "MultiheadAttention"] * 2)]
+    fresh = layer_variances(model, batch(256, 3, 6, 6, seed=5))
+    assert len(fresh) == 9
+    for name, v in fresh.items():
+        assert abs(v - 1) < 0.15, (name, v)  # smaller batch: wider sampling spread than the MLP test
+    conv = model[1].pointwise
+    out = conv(torch.relu(model[1].depthwise(model[0](x))))
+    assert out.mean(dim=(0, 2, 3)).abs().max() < 1e-4  # centered per channel on the calibration batch
+
+
+class Saturating(nn.Module):
+    """Not linear in its weight: the sweep must re-evaluate it and iterate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(32, 16) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 3 * torch.tanh(x @ self.weight.t())
+
+
+def test_nonlinear_layer_is_reevaluated_and_max_iter_respected():
+    torch.manual_seed(0)
+    model = nn.Sequential(Saturating(), nn.Linear(32, 4))
+    report = initlab.lsuv(model, batch(256, 16, seed=0), layers=["0", "1"], pre_init=None)
+    sat = report.layers[0]
+    assert sat.iterations >= 2 and sat.converged and sat.evaluations == sat.iterations + 1
+    model = nn.Sequential(Saturating(), nn.Linear(32, 4))
+    report = initlab.lsuv(model, batch(256, 16, seed=0), layers=["0"], pre_init=None, target=9.5, max_iter=3)
+    assert report.layers[0].iterations == 3 and not report.layers[0].converged  # 3 tanh cannot reach var 9.5
+    assert "NOT CONVERGED" in str(report)
+
+
+def test_shared_layer_calibrated_once_and_unreached_layer_reported():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.f = nn.Linear(8, 8)
+            self.unused = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.f(torch.relu(self.f(x)))
+
+    model = Twice()
+    report = initlab.lsuv(model, batch(128, 8, seed=0), seed=0)
+    assert [c.name for c in report.layers] == ["f"] and report.skipped == ["unused"]
+    assert report.evaluations == 2
+
+
+def test_batchnorm_running_stats_untouched():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 8))
+    mean = model[1].running_mean.clone()
+    initlab.lsuv(model, batch(64, 8, seed=0), seed=0)
+    assert torch.equal(model[1].running_mean, mean) and model[1].num_batches_tracked == 0
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.full((32, 16), 2.0), "zero variance"),
+    (torch.tensor([[float("nan")] * 16] * 32), "NaN or infinite"),
+    (torch.randn(1, 16), "at least 2 samples"),
+])
+def test_bad_batches_refused_model_unchanged(bad, message):
+    model = mlp(4)
+    snap = ModelState.capture(model)
+    with pytest.raises(DataInitError, match=message):
+        initlab.lsuv(model, bad, seed=0)
+    assert snap.matches(model)
+
+
+def test_constant_layer_output_refused_model_unchanged():
+    class Dead(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 0
+
+    model = nn.Sequential(nn.Linear(16, 16), Dead(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    snap = ModelState.capture(model)
+    with pytest.raises(DataInitError, match=r"layer '2' produced the same output for every sample"):
+        initlab.lsuv(model, batch(64, 16, seed=0), seed=0)
+    assert snap.matches(model)  # the first layer had been rescaled: restored
+
+
+def test_overflowing_layer_refused_model_unchanged():
+    model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 4)).half()
+    snap = ModelState.capture(model)
+    with pytest.raises(DataInitError, match="NaN or infinite"):
+        initlab.lsuv(model, (batch(64, 16, seed=0) * 1e4).half(), seed=0, pre_init=None)
+    assert snap.matches(model)
+
+
+def test_no_weight_layer_and_bad_arguments():
+    with pytest.raises(DataInitError, match="no weight layer"):
+        initlab.lsuv(nn.Sequential(nn.ReLU()), batch(8, 4, seed=0))
+    with pytest.raises(DataInitError, match="tol"):
+        initlab.lsuv(mlp(3), batch(8, 16, seed=0), tol=0)
