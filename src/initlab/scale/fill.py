@@ -50,13 +50,15 @@ def fill_array(out: np.ndarray, starts: np.ndarray, p: counter.Plan, *, engine: 
         raise RuntimeError("engine='numba' needs numba: pip install 'initlab[fast]'")
     import numba
 
-    before = numba.get_num_threads()
     most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-    numba.set_num_threads(max(1, min(threads or torch.get_num_threads(), most)))
-    try:
-        _numba.fill(out, starts, p.kind, p.stream, p.key[0], p.key[1], np.asarray(p.params, dtype=np.float64))
-    finally:
-        numba.set_num_threads(before)
+    params = np.asarray(p.params, dtype=np.float64)
+    with _numba.LAUNCH:
+        before = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(threads or torch.get_num_threads(), most)))
+        try:
+            _numba.fill(out, starts, p.kind, p.stream, p.key[0], p.key[1], params)
+        finally:
+            numba.set_num_threads(before)
 
 
 def row_starts(local_shape: Sequence[int], global_shape: Sequence[int],

@@ -12,7 +12,10 @@ partial counters at its two ends one by one.
 from __future__ import annotations
 
 import math
+import os
+import threading
 
+import numba
 import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import leading_zeros
@@ -41,6 +44,11 @@ from .counter import (
 from .philox import M0, M1, W0, W1
 
 CHUNK = 1 << 14
+# numba's GNU OpenMP layer kills any child forked after a parallel launch (DataLoader workers, fork-started
+# ranks); the workqueue layer is fork-safe but not re-entrant, hence the lock around launches.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
+LAUNCH = threading.Lock()
 _M0, _M1, _W0, _W1 = np.uint64(M0), np.uint64(M1), np.uint64(W0), np.uint64(W1)
 _MASK, _S32, _S8 = np.uint64(0xFFFFFFFF), np.uint64(32), np.uint64(8)
 _L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8 = LOG_C
