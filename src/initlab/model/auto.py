@@ -63,18 +63,21 @@ class AutoChooser:
         orthogonal: bool | None = None,
         looks_linear: bool = True,
         q_saturating: float = 0.5,
+        portable: bool = False,
         **options: Any,
     ):
         if options:
             raise TypeError(
                 f"unexpected option(s) for auto: {sorted(options)}; auto takes zero_init_residual, "
-                "orthogonal, looks_linear, q_saturating"
+                "orthogonal, looks_linear, q_saturating, portable"
             )
         if not q_saturating > 0:
             raise ValueError(f"q_saturating must be > 0, got {q_saturating}")
         self.graph = graph
         self.zero_init_residual = zero_init_residual
         self.q_saturating = q_saturating
+        # portable: only draws and piece-local post steps, for the counter-based and sharded generators
+        self.portable = portable
         self.choices: dict[str, Choice] = {}
         self.var_out: dict[str, float] = {}
         self.notes: list[str] = []
@@ -124,7 +127,7 @@ class AutoChooser:
             )
         self.ll_role: dict[str, str] = {}
         self.ll_factor: dict[str, float] = {}
-        if self.orthogonal and looks_linear:
+        if self.orthogonal and looks_linear and not self.portable:
             self._looks_linear_chains(weights)
 
     def _only_norms(self, node: int, norms: set[str]) -> bool:
@@ -303,7 +306,7 @@ class AutoChooser:
             mean, second, slope2 = act_moments(pre.act, pre.spec, pre.q)
             chi_w2 = 1.0 / max(slope2, 1e-12)
             sb2_plain = q_t - chi_w2 * second
-            if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second:
+            if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second and not self.portable:
                 v_in, center = max(second - mean * mean, 1e-12), mean  # cancel the mean through the bias
                 sb2_plain = q_t - chi_w2 * v_in
             if sb2_plain >= 0 and (has_bias or sb2_plain < 0.02 * q_t):
@@ -333,7 +336,9 @@ class AutoChooser:
         else:
             std = math.sqrt(sw2 / fan_in)
             rows = info.kind in ("linear", "conv", "raw") and info.specs["weight"].layout == "torch"
-            if rows and fan_in < SMALL_FAN_IN:  # fixed-norm rows: no chi-square spread of each unit's gain
+            if (
+                rows and fan_in < SMALL_FAN_IN and not self.portable
+            ):  # fixed-norm rows: no chi-square spread of each unit's gain
                 label = f"normal(0, {std:.3g}), rows scaled to norm {math.sqrt(sw2):.3g}"
                 self._set(
                     info,
