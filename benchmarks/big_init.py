@@ -86,7 +86,7 @@ def rss_mib(field: str) -> float:
     raise RuntimeError(field)
 
 
-def run_variant(model_name: str, variant: str, scheme: str, path: str) -> dict:
+def run_variant(model_name: str, variant: str, scheme: str, path: str, threads: int = 1) -> dict:
     """Runs in the subprocess."""
     import time
 
@@ -113,9 +113,9 @@ def run_variant(model_name: str, variant: str, scheme: str, path: str) -> dict:
         from initlab import materialize
 
         if variant == "initlab":
-            materialize(model, "cpu", scheme, seed=0, threads=1, progress=False)
+            materialize(model, "cpu", scheme, seed=0, threads=threads, progress=False)
         else:
-            materialize(model, scheme=scheme, seed=0, path=path, threads=1, progress=False)
+            materialize(model, scheme=scheme, seed=0, path=path, threads=threads, progress=False)
     seconds = time.perf_counter() - start
     params = sum(p.numel() for p in model.parameters())
     tied = None if model_name != "gpt2" else model.lm_head.weight is model.wte.weight
@@ -123,11 +123,12 @@ def run_variant(model_name: str, variant: str, scheme: str, path: str) -> dict:
             "params": params, "tied": tied}
 
 
-def measure(model_name: str, variant: str, scheme: str) -> dict:
+def measure(model_name: str, variant: str, scheme: str, threads: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "model.safetensors")
+        call = f"big_init.run_variant({model_name!r}, {variant!r}, {scheme!r}, {path!r}, {threads})"
         code = (f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); import big_init; "
-                f"print(json.dumps(big_init.run_variant({model_name!r}, {variant!r}, {scheme!r}, {path!r})))")
+                f"print(json.dumps({call}))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -138,19 +139,23 @@ def main() -> None:
     parser.add_argument("--model", choices=["gpt2", "linear1b"], default="gpt2")
     parser.add_argument("--file", action="store_true", help="also stream to a safetensors file")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--threads", type=int, default=0, help="also run initlab with this many threads")
     args = parser.parse_args()
-    variants = [("default", "torch:default"), ("initlab", "torch:default")]
+    variants = [("default", "torch:default", 1), ("initlab", "torch:default", 1)]
     if args.model == "gpt2":
-        variants.append(("initlab", "hf:gpt2"))
+        variants.append(("initlab", "hf:gpt2", 1))
     if args.file:
-        variants.append(("safetensors", "torch:default"))
+        variants.append(("safetensors", "torch:default", 1))
+    if args.threads > 1:
+        variants.append(("initlab", "torch:default", args.threads))
     rows = []
-    for variant, scheme in variants:
-        row = measure(args.model, variant, scheme)
-        row.update(variant=variant, scheme=scheme if variant != "default" else "(torch defaults)")
+    for variant, scheme, threads in variants:
+        row = measure(args.model, variant, scheme, threads)
+        label = variant if threads == 1 else f"{variant} ({threads} thr)"
+        row.update(variant=label, scheme=scheme if variant != "default" else "(torch defaults)")
         rows.append(row)
     base = rows[0]["seconds"]
-    title = f"{args.model}: {rows[0]['params'] / 1e6:.1f}M parameters, 1 thread, fresh process each"
+    title = f"{args.model}: {rows[0]['params'] / 1e6:.1f}M parameters, fresh process each"
     table = Table(title=title)
     for col in ("variant", "scheme", "s", "speed-up", "M params/s", "peak RSS MiB", "RSS before MiB",
                 "one-off warm-up s", "tied"):
