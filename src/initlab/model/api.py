@@ -1,8 +1,7 @@
 """``init_model``: validate, discover, plan, then draw -- all or nothing -- and the model-scheme registry.
 
 Whole-model schemes (LSUV, Fixup, ...) register with :func:`register_model_scheme`; ``init_model`` runs them
-inside the same validation and exact-restore wrapper as the built-in schemes.
-"""
+inside the same validation and exact-restore wrapper as the built-in schemes."""
 
 from __future__ import annotations
 
