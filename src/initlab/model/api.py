@@ -80,11 +80,10 @@ def init_model(
     match being a module type, a glob on qualified parameter or module names, or a predicate ``f(param_name,
     module)``; the first matching rule wins, ``"keep"`` leaves a parameter as it is. ``example_input`` lets
     discovery run the model once when ``torch.fx`` cannot trace it (and materializes Lazy modules).
-    ``dry_run=True`` changes nothing. ``generator``: by default (and with ``"counter"``) catalog schemes and
-    profiles draw with :mod:`initlab.scale`'s counter-based generator -- every value a function of (seed,
-    parameter name, element index) only, the same weights on any device, sharding or world size
-    (``initlab.distributed.init_sharded``), and faster than torch's generator; without ``seed`` one is drawn
-    and recorded in ``report.seed``. A ``torch.Generator`` draws with torch instead (model schemes always do).
+    ``dry_run=True`` changes nothing. ``generator="counter"``: draw with :mod:`initlab.scale`'s counter-based
+    generator, every value a function of (seed, parameter name, element index) only -- the same weights on
+    any device and sharding (``initlab.distributed.init_sharded``); without ``seed`` one is drawn and
+    recorded in ``report.seed``.
 
     All or nothing: inputs are validated before the model is touched and any failure restores every parameter
     and buffer bit for bit.
@@ -96,16 +95,15 @@ def init_model(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"init_model expects an nn.Module, got {type(model).__name__}")
-    if isinstance(generator, str) and generator != "counter":
+    counter = generator == "counter"  # initlab.scale's counter-based generator: seed alone fixes every weight
+    if isinstance(generator, str) and not counter:
         raise ValueError(f"generator must be a torch.Generator, 'counter' or None, got {generator!r}")
-    if isinstance(generator, torch.Generator) and seed is not None:
+    if generator is not None and seed is not None and not counter:
         raise ValueError("pass either seed or generator, not both")
     inner = unwrap(model)
     _validate_model(inner)
     _validate_input(example_input)
     scheme_name = _validate_scheme(scheme)
-    # initlab.scale's counter-based generator is the default for per-parameter plans: seed fixes every weight
-    counter = generator == "counter" or (generator is None and scheme_name not in _MODEL_SCHEMES)
     rule_list = normalize_rules(rules)
     if options and scheme_name not in _MODEL_SCHEMES and scheme_name != "auto":
         raise TypeError(f"unexpected option(s) {sorted(options)} for scheme {scheme_name!r}")
@@ -118,8 +116,9 @@ def init_model(
     if graph is None:
         graph = discover(inner, example_input)
     if scheme_name in _MODEL_SCHEMES:
-        if isinstance(generator, str):
+        if counter:
             raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")
+        assert not isinstance(generator, str)
         opts = SchemeOptions(example_input, generator, seed, rules, dry_run, dict(options))
         return _run_model_scheme(inner, graph, scheme_name, opts)
     if scheme_name == "auto":
