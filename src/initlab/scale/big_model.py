@@ -82,7 +82,8 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
     if path is not None:
         _write_safetensors(inner, report, seed, path, dtype, progress, threads)
         return report
-    by_name = {a.name: a for a in plan.assignments if not a.parametrized}
+    index = {a.name: a for a in plan.assignments}
+    by_name = {n: a for n, a in index.items() if not a.parametrized}
     reset = set(plan.reset_stats)
     done: dict[int, torch.Tensor] = {}  # id of a meta tensor -> its real replacement (keeps ties)
     untouched: list[str] = []
@@ -99,7 +100,7 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
                 kind = dtype if dtype is not None and t.is_floating_point() else t.dtype
                 data = torch.empty(t.shape, dtype=kind, device=device)
                 if is_param and name in by_name:
-                    fill_assignment_(data, by_name[name], seed, threads=threads)
+                    fill_assignment_(data, by_name[name], seed, threads=threads, assignments=index)
                 elif is_param:
                     untouched.append(name)
                     data.zero_()
@@ -116,7 +117,7 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
         bar.close()
     for a in plan.assignments:
         if a.parametrized:
-            _set_parametrized(inner, a, seed, threads)
+            _set_parametrized(inner, a, seed, threads, index)
     for name in plan.reset_stats:
         inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
     if untouched:
@@ -125,11 +126,12 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
     return report
 
 
-def _set_parametrized(model: nn.Module, a: Assignment, seed: int, threads: int | None) -> None:
+def _set_parametrized(model: nn.Module, a: Assignment, seed: int, threads: int | None,
+                      index: dict[str, Assignment]) -> None:
     module = model.get_submodule(a.owner) if a.owner else model
     current = getattr(module, a.attr)
     target = torch.empty(a.shape, dtype=current.dtype, device=current.device)
-    fill_assignment_(target, a, seed, threads=threads)
+    fill_assignment_(target, a, seed, threads=threads, assignments=index)
     setattr(module, a.attr, target)
 
 
@@ -176,7 +178,7 @@ def _write_safetensors(model: nn.Module, report: InitReport, seed: int, path: st
             for name, t, is_param, kind in entries:
                 data = torch.empty(t.shape, dtype=kind)
                 if is_param and name in by_name:
-                    fill_assignment_(data, by_name[name], seed, threads=threads)
+                    fill_assignment_(data, by_name[name], seed, threads=threads, assignments=by_name)
                 elif is_param:
                     untouched.append(name)
                     data.zero_()
