@@ -80,3 +80,40 @@ def test_bad_scheme_leaves_model_on_meta():
     with pytest.raises(ValueError):
         initlab.materialize(model, scheme="no_such_scheme", seed=0)
     assert all(p.device.type == "meta" for p in model.parameters())
+
+
+def _deep(act: type[nn.Module], depth: int = 8, width: int = 12) -> nn.Module:
+    layers: list[nn.Module] = [nn.Linear(6, width), act()]
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), act()]
+    return nn.Sequential(*layers, nn.Linear(width, 3))
+
+
+@pytest.mark.parametrize("act,step", [(nn.ReLU, "looks_linear"), (nn.Sigmoid, "center")])
+def test_post_steps_are_piecewise_and_materializable(act, step):
+    """looks_linear weights and centred biases: any row/column piece equals the slice of the whole (what a
+    rank computes alone), and materialize equals init_model."""
+    from initlab.scale.plan_fill import fill_assignment_
+
+    plan = initlab.init_model(_deep(act), "auto", seed=0, dry_run=True).plan
+    index = {a.name: a for a in plan.assignments}
+    assert any(s[0] == step for a in plan.assignments for s in a.post), "the plan no longer uses " + step
+    for a in plan.assignments:
+        full = fill_assignment_(torch.empty(a.shape), a, 5, assignments=index)
+        rows = a.shape[0]
+        cut = rows // 3
+        zeros = (0,) * (len(a.shape) - 1)
+        top = fill_assignment_(torch.empty((cut, *a.shape[1:])), a, 5, (0, *zeros), assignments=index)
+        rest = torch.empty((rows - cut, *a.shape[1:]))
+        fill_assignment_(rest, a, 5, (cut, *zeros), assignments=index)
+        assert torch.equal(torch.cat([top, rest]), full), a.name
+        if len(a.shape) == 2:
+            cols = a.shape[1] - 3
+            middle = fill_assignment_(torch.empty(rows, cols), a, 5, (0, 2), assignments=index)
+            assert torch.equal(middle, full[:, 2:2 + cols]), a.name
+    ref = reference(lambda: _deep(act), seed=5)
+    with torch.device("meta"):
+        model = _deep(act)
+    initlab.materialize(model, seed=5)
+    for (k, v), w in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k
