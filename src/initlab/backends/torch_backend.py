@@ -1,10 +1,10 @@
 """Fill torch tensors in place from a scheme: ``init_(tensor, "he_normal", generator=g)``.
 
 Sampling is done in float32 (float64 for float64 tensors) and cast for half types. Meta tensors are checked
-(shape against the scheme) and left alone. A truncated normal is drawn by the inverse CDF in one pass over
-cache-sized chunks: no rejection redraws, no extra full-size buffers. Orthogonal matrices are built from
-Householder reflections of Gaussian vectors (Stewart 1980): the same Haar distribution as QR-with-sign-fix of
-a Gaussian matrix, at the cost of forming Q only.
+(shape against the scheme) and left alone. A truncated normal is drawn in one pass over cache-sized chunks
+(the inverse CDF, or rejection within each chunk for wide intervals): no full-size redraws and no full-size
+buffers. Orthogonal matrices are built from Householder reflections of Gaussian vectors (Stewart 1980): the
+same Haar distribution as QR-with-sign-fix of a Gaussian matrix, at the cost of forming Q only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
 
 CHUNK = 1 << 18  # elements per pass for multi-pass transforms: stays in L2
+# Truncated normal: reject from the normal (per chunk) when the interval holds at least this much mass, i.e.
+# rejects are too rare to pay for a mask pass; below it, the inverse CDF (measured: +-2 std, mass 0.954, is
+# 2.3x faster by inverse CDF; +-100 std 4x faster by rejection).
+REJECTION_MIN_MASS = 0.99
 BLOCK = 1 << 22  # elements per float32 staging buffer for half-precision and non-contiguous tensors
 SchemeLike = str | Initializer | dict
 
@@ -147,24 +151,43 @@ def _elementwise(flat: torch.Tensor, draw: d.Draw, g: torch.Generator | None) ->
 
 
 def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Generator | None) -> None:
+    """One pass over cache-sized chunks, exact for any interval: rejection from the normal where the interval
+    holds most of the mass (each chunk redraws only its few rejects), the inverse CDF elsewhere."""
     lo, hi = draw.low, draw.high
+    lo_abs, hi_abs = draw.loc + draw.scale * lo, draw.loc + draw.scale * hi
+    chunk_size = CHUNK if flat.device.type == "cpu" else max(CHUNK, 1 << 24)
+    if float(special.ndtr(hi) - special.ndtr(lo)) >= REJECTION_MIN_MASS:
+        for chunk in flat.split(chunk_size):
+            _rejection_chunk(chunk, draw.loc, draw.scale, lo_abs, hi_abs, g)
+        return
     flip = lo > 0  # keep the interval's mass on the side where the CDF has relative precision
     if flip:
         lo, hi = -hi, -lo
     sign = -1.0 if flip else 1.0
-    lo_abs, hi_abs = sorted((draw.loc + sign * draw.scale * lo, draw.loc + sign * draw.scale * hi))
     if max(abs(lo), abs(hi)) <= 4.0 and flat.dtype == torch.float32:
         # erfinv(2u - 1) * sqrt(2) = Phi^{-1}(u); float32 resolves u well inside +-4 std.
         ua, ub = 2 * special.ndtr(lo) - 1, 2 * special.ndtr(hi) - 1
         mul = sign * draw.scale * math.sqrt(2.0)
-        for chunk in flat.split(CHUNK):
+        for chunk in flat.split(chunk_size):
             chunk.uniform_(ua, ub, generator=g).erfinv_().mul_(mul).add_(draw.loc).clamp_(lo_abs, hi_abs)
         return
     pa, pb = float(special.ndtr(lo)), float(special.ndtr(hi))
-    for chunk in flat.split(CHUNK):
+    for chunk in flat.split(chunk_size):
         u = torch.empty(chunk.shape, dtype=torch.float64, device=chunk.device).uniform_(pa, pb, generator=g)
         z = torch.special.ndtri(u)
         chunk.copy_(z.mul_(sign * draw.scale).add_(draw.loc).clamp_(lo_abs, hi_abs))
+
+
+def _rejection_chunk(chunk: torch.Tensor, loc: float, scale: float, lo: float, hi: float,
+                     g: torch.Generator | None) -> None:
+    chunk.normal_(loc, scale, generator=g)
+    bad = ((chunk < lo) | (chunk > hi)).nonzero().view(-1)
+    while bad.numel():
+        redo = torch.empty(bad.numel(), dtype=chunk.dtype, device=chunk.device)
+        redo.normal_(loc, scale, generator=g)
+        ok = (redo >= lo) & (redo <= hi)
+        chunk[bad[ok]] = redo[ok]
+        bad = bad[~ok]
 
 
 def haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype = torch.float32,
@@ -224,11 +247,11 @@ def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None,
         return out
     if isinstance(draw, d.Sparse):
         out = torch.empty(shape, dtype=work, device=device).normal_(0.0, draw.std, generator=g)
-        n_zero = math.ceil(draw.sparsity * shape[0])
+        rows, cols = shape
+        n_zero = math.ceil(draw.sparsity * rows)
         if n_zero:
-            keys = torch.rand(shape, generator=g, device=device)
-            idx = keys.argsort(dim=0)[:n_zero]
-            out.scatter_(0, idx, 0.0)
+            for j in range(cols):  # a uniform n_zero-subset of rows per column (randperm is the fast way)
+                out[torch.randperm(rows, generator=g, device=device)[:n_zero], j] = 0.0
         return out
     if isinstance(draw, d.ZerO):
         n_out, n_in = (shape[1], shape[0]) if draw.channels_last else shape

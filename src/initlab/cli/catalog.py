@@ -39,7 +39,8 @@ def register(subparsers: Any) -> None:
 def _selected(prefix: str | None) -> list[Entry]:
     chosen = [e for e in entries() if not prefix or e.name.startswith(prefix)]
     if not chosen:
-        raise ValueError(f"no scheme starts with {prefix!r}; prefixes: torch:, keras:, jax:, flax:, timm:, hf:")
+        raise ValueError(f"no scheme starts with {prefix!r}; "
+                         "prefixes: torch:, keras:, jax:, flax:, timm:, hf:")
     return chosen
 
 
@@ -94,7 +95,8 @@ def worked_example(spec: str, shape: tuple[int, ...]) -> dict[str, Any]:
         rows, cols = (shape[0], math.prod(shape[1:])) if draw.flatten == "torch" else \
             (math.prod(shape[:-1]), shape[-1])
         out["std"] = draw.gain / math.sqrt(max(rows, cols))  # rows (or columns) have norm = gain
-        out["note"] = f"{rows}x{cols} with orthonormal {'rows' if rows <= cols else 'columns'} times {draw.gain}"
+        which = "rows" if rows <= cols else "columns"
+        out["note"] = f"{rows}x{cols} with orthonormal {which} times {draw.gain}"
     elif isinstance(draw, d.Sparse):
         out["std"] = draw.std * math.sqrt(1 - math.ceil(draw.sparsity * shape[0]) / shape[0])
         out["note"] = f"{math.ceil(draw.sparsity * shape[0])} zeros per column, the rest N(0, {draw.std}^2)"
