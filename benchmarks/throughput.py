@@ -140,7 +140,8 @@ def extra_memory(case: Case, shape: tuple[int, ...], side: str, threads: int) ->
         return None
 
 
-def measure(shape: tuple[int, ...], repeat: int, threads: int, memory: bool) -> list[dict[str, Any]]:
+def measure(shape: tuple[int, ...], repeat: int, threads: int, memory: bool,
+            only: str | None = None) -> list[dict[str, Any]]:
     t = torch.empty(shape)
     t.fill_(1.0)  # touch the pages: measure generation, not page faults
     gbytes = t.numel() * t.element_size() / 1e9
@@ -148,7 +149,7 @@ def measure(shape: tuple[int, ...], repeat: int, threads: int, memory: bool) -> 
     rows = [{"case": "fill_ (write floor)", "ours_gbs": gbytes / _timed(lambda: t.fill_(0.5), repeat)}]
     big = t.numel() > 20_000_000
     for case in cases((shape[0], math.prod(shape[1:]))):
-        if big and not case.big:
+        if (big and not case.big) or (only and only not in case.label):
             continue
         tight_trunc = case.theirs.startswith("init.trunc_normal_") and "-2, 2" not in case.theirs
         slow = tight_trunc or case.label in ("orthogonal", "sparse(0.1)")
@@ -195,13 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the same for both sides)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-case memory subprocesses")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    parser.add_argument("--only", help="only the cases whose label contains this")
+    parser.add_argument("--large", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the 64M-element tensor (default: yes)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     shapes = [(1024, 1024), (2048, 2048)] if args.quick else [(4096, 4096), (8192, 8192)]
-    console = Console()
+    shapes = shapes if args.large else shapes[:1]
+    console = Console(width=None if sys.stdout.isatty() else 120)
     results = {}
     for i, shape in enumerate(shapes):
-        rows = measure(shape, args.repeat, args.threads, not args.no_memory and (i == 0 or not args.quick))
+        rows = measure(shape, args.repeat, args.threads, not args.no_memory and (i == 0 or not args.quick),
+                       args.only)
         print_table(shape, rows, console)
         results["x".join(map(str, shape))] = rows
     if args.json:

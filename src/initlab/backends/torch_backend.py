@@ -102,8 +102,7 @@ def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None)
         return tensor
     work = _work_dtype(tensor)
     if isinstance(draw, d.Constant):
-        tensor.fill_(draw.value)
-        return tensor
+        return tensor.zero_() if draw.value == 0 else tensor.fill_(draw.value)
     if isinstance(draw, d.ELEMENTWISE):
         if tensor.dtype == work and tensor.is_contiguous():
             _elementwise(tensor.view(-1), draw, generator)
@@ -116,8 +115,10 @@ def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None)
                 _elementwise(buf, draw, generator)
                 block.copy_(buf.view(block.shape))
         return tensor
-    out = _structured(tuple(tensor.shape), draw, generator, work, tensor.device)
-    tensor.copy_(out)
+    direct = tensor.dtype == work and tensor.is_contiguous()
+    out = _structured(tuple(tensor.shape), draw, generator, work, tensor.device, tensor if direct else None)
+    if out is not tensor:
+        tensor.copy_(out)
     return tensor
 
 
@@ -191,39 +192,47 @@ def _rejection_chunk(chunk: torch.Tensor, loc: float, scale: float, lo: float, h
 
 
 def haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype = torch.float32,
-                    device: torch.device | str = "cpu") -> torch.Tensor:
+                    device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
     """A Haar-distributed ``rows x cols`` matrix with orthonormal rows (rows <= cols) or columns.
 
     Stewart (1980): the Householder vectors of the QR of a Gaussian matrix are independent Gaussian vectors of
     decreasing length, so drawing them directly and forming ``Q = H_1...H_k D`` (``D`` = signs of ``diag R``)
     gives exactly the distribution of ``torch.nn.init.orthogonal_`` without computing the factorization.
+    ``out``: a contiguous ``rows x cols`` tensor of ``dtype`` to write Q into (used when rows >= cols).
     """
     transpose = rows < cols
     n, k = (cols, rows) if transpose else (rows, cols)
     a = torch.randn(n, k, generator=g, dtype=dtype, device=device)
-    # Only the lower trapezoid is used: column j's vector is a[j:, j].
-    lower = a.tril()
-    alpha = torch.diagonal(lower).clone()
-    norm = lower.square().sum(0).sqrt_()
+    a.tril_()  # only the lower trapezoid is used: column j's vector is a[j:, j]
+    alpha = a.diagonal().clone()
     sign = torch.where(alpha >= 0, 1.0, -1.0).to(dtype)
-    beta = -sign * norm  # diag(R)
+    beta = -sign * torch.linalg.vector_norm(a, dim=0)  # diag(R)
     denom = alpha - beta
     safe = denom != 0
-    v = lower.tril(-1).div_(torch.where(safe, denom, 1.0))
+    a.diagonal().zero_()
+    a.div_(torch.where(safe, denom, 1.0))  # v_j = x_j / (alpha_j - beta_j), with the implicit v_j[0] = 1
     tau = torch.where(safe, (beta - alpha) / torch.where(beta != 0, beta, 1.0), 0.0)
-    q = torch.linalg.householder_product(v, tau)
+    if out is not None and not transpose:
+        q = torch.linalg.householder_product(a, tau, out=out)
+    else:
+        q = torch.linalg.householder_product(a, tau)
+    del a
     q.mul_(-sign)  # D = sign(diag R) = -sign(alpha): makes the distribution Haar
     return q.t() if transpose else q
 
 
 def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None, work: torch.dtype,
-                device: torch.device) -> torch.Tensor:
+                device: torch.device, dest: torch.Tensor | None = None) -> torch.Tensor:
+    """The matrix of a structured draw; written into ``dest`` (contiguous, ``work`` dtype) where the draw can
+    be built in place (orthogonal with rows >= cols, sparse), so no full-size temporary is needed."""
     if isinstance(draw, d.Orthogonal):
         if draw.flatten == "torch":
             rows, cols = shape[0], math.prod(shape[1:])
-            return haar_orthogonal(rows, cols, g, work, device).mul_(draw.gain).view(shape)
-        rows, cols = math.prod(shape[:-1]), shape[-1]
-        return haar_orthogonal(rows, cols, g, work, device).mul_(draw.gain).view(shape)
+        else:
+            rows, cols = math.prod(shape[:-1]), shape[-1]
+        target = dest.view(rows, cols) if dest is not None and rows >= cols else None
+        q = haar_orthogonal(rows, cols, g, work, device, out=target).mul_(draw.gain)
+        return dest if target is not None and dest is not None else q.reshape(shape)
     if isinstance(draw, d.Eye):
         return torch.eye(shape[0], shape[1], dtype=work, device=device).mul_(draw.gain)
     if isinstance(draw, d.Dirac):
@@ -246,7 +255,8 @@ def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None,
             out[centre_index] = haar_orthogonal(n_out, n_in, g, work, device).mul_(draw.gain)
         return out
     if isinstance(draw, d.Sparse):
-        out = torch.empty(shape, dtype=work, device=device).normal_(0.0, draw.std, generator=g)
+        out = dest if dest is not None else torch.empty(shape, dtype=work, device=device)
+        out.normal_(0.0, draw.std, generator=g)
         rows, cols = shape
         n_zero = math.ceil(draw.sparsity * rows)
         if n_zero:
