@@ -42,15 +42,21 @@ class Symmetry:
 
 @torch.no_grad()
 def moments(x: torch.Tensor) -> Moments:
+    """Mean, std and RMS in float64, scaled by max|x| first so that squares of 1e200 do not overflow."""
     if x.numel() == 0:
         return Moments(math.nan, math.nan, math.nan)
     x64 = x.detach().double()
-    mean = float(x64.mean())
-    second = float((x64 * x64).mean())
-    var = max(second - mean * mean, 0.0) if math.isfinite(second) else math.nan
-    if math.isfinite(var) and var < 1e-6 * second:  # cancellation: recompute about the mean
-        var = float(((x64 - mean) ** 2).mean())
-    return Moments(mean, math.sqrt(var) if math.isfinite(var) else math.nan, math.sqrt(second))
+    if not bool(torch.isfinite(x64).all()):
+        rms = math.inf if bool(torch.isinf(x64).any()) and not bool(torch.isnan(x64).any()) else math.nan
+        return Moments(float(x64.mean()), math.nan, rms)
+    scale = float(x64.abs().max())
+    if scale == 0.0:
+        return Moments(0.0, 0.0, 0.0)
+    y = x64 / scale
+    mean = float(y.mean())
+    return Moments(
+        mean * scale, float(((y - mean) ** 2).mean().sqrt()) * scale, float((y * y).mean().sqrt()) * scale
+    )
 
 
 @torch.no_grad()
