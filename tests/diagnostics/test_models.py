@@ -111,3 +111,12 @@ def test_empty_batch_is_harmless() -> None:
 def test_no_layers() -> None:
     with pytest.raises(ValueError, match="no layers"):
         initlab.diagnose(nn.ReLU(), torch.randn(2, 2))
+
+
+def test_inplace_activation_measures_the_same_as_out_of_place() -> None:
+    a = nn.Sequential(nn.Linear(8, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+    b = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    da, db = _diagnose_unchanged(a, x), initlab.diagnose(b, x)
+    assert [la.to_dict() for la in da.layers] == [la.to_dict() for la in db.layers]

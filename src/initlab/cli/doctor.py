@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console, Group
 
     from ..diagnostics import compare, diagnose
+    from ..diagnostics.diagnosis import MAX_ROWS
     from ..model import init_model
 
     models = {target.rpartition(":")[2]: load_factory(target) for target in args.targets}
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         label: diagnose(m, batch, seed=args.seed, jacobian=args.jacobian) for label, m in runs.items()
     }
     console = Console(width=None if sys.stdout.isatty() else 160)
-    max_rows = None if args.full else 40
+    max_rows = None if args.full else MAX_ROWS
     if len(diagnoses) == 1:
         only = next(iter(diagnoses.values()))
         console.print(Group(only.table(max_rows), only.summary_text(), only.verdict_text()))
