@@ -1,9 +1,9 @@
 """Trainability of a deep plain MLP on mnist1d under different initializations.
 
 A 50-layer width-128 MLP (no normalization, no residuals), batch 128, ``--steps`` steps, ``--seeds`` seeds;
-mean test accuracy per (activation, optimizer) configuration and initialization: PyTorch's default, initlab "auto",
-a plain He / 5/3 gain table (initlab "he_normal": classic gain of the following activation), and anyinit when
-it is installed. mnist1d is generated offline.
+mean test accuracy per (activation, optimizer) configuration and initialization: PyTorch's default, initlab
+"auto", a plain He / 5/3 gain table (initlab "he_normal": classic gain of the following activation), and
+anyinit when it is installed. mnist1d is generated offline.
 
     python benchmarks/trainability.py          # the full run: 2000 steps, 3 seeds (about an hour on 1 core)
     python benchmarks/trainability.py --steps 200 --seeds 1 --configs relu-adam

@@ -2,8 +2,8 @@
 
     initlab init model.py:build --scheme auto --input-shape 32,3,32,32 --out weights.safetensors --seed 0
 
-The state dict goes to a safetensors file (tied weights stored once, as safetensors requires); ``--json`` prints
-the report as JSON instead of a table.
+The state dict goes to a safetensors file (tied weights stored once, as safetensors requires); ``--json``
+prints the report as JSON instead of a table.
 """
 
 from __future__ import annotations
