@@ -356,6 +356,7 @@ def _scale_transformer(model: nn.Module, graph: ModelGraph, generator: torch.Gen
     return report
 
 
+@torch.no_grad()
 def t_fixup(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *, decoder: bool = False,
             qk_names: Sequence[str] = QK_NAMES) -> InitReport:
     """T-Fixup (Huang et al. 2020): Xavier everywhere, embeddings N(0, d^-1/2); inside every branch the value
@@ -374,6 +375,7 @@ def t_fixup(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *, 
     return report
 
 
+@torch.no_grad()
 def deepnorm(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *,
              qk_names: Sequence[str] = QK_NAMES) -> InitReport:
     """DeepNet (Wang et al. 2022), encoder-only or decoder-only: Xavier normal, with the MLP, value and
