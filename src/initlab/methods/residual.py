@@ -346,7 +346,9 @@ def _scale_transformer(model: nn.Module, graph: ModelGraph, generator: torch.Gen
         for info in branch_layers(graph, branch):
             for q, w in _value_side(model, info, qk_names):
                 w.mul_(factor)
-                _set_row(report, q.removesuffix("[v]"), rule, f"{base} x {factor:.4g}", None)
+                part = q.endswith("[v]")  # only the value block of a packed in-projection: std is mixed
+                _set_row(report, q.removesuffix("[v]"), rule, f"{base} x {factor:.4g}" + (" (v block)" if part
+                         else ""), None if part else factor)
     if embed is not None:
         for info in graph.layers:
             if info.kind == "embedding":
