@@ -31,7 +31,7 @@ def test_same_seed_same_numbers_and_global_rng_untouched(tmp_path):
     state = torch.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate()
     a = run_experiment("depth-signal", quick=True, seeds=1, progress=False)
     b = run_experiment("depth-signal", quick=True, seeds=1, progress=False)
-    assert a.data == b.data
+    assert json.dumps(a.data, sort_keys=True) == json.dumps(b.data, sort_keys=True)
     assert torch.equal(torch.get_rng_state(), state[0]) and np.array_equal(np.random.get_state()[1], state[1])
     assert random.getstate() == state[2]
 
@@ -72,3 +72,9 @@ def test_demo_prints_answers_and_writes_the_page(tmp_path):
     run_demo(tmp_path, seeds=1, console=console, progress=False, experiments=("depth-signal",))
     text = console.export_text()
     assert "Q:" in text and "measured answer" in text and (tmp_path / "index.html").exists()
+
+
+def test_worker_processes_give_the_same_numbers():
+    serial = run_experiment("depth-signal", quick=True, seeds=2, progress=False, workers=1)
+    parallel = run_experiment("depth-signal", quick=True, seeds=2, progress=False, workers=2)
+    assert json.dumps(parallel.data, sort_keys=True) == json.dumps(serial.data, sort_keys=True)  # NaN-safe
