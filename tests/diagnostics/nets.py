@@ -46,17 +46,8 @@ def mlp(
 
 
 def healthy(net: nn.Sequential) -> nn.Sequential:
-    """The same net after a principled init (He for ReLU, LeCun for tanh), biases zero."""
-    layers = list(net)
-    for i, m in enumerate(layers):
-        if isinstance(m, nn.Linear):
-            act = layers[i + 1] if i + 1 < len(layers) else None
-            relu = isinstance(act, nn.ReLU)
-            initlab.init_(
-                m.weight, "he_normal" if relu else "lecun_normal", seed=i, activation="relu" if relu else None
-            )
-            with torch.no_grad():
-                m.bias.zero_()
+    """The same net after ``init_model(net, "auto")``."""
+    initlab.init_model(net, "auto", seed=0)
     return net
 
 

@@ -116,14 +116,14 @@ def test_html_is_self_contained_and_has_every_section(broken: Diagnosis, tmp_pat
 
 
 def test_compare_overlays_on_one_page(broken: Diagnosis, fixed: Diagnosis, tmp_path: Path) -> None:
-    cmp = initlab.compare({"N(0,1)": broken, "LeCun": fixed})
+    cmp = initlab.compare({"N(0,1)": broken, "auto": fixed})
     text = str(cmp)
-    assert "N(0,1)" in text and "LeCun" in text and "saturation" in text and "healthy" in text
+    assert "N(0,1)" in text and "auto" in text and "saturation" in text and "healthy" in text
     path = tmp_path / "cmp.html"
     cmp.to_html(path)
     page, html = _parse(path)
     assert page.svgs == 4
-    assert "N(0,1): output" in html and "LeCun: output" in html  # both overlaid in the legends
+    assert "N(0,1): output" in html and "auto: output" in html  # both overlaid in the legends
     assert set(page.codes) == broken.codes
     with pytest.raises(ValueError):
         initlab.compare([broken, fixed], labels=["a"])

@@ -38,10 +38,15 @@ def test_model_unchanged_after_diagnose() -> None:
     d = initlab.diagnose(net, torch.randn(32, 8, generator=torch.Generator().manual_seed(1)))
     assert before.matches(net)
     assert torch.equal(rng, torch.get_rng_state())
-    assert len(d.layers) == 3
-    assert (
-        d.layers[1].weight is not None and d.layers[1].weight.grad_norm is not None
-    )  # frozen: still measured
+    # Linear -> BN -> ReLU: the ReLU acts on the norm's output, so dead units are judged there
+    assert [(la.name, la.kind, la.activation) for la in d.layers] == [
+        ("0", "linear", None),
+        ("1", "norm", "relu"),
+        ("4", "linear", "tanh"),
+        ("6", "linear", None),
+    ]
+    frozen = d.layers[2].weight
+    assert frozen is not None and frozen.grad_norm is not None  # frozen, yet measured
 
 
 @pytest.mark.parametrize("bad", [torch.randn(32, 5), torch.full((32, 8), float("nan")), "not a tensor"])

@@ -48,7 +48,7 @@ def diagnose(
     """
     _validate(model, batch, loss_fn)
     seed = DEFAULT_SEED if seed is None else int(seed)
-    sites = layer_sites(model, batch)
+    sites, notes = layer_sites(model, batch)
     if not sites:
         raise ValueError(
             f"found no layers to diagnose in {type(model).__name__} (Linear, Conv, Embedding, attention...)"
@@ -83,6 +83,7 @@ def diagnose(
         loss=loss,
         seed=seed,
         jacobian=spectrum,
+        notes=notes,
     )
 
 

@@ -34,6 +34,7 @@ class Diagnosis:
     seed: int | None = None
     jacobian: dict[str, Any] | None = None
     verdicts: list[Verdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, model: str, input_shape: list[int], layers: list[LayerStats], **kw: Any) -> Diagnosis:
@@ -88,6 +89,7 @@ class Diagnosis:
                 "summary": self.summary(),
                 "verdicts": [v.to_dict() for v in self.verdicts],
                 "layers": [la.to_dict() for la in self.layers],
+                "notes": self.notes,
             }
         )
 
@@ -110,6 +112,7 @@ class Diagnosis:
             d.get("seed"),
             d.get("jacobian"),
             [Verdict(**v) for v in d.get("verdicts", [])],
+            d.get("notes", []),
         )
 
     @classmethod
@@ -202,6 +205,8 @@ class Diagnosis:
                 f"({self.jacobian['spread_db']:.1f} dB)"
             )
         text.append("\n")
+        for note in self.notes:
+            text.append(f"note: {note}\n", style="dim")
         return text
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

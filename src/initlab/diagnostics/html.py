@@ -91,7 +91,9 @@ def _summary(labels: list[str], entries: Sequence[Entry]) -> str:
         "(backward)</th><th>Jacobian spread (dB)</th><th>verdicts</th></tr>"
     )
     table = f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
-    return f'<section id="summary"><h2>Summary</h2>{table}</section>'
+    notes = "".join(f"<p class='note'>{_e(label)}: {_e(n)}</p>" for label, (_, d) in zip(labels, entries,
+                    strict=True) for n in d.notes)
+    return f'<section id="summary"><h2>Summary</h2>{table}{notes}</section>'
 
 
 def _verdicts(labels: list[str], entries: Sequence[Entry]) -> str:

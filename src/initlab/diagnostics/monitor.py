@@ -77,7 +77,7 @@ class Monitor:
         return self
 
     def _attach(self, example_input: Any) -> None:
-        sites = layer_sites(self.model, example_input)
+        sites, _ = layer_sites(self.model, example_input)
         if not sites:
             raise ValueError(f"found no layers to monitor in {type(self.model).__name__}")
         self._recorder = Recorder(sites).__enter__()

@@ -1,7 +1,10 @@
-"""Which layers diagnose hooks, in forward order, and the activation that follows each.
+"""Which layers diagnose hooks and the nonlinearity applied directly to each one's output.
 
-TEMPORARY adapter: a minimal stand-in until ``initlab.model.discover`` lands on main; this is the only place
-diagnostics looks at a model's structure, and it will become a thin translation of ``discover``'s graph.
+A thin reading of :func:`initlab.model.discover` (the project's one graph walker). Discovery attributes an
+activation to the weight layer whose scale it governs, also through a norm (Conv -> BN -> ReLU: "relu" for the
+conv); diagnostics needs the layer whose output the activation actually receives (the BN), since dead and
+saturated units are judged on that tensor. The dataflow nodes say which it is; layers inside composite blocks
+(``TransformerEncoderLayer``) have no nodes and keep discovery's attribution, which is direct there.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ from typing import Any
 
 from torch import nn
 
-from ..backends.torch_activations import module_activation
 from ..catalog.activations import Activation
+from ..model import ModelGraph, discover
+
+CHANNEL_FIRST = (nn.modules.batchnorm._NormBase, nn.GroupNorm)  # norms whose units are on dim 1
 
 
 @dataclass(frozen=True)
 class Site:
     """One layer to hook: ``unit_dim`` is the output axis holding its units (channels for convs),
-    ``transposed`` says the weight stores output units on dim 1 (ConvTranspose)."""
+    ``transposed`` says the weight stores output units on dim 1 (ConvTranspose, HF Conv1D)."""
 
     name: str
     module: nn.Module
@@ -28,36 +33,36 @@ class Site:
     transposed: bool = False
 
 
-_LAYERS: tuple[tuple[type[nn.Module], str], ...] = (
-    (nn.Linear, "linear"),
-    (nn.Conv1d, "conv"),
-    (nn.Conv2d, "conv"),
-    (nn.Conv3d, "conv"),
-    (nn.ConvTranspose1d, "conv_transpose"),
-    (nn.ConvTranspose2d, "conv_transpose"),
-    (nn.ConvTranspose3d, "conv_transpose"),
-    (nn.Embedding, "embedding"),
-    (nn.MultiheadAttention, "attention"),
-)
-
-
-def layer_sites(model: nn.Module, example_input: Any = None) -> list[Site]:
-    sites: list[Site] = []
-    pending: list[tuple[str, nn.Module, str]] = []
-    for name, module in model.named_modules():
-        kind = next((k for cls, k in _LAYERS if isinstance(module, cls)), None)
-        if kind is not None and not any(name.startswith(p + ".") for p, _, _ in pending):
-            pending.append((name, module, kind))
+def layer_sites(model: nn.Module, example_input: Any = None) -> tuple[list[Site], list[str]]:
+    """The hookable layers in forward order, and notes on what could not be measured."""
+    graph = discover(model, example_input)
+    direct = _direct_activations(graph)
+    sites, notes = [], list(graph.notes)
+    skipped = []
+    for info in graph.layers:
+        if info.module is None or not info.reached:
+            skipped.append(info.name)
             continue
-        act = module_activation(module) if not list(module.parameters(recurse=False)) else None
-        if act is not None and not list(module.children()) and pending:
-            sites.extend(_site(n, m, k, act) for n, m, k in pending[-1:])
-            sites.extend(_site(n, m, k, None) for n, m, k in pending[:-1])
-            pending = []
-    sites.extend(_site(n, m, k, None) for n, m, k in pending)
-    return sites
+        act = direct.get(info.name) if info.node is not None else info.activation_fn
+        conv = info.kind in ("conv", "conv_transpose") or isinstance(info.module, CHANNEL_FIRST)
+        sites.append(Site(info.name, info.module, info.kind, act, unit_dim=1 if conv else -1,
+                          transposed=info.kind in ("conv_transpose", "hf_conv1d")))
+    if skipped:
+        notes.append(f"not measured (raw parameters or layers the forward pass did not reach): "
+                     f"{', '.join(skipped[:8])}{'...' if len(skipped) > 8 else ''}")
+    return sites, notes
 
 
-def _site(name: str, module: nn.Module, kind: str, act: Activation | None) -> Site:
-    conv = kind in ("conv", "conv_transpose")
-    return Site(name, module, kind, act, unit_dim=1 if conv else -1, transposed=kind == "conv_transpose")
+def _direct_activations(graph: ModelGraph) -> dict[str, Activation]:
+    """Layer name -> the activation node fed by its output (through shape-only ops such as view, dropout)."""
+    nodes = graph.nodes
+    out: dict[str, Activation] = {}
+    for node in nodes:
+        if node.op != "act" or node.act is None or not node.inputs:
+            continue
+        src = node.inputs[0]
+        while nodes[src].op == "pass" and nodes[src].inputs:
+            src = nodes[src].inputs[0]
+        if nodes[src].op == "layer":
+            out.setdefault(nodes[src].name, node.act)
+    return out

@@ -7,7 +7,7 @@ state snapshots (:mod:`.state`). May import the catalog and backends; never diag
 Public API:
 
 - ``init_model(model, scheme="auto", *, example_input=None, seed=None, rules=None, dry_run=False) ->
-InitReport``
+  InitReport``
 - ``discover(model, example_input=None) -> ModelGraph``: the project's one graph walker (``LayerInfo`` per
   weight layer in execution order, ``Branch`` per residual branch, ``unreached`` parameters, ``method``).
 - ``trace_activations(model, graph)``: context manager recording each layer's output (pre-activation) and the
@@ -16,8 +16,7 @@ InitReport``
   same validation and all-or-nothing wrapper; ``fn(model, graph, SchemeOptions) -> InitReport``.
 - ``init_model(..., dry_run=True).plan`` / ``apply_plan(model, plan, generator)``: a plan made from shapes
   (meta-device models too), drawn into real tensors later.
-- ``ModelState``: exact snapshots (capture/restore/matches).
-"""
+- ``ModelState``: exact snapshots (capture/restore/matches)."""
 
 from .api import SchemeOptions, init_model, model_schemes, register_model_scheme
 from .graph import ActivationSite, Branch, LayerInfo, ModelGraph, Node, discover, unwrap
@@ -27,8 +26,24 @@ from .state import ModelState
 from .trace import ActivationTrace, trace_activations
 
 __all__ = [
-    "ActivationSite", "ActivationTrace", "Assignment", "Branch", "InitReport", "LayerInfo", "ModelGraph",
-    "ModelState", "Node", "Plan",
-    "Row", "SchemeOptions", "UnhealthyPlan", "apply_plan", "discover", "init_model", "model_schemes",
-    "register_model_scheme", "trace_activations", "unwrap",
+    "ActivationSite",
+    "ActivationTrace",
+    "Assignment",
+    "Branch",
+    "InitReport",
+    "LayerInfo",
+    "ModelGraph",
+    "ModelState",
+    "Node",
+    "Plan",
+    "Row",
+    "SchemeOptions",
+    "UnhealthyPlan",
+    "apply_plan",
+    "discover",
+    "init_model",
+    "model_schemes",
+    "register_model_scheme",
+    "trace_activations",
+    "unwrap",
 ]

@@ -1,12 +1,12 @@
 """``init_model``: validate, discover, plan, then draw -- all or nothing -- and the model-scheme registry.
 
 Whole-model schemes (LSUV, Fixup, ...) register with :func:`register_model_scheme`; ``init_model`` runs them
-inside the same validation and exact-restore wrapper as the built-in schemes.
-"""
+inside the same validation and exact-restore wrapper as the built-in schemes."""
 
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +65,7 @@ def init_model(
     *,
     example_input: Any = None,
     seed: int | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | str | None = None,
     rules: Any = None,
     dry_run: bool = False,
     graph: ModelGraph | None = None,
@@ -80,7 +80,10 @@ def init_model(
     match being a module type, a glob on qualified parameter or module names, or a predicate ``f(param_name,
     module)``; the first matching rule wins, ``"keep"`` leaves a parameter as it is. ``example_input`` lets
     discovery run the model once when ``torch.fx`` cannot trace it (and materializes Lazy modules).
-    ``dry_run=True`` changes nothing.
+    ``dry_run=True`` changes nothing. ``generator="counter"``: draw with :mod:`initlab.scale`'s counter-based
+    generator, every value a function of (seed, parameter name, element index) only -- the same weights on
+    any device and sharding (``initlab.distributed.init_sharded``); without ``seed`` one is drawn and
+    recorded in ``report.seed``.
 
     All or nothing: inputs are validated before the model is touched and any failure restores every parameter
     and buffer bit for bit.
@@ -92,7 +95,10 @@ def init_model(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"init_model expects an nn.Module, got {type(model).__name__}")
-    if generator is not None and seed is not None:
+    counter = generator == "counter"  # initlab.scale's counter-based generator: seed alone fixes every weight
+    if isinstance(generator, str) and not counter:
+        raise ValueError(f"generator must be a torch.Generator, 'counter' or None, got {generator!r}")
+    if generator is not None and seed is not None and not counter:
         raise ValueError("pass either seed or generator, not both")
     inner = unwrap(model)
     _validate_model(inner)
@@ -110,6 +116,9 @@ def init_model(
     if graph is None:
         graph = discover(inner, example_input)
     if scheme_name in _MODEL_SCHEMES:
+        if counter:
+            raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")
+        assert not isinstance(generator, str)
         opts = SchemeOptions(example_input, generator, seed, rules, dry_run, dict(options))
         return _run_model_scheme(inner, graph, scheme_name, opts)
     if scheme_name == "auto":
@@ -124,11 +133,19 @@ def init_model(
         chooser.finish(report)
     if dry_run:
         return report
-    if generator is None:
+    if counter:
+        from ..scale.plan_fill import apply_plan_counter
+
+        counter_seed = secrets.randbits(63) if seed is None else seed
+        report.seed = counter_seed
+    elif generator is None:
         generator = make_generator(_device(inner), seed)
     state = ModelState.capture(inner)
     try:
-        apply_plan(inner, plan, generator)
+        if counter:
+            apply_plan_counter(inner, plan, counter_seed)
+        else:
+            apply_plan(inner, plan, generator)  # type: ignore[arg-type]
     except BaseException:
         state.restore(inner)
         raise

@@ -1,55 +1,511 @@
-"""The data-free "auto" scheme: each weight's scale from the activation that follows it and its fans.
+"""The data-free "auto" scheme: choose every weight's scale by propagating second moments through the graph.
 
-Weights get ``Var = gain^2 / fan_in`` with the variance-preserving gain of the following activation (catalog
-moment map), recurrent weights orthogonal per gate block, LSTM forget-gate bias 1, embeddings N(0, 1), norms
-1/0, biases 0.
-"""
+Walking the graph in execution order (:mod:`.propagate`), each weight layer sees the second moment ``q_in`` of
+its input and the activation ``phi`` that follows it, and gets the scale that puts its output at ``phi``'s
+stable point ``q*`` (1 for ReLU-like and smooth activations, ``q_saturating`` for tanh/sigmoid-like ones).
+When the layer's input comes from an activation ``psi`` with pre-activation variance ``q'``, the weight
+variance is ``s_w^2 = 1 / E[psi'(z)^2]`` (order-to-chaos slope ``chi = 1``: gradients neither grow nor shrink)
+and the bias variance ``s_b^2 = q* - s_w^2 E[psi(z)^2]`` holds the forward fixed point (Poole et al. 2016,
+Schoenholz et al. 2017); where that is infeasible the forward variance wins (``s_w^2 = q* / q_in``, bias 0),
+and for activations with a large mean (sigmoid) the bias first cancels the mean the weights would pass on (``b
+= -mu W 1``).
+
+Deep plain chains (no residuals, no norms) whose depth-to-width ratio is large enough for the fluctuations of
+Gaussian products to matter (Hanin & Nica 2018) get orthogonal weights (dynamical isometry, Saxe et al. 2014,
+Pennington et al. 2017); chains of Linear -> ReLU get the looks-linear orthogonal structure ``[[A, -A], [-A,
+A]]`` (Balduzzi et al. 2017) that makes the initial network an exact orthogonal linear map. Residual branches
+whose sum is not normalized share a variance budget: the last layer of each of the ``B`` branches outputs
+``1/B`` of the unit stream, so the stream stays within 2x of its input at any depth (Fixup and SkipInit
+spirit, without zeros); ``zero_init_residual=True`` zeroes the last norm (or last layer) of every branch
+instead. Embeddings N(0, 1) (a weight tied between an embedding and a head gets the geometric mean of the two
+scales), norms 1/0, recurrent weights orthogonal per gate block, LSTM forget-gate bias 1, attention q/k/v
+blocks at unit logit variance."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import torch
+from torch import nn
 
 from ..catalog import draws as d
-from ..catalog.gains import variance_gain
+from ..catalog.activations import Activation
 from .graph import LayerInfo, ModelGraph
-from .layers import ParamSpec
+from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
 from .plan import Choice, _forget_bias
+from .propagate import Signal, act_moments, output_signal, propagate
 from .report import InitReport
+
+WEIGHT_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "raw", "bilinear")
+ORTHO_RATIO = 0.05  # depth / width above which Gaussian products fluctuate visibly (log-norm variance ~ L/N)
+
+
+@dataclass
+class _Pre:
+    """The activation feeding a layer, with the variance of its own input."""
+
+    act: Activation | None
+    spec: str
+    q: float
 
 
 class AutoChooser:
-    def __init__(self, graph: ModelGraph, **options: Any):
+    def __init__(
+        self,
+        graph: ModelGraph,
+        *,
+        zero_init_residual: bool = False,
+        orthogonal: bool | None = None,
+        looks_linear: bool = True,
+        q_saturating: float = 0.5,
+        **options: Any,
+    ):
         if options:
-            raise TypeError(f"unexpected option(s) for auto: {sorted(options)}")
+            raise TypeError(
+                f"unexpected option(s) for auto: {sorted(options)}; auto takes zero_init_residual, "
+                "orthogonal, looks_linear, q_saturating"
+            )
+        if not q_saturating > 0:
+            raise ValueError(f"q_saturating must be > 0, got {q_saturating}")
         self.graph = graph
+        self.zero_init_residual = zero_init_residual
+        self.q_saturating = q_saturating
+        self.choices: dict[str, Choice] = {}
+        self.var_out: dict[str, float] = {}
+        self.notes: list[str] = []
+        self.tied_std: dict[str, float] = {}
+        self.why: dict[str, str] = {}
+        self.signals: dict[int, Signal] = {}
+        self._analyze(orthogonal, looks_linear)
+        signals = self._run()
+        if self._tie():
+            signals = self._run()
+        out = output_signal(graph, signals)
+        self.output_var = out.q if out is not None else None
+
+    # ---- structure ----------------------------------------------------------------------------------------
+    def _analyze(self, orthogonal: bool | None, looks_linear: bool) -> None:
+        g = self.graph
+        self.by_name = {info.name: info for info in g.layers}
+        consumers: list[list[int]] = [[] for _ in g.nodes]
+        for i, n in enumerate(g.nodes):
+            for j in n.inputs:
+                consumers[j].append(i)
+        self.consumers = consumers
+        norms = {info.name for info in g.layers if info.kind == "norm"}
+        self.unnormalized: set[int] = set()
+        for br in g.branches:
+            # composites (no add node): a post-norm stream is normalized after each add
+            normalized = not br.norms if br.node is None else self._only_norms(br.node, norms)
+            if not normalized:
+                self.unnormalized.add(br.index)
+        self.budget = 1.0 / max(1, len(self.unnormalized))
+        self.last_of = {br.last: br for br in g.branches if br.last}
+        self.last_norm_of = {br.norms[-1]: br for br in g.branches if br.norms}
+        self.shortcut = {name for br in g.branches for name in br.shortcut}
+        weights = [i for i in g.layers if i.kind in WEIGHT_KINDS]
+        plain = not norms and not g.branches and all(i.kind in WEIGHT_KINDS for i in g.layers)
+        widths = sorted(
+            min(f.fan_in, f.fan_out) / f.receptive for i in weights if (f := i.weight_fans) is not None
+        )
+        width = widths[len(widths) // 2] if widths else 1
+        ratio = len(weights) / max(width, 1)
+        self.orthogonal = (
+            (plain and len(weights) >= 8 and ratio >= ORTHO_RATIO) if orthogonal is None else orthogonal
+        )
+        if self.orthogonal and orthogonal is None:
+            self.notes.append(
+                f"orthogonal weights: plain chain of {len(weights)} layers, depth/width {ratio:.2g}"
+            )
+        self.ll_role: dict[str, str] = {}
+        if self.orthogonal and looks_linear:
+            self._looks_linear_chains(weights)
+
+    def _only_norms(self, node: int, norms: set[str]) -> bool:
+        """True when every use of a residual sum goes through a norm (post-norm); a pre-norm stream also flows
+        on unnormalized to the next addition."""
+        frontier, seen, found = [node], {node}, False
+        while frontier:
+            nxt = []
+            for i in frontier:
+                for c in self.consumers[i]:
+                    n = self.graph.nodes[c]
+                    if n.op == "layer" and n.name in norms:
+                        found = True
+                    elif n.op in ("pass", "act") and c not in seen:
+                        seen.add(c)
+                        nxt.append(c)
+                    elif n.op != "output":
+                        return False
+            frontier = nxt
+        return found
+
+    def _looks_linear_chains(self, weights: list[LayerInfo]) -> None:
+        """Linear -> ReLU -> Linear ... chains with even hidden widths become [[A, -A], [-A, A]]."""
+        chain: list[LayerInfo] = []
+
+        def flush() -> None:
+            if len(chain) >= 3:
+                self.ll_role[chain[0].name] = "first"
+                for info in chain[1:-1]:
+                    self.ll_role[info.name] = "mid"
+                self.ll_role[chain[-1].name] = "last"
+            chain.clear()
+
+        for info in weights:
+            linear = (
+                info.kind in ("linear", "raw") and info.specs.get("weight", ParamSpec("x")).layout == "torch"
+            )
+            shape = info.weight_fans
+            ok = linear and shape is not None and (info.activation == "relu" or chain)
+            if not ok:
+                flush()
+                continue
+            assert shape is not None
+            if chain and shape.fan_in % 2:
+                flush()
+                continue
+            chain.append(info)
+            if info.activation != "relu":
+                flush()
+            elif shape.fan_out % 2:
+                chain.pop()
+                flush()
+        flush()
+        if self.ll_role:
+            self.notes.append(f"looks-linear orthogonal weights on {len(self.ll_role)} Linear->ReLU layers")
+
+    # ---- walking ------------------------------------------------------------------------------------------
+    def _run(self) -> dict[int, Signal]:
+        self.choices.clear()
+        self.var_out.clear()
+        self.signals = {}
+        signals = propagate(self.graph, self._layer, self._block, self.signals)
+        for info in self.graph.layers:  # layers the forward never reached: planned for a unit input
+            if not any(q in self.choices for q in info.params.values()):
+                self._decide(info, [Signal()], None)
+        return signals
+
+    def _tie(self) -> bool:
+        wants: dict[str, list[float]] = {}
+        for info in self.graph.layers:
+            for q in info.params.values():
+                c = self.choices.get(q)
+                if c is not None and c.draws and isinstance(c.draws[0], d.Normal):
+                    wants.setdefault(q, []).append(c.draws[0].std)
+        changed = False
+        for canon, aliases in self.graph.tied.items():
+            stds = [s for name in (canon, *aliases) for s in wants.get(name, [])]
+            if len(stds) > 1 and max(stds) > 1.01 * min(stds):
+                std = math.exp(sum(math.log(max(s, 1e-12)) for s in stds) / len(stds))
+                for name in (canon, *aliases):
+                    self.tied_std[name] = std
+                self.notes.append(
+                    f"{canon} is tied to {', '.join(aliases)}: std {std:.3g}, the geometric mean "
+                    f"of what each use wants ({', '.join(f'{s:.3g}' for s in stds)})"
+                )
+                changed = True
+        return changed
+
+    def _pre_activation(self, node: int | None) -> _Pre | None:
+        """The activation whose output feeds ``node`` (through shape-only ops), with its input variance."""
+        if node is None:
+            return None
+        nodes = self.graph.nodes
+        src = nodes[node].inputs[0] if nodes[node].inputs else None
+        while src is not None:
+            n = nodes[src]
+            if n.op == "act":
+                sig = self.signals.get(n.inputs[0]) if n.inputs else None
+                q = sig.q - sig.mu**2 if sig is not None else 1.0
+                return _Pre(n.act, n.name, q)
+            if n.op != "pass" or not n.inputs:
+                return None
+            src = n.inputs[0]
+        return None
+
+    def _layer(self, info: LayerInfo, ins: list[Signal], node: int) -> Signal:
+        return self._decide(info, ins, node)
+
+    def _block(self, name: str, x: Signal) -> Signal:
+        module = self.graph.model.get_submodule(name) if name else self.graph.model
+        return self._composite(name, module, x)
+
+    # ---- per layer ----------------------------------------------------------------------------------------
+    def _target(self, info: LayerInfo, q_in: float) -> tuple[float, str]:
+        br = self.last_of.get(info.name)
+        if br is not None and br.index in self.unnormalized:
+            return self.budget, f"residual budget 1/{len(self.unnormalized)}"
+        if info.name in self.shortcut:
+            return q_in, "shortcut: keeps the stream"
+        act = info.activation_fn
+        if act is not None and act.saturates:
+            return self.q_saturating, f"stable point q*={self.q_saturating:g} of {info.activation}"
+        return 1.0, "unit pre-activation" if act is not None else "unit output"
+
+    def _decide(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
+        x = ins[0]
+        if info.kind in WEIGHT_KINDS:
+            return self._weight_layer(info, ins, node)
+        if info.kind in ("embedding", "embedding_bag"):
+            q = info.params.get("weight")
+            std = self.tied_std.get(q or "", 1.0)
+            self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", "auto:embedding")
+            return Signal(std * std, 0.0)
+        if info.kind == "norm":
+            zero = self.zero_init_residual and info.name in self.last_norm_of
+            self._set(
+                info,
+                "weight",
+                d.Constant(0.0 if zero else 1.0),
+                "zeros" if zero else "ones",
+                "auto:zero_init_residual" if zero else "auto:norm",
+            )
+            self._set(info, "bias", d.Constant(0.0), "zeros", "auto:norm")
+            return Signal(0.0 if zero else 1.0, 0.0)
+        if info.kind == "rnn":
+            return self._rnn(info, x)
+        if info.kind == "attention":
+            return self._attention(info, x)
+        return x
+
+    def _weight_layer(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
+        fans = info.weight_fans
+        fan_in = max(fans.fan_in if fans is not None else 1.0, 1.0)
+        x = ins[0]
+        q_in = max(x.q, 1e-12) if info.kind != "bilinear" else max(math.prod(s.q for s in ins[:2]), 1e-12)
+        has_bias = "bias" in info.params
+        q_t, why = self._target(info, q_in)
+        zero = self.zero_init_residual and info.name in self.last_of and not self.last_of[info.name].norms
+        if zero:
+            self._set(info, "weight", d.Constant(0.0), "zeros", "auto:zero_init_residual")
+            self._set(info, "bias", d.Constant(0.0), "zeros", "auto:bias")
+            self.var_out[info.name] = 0.0
+            return Signal(0.0, 0.0)
+        pre = self._pre_activation(node)
+        v_in, center = q_in, 0.0
+        sw2, sb2, rule = q_t / q_in, 0.0, "variance"
+        if pre is not None:
+            mean, second, slope2 = act_moments(pre.act, pre.spec, pre.q)
+            chi_w2 = 1.0 / max(slope2, 1e-12)
+            sb2_plain = q_t - chi_w2 * second
+            if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second:
+                v_in, center = max(second - mean * mean, 1e-12), mean  # cancel the mean through the bias
+                sb2_plain = q_t - chi_w2 * v_in
+            if sb2_plain >= 0 and (has_bias or sb2_plain < 0.02 * q_t):
+                sw2, sb2, rule = chi_w2, sb2_plain if has_bias else 0.0, "edge of chaos"
+            else:
+                sw2 = q_t / v_in
+        role = self.ll_role.get(info.name)
+        label_rule = f"auto:{rule}" + (" (mean-centred)" if center else "")
+        if role is not None:
+            draw, label = self._looks_linear(info, role, q_in)
+            self._set(info, "weight", draw, label, "auto:looks-linear", post=(("looks_linear", role),))
+            sb2, center = 0.0, 0.0
+        elif (
+            self.orthogonal
+            and info.kind in ("linear", "raw")
+            and info.specs["weight"].layout in ("torch", "in_out")
+        ):
+            o, i = self._dims(info)
+            gain = math.sqrt(sw2 * max(1.0, o / i))
+            self._set(
+                info,
+                "weight",
+                d.Orthogonal(gain),
+                f"orthogonal(gain={gain:.3g})",
+                label_rule + ", orthogonal",
+            )
+        else:
+            std = math.sqrt(sw2 / fan_in)
+            self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
+        if has_bias:
+            post = (("center", info.params["weight"], center),) if center else ()
+            draw_b: d.Draw = d.Normal(0.0, math.sqrt(sb2)) if sb2 > 0 else d.Constant(0.0)
+            label = f"normal(0, {math.sqrt(sb2):.3g})" if sb2 > 0 else "zeros"
+            self._set(
+                info, "bias", draw_b, label + (" - mean x W.1" if center else ""), label_rule, post=post
+            )
+        self.var_out[info.name] = q_t
+        self.why[info.name] = why
+        return Signal(q_t, 0.0)
+
+    def _dims(self, info: LayerInfo) -> tuple[int, int]:
+        """(outputs, inputs) of the weight as a matrix: rows = dim 0, or the last dim for ``x @ W``."""
+        model = self.graph.model
+        module = info.module
+        weight = (
+            model.get_parameter(info.params["weight"])
+            if module is None
+            else cast(torch.Tensor, module.weight)
+        )
+        shape = tuple(weight.shape)
+        rows, cols = int(shape[0]), int(math.prod(shape[1:]))
+        return (cols, rows) if info.specs["weight"].layout == "in_out" else (rows, cols)
+
+    def _looks_linear(self, info: LayerInfo, role: str, q_in: float) -> tuple[d.Draw, str]:
+        o, i = self._dims(info)
+        o2 = o // 2 if role in ("first", "mid") else o
+        i2 = i // 2 if role in ("mid", "last") else i
+        q_u = q_in if role == "first" else 1.0
+        gain = math.sqrt(max(1.0, o2 / i2) / q_u)
+        return d.Orthogonal(gain), f"looks-linear orthogonal(gain={gain:.3g})"
+
+    def _rnn(self, info: LayerInfo, x: Signal) -> Signal:
+        q_h = _rnn_second_moment(info.module)
+        for local, spec in info.specs.items():
+            fans = info.fans.get(local)
+            blocks = spec.blocks
+            if spec.role == "rnn_input":
+                first = "_l" not in local or "_l0" in local
+                std = 1.0 / math.sqrt(
+                    max(fans.fan_in if fans else 1.0, 1.0) * max(x.q if first else q_h, 1e-6)
+                )
+                self._set(info, local, d.Normal(0.0, std), f"normal(0, {std:.3g})", "auto:rnn_input", blocks)
+            elif spec.role == "rnn_recurrent":
+                self._set(info, local, d.Orthogonal(1.0), "orthogonal", "auto:recurrent", blocks)
+            elif spec.role == "rnn_bias":
+                shape = (
+                    (int(info.fans[spec.fans_of].fan_out) * blocks,) if spec.fans_of in info.fans else (0,)
+                )
+                self._set(
+                    info,
+                    local,
+                    d.Constant(0.0),
+                    "zeros (LSTM forget gate 1)" if blocks == 4 else "zeros",
+                    "auto:rnn_bias",
+                    post=_forget_bias(info, local, shape, 1.0),
+                )
+        self.var_out[info.name] = q_h
+        return Signal(q_h, 0.0)
+
+    def _attention(self, info: LayerInfo, x: Signal) -> Signal:
+        module = info.module
+        e = int(getattr(module, "embed_dim", 1))
+        q_in = max(x.q, 1e-6)
+        for local, spec in info.specs.items():
+            if local not in info.params:
+                continue
+            if spec.role == "attention_in":
+                fan = info.fans[local].fan_in if local in info.fans else e
+                std = 1.0 / math.sqrt(fan * q_in)
+                self._set(
+                    info,
+                    local,
+                    d.Normal(0.0, std),
+                    f"normal(0, {std:.3g})",
+                    "auto:q/k/v unit logits",
+                    spec.blocks,
+                )
+            elif spec.role == "attention_out":
+                q_t, _ = self._target(info, 1.0)
+                std = math.sqrt(q_t / e)
+                self._set(info, local, d.Normal(0.0, std), f"normal(0, {std:.3g})", "auto:attention_out")
+            else:
+                self._set(info, local, d.Constant(0.0), "zeros", "auto:bias")
+        q_t, _ = self._target(info, 1.0)
+        self.var_out[info.name] = q_t
+        return Signal(q_t, 0.0)
+
+    def _composite(self, name: str, module: nn.Module, x: Signal) -> Signal:
+        p = f"{name}." if name else ""
+        if isinstance(module, TRANSFORMER_LAYERS):
+            pre = bool(getattr(module, "norm_first", False))
+            attn = ["self_attn"] + (
+                ["multihead_attn"] if isinstance(module, nn.TransformerDecoderLayer) else []
+            )
+            norms = ["norm1", "norm2", "norm3"][: len(attn) + 1]
+            s = x
+            for k, members in enumerate([[a] for a in attn] + [["linear1", "linear2"]]):
+                h = self._decide(self.by_name[p + norms[k]], [s], None) if pre else s
+                if members[0] == "multihead_attn":
+                    h = Signal(1.0, 0.0)  # the memory: assumed unit
+                for part in members:
+                    h = self._decide(self.by_name[p + part], [h], None)
+                    if part == "linear1":
+                        act = getattr(module, "activation", None)
+                        spec = module_act(act) if isinstance(act, nn.Module) else None
+                        mean, second, _ = act_moments(
+                            spec,
+                            getattr(spec, "spec", None) if spec else self.by_name[p + part].activation,
+                            h.q,
+                        )
+                        h = Signal(second, mean)
+                s = Signal(s.q + h.q, s.mu + h.mu)
+                if not pre:
+                    s = self._decide(self.by_name[p + norms[k]], [s], None)
+            return s
+        s = x
+        for child_name, child in module.named_children():
+            q = p + child_name
+            if isinstance(child, nn.ModuleList):
+                for idx, sub in child.named_children():
+                    s = self._composite(f"{q}.{idx}", sub, s)
+            elif isinstance(child, TRANSFORMER_LAYERS | nn.TransformerEncoder | nn.TransformerDecoder):
+                s = self._composite(q, child, s)
+            elif layer_kind(child) is not None and q in self.by_name:
+                s = self._decide(self.by_name[q], [s], None)
+        return s
+
+    # ---- plumbing -----------------------------------------------------------------------------------------
+    def _set(
+        self,
+        info: LayerInfo,
+        local: str,
+        draw: d.Draw,
+        label: str,
+        rule: str,
+        blocks: int = 1,
+        post: tuple[tuple[Any, ...], ...] = (),
+    ) -> None:
+        q = info.params.get(local)
+        if q is None:
+            return
+        self.choices[q] = Choice(
+            None, label, rule, draws=(draw,) * max(blocks, 1), post=post, note=self.why.get(info.name, "")
+        )
 
     def choose(self, layer: LayerInfo, local: str, spec: ParamSpec, shape: tuple[int, ...]) -> Choice:
-        role = spec.role
-        fans = layer.fans.get(spec.fans_of or local)
-        if role in ("bias", "norm_bias"):
-            return Choice(None, "zeros", "auto:bias", draws=(d.Constant(0.0),))
-        if role == "rnn_bias":
-            return Choice(
-                None,
-                "zeros",
-                "auto:rnn_bias",
-                draws=(d.Constant(0.0),),
-                post=_forget_bias(layer, local, shape, 1.0),
-            )
-        if role == "norm_weight":
-            return Choice(None, "ones", "auto:norm", draws=(d.Constant(1.0),))
-        if role == "embedding":
-            return Choice(None, "normal(0, 1)", "auto:embedding", draws=(d.Normal(0.0, 1.0),))
-        blocks = spec.blocks if spec.blocks > 1 and shape[0] % spec.blocks == 0 else 1
-        if role == "rnn_recurrent":
-            return Choice(None, "orthogonal", "auto:recurrent", draws=(d.Orthogonal(1.0),) * blocks)
-        gain = 1.0
-        if layer.activation_fn is not None and role == "weight":
-            gain = variance_gain(layer.activation_fn)
-        fan_in = fans.fan_in if fans is not None else 1.0
-        std = gain / math.sqrt(max(fan_in, 1.0))
-        return Choice(None, f"normal(0, {std:.4g})", f"auto:{role}", draws=(d.Normal(0.0, std),) * blocks)
+        q = layer.params[local]
+        choice = self.choices.get(q)
+        if choice is None:
+            return Choice(None, "keep", "auto:unknown role")
+        return choice
 
     def finish(self, report: InitReport) -> None:
-        pass
+        main = {info.name: next(iter(info.params.values()), None) for info in self.graph.layers}
+        for row in report.rows:
+            if row.layer in self.var_out and main.get(row.layer) == row.name:
+                row.var_out = self.var_out[row.layer]
+        report.output_var = self.output_var
+        report.notes.extend(self.notes)
+
+
+def _rnn_second_moment(module: nn.Module | None, steps: int = 20) -> float:
+    """Mean-field E[h^2] of a recurrent layer whose gate pre-activations get unit variance from the input and
+    orthogonal recurrent weights (stationary over ``steps``)."""
+    from .propagate import act_moments as am
+
+    mode = getattr(module, "mode", None) or type(module).__name__
+    sig2 = lambda q: am(None, "sigmoid", q)[1]  # noqa: E731
+    tanh2 = lambda q: am(None, "tanh", q)[1]  # noqa: E731
+    q_h, q_c = 0.0, 0.0
+    for _ in range(steps):
+        qz = 1.0 + q_h
+        if "LSTM" in mode:
+            f2 = am(None, "sigmoid", qz)[1]  # forget bias 1 ignored: a lower bound on memory
+            q_c = f2 * q_c + sig2(qz) * tanh2(qz)
+            q_h = sig2(qz) * tanh2(q_c)
+        elif "GRU" in mode:
+            z2 = sig2(qz)
+            q_h = (1 - z2) * tanh2(qz) + z2 * q_h
+        else:
+            q_h = tanh2(qz)
+    return max(q_h, 1e-6)
+
+
+def _names(items: Iterable[LayerInfo]) -> list[str]:
+    return [i.name for i in items]

@@ -4,8 +4,7 @@ One table for discovery, planning and the "auto" scheme: ``layer_kind(module)`` 
 layer a module is ("linear", "conv", "rnn", ...), ``param_specs(kind, module)`` gives each of its parameters'
 role, layout, groups, gate blocks and stride, and ``function_category(func)`` sorts torch functions seen
 during tracing into activations, layer ops on raw parameters, residual additions, concatenations and
-shape-only ("transparent") ops.
-"""
+shape-only ("transparent") ops."""
 
 from __future__ import annotations
 

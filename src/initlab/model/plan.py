@@ -4,8 +4,7 @@ A plan is pure data (draws from the catalog, per gate block where a weight stack
 shapes alone, so it works on meta-device models; :func:`apply_plan` draws it into real tensors (also after a
 later ``materialize``). Schemes come from a *chooser*: :class:`ProfileChooser` maps each parameter's role to
 the rule of a framework profile (``torch:default``, ``keras:default``...) or of one catalog scheme applied
-with the layer's fans and following activation; the "auto" scheme (:mod:`.auto`) is another chooser.
-"""
+with the layer's fans and following activation; the "auto" scheme (:mod:`.auto`) is another chooser."""
 
 from __future__ import annotations
 
@@ -198,6 +197,33 @@ class ProfileChooser:
             post=post,
         )
 
+    def finish(self, report: InitReport) -> None:
+        """Predicted output variance of every weight layer and of the model, by propagating the plan."""
+        predict_variances(self.graph, report)
+
+
+def predict_variances(graph: ModelGraph, report: InitReport) -> None:
+    from .propagate import evaluate
+
+    rows: dict[str, tuple[float | None, float | None]] = {}
+    for r in report.rows:
+        for name in (r.name, *r.tied):
+            rows[name] = (r.mean, r.std)
+    params = dict(graph.model.named_parameters())
+
+    def current(name: str) -> float | None:
+        t = params.get(name)
+        if t is None or t.device.type == "meta" or not t.numel():
+            return None
+        return float(t.detach().double().square().mean())
+
+    var, out = evaluate(graph, rows, current)
+    main = {info.name: next(iter(info.params.values()), None) for info in graph.layers}
+    for r in report.rows:
+        if r.layer in var and main.get(r.layer) == r.name and r.status == "init":
+            r.var_out = var[r.layer]
+    report.output_var = out
+
 
 def _with_embedding(p: Profile, embedding: str) -> Profile:
     from dataclasses import replace
@@ -384,12 +410,6 @@ def build_plan(
             mean,
             note,
         )
-        if (
-            row.fan_in is not None
-            and std is not None
-            and spec.role not in ("bias", "rnn_bias", "norm_bias", "norm_weight", "embedding")
-        ):
-            row.var_out = row.fan_in * (std**2 + (mean or 0.0) ** 2)
         owner, _, attr = _split_owner(q, info)
         plan.assignments.append(Assignment(q, owner, attr, shape, draws, post, bool(originals)))
         report.rows.append(row)
@@ -466,7 +486,7 @@ def apply_plan(
                 continue
         if generator is None:
             generator = make_generator(target.device, seed)
-        _fill(target, a, generator)
+        _fill(target, a, generator, params)
         if a.parametrized:
             setattr(module, a.attr, target)
     for name in plan.reset_stats:
@@ -475,9 +495,14 @@ def apply_plan(
             norm.reset_running_stats()  # type: ignore[operator]
 
 
-def _fill(target: torch.Tensor, a: Assignment, g: torch.Generator) -> None:
+def _fill(
+    target: torch.Tensor, a: Assignment, g: torch.Generator, params: Mapping[str, torch.Tensor]
+) -> None:
     data = target.detach()
-    if data.numel():
+    steps = {s[0]: s[1:] for s in a.post}
+    if "looks_linear" in steps and data.dim() == 2:
+        _looks_linear(data, a.draws[0], steps["looks_linear"][0], g)
+    elif data.numel():
         if len(a.draws) == 1:
             fill_(data, a.draws[0], g)
         else:
@@ -488,3 +513,23 @@ def _fill(target: torch.Tensor, a: Assignment, g: torch.Generator) -> None:
             data[step[1]].fill_(step[2])
         elif step[0] == "slice":
             data[step[1] : step[2]].fill_(step[3])
+        elif step[0] == "center" and step[2]:
+            weight = params[step[1]].detach()
+            data.sub_(step[2] * weight.reshape(weight.shape[0], -1).sum(1).to(data.dtype))
+
+
+def _looks_linear(data: torch.Tensor, draw: d.Draw, role: str, g: torch.Generator) -> None:
+    """Middle ``[[A, -A], [-A, A]]``, first ``[[A], [-A]]``, last ``[A, -A]``: relu(u) - relu(-u) = u."""
+    rows, cols = data.shape
+    r2 = rows // 2 if role in ("first", "mid") else rows
+    c2 = cols // 2 if role in ("mid", "last") else cols
+    a = torch.empty(r2, c2, dtype=data.dtype, device=data.device)
+    fill_(a, draw, g)
+    data.zero_()
+    data[:r2, :c2] = a
+    if c2 < cols:
+        data[:r2, c2 : 2 * c2] = -a
+    if r2 < rows:
+        data[r2 : 2 * r2, :c2] = -a
+        if c2 < cols:
+            data[r2 : 2 * r2, c2 : 2 * c2] = a

@@ -3,8 +3,7 @@
 Each :class:`Row` names the parameter, its module type, shape, fans, the activation that follows, the scheme
 and the rule that chose it, the std (and bound for bounded draws) and the predicted variance of the layer's
 output for the planned input. ``print(report)`` renders a rich table; ``to_dict()``/``to_json()`` serve tools;
-``assert_healthy()`` raises :class:`UnhealthyPlan` when the plan predicts a vanishing or exploding signal.
-"""
+``assert_healthy()`` raises :class:`UnhealthyPlan` when the plan predicts a vanishing or exploding signal."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 
 ``ModelState.capture(model)`` records every parameter and buffer (values), ``.grad``, ``requires_grad`` and
 each module's ``training`` flag; ``restore(model)`` puts all of it back bit for bit, in place (the same tensor
-objects, so optimizers and tied weights keep pointing at them); ``matches(model)`` compares.
-"""
+objects, so optimizers and tied weights keep pointing at them); ``matches(model)`` compares."""
 
 from __future__ import annotations
 

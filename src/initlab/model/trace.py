@@ -3,9 +3,9 @@
 ``with trace_activations(model, graph) as rec: model(x)`` fills ``rec.pre[layer]`` (the layer's output: the
 pre-activation) and ``rec.post[layer]`` (the output of the nonlinearity that follows it, module or functional,
 found through shape-only ops and norms), and ``rec.sites`` (every activation applied, by module name or
-``"spec@layer"``). Raw parameters used through ``F.linear``/``@`` count as layers. The last call wins when a
-layer runs several times; ``calls`` counts them.
-"""
+``"spec@layer"``) and ``rec.norm_inputs`` (the signal entering each normalization layer). Raw parameters used
+through ``F.linear``/``@`` count as layers. The last call wins when a layer runs several times; ``calls``
+counts them."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class ActivationTrace:
     pre: dict[str, torch.Tensor] = field(default_factory=dict)
     post: dict[str, torch.Tensor] = field(default_factory=dict)
     sites: dict[str, torch.Tensor] = field(default_factory=dict)
+    norm_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
 
 
@@ -113,11 +114,18 @@ def trace_activations(
     handles: list[Any] = []
     norm_or_pass = (*L.NORMS, *L.TRANSPARENT_MODULES)
     modules: dict[str, nn.Module] = dict(model.named_modules())
+    kinds = {info.name: info.kind for info in graph.layers}
     for mname, module in modules.items():
-        if mname in graph and graph.layer(mname).kind != "norm":
+        if mname in kinds and kinds[mname] != "norm":
             handles.append(module.register_forward_hook(lambda m, a, o, n=mname: tracker.layer_output(n, o)))
         elif isinstance(module, norm_or_pass):
             handles.append(module.register_forward_hook(lambda m, a, o: tracker.passthrough(a, o)))
+            if isinstance(module, L.NORMS):
+                handles.append(
+                    module.register_forward_hook(
+                        lambda m, a, o, n=mname: tracker.store(rec.norm_inputs, n, a[0]) if a else None
+                    )
+                )
         else:
             act = L.module_act(module)
             if act is not None:

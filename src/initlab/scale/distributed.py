@@ -1,0 +1,109 @@
+"""Sharded init: every rank draws only its own pieces of an FSDP2- or DTensor-sharded model built on the meta
+device, with the counter-based generator, so the gathered weights equal the single-process
+``init_model(..., generator="counter")`` result bit for bit at any world size.
+
+For each parameter the plan (made from the global shapes by ``init_model(..., dry_run=True)``) gives the draw;
+a DTensor's local piece and its global offset come from its mesh and placements (``Shard(d)`` even or uneven,
+``Replicate``, several mesh dimensions), and the piece is generated alone: no full tensor, no communication.
+Non-elementwise draws (orthogonal, sparse...) are the exception: each rank holding a piece builds the full
+tensor from Gaussians drawn by index and keeps its piece (memory and time of the full tensor, still no
+communication).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..model import InitReport, init_model
+from ..model.graph import unwrap
+from .plan_fill import fill_assignment_
+
+
+def local_piece(param: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The tensor this rank holds of ``param`` and the global offset of its first element, per dimension."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(param, DTensor):
+        from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+        mesh, placements = param.device_mesh, param.placements
+        shape, offset = compute_local_shape_and_global_offset(param.shape, mesh, placements)
+        local = param.to_local()
+        if tuple(local.shape) != tuple(shape):
+            raise ValueError(f"local shard {tuple(local.shape)} does not match its placements {tuple(shape)}")
+        return local, tuple(int(o) for o in offset)
+    return param, (0,) * param.dim()
+
+
+def tie_groups(model: nn.Module) -> list[list[tuple[str, str]]]:
+    """Every group of (module path, attribute) slots holding the same Parameter object (tied weights)."""
+    slots: dict[int, list[tuple[str, str]]] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        for attr, p in module.named_parameters(recurse=False):
+            pair = (path, attr)
+            group = slots.setdefault(id(p), [])
+            if pair not in group:
+                group.append(pair)
+    return [g for g in slots.values() if len(g) > 1]
+
+
+def retie(model: nn.Module, groups: Sequence[Sequence[tuple[str, str]]]) -> None:
+    """Point every slot of each group at the group's first Parameter again (``to_empty`` unties them)."""
+    for group in groups:
+        path, attr = group[0]
+        canonical = getattr(model.get_submodule(path), attr)
+        for path, attr in group[1:]:
+            setattr(model.get_submodule(path), attr, canonical)
+
+
+def _default_device(model: nn.Module) -> torch.device:
+    from torch.distributed.tensor import DTensor
+
+    for p in model.parameters():
+        if isinstance(p, DTensor):
+            return torch.device(p.device_mesh.device_type)
+        if p.device.type != "meta":
+            return p.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
+                 device: torch.device | str | None = None, rules: Any = None, example_input: Any = None,
+                 threads: int | None = None, **options: Any) -> InitReport:
+    """Materialize (if on the meta device) and initialize a sharded model; each rank fills only its shards.
+
+    ``model``: built on the meta device and sharded with ``fully_shard`` (FSDP2) or with DTensor parameters
+    (``distribute_tensor``/``distribute_module``/tensor parallel); plain (unsharded) models work too.
+    ``scheme``/``rules``/``example_input``/``options``: as for :func:`initlab.init_model`. ``device``: where
+    meta parameters are allocated (default: the device mesh's type). Tied weights are re-tied after
+    ``to_empty``. Buffers created on meta are allocated but hold no values, except normalization statistics,
+    which are reset; fill other buffers yourself.
+    """
+    inner = unwrap(model)
+    report = init_model(inner, scheme, seed=seed, rules=rules, example_input=example_input, dry_run=True,
+                        **options)
+    plan = report.plan
+    if plan is None:
+        raise ValueError(f"scheme {scheme!r} has no per-parameter plan: init_sharded cannot shard it")
+    params = dict(inner.named_parameters(remove_duplicate=False))
+    for a in plan.assignments:
+        if a.parametrized or a.name not in params:
+            raise NotImplementedError(f"{a.name}: parametrized weights are not supported by init_sharded")
+    if any(t.device.type == "meta" for t in (*inner.parameters(), *inner.buffers())):
+        groups = tie_groups(inner)
+        inner.to_empty(device=device if device is not None else _default_device(inner))
+        retie(inner, groups)
+        params = dict(inner.named_parameters(remove_duplicate=False))
+    for a in plan.assignments:
+        local, offset = local_piece(params[a.name])
+        fill_assignment_(local.detach(), a, seed, offset, threads=threads)
+    for name in plan.reset_stats:
+        inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
+    report.dry_run = False
+    report.notes.append(f"counter-based generator, seed {seed}: each rank drew only its shards")
+    return report

@@ -1,0 +1,166 @@
+"""init_sharded on CPU process groups (gloo, 127.0.0.1), 2 and 3 ranks spawned here: the gathered weights of
+FSDP2 and DTensor Shard(0)/Shard(1)/Replicate models (uneven sizes) equal the single-process
+``init_model(..., generator="counter")`` result bit for bit; ranks hold different values; the statistics match
+the plan. One spawn per world size runs every case."""
+
+import math
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from scipy import stats
+from torch import nn
+
+import initlab
+from initlab.catalog import draws as d
+
+pytestmark = pytest.mark.distributed
+SEED = 1234
+MODES = ("fsdp", "shard0", "shard1")
+
+
+def build(case: str) -> nn.Module:
+    if case == "linear":
+        return nn.Sequential(nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3))
+    if case == "embedding":
+        return nn.Sequential(nn.Embedding(11, 5, padding_idx=2), nn.Linear(5, 7))
+    if case == "conv":
+        return nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Conv2d(5, 4, 1))
+    if case == "transformer":
+        return nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=13, dropout=0.0,
+                                          batch_first=True)
+    raise ValueError(case)
+
+
+CASES = {"linear": "auto", "embedding": "auto", "conv": "he_normal", "transformer": "auto",
+         "ortho": "orthogonal"}
+
+
+def _shard(model: nn.Module, mode: str, mesh) -> None:
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    if mode == "fsdp":
+        fully_shard(model, mesh=mesh)
+        return
+    dim = int(mode[-1])
+    for module in model.modules():
+        for name, p in list(module.named_parameters(recurse=False)):
+            placement = Shard(dim) if p.dim() > dim else Replicate()
+            dt = distribute_tensor(p.detach(), mesh, [placement], src_data_rank=None)
+            module.register_parameter(name, nn.Parameter(dt, requires_grad=p.requires_grad))
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import DTensor
+
+    from initlab.distributed import init_sharded
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        mesh = init_device_mesh("cpu", (world,))
+        results = {}
+        for case, scheme in CASES.items():
+            for mode in MODES:
+                with torch.device("meta"):
+                    model = build("linear" if case == "ortho" else case)
+                _shard(model, mode, mesh)
+                init_sharded(model, scheme, seed=SEED)
+                full, local = {}, {}
+                for name, p in model.named_parameters():
+                    full[name] = (p.full_tensor() if isinstance(p, DTensor) else p).detach().clone()
+                    local[name] = (p.to_local() if isinstance(p, DTensor) else p).detach().clone()
+                pieces = [None] * world
+                dist.all_gather_object(pieces, local)
+                results[(case, mode)] = (full, pieces)
+        if rank == 0:
+            torch.save(results, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _reference(case: str):
+    torch.manual_seed(0)  # only to construct; init_model overwrites every parameter
+    model = build("linear" if case == "ortho" else case)
+    report = initlab.init_model(model, CASES[case], seed=SEED, generator="counter")
+    return dict(model.named_parameters()), report.plan
+
+
+@pytest.fixture(scope="module", params=[2, 3])
+def gathered(request, tmp_path_factory):
+    world = request.param
+    out = str(tmp_path_factory.mktemp(f"ws{world}") / "results.pt")
+    # fork: the ranks start with torch, initlab and the compiled kernels already loaded (spawn costs ~10 s per
+    # rank on a busy 2-core machine); the process group is created in each child
+    mp.start_processes(_worker, args=(world, _free_port(), out), nprocs=world, join=True, start_method="fork")
+    return world, torch.load(out, weights_only=False)
+
+
+def test_gathered_equals_single_process(gathered):
+    world, results = gathered
+    for case in CASES:
+        ref, _ = _reference(case)
+        for mode in MODES:
+            full, _ = results[(case, mode)]
+            assert set(full) == set(ref), (case, mode)
+            for name, value in full.items():
+                assert torch.equal(value, ref[name].detach()), (world, case, mode, name)
+
+
+def test_shards_differ(gathered):
+    """Sharded parameters: no two ranks hold the same values (torch's own sharded init gives every rank the
+    same shard). Replicated ones: every rank holds the full, identical tensor."""
+    _, results = gathered
+    for (case, mode), (full, pieces) in results.items():
+        for name, value in full.items():
+            parts = [p[name] for p in pieces]
+            if value.numel() < 2 or float(value.std()) == 0:  # constants (biases, norms) are equal everywhere
+                continue
+            if parts[0].shape == value.shape:
+                assert all(torch.equal(q, value) for q in parts), (case, mode, name)
+                continue
+            for i in range(len(parts)):
+                for j in range(i + 1, len(parts)):
+                    same_shape = parts[i].shape == parts[j].shape and parts[i].numel() > 0
+                    assert not (same_shape and torch.equal(parts[i], parts[j])), (case, mode, name, i, j)
+
+
+def test_statistics_of_gathered_weights(gathered):
+    _, results = gathered
+    for case in ("linear", "transformer"):
+        _, plan = _reference(case)
+        full, _ = results[(case, "shard1")]
+        for a in plan.assignments:
+            draw = a.draws[0]
+            x = full[a.name].double().numpy().ravel()
+            if not isinstance(draw, (d.Normal, d.Uniform, d.TruncatedNormal)) or x.size < 40 or draw.std == 0:
+                continue
+            n = x.size
+            assert abs(x.mean() - draw.mean) < 5 * draw.std / math.sqrt(n), a.name
+            assert abs(x.var() - draw.std**2) < 5 * draw.std**2 * math.sqrt(2 / n), a.name
+            if isinstance(draw, d.Normal):
+                assert stats.kstest(x, stats.norm(draw.mean, draw.std).cdf).pvalue > 1e-3, a.name
+
+
+def test_retie_after_to_empty():
+    from initlab.distributed import init_sharded
+
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10, bias=False))
+    model[1].weight = model[0].weight
+    init_sharded(model, "auto", seed=3)
+    assert model[1].weight is model[0].weight and model[0].weight.device.type == "cpu"
+    assert np.isfinite(model[0].weight.detach().numpy()).all()
