@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .catalog import activations as _activations
 from .catalog import (
     Axes,
     Fans,
@@ -41,6 +40,7 @@ from .catalog import (
     variance_gain,
     variance_scaling,
 )
+from .catalog import activations as _activations
 
 __version__ = "0.1.0"
 
@@ -53,6 +53,10 @@ _LAZY = {
     "lsuv": "initlab.methods",
     "fixup": "initlab.methods",
     "transfer": "initlab.methods",
+    "lsuv_reference": "initlab.methods",
+    "skipinit": "initlab.methods",
+    "data_dependent_init": "initlab.methods",
+    "weight_norm_init": "initlab.methods",
     "diagnose": "initlab.diagnostics",
     "Diagnosis": "initlab.diagnostics",
     "compare": "initlab.diagnostics",
@@ -79,8 +83,15 @@ def _torch_adapter(obj: Any) -> Any:
 _activations.ADAPTERS.append(_torch_adapter)
 
 
+# packages whose import registers init_model schemes (model cannot import them: data flows one way)
+_SCHEME_PLUGINS = ("initlab.methods",)
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        if _LAZY[name] == "initlab.model":
+            for plugin in _SCHEME_PLUGINS:
+                importlib.import_module(plugin)
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value

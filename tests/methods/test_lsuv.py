@@ -197,3 +197,12 @@ def test_no_weight_layer_and_bad_arguments():
         initlab.lsuv(nn.Sequential(nn.ReLU()), batch(8, 4, seed=0))
     with pytest.raises(DataInitError, match="tol"):
         initlab.lsuv(mlp(3), batch(8, 16, seed=0), tol=0)
+
+
+def test_tied_weight_calibrated_once():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    model[2].weight = model[0].weight
+    report = initlab.lsuv(model, batch(256, 8, seed=0), seed=0)
+    assert report.layers[1].kind == "tied to 0" and report.layers[1].iterations == 0
+    assert model[2].weight is model[0].weight

@@ -8,10 +8,16 @@ lab or cli.
 """
 
 from ._sweep import DataInitError
+from .datadep import DataInitReport, data_dependent_init, weight_norm_init
 from .lsuv import LayerCalibration, LSUVReport, lsuv, lsuv_reference
+from .residual import ResidualError, TransformReport, fixup, skipinit
+from .schemes import register as _register
 from .transfer import TransferError, TransferReport, transfer
 
+_register()
+
 __all__ = [
-    "DataInitError", "LSUVReport", "LayerCalibration", "TransferError", "TransferReport", "lsuv",
-    "lsuv_reference", "transfer",
+    "DataInitError", "DataInitReport", "LSUVReport", "LayerCalibration", "ResidualError", "TransferError",
+    "TransferReport", "TransformReport", "data_dependent_init", "fixup", "lsuv", "lsuv_reference", "skipinit",
+    "transfer", "weight_norm_init",
 ]

@@ -44,8 +44,23 @@ def reinitialize(model: nn.Module, names: Sequence[str], scheme: Any = "auto", *
 
 
 def _auto(model: nn.Module, names: Sequence[str], generator: torch.Generator) -> dict[str, str]:
-    # torch's construction-time default, drawn from our generator: a new head gets what it would from scratch
-    return reinitialize(model, names, "torch:default", generator=generator)
+    from ..model import init_model
+
+    chosen = set(names)
+
+    def others(name: str, module: nn.Module | None) -> bool:
+        return name not in chosen
+
+    report = init_model(model, "auto", generator=generator, rules={others: "keep"})
+    done = {r.name: r.scheme for r in report.rows if r.status == "init"}
+    for row in report.rows:
+        for alias in row.tied:
+            if row.name in done:
+                done[alias] = done[row.name]
+    missed = [n for n in names if n not in done]
+    if missed:  # parameters discovery does not know (custom modules): their weights get torch's default
+        done.update(reinitialize(model, missed, "torch:default", generator=generator))
+    return {n: done[n] for n in names}
 
 
 def _owner(model: nn.Module, name: str) -> nn.Module:

@@ -189,6 +189,7 @@ def _sweep(model: nn.Module, batch: Any, plan: dict[nn.Module, str], tol: float,
            center: bool) -> LSUVReport:
     states = {m: _State(n) for m, n in plan.items()}
     order: list[nn.Module] = []
+    owner: dict[int, str] = {}  # weight tensor -> the layer that calibrated it (tied weights: once)
 
     def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
         state = states[module]
@@ -198,6 +199,12 @@ def _sweep(model: nn.Module, batch: Any, plan: dict[nn.Module, str], tol: float,
         order.append(module)
         out = primary(output)
         first = current = check_activation(state.name, module, out)
+        weight_id = id(scaled_params(module)[0])
+        if weight_id in owner:
+            state.result = LayerCalibration(state.name, f"tied to {owner[weight_id]}", first, current, 0, 1.0,
+                                            True, 1)
+            return None
+        owner[weight_id] = state.name
         if center:
             out = _center(module, out)
             first = current = variance(out)

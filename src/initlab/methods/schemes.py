@@ -1,0 +1,177 @@
+"""The methods as ``init_model`` schemes, registered with :func:`initlab.model.register_model_scheme`.
+
+``init_model(model, "lsuv", example_input=batch, tol=0.1)`` and friends: the data-driven schemes take the
+batch from ``example_input``; options not known to ``init_model`` arrive here (``options.extra``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from ..model import InitReport, ModelGraph, SchemeOptions, init_model, register_model_scheme
+from ..model.report import Row
+from . import residual
+from ._sweep import DataInitError, scaled_params
+
+DATA_KINDS = ("linear", "conv", "conv_transpose", "attention", "bilinear")
+
+
+def _options(opts: SchemeOptions, allowed: dict[str, Any], scheme: str) -> dict[str, Any]:
+    unknown = sorted(set(opts.extra) - set(allowed))
+    if unknown:
+        raise TypeError(f"unexpected option(s) {unknown} for scheme {scheme!r}; it takes {sorted(allowed)}")
+    return {**allowed, **opts.extra}
+
+
+def _batch(opts: SchemeOptions, scheme: str) -> Any:
+    if opts.example_input is None:
+        raise DataInitError(f"scheme {scheme!r} is data-driven: pass a batch as example_input=")
+    return opts.example_input
+
+
+def _data_layers(graph: ModelGraph) -> list[nn.Module]:
+    return [i.module for i in graph.layers if i.kind in DATA_KINDS and i.module is not None and i.reached]
+
+
+def _rows(report: InitReport, graph: ModelGraph, notes: dict[str, str], scheme: str) -> None:
+    for info in graph.layers:
+        if info.name not in notes or info.module is None:
+            continue
+        weight, _ = scaled_params(info.module)
+        weights = [q for local, q in info.params.items() if local in ("weight", "out_proj.weight")]
+        name = weights[0] if weights else info.name
+        branch = "" if info.branch is None else f", residual branch {info.branch}"
+        report.rows.append(Row(name, info.module_type, tuple(weight.shape), scheme, scheme, layer=info.name,
+                               activation=info.activation, std=float(weight.detach().float().std()),
+                               note=notes[info.name] + branch))
+
+
+def _lsuv(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
+    from .lsuv import lsuv
+
+    kw = _options(opts, {"tol": 0.1, "max_iter": 10, "pre_init": "orthogonal", "center": False,
+                         "target": 1.0}, "lsuv")
+    result = lsuv(model, _batch(opts, "lsuv"), generator=opts.generator, layers=_data_layers(graph), **kw)
+    report = InitReport("lsuv", method=graph.method, graph=graph)
+    notes = {c.name: f"var {c.initial_variance:.3g} -> {c.variance:.3f} in {c.iterations} iteration(s)"
+             + ("" if c.converged else " (not converged)") for c in result.layers}
+    _rows(report, graph, notes, "lsuv")
+    report.notes.append(f"LSUV: tol {result.tol}, max_iter {result.max_iter}, {result.evaluations} layer "
+                        f"evaluations in {result.forward_passes} forward pass")
+    report.notes += [f"not reached by the forward pass: {n}" for n in result.skipped]
+    if not result.converged:
+        report.warn("LSUV did not converge for some layers within max_iter")
+    return report
+
+
+def _per_channel(name: str, fn: Callable[..., Any], defaults: dict[str, Any]) -> Callable[..., InitReport]:
+    def scheme(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
+        kw = _options(opts, defaults, name)
+        layers = _data_layers(graph) if name == "data_dependent" else None
+        extra = {"layers": layers} if layers is not None else {}
+        result = fn(model, _batch(opts, name), generator=opts.generator, **kw, **extra)
+        report = InitReport(name, method=graph.method, graph=graph)
+        _rows(report, graph, {c.name: f"{c.channels} channels normalized on the batch" +
+                              (f", {c.dead} dead" if c.dead else "") for c in result.layers}, name)
+        report.notes += result.notes
+        return report
+
+    return scheme
+
+
+def _with_generator(fn: Callable[..., InitReport], defaults: dict[str, Any], name: str
+                    ) -> Callable[[nn.Module, ModelGraph, SchemeOptions], InitReport]:
+    def scheme(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
+        assert opts.generator is not None
+        return fn(model, graph, opts.generator, **_options(opts, defaults, name))
+
+    return scheme
+
+
+def _fixup(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
+    _options(opts, {}, "fixup")
+    assert opts.generator is not None
+    report, _ = residual.fixup_init(model, graph, opts.generator)
+    report.notes.append("the scalar multipliers and biases are a module transform: initlab.fixup(model)")
+    return report
+
+
+def _skipinit(alpha: float | None, name: str) -> Callable[[nn.Module, ModelGraph, SchemeOptions], InitReport]:
+    def scheme(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
+        kw = _options(opts, {"base": "auto"}, name)
+        report = init_model(model, kw["base"], graph=graph, generator=opts.generator)
+        report.scheme = name
+        if opts.dry_run:
+            report.notes.append(f"{name} would add one learnable scalar per residual branch")
+            return report
+        added = residual.skipinit(model, opts.example_input, alpha=alpha)
+        report.notes.append(str(added))
+        return report
+
+    return scheme
+
+
+def _gpt2(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
+    _options(opts, {}, "gpt2")
+    residual.residual_branches(graph, "GPT-2 residual scaling")
+    report = init_model(model, "hf:gpt2", graph=graph, generator=opts.generator)
+    report.scheme = "gpt2"
+    report.notes.append("GPT-2: N(0, 0.02) everywhere, the last layer of every residual branch "
+                        "N(0, 0.02 / sqrt(2 n_layer)) with 2 n_layer = the residual branches found")
+    return report
+
+
+def _delta_orthogonal(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
+    """Xiao et al. 2018 with the activation's gain: convolutions delta-orthogonal, dense layers orthogonal,
+    each times the gain of the activation that follows (ReLU sqrt(2), tanh 1: the critical point for
+    orthogonal weights), so the forward variance is kept. ``init_model(model, "delta_orthogonal")`` (the
+    catalog scheme applied per weight) uses gain 1 everywhere."""
+    kw = _options(opts, {"gain": None}, "delta_orthogonal_gain")
+    rules: dict[Any, Any] = {}
+    for info in graph.layers:
+        if info.module is None or info.kind not in ("conv", "linear"):
+            continue
+        gain = kw["gain"] if kw["gain"] is not None else _gain(info)
+        kernel: Any = getattr(info.module, "kernel_size", ())
+        spatial = info.kind == "conv" and any(k > 1 for k in kernel)
+        scheme = "delta_orthogonal" if spatial else "orthogonal"
+        rules[f"{info.name}.weight" if info.name else "weight"] = f"{scheme}(gain={gain!r})"
+    report = init_model(model, "orthogonal", graph=graph, generator=opts.generator, rules=rules)
+    report.scheme = "delta_orthogonal_gain"
+    return report
+
+
+def _gain(info: Any) -> float:
+    from ..catalog import gain
+
+    if info.activation_fn is None:
+        return 1.0
+    if info.activation == "tanh":
+        return 1.0
+    return float(gain(info.activation_fn))
+
+
+def register() -> None:
+    from .datadep import data_dependent_init, weight_norm_init
+
+    schemes: dict[str, Callable[[nn.Module, ModelGraph, SchemeOptions], InitReport | None]] = {
+        "lsuv": _lsuv,
+        "data_dependent": _per_channel("data_dependent", data_dependent_init, {"pre_init": "normal"}),
+        "weight_norm": _per_channel("weight_norm", weight_norm_init, {"v_std": 0.05}),
+        "fixup": _fixup,
+        "skipinit": _skipinit(None, "skipinit"),
+        "rezero": _skipinit(0.0, "rezero"),
+        "zero_residual_norm": _with_generator(residual.zero_residual_norm, {"base": "auto"},
+                                              "zero_residual_norm"),
+        "t_fixup": _with_generator(residual.t_fixup, {"decoder": False, "qk_names": residual.QK_NAMES},
+                                   "t_fixup"),
+        "deepnorm": _with_generator(residual.deepnorm, {"qk_names": residual.QK_NAMES}, "deepnorm"),
+        "gpt2": _gpt2,
+        "delta_orthogonal_gain": _delta_orthogonal,
+    }
+    for name, fn in schemes.items():
+        register_model_scheme(name, fn, overwrite=True)
+
