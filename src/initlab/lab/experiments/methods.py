@@ -113,7 +113,7 @@ def initialize(
         report = _initlab("init_model")(model, "auto", seed=seed)
     elif method == "transfer":
         assert trunk is not None
-        report = _initlab("transfer")(model, trunk, reinit="he_normal", seed=seed)
+        report = _initlab("transfer")(model, trunk, seed=seed)
     else:
         raise ValueError(f"unknown method {method!r}")
     return str(report).splitlines()[0] if str(report) else method
