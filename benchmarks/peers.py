@@ -106,11 +106,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--out", type=Path, default=None, help="write results.json and table.md here")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--render", type=Path, default=None, help="only print the table of a results.json")
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        render(saved["results"], saved["args"], None)
+        return
     torch.set_num_threads(1)
-    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    total = len(args.models) * len(INITS) * args.seeds
-    done = 0
+    results: Results = {}
+    total, done = len(args.models) * len(INITS) * args.seeds, 0
     for model_name in args.models:
         for init_name in INITS:
             runs = [one(model_name, init_name, s, args.epochs, args.lr) for s in range(args.seeds)]
@@ -118,32 +122,41 @@ def main() -> None:
             done += args.seeds
             print(f"[{done}/{total}] {model_name} / {init_name}: "
                   + ", ".join(r.get("error") or f"{r['acc']:.3f}" for r in runs), flush=True)
-    table = Table(title=f"Trainability on mnist1d: final test accuracy (mean ± 95% CI, {args.seeds} seeds, "
-                        f"SGD lr {args.lr}, {args.epochs} epochs) / median init time")
+    render(results, {k: str(v) for k, v in vars(args).items()}, args.out)
+
+
+Results = dict[str, dict[str, list[dict[str, Any]]]]
+
+
+def render(results: Results, args: dict[str, str], out: Path | None) -> None:
+    title = (f"Trainability on mnist1d: final test accuracy (mean ± 95% CI, {args['seeds']} seeds, SGD lr "
+             f"{args['lr']}, {args['epochs']} epochs) / median init time")
+    table = Table(title=title)
     table.add_column("model")
-    for init_name in INITS:
+    inits = list(next(iter(results.values())))
+    for init_name in inits:
         table.add_column(init_name)
-    md = ["| model | " + " | ".join(INITS) + " |", "|---" * (len(INITS) + 1) + "|"]
+    md = ["| model | " + " | ".join(inits) + " |", "|---" * (len(inits) + 1) + "|"]
     for model_name, by_init in results.items():
-        cells = [_cell(runs) for runs in by_init.values()]
+        cells = [_cell(runs, timed=init_name != "torch default") for init_name, runs in by_init.items()]
         table.add_row(model_name, *cells)
         md.append(f"| {model_name} | " + " | ".join(c.replace("\n", "<br>") for c in cells) + " |")
     Console(width=200).print(table)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                                           "results": results}, indent=1))
-        (args.out / "table.md").write_text("\n".join(md) + "\n")
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps({"args": args, "results": results}, indent=1))
+        (out / "table.md").write_text(f"{title}\n\n" + "\n".join(md) + "\n")
 
 
-def _cell(runs: list[dict[str, Any]]) -> str:
+def _cell(runs: list[dict[str, Any]], *, timed: bool = True) -> str:
     errors = [r["error"] for r in runs if "error" in r]
     if errors:
         return f"failed: {errors[0]}"
     acc = summarize([r["acc"] for r in runs]).format(1, percent=True)
     t = statistics.median(r["init_s"] for r in runs)
     div = sum(r["diverged"] for r in runs)
-    return f"{acc}\n{_seconds(t)}" + (f", {div} diverged" if div else "")
+    when = _seconds(t) if timed else "at construction"
+    return f"{acc}\n{when}" + (f", {div} diverged" if div else "")
 
 
 def _seconds(t: float) -> str:
