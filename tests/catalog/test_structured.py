@@ -82,8 +82,9 @@ def test_householder_construction_is_haar(n: int, k: int) -> None:
     if n == k:
         det = np.sign(np.linalg.det(ours))
         assert abs(det.mean()) < 5 / math.sqrt(len(det))
-        assert stats.kstest(trace_ours, stats.norm(0, 1).cdf).pvalue < 1  # sanity: statistic is computed
-        assert abs(trace_ours.mean()) < 5 / math.sqrt(len(det)) and abs(trace_ours.var() - 1) < 0.15
+        # Haar O(n), n >= 4: tr Q has mean 0, variance 1 and fourth moment 3 (as N(0, 1)): 5 standard errors
+        assert abs(trace_ours.mean()) < 5 / math.sqrt(len(det))
+        assert abs(trace_ours.var() - 1) < 5 * math.sqrt(2 / len(det))
 
 
 def test_haar_test_has_power_against_an_unsigned_householder_q() -> None:

@@ -1,10 +1,10 @@
 """Fill torch tensors in place from a scheme: ``init_(tensor, "he_normal", generator=g)``.
 
 Sampling is done in float32 (float64 for float64 tensors) and cast for half types. Meta tensors are checked
-(shape against the scheme) and left alone. A truncated normal is drawn by the inverse CDF in one pass over
-cache-sized chunks: no rejection redraws, no extra full-size buffers. Orthogonal matrices are built from
-Householder reflections of Gaussian vectors (Stewart 1980): the same Haar distribution as QR-with-sign-fix of
-a Gaussian matrix, at the cost of forming Q only.
+(shape against the scheme) and left alone. A truncated normal is drawn in one pass over cache-sized chunks
+(the inverse CDF, or rejection within each chunk for wide intervals): no full-size redraws and no full-size
+buffers. Orthogonal matrices are built from Householder reflections of Gaussian vectors (Stewart 1980): the
+same Haar distribution as QR-with-sign-fix of a Gaussian matrix, at the cost of forming Q only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
 
 CHUNK = 1 << 18  # elements per pass for multi-pass transforms: stays in L2
+# Truncated normal: reject from the normal (per chunk) when the interval holds at least this much mass, i.e.
+# rejects are too rare to pay for a mask pass; below it, the inverse CDF (measured: +-2 std, mass 0.954, is
+# 2.3x faster by inverse CDF; +-100 std 4x faster by rejection).
+REJECTION_MIN_MASS = 0.99
 BLOCK = 1 << 22  # elements per float32 staging buffer for half-precision and non-contiguous tensors
 SchemeLike = str | Initializer | dict
 
@@ -98,8 +102,7 @@ def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None)
         return tensor
     work = _work_dtype(tensor)
     if isinstance(draw, d.Constant):
-        tensor.fill_(draw.value)
-        return tensor
+        return tensor.zero_() if draw.value == 0 else tensor.fill_(draw.value)
     if isinstance(draw, d.ELEMENTWISE):
         if tensor.dtype == work and tensor.is_contiguous():
             _elementwise(tensor.view(-1), draw, generator)
@@ -112,8 +115,10 @@ def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None)
                 _elementwise(buf, draw, generator)
                 block.copy_(buf.view(block.shape))
         return tensor
-    out = _structured(tuple(tensor.shape), draw, generator, work, tensor.device)
-    tensor.copy_(out)
+    direct = tensor.dtype == work and tensor.is_contiguous()
+    out = _structured(tuple(tensor.shape), draw, generator, work, tensor.device, tensor if direct else None)
+    if out is not tensor:
+        tensor.copy_(out)
     return tensor
 
 
@@ -147,60 +152,87 @@ def _elementwise(flat: torch.Tensor, draw: d.Draw, g: torch.Generator | None) ->
 
 
 def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Generator | None) -> None:
+    """One pass over cache-sized chunks, exact for any interval: rejection from the normal where the interval
+    holds most of the mass (each chunk redraws only its few rejects), the inverse CDF elsewhere."""
     lo, hi = draw.low, draw.high
+    lo_abs, hi_abs = draw.loc + draw.scale * lo, draw.loc + draw.scale * hi
+    chunk_size = CHUNK if flat.device.type == "cpu" else max(CHUNK, 1 << 24)
+    if float(special.ndtr(hi) - special.ndtr(lo)) >= REJECTION_MIN_MASS:
+        for chunk in flat.split(chunk_size):
+            _rejection_chunk(chunk, draw.loc, draw.scale, lo_abs, hi_abs, g)
+        return
     flip = lo > 0  # keep the interval's mass on the side where the CDF has relative precision
     if flip:
         lo, hi = -hi, -lo
     sign = -1.0 if flip else 1.0
-    lo_abs, hi_abs = sorted((draw.loc + sign * draw.scale * lo, draw.loc + sign * draw.scale * hi))
     if max(abs(lo), abs(hi)) <= 4.0 and flat.dtype == torch.float32:
         # erfinv(2u - 1) * sqrt(2) = Phi^{-1}(u); float32 resolves u well inside +-4 std.
         ua, ub = 2 * special.ndtr(lo) - 1, 2 * special.ndtr(hi) - 1
         mul = sign * draw.scale * math.sqrt(2.0)
-        for chunk in flat.split(CHUNK):
+        for chunk in flat.split(chunk_size):
             chunk.uniform_(ua, ub, generator=g).erfinv_().mul_(mul).add_(draw.loc).clamp_(lo_abs, hi_abs)
         return
     pa, pb = float(special.ndtr(lo)), float(special.ndtr(hi))
-    for chunk in flat.split(CHUNK):
+    for chunk in flat.split(chunk_size):
         u = torch.empty(chunk.shape, dtype=torch.float64, device=chunk.device).uniform_(pa, pb, generator=g)
         z = torch.special.ndtri(u)
         chunk.copy_(z.mul_(sign * draw.scale).add_(draw.loc).clamp_(lo_abs, hi_abs))
 
 
+def _rejection_chunk(chunk: torch.Tensor, loc: float, scale: float, lo: float, hi: float,
+                     g: torch.Generator | None) -> None:
+    chunk.normal_(loc, scale, generator=g)
+    bad = ((chunk < lo) | (chunk > hi)).nonzero().view(-1)
+    while bad.numel():
+        redo = torch.empty(bad.numel(), dtype=chunk.dtype, device=chunk.device)
+        redo.normal_(loc, scale, generator=g)
+        ok = (redo >= lo) & (redo <= hi)
+        chunk[bad[ok]] = redo[ok]
+        bad = bad[~ok]
+
+
 def haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype = torch.float32,
-                    device: torch.device | str = "cpu") -> torch.Tensor:
+                    device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
     """A Haar-distributed ``rows x cols`` matrix with orthonormal rows (rows <= cols) or columns.
 
     Stewart (1980): the Householder vectors of the QR of a Gaussian matrix are independent Gaussian vectors of
     decreasing length, so drawing them directly and forming ``Q = H_1...H_k D`` (``D`` = signs of ``diag R``)
     gives exactly the distribution of ``torch.nn.init.orthogonal_`` without computing the factorization.
+    ``out``: a contiguous ``rows x cols`` tensor of ``dtype`` to write Q into (used when rows >= cols).
     """
     transpose = rows < cols
     n, k = (cols, rows) if transpose else (rows, cols)
     a = torch.randn(n, k, generator=g, dtype=dtype, device=device)
-    # Only the lower trapezoid is used: column j's vector is a[j:, j].
-    lower = a.tril()
-    alpha = torch.diagonal(lower).clone()
-    norm = lower.square().sum(0).sqrt_()
+    a.tril_()  # only the lower trapezoid is used: column j's vector is a[j:, j]
+    alpha = a.diagonal().clone()
     sign = torch.where(alpha >= 0, 1.0, -1.0).to(dtype)
-    beta = -sign * norm  # diag(R)
+    beta = -sign * torch.linalg.vector_norm(a, dim=0)  # diag(R)
     denom = alpha - beta
     safe = denom != 0
-    v = lower.tril(-1).div_(torch.where(safe, denom, 1.0))
+    a.diagonal().zero_()
+    a.div_(torch.where(safe, denom, 1.0))  # v_j = x_j / (alpha_j - beta_j), with the implicit v_j[0] = 1
     tau = torch.where(safe, (beta - alpha) / torch.where(beta != 0, beta, 1.0), 0.0)
-    q = torch.linalg.householder_product(v, tau)
+    if out is not None and not transpose:
+        q = torch.linalg.householder_product(a, tau, out=out)
+    else:
+        q = torch.linalg.householder_product(a, tau)
+    del a
     q.mul_(-sign)  # D = sign(diag R) = -sign(alpha): makes the distribution Haar
     return q.t() if transpose else q
 
 
 def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None, work: torch.dtype,
-                device: torch.device) -> torch.Tensor:
+                device: torch.device, dest: torch.Tensor | None = None) -> torch.Tensor:
+    """The matrix of a structured draw; written into ``dest`` (contiguous, ``work`` dtype) where the draw can
+    be built in place (orthogonal with rows >= cols, sparse), so no full-size temporary is needed."""
     if isinstance(draw, d.Orthogonal):
         if draw.flatten == "torch":
             rows, cols = shape[0], math.prod(shape[1:])
-            return haar_orthogonal(rows, cols, g, work, device).mul_(draw.gain).view(shape)
-        rows, cols = math.prod(shape[:-1]), shape[-1]
-        return haar_orthogonal(rows, cols, g, work, device).mul_(draw.gain).view(shape)
+        else:
+            rows, cols = math.prod(shape[:-1]), shape[-1]
+        target = dest.view(rows, cols) if dest is not None and rows >= cols else None
+        q = haar_orthogonal(rows, cols, g, work, device, out=target).mul_(draw.gain)
+        return dest if target is not None and dest is not None else q.reshape(shape)
     if isinstance(draw, d.Eye):
         return torch.eye(shape[0], shape[1], dtype=work, device=device).mul_(draw.gain)
     if isinstance(draw, d.Dirac):
@@ -223,12 +255,13 @@ def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None,
             out[centre_index] = haar_orthogonal(n_out, n_in, g, work, device).mul_(draw.gain)
         return out
     if isinstance(draw, d.Sparse):
-        out = torch.empty(shape, dtype=work, device=device).normal_(0.0, draw.std, generator=g)
-        n_zero = math.ceil(draw.sparsity * shape[0])
+        out = dest if dest is not None else torch.empty(shape, dtype=work, device=device)
+        out.normal_(0.0, draw.std, generator=g)
+        rows, cols = shape
+        n_zero = math.ceil(draw.sparsity * rows)
         if n_zero:
-            keys = torch.rand(shape, generator=g, device=device)
-            idx = keys.argsort(dim=0)[:n_zero]
-            out.scatter_(0, idx, 0.0)
+            for j in range(cols):  # a uniform n_zero-subset of rows per column (randperm is the fast way)
+                out[torch.randperm(rows, generator=g, device=device)[:n_zero], j] = 0.0
         return out
     if isinstance(draw, d.ZerO):
         n_out, n_in = (shape[1], shape[0]) if draw.channels_last else shape

@@ -207,25 +207,24 @@ def _variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: st
                              gain_table, axes=axes)  # type: ignore[arg-type]
 
 
+def _family_factory(default_mode: str, dist: str, he: bool) -> Factory:
+    def make(mode: str = default_mode, gain: float | None = None,
+             nonlinearity: str | None = None) -> I.Initializer:
+        """``gain`` wins; else the gain of ``nonlinearity``; else He takes the activation's, others 1."""
+        g: float | str = ("activation" if he else 1.0) if gain is None else float(gain)
+        if gain is None and nonlinearity is not None:
+            g = I.VarianceScaling(gain="activation").gain_for(nonlinearity)
+        return I.VarianceScaling(1.0, mode, dist, gain=g)
+    return make
+
+
 def _family(prefix: str, mode: str, formula: str, paper: str, summary: str, *, he: bool,
             aliases: str | None = None) -> None:
     for dist in ("normal", "uniform", "truncated_normal"):
-        name = f"{prefix}_{dist}"
-        al = (f"{aliases}_{dist}",) if aliases else ()
         f = formula.replace("DIST", {"normal": "N(0, s^2)", "uniform": "U(-sqrt(3) s, sqrt(3) s)",
                                      "truncated_normal": "N(0, s^2/0.8796^2) cut at +-2 std"}[dist])
-
-        def make(mode: str = mode, gain: float | None = None, nonlinearity: str | None = None,
-                 dist: str = dist) -> I.Initializer:
-            if he:
-                g: float | str = "activation"
-                if gain is not None:
-                    g = float(gain)
-                elif nonlinearity is not None:
-                    g = I.VarianceScaling(gain="activation").gain_for(nonlinearity)
-                return I.VarianceScaling(1.0, mode, dist, gain=g)
-            return I.VarianceScaling(1.0, mode, dist, gain=1.0 if gain is None else float(gain))
-        register(name, f, "paper", paper, summary, aliases=al)(make)
+        al = (f"{aliases}_{dist}",) if aliases else ()
+        register(f"{prefix}_{dist}", f, "paper", paper, summary, aliases=al)(_family_factory(mode, dist, he))
 
 
 _family("lecun", "fan_in", "DIST, s^2 = gain^2 / fan_in", "LeCun et al. 1998, Efficient BackProp",
