@@ -85,3 +85,10 @@ def test_worker_processes_give_the_same_numbers():
     serial = run_experiment("depth-signal", quick=True, seeds=2, progress=False, workers=1)
     parallel = run_experiment("depth-signal", quick=True, seeds=2, progress=False, workers=2)
     assert json.dumps(parallel.data, sort_keys=True) == json.dumps(serial.data, sort_keys=True)  # NaN-safe
+
+
+def test_report_skips_results_that_are_not_lab_runs(tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "results.json").write_text('{"args": {}, "results": {}}')
+    run_experiment("depth-signal", quick=True, seeds=1, out=tmp_path / "depth-signal", progress=False)
+    assert find_runs(tmp_path) == [tmp_path / "depth-signal"]
