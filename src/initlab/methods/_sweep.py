@@ -189,3 +189,9 @@ class BufferGuard:
 def module_names(model: nn.Module, modules: Sequence[nn.Module]) -> list[str]:
     names = {m: n for n, m in model.named_modules()}
     return [names[m] for m in modules]
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters live (the device a private generator must be on)."""
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None and p.device.type != "meta" else torch.device("cpu")

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..model import Branch, InitReport, LayerInfo, ModelGraph, ModelState, discover, init_model
 from ..model.report import Row
-from ._sweep import primary, replace_primary
+from ._sweep import model_device, primary, replace_primary
 
 WEIGHT_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "attention", "bilinear", "raw")
 SCALARS = ("fixup_bias_in", "fixup_scale", "fixup_bias_out", "skipinit_alpha")
@@ -246,7 +246,7 @@ def fixup(model: nn.Module, example_input: Any = None, *, seed: int | None = Non
     def body(graph: ModelGraph, tr: _Transformer) -> TransformReport:
         report = TransformReport("fixup", len(residual_branches(graph, "Fixup")))
         if init:
-            g = generator if generator is not None else make_generator(_device(model), seed)
+            g = generator if generator is not None else make_generator(model_device(model), seed)
             report.init, report.plan = fixup_init(model, graph, g)
         for branch in residual_branches(graph, "Fixup"):
             layers = branch_layers(graph, branch)
@@ -289,11 +289,6 @@ def skipinit(model: nn.Module, example_input: Any = None, *, alpha: float | None
         return report
 
     return _transform(model, example_input, "SkipInit", body)
-
-
-def _device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 # ---- norm gamma, transformer scalings --------------------------------------------------------------------

@@ -17,6 +17,9 @@ _LAZY = {
     "counter_fill_": "initlab.scale.fill",
     "generate": "initlab.scale.fill",
     "has_numba": "initlab.scale.fill",
+    "init_sharded": "initlab.scale.distributed",
+    "materialize": "initlab.scale.big_model",
+    "apply_plan_counter": "initlab.scale.plan_fill",
     "derive_key": "initlab.scale.philox",
     "philox4x32": "initlab.scale.philox",
 }

@@ -99,9 +99,10 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
         inner.to_empty(device=device if device is not None else _default_device(inner))
         retie(inner, groups)
         params = dict(inner.named_parameters(remove_duplicate=False))
+    index = {a.name: a for a in plan.assignments}
     for a in plan.assignments:
         local, offset = local_piece(params[a.name])
-        fill_assignment_(local.detach(), a, seed, offset, threads=threads)
+        fill_assignment_(local.detach(), a, seed, offset, threads=threads, assignments=index)
     for name in plan.reset_stats:
         inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
     report.dry_run = False

@@ -17,8 +17,9 @@ import threading
 
 import numba
 import numpy as np
-from numba import njit, prange
-from numba.cpython.unsafe.numbers import leading_zeros
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from .counter import (
     ACK_A,
@@ -59,7 +60,7 @@ _B0, _B1, _B2, _B3, _B4 = ACK_B
 _D0, _D1, _D2, _D3, _D4, _D5 = ACK_C
 _E0, _E1, _E2, _E3 = ACK_D
 _U0, _U1, _U2 = np.uint64(0), np.uint64(1), np.uint64(2)
-_U3, _U23, _F32_1 = np.uint64(3), np.uint64(23), np.float32(1.0)
+_U3, _F32_1 = np.uint64(3), np.float32(1.0)
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -82,14 +83,39 @@ def _uniform(x, low, span):
     return low + span * (np.float32(x >> _S8) * TWO_M24)
 
 
+@intrinsic
+def _bits(typingctx, x):
+    """float32 -> its IEEE bits (uint32)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(types.float32), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, b):
+    """uint32 IEEE bits -> float32."""
+    if b != types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.uint32), codegen
+
+
 @njit(inline="always", cache=True, error_model="numpy")
 def _radius(x):
-    k = (x >> _S8) + _U1  # 1 .. 2**24
-    e = np.uint64(63) - np.uint64(leading_zeros(k))  # type: ignore[call-arg]  # floor(log2 k); vectorizes to vplzcntq
-    m = np.float32((k << _U23) >> e) * TWO_M24
-    ee = np.int64(e) - 23
+    """sqrt(-2 ln((k + 1) 2**-24)) for the 24-bit k = x >> 8: exponent and mantissa of float32(k + 1) (exact)
+    from its bits, which equals the reference's integer frexp."""
+    b = _bits(np.float32(np.uint32(x >> _S8) + np.uint32(1)))  # type: ignore[call-arg,var-annotated]
+    ee = np.int32(b >> np.uint32(23)) - np.int32(150)  # exponent of the mantissa in [0.5, 1), minus 24
+    m = _from_bits(np.uint32((b & np.uint32(0x007FFFFF)) | np.uint32(0x3F000000)))
     if m < SQRTHF:
-        ee -= 1
+        ee -= np.int32(1)
         m = m + m - _F32_1
     else:
         m = m - _F32_1
@@ -105,7 +131,7 @@ def _radius(x):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def _sincos(x):
-    m = np.int64(x >> _S8)
+    m = np.int32(x >> _S8)
     j = (m + (1 << 21)) >> 22
     th = np.float32(m - (j << 22)) * ANGLE_STEP
     z = th * th
@@ -167,6 +193,20 @@ def _four(kind, ctr, stream, k0, k1, p):
 
 
 @njit(cache=True, error_model="numpy")
+def _words(first, count, stream, k0, k1):
+    """The Philox words of ``count`` counters from ``first``, in lane order."""
+    ws = np.empty(4 * count, np.uint32)
+    for i in range(count):
+        x0, x1, x2, x3 = _philox(first + i, stream, k0, k1)
+        j = np.uint64(4 * i)
+        ws[j] = np.uint32(x0)
+        ws[j + _U1] = np.uint32(x1)
+        ws[j + _U2] = np.uint32(x2)
+        ws[j + _U3] = np.uint32(x3)
+    return ws
+
+
+@njit(cache=True, error_model="numpy")
 def _fill_range(row, lo, n, g0, kind, stream, k0, k1, p):
     """``row[lo:lo + n]`` holds global indices ``g0 .. g0 + n - 1``."""
     first = (g0 + 3) // 4
@@ -189,36 +229,34 @@ def _fill_range(row, lo, n, g0, kind, stream, k0, k1, p):
             row[j + _U2] = _uniform(x2, lw, sp)
             row[j + _U3] = _uniform(x3, lw, sp)
     elif kind == NORMAL:
+        # two passes (Philox words, then transform): fewer live registers, 32-bit lanes in the second
+        ws = _words(first, count, stream, k0, k1)
         mu, sd = np.float32(p[0]), np.float32(p[1])
-        for i in range(count):
-            x0, x1, x2, x3 = _philox(first + i, stream, k0, k1)
-            r0, r1 = _radius(x0), _radius(x2)
-            s0, c0 = _sincos(x1)
-            s1, c1 = _sincos(x3)
-            j = np.uint64(base + 4 * i)
-            row[j] = mu + sd * (r0 * c0)
-            row[j + _U1] = mu + sd * (r0 * s0)
-            row[j + _U2] = mu + sd * (r1 * c1)
-            row[j + _U3] = mu + sd * (r1 * s1)
+        for q in range(2 * count):
+            j = np.uint64(2 * q)
+            r = _radius(ws[j])
+            s, c = _sincos(ws[j + _U1])
+            o = np.uint64(base) + j
+            row[o] = mu + sd * (r * c)
+            row[o + _U1] = mu + sd * (r * s)
     else:
         pa, span, loc, scale, a, b = p[0], p[1], p[2], p[3], p[4], p[5]
-        us = np.empty(4 * count, np.float64)  # the u's, to redo the few in the tails of the CDF
-        for i in range(count):
-            x0, x1, x2, x3 = _philox(first + i, stream, k0, k1)
-            u0, u1 = _trunc_u(x0, pa, span), _trunc_u(x1, pa, span)
-            u2, u3 = _trunc_u(x2, pa, span), _trunc_u(x3, pa, span)
-            j = np.uint64(4 * i)
-            us[j], us[j + _U1], us[j + _U2], us[j + _U3] = u0, u1, u2, u3
-            j = np.uint64(base + 4 * i)
-            row[j] = _trunc_value(_central(u0), loc, scale, a, b)
-            row[j + _U1] = _trunc_value(_central(u1), loc, scale, a, b)
-            row[j + _U2] = _trunc_value(_central(u2), loc, scale, a, b)
-            row[j + _U3] = _trunc_value(_central(u3), loc, scale, a, b)
-        if pa < P_LOW or pa + span > P_HIGH:
-            for i in range(4 * count):
-                u = us[i]
+        ws = _words(first, count, stream, k0, k1)
+        for q in range(4 * count):
+            o = np.uint64(base + q)
+            row[o] = _trunc_value(_central(_trunc_u(ws[q], pa, span)), loc, scale, a, b)
+        if pa < P_LOW or pa + span > P_HIGH:  # redo the few values in the tails of the CDF
+            # find them first: with the log call in the same loop, LLVM if-converts it and runs it everywhere
+            tails = np.empty(4 * count, np.int32)
+            m = 0
+            for q in range(4 * count):
+                u = _trunc_u(ws[q], pa, span)
                 if u < P_LOW or u > P_HIGH:
-                    row[base + i] = _trunc_value(_ndtri(u), loc, scale, a, b)
+                    tails[m] = q
+                    m += 1
+            for t in range(m):
+                q = tails[t]
+                row[base + q] = _trunc_value(_ndtri(_trunc_u(ws[q], pa, span)), loc, scale, a, b)
     for g in range(max(4 * last, head), g0 + n):  # partial counter at the end
         v = _four(kind, g // 4, stream, k0, k1, p)
         row[lo + g - g0] = v[g % 4]

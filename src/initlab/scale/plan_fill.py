@@ -4,12 +4,15 @@ whole or as a rectangular piece of it: the bridge from ``init_model``'s plans to
 Identity: a parameter's values are addressed by ``(seed, qualified name, global row-major index)``. Where the
 plan stacks gate blocks along dim 0 (LSTM/GRU, packed attention projections), elementwise blocks share the
 parameter's index space; a structured block (orthogonal...) is its own global tensor named ``"<name>/<b>"``.
-Post steps (padding rows, forget-gate bias slices) are applied to the part of them the piece holds.
+Post steps: padding rows and forget-gate slices are applied to the part of them a piece holds; a
+``looks_linear`` weight (``[[A, -A], [-A, A]]``) draws ``A`` as its own ``(rows/2, cols/2)`` tensor and is cut
+from the full layout; a ``center`` bias (``b -= c * row sums of W``) regenerates the rows of ``W`` it needs
+from their indices, so a rank holding a bias piece needs no other rank's weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -18,53 +21,89 @@ from ..model.plan import Assignment, Plan
 from .fill import counter_fill_
 
 
-def box_of(offset: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
-    return tuple(slice(o, o + s) for o, s in zip(offset, shape, strict=True))
-
-
 @torch.no_grad()
 def fill_assignment_(local: torch.Tensor, a: Assignment, seed: int, offset: Sequence[int] | None = None,
-                     threads: int | None = None) -> torch.Tensor:
+                     threads: int | None = None,
+                     assignments: Mapping[str, Assignment] | None = None) -> torch.Tensor:
     """Fill ``local``: the box of parameter ``a`` (global shape ``a.shape``) starting at ``offset`` (default:
-    the whole parameter)."""
+    the whole parameter). ``assignments`` (name -> assignment) is needed for ``center`` post steps."""
     glob = tuple(a.shape)
     offs = tuple(offset) if offset is not None else (0,) * len(glob)
-    if tuple(local.shape) != glob and len(offs) != len(glob):
-        raise ValueError(f"{a.name}: piece {tuple(local.shape)} needs one offset per dimension of {glob}")
+    if len(offs) != len(glob) or len(local.shape) != len(glob):
+        raise ValueError(f"{a.name}: piece {tuple(local.shape)} at {offs} does not match shape {glob}")
     if local.numel() == 0 or local.device.type == "meta":
         return local
-    blocks = len(a.draws)
-    if blocks == 1:
+    steps = {s[0]: s[1:] for s in a.post}
+    if "looks_linear" in steps and len(glob) == 2:
+        full = _looks_linear(a, seed, str(steps["looks_linear"][0]), local.dtype, threads)
+        local.copy_(full[offs[0]:offs[0] + local.shape[0], offs[1]:offs[1] + local.shape[1]])
+    elif len(a.draws) == 1:
         counter_fill_(local, a.draws[0], seed=seed, name=a.name, offset=offs, global_shape=glob,
                       threads=threads)
     else:
-        rows = glob[0] // blocks
-        for b, draw in enumerate(a.draws):
-            lo, hi = max(offs[0], b * rows), min(offs[0] + local.shape[0], (b + 1) * rows)
-            if lo >= hi:
-                continue
-            part = local[lo - offs[0]:hi - offs[0]]
-            if isinstance(draw, d.ELEMENTWISE):
-                counter_fill_(part, draw, seed=seed, name=a.name, offset=(lo, *offs[1:]), global_shape=glob,
-                              threads=threads)
-            else:
-                counter_fill_(part, draw, seed=seed, name=f"{a.name}/{b}", offset=(lo - b * rows, *offs[1:]),
-                              global_shape=(rows, *glob[1:]), threads=threads)
-    _post(local, a, offs)
+        _blocks(local, a, seed, offs, threads)
+    _post(local, a, seed, offs, threads, assignments)
     return local
 
 
-def _post(local: torch.Tensor, a: Assignment, offs: tuple[int, ...]) -> None:
+def _blocks(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...],
+            threads: int | None) -> None:
+    glob = tuple(a.shape)
+    rows = glob[0] // len(a.draws)
+    for b, draw in enumerate(a.draws):
+        lo, hi = max(offs[0], b * rows), min(offs[0] + local.shape[0], (b + 1) * rows)
+        if lo >= hi:
+            continue
+        part = local[lo - offs[0]:hi - offs[0]]
+        if isinstance(draw, d.ELEMENTWISE):
+            counter_fill_(part, draw, seed=seed, name=a.name, offset=(lo, *offs[1:]), global_shape=glob,
+                          threads=threads)
+        else:
+            counter_fill_(part, draw, seed=seed, name=f"{a.name}/{b}", offset=(lo - b * rows, *offs[1:]),
+                          global_shape=(rows, *glob[1:]), threads=threads)
+
+
+def _looks_linear(a: Assignment, seed: int, role: str, dtype: torch.dtype,
+                  threads: int | None) -> torch.Tensor:
+    """Middle ``[[A, -A], [-A, A]]``, first ``[[A], [-A]]``, last ``[A, -A]`` (as the model's torch path)."""
+    rows, cols = a.shape
+    r2 = rows // 2 if role in ("first", "mid") else rows
+    c2 = cols // 2 if role in ("mid", "last") else cols
+    block = torch.empty(r2, c2, dtype=dtype)
+    counter_fill_(block, a.draws[0], seed=seed, name=a.name, threads=threads)
+    full = torch.zeros(rows, cols, dtype=dtype)
+    full[:r2, :c2] = block
+    if c2 < cols:
+        full[:r2, c2:2 * c2] = -block
+    if r2 < rows:
+        full[r2:2 * r2, :c2] = -block
+        if c2 < cols:
+            full[r2:2 * r2, c2:2 * c2] = block
+    return full
+
+
+def _post(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...], threads: int | None,
+          assignments: Mapping[str, Assignment] | None) -> None:
+    lo, n = offs[0] if offs else 0, local.shape[0] if local.dim() else 1
     for step in a.post:
         if step[0] == "row":  # global row index along dim 0
-            row = int(step[1]) % a.shape[0] - offs[0]
-            if 0 <= row < local.shape[0]:
+            row = int(step[1]) % a.shape[0] - lo
+            if 0 <= row < n:
                 local[row].fill_(step[2])
         elif step[0] == "slice":  # 1-D
-            lo, hi = max(int(step[1]) - offs[0], 0), min(int(step[2]) - offs[0], local.shape[0])
-            if lo < hi:
-                local[lo:hi].fill_(step[3])
-        else:
+            start, stop = max(int(step[1]) - lo, 0), min(int(step[2]) - lo, n)
+            if start < stop:
+                local[start:stop].fill_(step[3])
+        elif step[0] == "center":  # 1-D bias -= c * row sums of the weight
+            if not step[2]:
+                continue
+            if assignments is None or step[1] not in assignments:
+                raise ValueError(f"{a.name}: centering needs the plan of {step[1]}")
+            w = assignments[step[1]]
+            rows = torch.empty((n, *w.shape[1:]), dtype=local.dtype)
+            fill_assignment_(rows, w, seed, (lo, *(0,) * (len(w.shape) - 1)), threads, assignments)
+            local.sub_(step[2] * rows.reshape(n, -1).sum(1))
+        elif step[0] != "looks_linear":
             raise ValueError(f"{a.name}: unknown post step {step!r}")
 
 
@@ -76,6 +115,7 @@ def apply_plan_counter(model: torch.nn.Module, plan: Plan, seed: int, threads: i
 
     model = unwrap(model)
     params = dict(model.named_parameters(remove_duplicate=False))
+    index = {a.name: a for a in plan.assignments}
     for a in plan.assignments:
         module = model.get_submodule(a.owner) if a.owner else model
         if a.parametrized:
@@ -83,12 +123,12 @@ def apply_plan_counter(model: torch.nn.Module, plan: Plan, seed: int, threads: i
             if current.device.type == "meta":
                 continue
             target = torch.empty(a.shape, dtype=current.dtype, device=current.device)
-            fill_assignment_(target, a, seed, threads=threads)
+            fill_assignment_(target, a, seed, threads=threads, assignments=index)
             setattr(module, a.attr, target)
             continue
         target = params[a.name]
         if target.device.type != "meta":
-            fill_assignment_(target.detach(), a, seed, threads=threads)
+            fill_assignment_(target.detach(), a, seed, threads=threads, assignments=index)
     for name in plan.reset_stats:
         norm = model.get_submodule(name)
         if all(b.device.type != "meta" for b in norm.buffers()):
