@@ -138,8 +138,8 @@ def _answer(runs: dict[str, Any], cfg: dict[str, Any]) -> str:
             f" (Welch p = {p:.2g})" if math.isfinite(p) else " (one seed)"
         )
     return (
-        f"Measured final test accuracy — {'; '.join(parts)}. {verdict} {tanh}: tanh does not halve the signal, "
-        "so the 1/fan scale needs no ReLU correction."
+        f"Measured final test accuracy — {'; '.join(parts)}. {verdict} {tanh}: tanh does not halve the "
+        "signal, so the 1/fan scale needs no ReLU correction."
     )
 
 
