@@ -22,3 +22,16 @@ def test_methods_runs_what_exists_and_reports_the_rest(quick_run):
         if m in runs:
             assert all(not r["diverged"] and r["logit_std_init"] < 2 for r in runs[m]), m
             assert min(r["test_acc"][-1] for r in runs[m]) > CHANCE + 0.1, m
+
+
+def test_a_missing_api_is_reported_not_faked(monkeypatch):
+    from initlab.lab.experiments import methods
+    from initlab.lab.runner import run_experiment
+
+    monkeypatch.setattr(methods, "METHODS", {"zero": "all zero", "Fixup": "initlab.fixup(model)"})
+    monkeypatch.setattr(methods, "API", {"Fixup": "no_such_api"})
+    result = run_experiment("methods", quick=True, seeds=1, progress=False)
+    assert set(result.data["runs"]) == {"zero"}
+    assert "no_such_api" in result.data["summary"]["Fixup"]["unavailable"]
+    assert ["Fixup", "unavailable", "–", "–", "–"] in result.rows
+    assert "Not run (API missing in this installation): Fixup" in result.answer
