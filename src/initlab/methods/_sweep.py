@@ -4,7 +4,7 @@ rescale a layer's weight and bias per output channel, and the checks that keep b
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -184,11 +184,6 @@ class BufferGuard:
     def restore(self) -> None:
         for b, value in self.saved:
             b.copy_(value)
-
-
-def module_names(model: nn.Module, modules: Sequence[nn.Module]) -> list[str]:
-    names = {m: n for n, m in model.named_modules()}
-    return [names[m] for m in modules]
 
 
 def model_device(model: nn.Module) -> torch.device:

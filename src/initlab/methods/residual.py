@@ -346,7 +346,9 @@ def _scale_transformer(model: nn.Module, graph: ModelGraph, generator: torch.Gen
         for info in branch_layers(graph, branch):
             for q, w in _value_side(model, info, qk_names):
                 w.mul_(factor)
-                _set_row(report, q.removesuffix("[v]"), rule, f"{base} x {factor:.4g}", None)
+                part = q.endswith("[v]")  # only the value block of a packed in-projection: std is mixed
+                _set_row(report, q.removesuffix("[v]"), rule, f"{base} x {factor:.4g}" + (" (v block)" if part
+                         else ""), None if part else factor)
     if embed is not None:
         for info in graph.layers:
             if info.kind == "embedding":
@@ -356,6 +358,7 @@ def _scale_transformer(model: nn.Module, graph: ModelGraph, generator: torch.Gen
     return report
 
 
+@torch.no_grad()
 def t_fixup(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *, decoder: bool = False,
             qk_names: Sequence[str] = QK_NAMES) -> InitReport:
     """T-Fixup (Huang et al. 2020): Xavier everywhere, embeddings N(0, d^-1/2); inside every branch the value
@@ -374,6 +377,7 @@ def t_fixup(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *, 
     return report
 
 
+@torch.no_grad()
 def deepnorm(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *,
              qk_names: Sequence[str] = QK_NAMES) -> InitReport:
     """DeepNet (Wang et al. 2022), encoder-only or decoder-only: Xavier normal, with the MLP, value and
