@@ -6,7 +6,8 @@ there (no difference seen in 16M values).
 
 Work is split into tasks of ``CHUNK`` elements of one row; a task computes whole Philox counters in a loop
 that LLVM vectorizes (indices are unsigned and the error model is numpy's, so no checks block it), and the
-partial counters at its two ends one by one.
+partial counters at its two ends one by one. Normal and truncated normal take two passes per task (Philox
+words into a small buffer, then the transform), which keeps register pressure down.
 """
 
 from __future__ import annotations
