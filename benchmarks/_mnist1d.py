@@ -56,15 +56,20 @@ class ConvBlock(nn.Module):
 
 
 class ResCNN(nn.Module):
-    def __init__(self, blocks: int, channels: int, norm: bool = False, classes: int = 10) -> None:
+    """Stem (stride 2: length 40 -> 20), residual blocks, then a linear head on the flattened features, or on
+    their global average (``pool=True``)."""
+
+    def __init__(self, blocks: int, channels: int, norm: bool = False, classes: int = 10,
+                 pool: bool = False) -> None:
         super().__init__()
+        self.pool = pool
         self.stem = nn.Conv1d(1, channels, 5, padding=2, stride=2)
         self.blocks = nn.Sequential(*[ConvBlock(channels, norm) for _ in range(blocks)])
-        self.head = nn.Linear(channels, classes)
+        self.head = nn.Linear(channels if pool else channels * 20, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(torch.relu(self.stem(x.unsqueeze(1))))
-        return self.head(h.mean(dim=2))
+        return self.head(h.mean(dim=2) if self.pool else h.flatten(1))
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """Fixup vs BatchNorm vs plain He init on deep residual nets without normalization, trained on mnist1d.
 
-A residual MLP of 100 blocks and a 1-D CNN ResNet of 30 blocks (two weight layers per block), plain SGD at
-lr 0.1 (no momentum, constant rate), batch 128, 3 seeds. Variants: ``fixup`` (initlab.fixup: the Fixup init
-plus its scalar multipliers and biases, no normalization), ``batchnorm`` (the same net with BatchNorm after
-every layer, He init), ``he`` (He init, no normalization). Prints a table and writes JSON.
+Nets (``--nets``, two weight layers per block, ReLU after the add): ``mlp`` a residual MLP of 100 blocks,
+``cnn`` a 1-D CNN ResNet of 30 blocks with a linear head on the flattened features, ``cnn_pool`` the same CNN
+with a global-average-pool head. Plain SGD at lr 0.1 (no momentum, constant rate), batch 128, 3 seeds.
+Variants: ``fixup`` (initlab.fixup: the Fixup init plus its scalar multipliers and biases, no normalization),
+``batchnorm`` (the same net with BatchNorm after every layer, He init), ``he`` (He init, no normalization).
+Prints a table and writes JSON.
 
-    PYTHONPATH=src python benchmarks/fixup_mnist1d.py [--quick] [--out benchmarks/results/fixup_mnist1d.json]
+    PYTHONPATH=src python benchmarks/fixup_mnist1d.py [--nets mlp,cnn] [--quick] [--out results.json]
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ from _mnist1d import ResCNN, ResMLP, load, train
 from initlab.methods import fixup
 
 NETS = {
-    "ResMLP-100 (width 32)": (lambda norm: ResMLP(100, 32, norm), 600),
-    "ResCNN-30 (16 channels)": (lambda norm: ResCNN(30, 16, norm), 400),
+    "mlp": ("ResMLP-100 (width 32)", lambda norm: ResMLP(100, 32, norm), 600),
+    "cnn": ("ResCNN-30 (16 channels, flatten head)", lambda norm: ResCNN(30, 16, norm), 400),
+    "cnn_pool": ("ResCNN-30 (16 channels, global-average head)",
+                 lambda norm: ResCNN(30, 16, norm, pool=True), 400),
 }
 
 
 def build(arch: str, variant: str, example: torch.Tensor, seed: int) -> nn.Module:
-    make, _ = NETS[arch]
+    _, make, _ = NETS[arch]
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # benchmark script: module construction draws from the global RNG
         model = make(variant == "batchnorm")
@@ -47,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a few steps, one seed (smoke test)")
+    parser.add_argument("--nets", default="mlp,cnn", help=f"comma-separated, from {', '.join(NETS)}")
     parser.add_argument("--out", default="benchmarks/results/fixup_mnist1d.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -55,18 +60,19 @@ def main() -> None:
     seeds = range(1 if args.quick else args.seeds)
     results: list[dict[str, object]] = []
     console = Console()
-    for arch, (_, steps) in NETS.items():
+    for arch in args.nets.split(","):
+        label, _, steps = NETS[arch]
         steps = 20 if args.quick else steps
         for variant in ("fixup", "batchnorm", "he"):
             for seed in seeds:
                 start = time.perf_counter()
                 model = build(arch, variant, example, seed)
                 curve = train(model, data, steps=steps, seed=seed, eval_every=max(steps // 10, 1))
-                row = {"arch": arch, "variant": variant, "seed": seed, "steps": steps, "final": curve.final,
+                row = {"arch": label, "variant": variant, "seed": seed, "steps": steps, "final": curve.final,
                        "curve": curve.accuracy, "diverged_at": curve.diverged_at, "loss": curve.final_loss,
                        "seconds": time.perf_counter() - start}
                 results.append(row)
-                console.print(f"{arch} {variant} seed {seed}: acc {curve.final:.3f} "
+                console.print(f"{label} {variant} seed {seed}: acc {curve.final:.3f} "
                               f"loss {curve.final_loss:.3g} diverged at {curve.diverged_at} "
                               f"({row['seconds']:.0f} s)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -47,3 +47,42 @@ def test_doctor_bad_target(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", f"{EXAMPLE}:nope", "--input-shape", "4,64"]) == 2
     assert "defines no 'nope'" in capsys.readouterr().err
     assert main(["doctor", "missing.py:f", "--input-shape", "4,64"]) == 2
+
+
+FACTORY = '''
+import torch
+from torch import nn
+
+
+def tanh_n01():
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(32, 32), nn.Tanh())], nn.Linear(32, 4))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.normal_(0.0, 1.0, generator=g)
+    return net
+'''
+
+
+def test_doctor_schemes_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    factory = tmp_path / "nets.py"
+    factory.write_text(FACTORY)
+    out = tmp_path / "d.json"
+    code = main(["doctor", f"{factory}:tanh_n01", "--input-shape", "32,32", "--scheme", "auto",
+                 "--scheme", "lecun_normal", "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["labels"] == ["as built", "auto", "lecun_normal"]
+    built, auto, _ = data["diagnoses"]
+    assert "saturation" in {v["code"] for v in built["verdicts"]}
+    assert auto["verdicts"] == []
+    assert "as built" in capsys.readouterr().out
+
+
+def test_doctor_rejects_bad_shapes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["doctor", f"{EXAMPLE}:scaled", "--input-shape", "4,a"])
+    assert "comma-separated integers" in capsys.readouterr().err
+    assert main(["doctor", f"{EXAMPLE}:scaled", "--input-shape", "4,63"]) == 2  # wrong width: clear error
+    assert "failed on a batch of shape [4, 63]" in capsys.readouterr().err

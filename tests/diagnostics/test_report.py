@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from torch import nn
@@ -129,3 +131,38 @@ def test_compare_overlays_on_one_page(broken: Diagnosis, fixed: Diagnosis, tmp_p
         initlab.compare([broken, fixed], labels=["a"])
     with pytest.raises(TypeError):
         initlab.compare([broken, "x"])  # type: ignore[list-item]
+
+
+def _screenshot_script() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_report.py"
+    spec = importlib.util.spec_from_file_location("screenshot_report", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SHOT = _screenshot_script()
+
+
+@pytest.mark.skipif(
+    SHOT.find_chromium() is None,
+    reason="chromium is not installed (Debian: apt-get install "
+    "chromium); the HTML content checks above still run",
+)
+def test_page_opens_in_headless_chromium_without_console_errors(
+    broken: Diagnosis, fixed: Diagnosis, tmp_path: Path
+) -> None:
+    control = tmp_path / "control.html"
+    control.write_text(
+        "<!DOCTYPE html><html><body><script>console.error('deliberate');</script></body></html>"
+    )
+    messages, _ = SHOT.console_messages(str(control))
+    assert any("deliberate" in m for m in messages)  # the console is really being read
+    page = tmp_path / "report.html"
+    initlab.compare({"N(0,1)": broken, "auto": fixed}).to_html(page)
+    messages, dom = SHOT.console_messages(str(page))
+    assert messages == []
+    assert dom.count("<svg") == 4 and 'id="verdicts"' in dom and "Saturated units" in dom
+    png = SHOT.screenshot(str(page), str(tmp_path / "report.png"), height=800)
+    assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

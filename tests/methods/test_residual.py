@@ -220,3 +220,43 @@ def test_delta_orthogonal_scheme():
     torch.testing.assert_close(first.t() @ first, torch.eye(4) * 2, atol=1e-5, rtol=0)  # ReLU: gain^2 2
     head = model[5].weight
     torch.testing.assert_close(head @ head.t(), torch.eye(10), atol=1e-5, rtol=0)
+
+
+class SeparateProjections(nn.Module):
+    """Attention written by hand: queries and keys are recognized by name, the branches by the graph."""
+
+    def __init__(self, d: int = 64, n: int = 3) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, d)
+        self.layers = nn.ModuleList(nn.ModuleDict({
+            "q_proj": nn.Linear(d, d), "k_proj": nn.Linear(d, d), "v_proj": nn.Linear(d, d),
+            "out_proj": nn.Linear(d, d), "fc1": nn.Linear(d, 2 * d), "fc2": nn.Linear(2 * d, d)})
+            for _ in range(n))
+        self.head = nn.Linear(d, 50)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.emb(tokens)
+        for layer in self.layers:
+            scores = layer["q_proj"](x) @ layer["k_proj"](x).transpose(1, 2) / math.sqrt(x.shape[-1])
+            x = x + layer["out_proj"](torch.softmax(scores, -1) @ layer["v_proj"](x))
+            x = x + layer["fc2"](torch.relu(layer["fc1"](x)))
+        return self.head(x)
+
+
+def test_t_fixup_separate_projections_and_embeddings():
+    torch.manual_seed(0)
+    model, d, n = SeparateProjections(), 64, 3
+    tokens = torch.randint(0, 50, (2, 7), generator=torch.Generator().manual_seed(0))
+    initlab.init_model(model, "t_fixup", example_input=tokens, seed=0)
+    factor = 0.67 * n ** -0.25
+    glorot = math.sqrt(2 / (d + d))
+
+    def stack(key: str) -> torch.Tensor:
+        return torch.cat([layer[key].weight.flatten() for layer in model.layers])
+
+    for key, expected in (("q_proj", glorot), ("k_proj", glorot), ("v_proj", glorot * factor),
+                          ("out_proj", glorot * factor), ("fc1", math.sqrt(2 / (3 * d)) * factor)):
+        ratio, tol = _std_ratio(stack(key), expected)
+        assert abs(ratio - 1) < tol, (key, ratio)
+    ratio, tol = _std_ratio(model.emb.weight, d ** -0.5)
+    assert abs(ratio - 1) < tol, ratio

@@ -8,6 +8,8 @@ seconds."""
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -30,7 +32,7 @@ def plain_mlp(act: type[nn.Module], depth: int = 50, width: int = 32) -> nn.Sequ
     return nn.Sequential(*layers, nn.Linear(width, 10))
 
 
-def cnn10(width: int = 32) -> nn.Module:
+def cnn10(width: int = 64) -> nn.Module:
     layers: list[nn.Module] = [nn.Conv2d(3, width, 3, padding=1), nn.ReLU()]
     for _ in range(9):
         layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
@@ -115,11 +117,11 @@ class UNet(nn.Module):
         return self.out(F.relu(self.u1(torch.cat([u, a], 1))))
 
 
-def separable_cnn() -> nn.Module:
-    layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, padding=1), nn.ReLU()]
+def separable_cnn(c: int = 64) -> nn.Module:
+    layers: list[nn.Module] = [nn.Conv2d(3, c, 3, padding=1), nn.ReLU()]
     for _ in range(4):
-        layers += [nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU(), nn.Conv2d(16, 16, 1), nn.ReLU()]
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+        layers += [nn.Conv2d(c, c, 3, padding=1, groups=c), nn.ReLU(), nn.Conv2d(c, c, 1), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
 
 
 class Encoder(nn.Module):
@@ -317,11 +319,18 @@ def hidden_stds(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, float], fl
 
 @pytest.mark.parametrize("name", list(ZOO))
 def test_zoo_auto_keeps_the_signal(name):
+    """Median over three draws (seeds 0-2): the scheme's scale, not the luck of one draw (a 10-layer CNN with
+    64 channels spreads its last-layer std over about 0.5-0.9 from draw to draw)."""
     build, data = ZOO[name]
-    model, x = build(), data()
-    report = init_model(model, "auto", seed=0, example_input=x if name == "control_flow" else None)
-    assert not report.untouched, report.untouched
-    stds, out_std = hidden_stds(model, x)
+    x = data()
+    runs = []
+    for seed in range(3):
+        model = build()
+        report = init_model(model, "auto", seed=seed, example_input=x if name == "control_flow" else None)
+        assert not report.untouched, report.untouched
+        runs.append(hidden_stds(model, x))
+    stds = {k: statistics.median(r[0][k] for r in runs) for k in runs[0][0]}
+    out_std = statistics.median(r[1] for r in runs)
     assert stds, "nothing measured"
     bad = {k: round(v, 3) for k, v in stds.items() if not 0.5 <= v <= 2.0}
     assert not bad, f"{name}: hidden stds outside [0.5, 2]: {bad}"

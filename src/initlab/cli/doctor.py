@@ -83,14 +83,6 @@ def load_factory(target: str) -> Any:
     return model
 
 
-def _init_model() -> Any:
-    try:
-        from ..model import init_model  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise ValueError("--scheme needs initlab.init_model, which this installation lacks") from None
-    return init_model
-
-
 def _is_module(obj: Any) -> bool:
     from torch import nn
 
@@ -102,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console, Group
 
     from ..diagnostics import compare, diagnose
+    from ..diagnostics.diagnosis import MAX_ROWS
+    from ..model import init_model
 
     models = {target.rpartition(":")[2]: load_factory(target) for target in args.targets}
     if len(models) != len(args.targets):
@@ -111,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
     batch = torch.randn(args.input_shape, generator=torch.Generator().manual_seed(args.seed)).to(dtype)
     runs = {("as built" if len(models) == 1 else name): m for name, m in models.items()}
     for scheme in args.scheme:
-        init_model = _init_model()
         for name, m in models.items():
             candidate = copy.deepcopy(m)
             init_model(candidate, scheme, seed=args.seed)
@@ -120,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         label: diagnose(m, batch, seed=args.seed, jacobian=args.jacobian) for label, m in runs.items()
     }
     console = Console(width=None if sys.stdout.isatty() else 160)
-    max_rows = None if args.full else 40
+    max_rows = None if args.full else MAX_ROWS
     if len(diagnoses) == 1:
         only = next(iter(diagnoses.values()))
         console.print(Group(only.table(max_rows), only.summary_text(), only.verdict_text()))

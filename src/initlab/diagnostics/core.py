@@ -48,15 +48,16 @@ def diagnose(
     """
     _validate(model, batch, loss_fn)
     seed = DEFAULT_SEED if seed is None else int(seed)
-    sites, notes = layer_sites(model, batch)
-    if not sites:
-        raise ValueError(
-            f"found no layers to diagnose in {type(model).__name__} (Linear, Conv, Embedding, attention...)"
-        )
     state = ModelState.capture(model)
     try:
+        sites, notes = layer_sites(model, batch)  # discovery may run the model once
+        if not sites:
+            raise ValueError(
+                f"found no layers to diagnose in {type(model).__name__} (Linear, Conv, Embedding, "
+                "attention...)"
+            )
         # dropout draws from torch's global generator: fork it so the caller's stream is left as it was
-        with torch.random.fork_rng(devices=_cuda_devices(model)):
+        with torch.random.fork_rng(devices=_cuda_devices(model)), torch.enable_grad():
             with Recorder(sites) as recorder:
                 grads, loss = _forward_backward(model, batch, target, loss_fn, seed)
             layers = recorder.layers(lambda p: grads.get(id(p)))

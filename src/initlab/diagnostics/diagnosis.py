@@ -18,7 +18,7 @@ from .format import fmt, pct
 from .records import LayerStats, from_jsonable, growth_rate, jsonable
 from .verdicts import Verdict, judge
 
-MAX_ROWS = 40  # longer tables show the first and last layers
+MAX_ROWS = 24  # longer tables show the first and last layers
 
 
 @dataclass

@@ -126,11 +126,11 @@ def forward_fields(z: torch.Tensor, site: Site, prof: Profile | None, bins: int)
     if z.numel() == 0 or prof is None:
         return fields
     if prof.dead_edge is not None:
-        unit_max = stats.unit_view(z, site.unit_dim).amax(dim=0)
-        fields["dead"] = float((unit_max <= prof.dead_edge).double().mean())
+        unit_max = stats.unit_max(z, site.unit_dim)
+        fields["dead"] = int(torch.count_nonzero(unit_max <= prof.dead_edge)) / unit_max.numel()
     if prof.saturation is not None:
         low, high = prof.saturation
-        fields["saturated"] = float(((z < low) | (z > high)).double().mean())
+        fields["saturated"] = int(torch.count_nonzero((z < low) | (z > high))) / z.numel()
     return fields
 
 
@@ -143,7 +143,7 @@ def weight_fields(site: Site, grad_of: GradLookup) -> dict[str, Any]:
             list(p.shape),
             stats.norm(p) or 0.0,
             stats.norm(grad_of(p)),
-            float(p.detach().double().mean()) if p.numel() and p.device.type != "meta" else None,
+            float(p.detach().mean(dtype=torch.float64)) if p.numel() and p.device.type != "meta" else None,
         )
         for n, p in named
     ]

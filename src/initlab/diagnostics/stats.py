@@ -42,34 +42,69 @@ class Symmetry:
 
 @torch.no_grad()
 def moments(x: torch.Tensor) -> Moments:
-    if x.numel() == 0:
+    """Mean, std and RMS without copying ``x``; tensors whose squares would overflow or underflow are rescaled
+    first, so an exploding float64 signal reads 1e+90, not inf."""
+    n = x.numel()
+    if n == 0:
         return Moments(math.nan, math.nan, math.nan)
-    x64 = x.detach().double()
-    mean = float(x64.mean())
-    second = float((x64 * x64).mean())
-    var = max(second - mean * mean, 0.0) if math.isfinite(second) else math.nan
-    if math.isfinite(var) and var < 1e-6 * second:  # cancellation: recompute about the mean
-        var = float(((x64 - mean) ** 2).mean())
-    return Moments(mean, math.sqrt(var) if math.isfinite(var) else math.nan, math.sqrt(second))
+    x = _wide(x.detach())
+    scale = _scale(x)
+    if not math.isfinite(scale):
+        return _nonfinite_moments(x)
+    if scale == 0.0:
+        return Moments(0.0, 0.0, 0.0)
+    y = x / scale if scale != 1.0 else x
+    mean = float(y.sum()) / n  # torch sums pairwise: float32 is accurate enough, and 20x faster than float64
+    second = float(torch.linalg.vector_norm(y)) ** 2 / n
+    var = second - mean * mean
+    if var < 1e-6 * second:  # cancellation: recompute about the mean
+        var = float(((y.double() - mean) ** 2).mean())
+    return Moments(mean * scale, math.sqrt(max(var, 0.0)) * scale, math.sqrt(second) * scale)
+
+
+def _scale(x: torch.Tensor) -> float:
+    """1 when the squares of ``x`` are safe in its dtype, else max|x| (0 for all zeros, inf/nan if any)."""
+    lo, hi = torch.aminmax(x.reshape(-1))  # 10x faster than vector_norm(ord=inf) on CPU
+    amax = max(-float(lo), float(hi)) if not (torch.isnan(lo) or torch.isnan(hi)) else math.nan
+    if amax == 0.0 or not math.isfinite(amax):
+        return amax
+    limit = 1e150 if x.dtype == torch.float64 else 1e15
+    return 1.0 if 1.0 / limit < amax < limit else amax
+
+
+def _nonfinite_moments(x: torch.Tensor) -> Moments:
+    has_nan = bool(torch.isnan(x).any())
+    return Moments(float(x.double().mean()), math.nan, math.nan if has_nan else math.inf)
 
 
 @torch.no_grad()
-def unit_view(z: torch.Tensor, unit_dim: int) -> torch.Tensor:
-    """(samples, units): every position of every sample is a sample of each unit."""
+def unit_max(z: torch.Tensor, unit_dim: int) -> torch.Tensor:
+    """Each unit's largest value over the batch (and positions): every other axis is a sample of the unit."""
     if z.dim() == 0:
-        return z.reshape(1, 1)
-    return z.movedim(unit_dim, -1).reshape(-1, z.shape[unit_dim])
+        return z.reshape(1)
+    unit_dim %= z.dim()
+    others = [d for d in range(z.dim()) if d != unit_dim]
+    return z.amax(dim=others) if others else z
 
 
 @torch.no_grad()
-def histogram(x: torch.Tensor, bins: int = 40) -> Histogram:
-    x = (x.detach() if x.dtype == torch.float64 else x.detach().float()).reshape(-1)
-    x = x[torch.isfinite(x)]
+def histogram(x: torch.Tensor, bins: int = 40, sample: int = 1 << 16) -> Histogram:
+    """Counts over [min, max] of the finite values; large tensors are counted on an evenly strided sample of
+    about ``sample`` values (the range still comes from all of them)."""
+    x = _wide(x.detach()).reshape(-1)
     if x.numel() == 0:
         return Histogram([0] * bins, [0.0] * (bins + 1))
-    lo, hi = float(x.min()), float(x.max())
+    lo_t, hi_t = torch.aminmax(x)
+    lo, hi = float(lo_t), float(hi_t)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        x = x[torch.isfinite(x)]
+        if x.numel() == 0:
+            return Histogram([0] * bins, [0.0] * (bins + 1))
+        lo, hi = float(x.min()), float(x.max())
     if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-30):
         lo, hi = lo - 0.5, hi + 0.5
+    if x.numel() > sample:
+        x = x[:: -(-x.numel() // sample)]
     counts = torch.histc(x, bins=bins, min=lo, max=hi)
     step = (hi - lo) / bins
     return Histogram([int(c) for c in counts.tolist()], [lo + i * step for i in range(bins + 1)])
@@ -123,7 +158,11 @@ def _split_by_gradient(grads: torch.Tensor | None, n: int, rtol: float) -> list[
 
 @torch.no_grad()
 def effective_rank(weight: torch.Tensor, transposed: bool = False) -> float:
-    """exp(entropy of the normalized singular values) (Roy & Vetterli 2007): 1 for rank one, n for n equal."""
+    """exp(entropy of the normalized singular values) (Roy & Vetterli 2007): 1 for rank one, n for n equal.
+
+    The singular values come from the eigenvalues of the smaller Gram matrix, an order of magnitude faster
+    than an SVD on CPU; eigenvalues within rounding of zero (n·eps·max) count as zero. The entropy barely
+    depends on the small singular values that squaring loses."""
     if weight.dim() < 2 or weight.numel() == 0:
         return math.nan
     w = weight.detach()
@@ -131,9 +170,12 @@ def effective_rank(weight: torch.Tensor, transposed: bool = False) -> float:
         w = w.transpose(0, 1)
     w = w.reshape(w.shape[0], -1)
     w = w.double() if w.dtype == torch.float64 else w.float()
-    if not bool(torch.isfinite(w).all()):
+    gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    if not bool(torch.isfinite(gram).all()):
         return math.nan
-    s = torch.linalg.svdvals(w).double()
+    eig = torch.linalg.eigvalsh(gram).double()
+    noise = gram.shape[0] * torch.finfo(gram.dtype).eps * float(eig.max().clamp(min=0))
+    s = torch.where(eig > noise, eig, 0.0).sqrt()
     total = float(s.sum())
     if total == 0.0:
         return 0.0
@@ -143,6 +185,20 @@ def effective_rank(weight: torch.Tensor, transposed: bool = False) -> float:
 
 
 def norm(t: torch.Tensor | None) -> float | None:
+    """The L2 norm, overflow-safe like :func:`moments`."""
     if t is None:
         return None
-    return float(torch.linalg.vector_norm(t.detach().double()))
+    t = _wide(t.detach())
+    if t.numel() == 0:
+        return 0.0
+    scale = _scale(t)
+    if scale == 1.0:
+        return float(torch.linalg.vector_norm(t))
+    if scale == 0.0 or not math.isfinite(scale):
+        return scale
+    return float(torch.linalg.vector_norm(t / scale)) * scale
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32 (their range overflows on squares); float32/64 as they are."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()

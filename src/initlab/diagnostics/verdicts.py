@@ -27,20 +27,8 @@ SHIFT_HIGH = 0.5  # |mean| / RMS of the deepest layers' outputs
 SHIFT_RISE = 0.3
 ISOMETRY_DB = 60.0
 
-RELU_LIKE = {
-    "relu",
-    "relu6",
-    "leaky_relu",
-    "prelu",
-    "elu",
-    "celu",
-    "gelu",
-    "gelu_tanh",
-    "silu",
-    "mish",
-    "hardswish",
-    "softplus",
-}
+RELU_LIKE = frozenset(("relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "gelu", "gelu_tanh", "silu",
+                       "mish", "hardswish", "softplus"))
 
 
 @dataclass
@@ -67,7 +55,7 @@ def judge(
         _saturation(layers),
         _symmetry(layers),
         _mean_shift(layers),
-        _isometry(jacobian, layers),
+        _isometry(jacobian),
     )
     found = [v for group in rules for v in group]
     return sorted(found, key=lambda v: v.severity != "problem")
@@ -75,8 +63,7 @@ def judge(
 
 def _family(layers: Sequence[LayerStats]) -> str:
     names = Counter((layer.activation or "linear").split("(")[0] for layer in layers)
-    top = names.most_common(1)[0][0] if names else "linear"
-    return top
+    return names.most_common(1)[0][0] if names else "linear"
 
 
 def _scheme_for(layers: Sequence[LayerStats]) -> str:
@@ -286,7 +273,7 @@ def _mean_shift(layers: Sequence[LayerStats]) -> list[Verdict]:
     ]
 
 
-def _isometry(jacobian: dict[str, Any] | None, layers: Sequence[LayerStats]) -> list[Verdict]:
+def _isometry(jacobian: dict[str, Any] | None) -> list[Verdict]:
     if not jacobian or not (jacobian.get("spread_db", 0.0) > ISOMETRY_DB):
         return []
     return [

@@ -78,14 +78,25 @@ def _jsonable(obj: Any) -> Any:
 
 
 def find_runs(root: Path) -> list[Path]:
-    """``root`` itself if it holds a run, else every folder below it that does, sorted."""
+    """``root`` itself if it holds a lab run, else every folder below it that does, sorted. A
+    ``results.json`` that is not a lab run (a benchmark's, say) is skipped."""
     root = Path(root)
     if (root / "results.json").exists():
-        return [root]
-    runs = sorted(p.parent for p in root.rglob("results.json"))
+        candidates = [root]
+    else:
+        candidates = sorted(p.parent for p in root.rglob("results.json"))
+    runs = [p for p in candidates if _is_run(p / "results.json")]
     if not runs:
-        raise FileNotFoundError(f"no results.json under {root}")
+        raise FileNotFoundError(f"no lab results.json under {root}")
     return runs
+
+
+def _is_run(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"name", "question", "answer", "figures"} <= data.keys()
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}

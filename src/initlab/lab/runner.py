@@ -53,8 +53,9 @@ def experiment(name: str) -> ModuleType:
 
 
 def default_workers() -> int:
-    """Worker processes for seeds: one per two cores beyond the first two (a 2-core box runs serially)."""
-    return max(1, ((os.cpu_count() or 1) - 2) // 2 + 1) if (os.cpu_count() or 1) > 2 else 1
+    """Worker processes for independent runs: half the cores, and 1 (serial) on a 2-core machine."""
+    cores = os.cpu_count() or 1
+    return cores // 2 if cores > 2 else 1
 
 
 def run_experiment(
@@ -106,7 +107,8 @@ def map_runs(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], spec: Spec, d
                 results.append(fn(**kw))
                 bar.update()
             return results
-        ctx = multiprocessing.get_context("forkserver")
+        ctx = multiprocessing.get_context("forkserver")  # no fork of a process whose torch threads run
+        ctx.set_forkserver_preload([fn.__module__])  # import torch once in the server, not in every worker
         with ProcessPoolExecutor(spec.workers, mp_context=ctx, initializer=_init_worker) as pool:
             out = []
             for r in pool.map(_call, [(fn, kw) for kw in jobs]):

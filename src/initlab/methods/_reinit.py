@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..backends.torch_backend import init_, make_generator
+from ._sweep import model_device
 
 
 def reinitialize(model: nn.Module, names: Sequence[str], scheme: Any = "auto", *, seed: int | None = None,
@@ -21,7 +22,7 @@ def reinitialize(model: nn.Module, names: Sequence[str], scheme: Any = "auto", *
     if not names:
         return {}
     if generator is None:
-        generator = make_generator("cpu", seed)
+        generator = make_generator(model_device(model), seed)
     if isinstance(scheme, str) and scheme == "auto":
         return _auto(model, names, generator)
     params = dict(model.named_parameters(remove_duplicate=False))

@@ -4,7 +4,7 @@ rescale a layer's weight and bias per output channel, and the checks that keep b
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -186,6 +186,7 @@ class BufferGuard:
             b.copy_(value)
 
 
-def module_names(model: nn.Module, modules: Sequence[nn.Module]) -> list[str]:
-    names = {m: n for n, m in model.named_modules()}
-    return [names[m] for m in modules]
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters live (the device a private generator must be on)."""
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None and p.device.type != "meta" else torch.device("cpu")

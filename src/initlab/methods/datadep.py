@@ -30,6 +30,7 @@ from ._sweep import (
     channel_dim,
     check_activation,
     check_batch,
+    model_device,
     primary,
     replace_primary,
     run,
@@ -78,7 +79,7 @@ def data_dependent_init(model: nn.Module, batch: Any, *, seed: int | None = None
     snapshot = ModelState.capture(model)
     try:
         if pre_init is not None:
-            g = generator if generator is not None else make_generator("cpu", seed)
+            g = generator if generator is not None else make_generator(model_device(model), seed)
             with torch.no_grad():
                 for module in plan:
                     weight, bias = scaled_params(module)
@@ -108,7 +109,7 @@ def weight_norm_init(model: nn.Module, batch: Any, *, seed: int | None = None,
     plan = _checked(model, normed)
     snapshot = ModelState.capture(model)
     try:
-        g = generator if generator is not None else make_generator("cpu", seed)
+        g = generator if generator is not None else make_generator(model_device(model), seed)
         with torch.no_grad():
             for module in plan:
                 holder: Any = module

@@ -149,7 +149,8 @@ def _pre_init(plan: dict[nn.Module, str], scheme: str | None, seed: int | None,
               generator: torch.Generator | None) -> None:
     if scheme is None:
         return
-    g = generator if generator is not None else make_generator("cpu", seed)
+    device = scaled_params(next(iter(plan)))[0].device
+    g = generator if generator is not None else make_generator(device, seed)
     done: set[int] = set()
     for module in plan:
         for w in _pre_init_targets(module):

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..model import Branch, InitReport, LayerInfo, ModelGraph, ModelState, discover, init_model
 from ..model.report import Row
-from ._sweep import primary, replace_primary
+from ._sweep import model_device, primary, replace_primary
 
 WEIGHT_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "attention", "bilinear", "raw")
 SCALARS = ("fixup_bias_in", "fixup_scale", "fixup_bias_out", "skipinit_alpha")
@@ -246,7 +246,7 @@ def fixup(model: nn.Module, example_input: Any = None, *, seed: int | None = Non
     def body(graph: ModelGraph, tr: _Transformer) -> TransformReport:
         report = TransformReport("fixup", len(residual_branches(graph, "Fixup")))
         if init:
-            g = generator if generator is not None else make_generator(_device(model), seed)
+            g = generator if generator is not None else make_generator(model_device(model), seed)
             report.init, report.plan = fixup_init(model, graph, g)
         for branch in residual_branches(graph, "Fixup"):
             layers = branch_layers(graph, branch)
@@ -289,11 +289,6 @@ def skipinit(model: nn.Module, example_input: Any = None, *, alpha: float | None
         return report
 
     return _transform(model, example_input, "SkipInit", body)
-
-
-def _device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 # ---- norm gamma, transformer scalings --------------------------------------------------------------------
@@ -351,7 +346,9 @@ def _scale_transformer(model: nn.Module, graph: ModelGraph, generator: torch.Gen
         for info in branch_layers(graph, branch):
             for q, w in _value_side(model, info, qk_names):
                 w.mul_(factor)
-                _set_row(report, q.removesuffix("[v]"), rule, f"{base} x {factor:.4g}", None)
+                part = q.endswith("[v]")  # only the value block of a packed in-projection: std is mixed
+                _set_row(report, q.removesuffix("[v]"), rule, f"{base} x {factor:.4g}" + (" (v block)" if part
+                         else ""), None if part else factor)
     if embed is not None:
         for info in graph.layers:
             if info.kind == "embedding":
@@ -361,6 +358,7 @@ def _scale_transformer(model: nn.Module, graph: ModelGraph, generator: torch.Gen
     return report
 
 
+@torch.no_grad()
 def t_fixup(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *, decoder: bool = False,
             qk_names: Sequence[str] = QK_NAMES) -> InitReport:
     """T-Fixup (Huang et al. 2020): Xavier everywhere, embeddings N(0, d^-1/2); inside every branch the value
@@ -379,6 +377,7 @@ def t_fixup(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *, 
     return report
 
 
+@torch.no_grad()
 def deepnorm(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *,
              qk_names: Sequence[str] = QK_NAMES) -> InitReport:
     """DeepNet (Wang et al. 2022), encoder-only or decoder-only: Xavier normal, with the MLP, value and

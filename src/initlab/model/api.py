@@ -17,7 +17,7 @@ from torch import nn
 from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
 from .graph import ModelGraph, discover, run_forward, unwrap
-from .plan import ProfileChooser, SchemeLike, apply_plan, build_plan, normalize_rules
+from .plan import ProfileChooser, SchemeLike, build_plan, commit_plan, normalize_rules, prepare_plan
 from .report import InitReport
 from .state import ModelState
 
@@ -124,7 +124,7 @@ def init_model(
     if scheme_name == "auto":
         from .auto import AutoChooser
 
-        chooser: Any = AutoChooser(graph, **options)
+        chooser: Any = AutoChooser(graph, **({"portable": True} if counter else {}), **options)
     else:
         chooser = ProfileChooser(scheme, graph)
     plan, report = build_plan(graph, chooser, rule_list, scheme_name)
@@ -140,12 +140,19 @@ def init_model(
         report.seed = counter_seed
     elif generator is None:
         generator = make_generator(_device(inner), seed)
-    state = ModelState.capture(inner)
-    try:
-        if counter:
+    if counter:
+        state = ModelState.capture(inner)
+        try:
             apply_plan_counter(inner, plan, counter_seed)
-        else:
-            apply_plan(inner, plan, generator)  # type: ignore[arg-type]
+        except BaseException:
+            state.restore(inner)
+            raise
+        return report
+    assert not isinstance(generator, str)
+    prepared = prepare_plan(inner, plan, generator)  # everything that can fail, into temporaries
+    state = ModelState.capture(inner, only=prepared.fallible)
+    try:
+        commit_plan(prepared)
     except BaseException:
         state.restore(inner)
         raise

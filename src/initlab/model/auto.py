@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +41,7 @@ from .propagate import Signal, act_moments, output_signal, propagate
 from .report import InitReport
 
 WEIGHT_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "raw", "bilinear")
+SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
 ORTHO_RATIO = 0.05  # depth / width above which Gaussian products fluctuate visibly (log-norm variance ~ L/N)
 
 
@@ -61,18 +63,21 @@ class AutoChooser:
         orthogonal: bool | None = None,
         looks_linear: bool = True,
         q_saturating: float = 0.5,
+        portable: bool = False,
         **options: Any,
     ):
         if options:
             raise TypeError(
                 f"unexpected option(s) for auto: {sorted(options)}; auto takes zero_init_residual, "
-                "orthogonal, looks_linear, q_saturating"
+                "orthogonal, looks_linear, q_saturating, portable"
             )
         if not q_saturating > 0:
             raise ValueError(f"q_saturating must be > 0, got {q_saturating}")
         self.graph = graph
         self.zero_init_residual = zero_init_residual
         self.q_saturating = q_saturating
+        # portable: only draws and piece-local post steps, for the counter-based and sharded generators
+        self.portable = portable
         self.choices: dict[str, Choice] = {}
         self.var_out: dict[str, float] = {}
         self.notes: list[str] = []
@@ -121,7 +126,8 @@ class AutoChooser:
                 f"orthogonal weights: plain chain of {len(weights)} layers, depth/width {ratio:.2g}"
             )
         self.ll_role: dict[str, str] = {}
-        if self.orthogonal and looks_linear:
+        self.ll_factor: dict[str, float] = {}
+        if self.orthogonal and looks_linear and not self.portable:
             self._looks_linear_chains(weights)
 
     def _only_norms(self, node: int, norms: set[str]) -> bool:
@@ -155,12 +161,14 @@ class AutoChooser:
                 self.ll_role[chain[-1].name] = "last"
             chain.clear()
 
+        before = 1.0
         for info in weights:
             linear = (
                 info.kind in ("linear", "raw") and info.specs.get("weight", ParamSpec("x")).layout == "torch"
             )
             shape = info.weight_fans
-            ok = linear and shape is not None and (info.activation == "relu" or chain)
+            c = odd_linear_factor(info.activation_fn)
+            ok = linear and shape is not None and (c is not None or chain)
             if not ok:
                 flush()
                 continue
@@ -169,14 +177,20 @@ class AutoChooser:
                 flush()
                 continue
             chain.append(info)
-            if info.activation != "relu":
+            self.ll_factor[info.name] = before
+            before = c or 1.0
+            if c is None:
                 flush()
             elif shape.fan_out % 2:
                 chain.pop()
                 flush()
         flush()
         if self.ll_role:
-            self.notes.append(f"looks-linear orthogonal weights on {len(self.ll_role)} Linear->ReLU layers")
+            acts = sorted({self.by_name[n].activation or "" for n in self.ll_role} - {""})
+            self.notes.append(
+                f"looks-linear orthogonal weights on {len(self.ll_role)} layers ({', '.join(acts)}: "
+                "phi(u) - phi(-u) is linear in u, so the initial network is an orthogonal linear map)"
+            )
 
     # ---- walking ------------------------------------------------------------------------------------------
     def _run(self) -> dict[int, Signal]:
@@ -292,7 +306,7 @@ class AutoChooser:
             mean, second, slope2 = act_moments(pre.act, pre.spec, pre.q)
             chi_w2 = 1.0 / max(slope2, 1e-12)
             sb2_plain = q_t - chi_w2 * second
-            if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second:
+            if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second and not self.portable:
                 v_in, center = max(second - mean * mean, 1e-12), mean  # cancel the mean through the bias
                 sb2_plain = q_t - chi_w2 * v_in
             if sb2_plain >= 0 and (has_bias or sb2_plain < 0.02 * q_t):
@@ -321,7 +335,21 @@ class AutoChooser:
             )
         else:
             std = math.sqrt(sw2 / fan_in)
-            self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
+            rows = info.kind in ("linear", "conv", "raw") and info.specs["weight"].layout == "torch"
+            if (
+                rows and fan_in < SMALL_FAN_IN and not self.portable
+            ):  # fixed-norm rows: no chi-square spread of each unit's gain
+                label = f"normal(0, {std:.3g}), rows scaled to norm {math.sqrt(sw2):.3g}"
+                self._set(
+                    info,
+                    "weight",
+                    d.Normal(0.0, std),
+                    label,
+                    label_rule,
+                    post=(("row_norm", math.sqrt(sw2)),),
+                )
+            else:
+                self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
         if has_bias:
             post = (("center", info.params["weight"], center),) if center else ()
             draw_b: d.Draw = d.Normal(0.0, math.sqrt(sb2)) if sb2 > 0 else d.Constant(0.0)
@@ -351,7 +379,7 @@ class AutoChooser:
         o2 = o // 2 if role in ("first", "mid") else o
         i2 = i // 2 if role in ("mid", "last") else i
         q_u = q_in if role == "first" else 1.0
-        gain = math.sqrt(max(1.0, o2 / i2) / q_u)
+        gain = math.sqrt(max(1.0, o2 / i2) / q_u) / self.ll_factor.get(info.name, 1.0)
         return d.Orthogonal(gain), f"looks-linear orthogonal(gain={gain:.3g})"
 
     def _rnn(self, info: LayerInfo, x: Signal) -> Signal:
@@ -482,6 +510,19 @@ class AutoChooser:
                 row.var_out = self.var_out[row.layer]
         report.output_var = self.output_var
         report.notes.extend(self.notes)
+
+
+def odd_linear_factor(act: Activation | None) -> float | None:
+    """``c`` when ``phi(u) - phi(-u) = c u`` (ReLU 1, leaky ReLU 1 + s, GELU and SiLU 1), else None."""
+    if act is None:
+        return None
+    x = np.linspace(0.1, 4.0, 40)
+    try:
+        diff = np.asarray(act(x), dtype=float) - np.asarray(act(-x), dtype=float)
+    except Exception:
+        return None
+    c = float(diff[0] / x[0])
+    return c if c > 0 and np.allclose(diff, c * x, rtol=1e-6, atol=1e-9) else None
 
 
 def _rnn_second_moment(module: nn.Module | None, steps: int = 20) -> float:

@@ -8,9 +8,12 @@ with the layer's fans and following activation; the "auto" scheme (:mod:`.auto`)
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -462,37 +465,110 @@ def _logical_tensor(model: nn.Module, q: str) -> torch.Tensor | None:
 
 
 # ---- applying ----------------------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """A plan ready to commit: everything that can fail (structured draws, dtype casts, parametrizations)
+    already computed into temporaries; ``fallible``: the model tensors a commit may leave half-written."""
+
+    model: nn.Module
+    steps: list[tuple[Assignment, nn.Module, torch.Tensor | None, torch.Tensor | None]]
+    reset_stats: list[nn.Module]
+    generator: torch.Generator | None
+    params: Mapping[str, torch.Tensor]
+    fallible: list[torch.Tensor]
+
+
 @torch.no_grad()
-def apply_plan(
+def prepare_plan(
     model: nn.Module, plan: Plan, generator: torch.Generator | None = None, *, seed: int | None = None
-) -> None:
-    """Draw every assignment of ``plan`` into ``model``'s tensors (in plan order, so one seed gives one
-    result). Meta tensors are skipped: call again after the model is materialized."""
+) -> Prepared:
+    """Phase 1 of :func:`apply_plan`: nothing in the model changes."""
     from ..backends.torch_backend import make_generator
     from .graph import unwrap
 
     model = unwrap(model)
     params = dict(model.named_parameters(remove_duplicate=False))
+    out = Prepared(model, [], [], None, params, [])
     for a in plan.assignments:
         module = model.get_submodule(a.owner) if a.owner else model
-        if a.parametrized:
-            current = getattr(module, a.attr)
-            if current.device.type == "meta":
-                continue
-            target = torch.empty(a.shape, dtype=current.dtype, device=current.device)
-        else:
-            target = params[a.name]
-            if target.device.type == "meta":
-                continue
+        current = getattr(module, a.attr) if a.parametrized else params[a.name]
+        if current.device.type == "meta":
+            continue
         if generator is None:
-            generator = make_generator(target.device, seed)
-        _fill(target, a, generator, params)
+            generator = make_generator(current.device, seed)
+        target = None if a.parametrized else current
+        direct = (
+            not a.parametrized
+            and current.dtype in (torch.float32, torch.float64)
+            and current.is_contiguous()
+            and all(isinstance(dr, d.ELEMENTWISE) for dr in a.draws)
+            and not any(step[0] == "looks_linear" for step in a.post)
+        )
+        source = None
+        if not direct:
+            source = torch.empty(a.shape, dtype=current.dtype, device=current.device)
+            _fill(
+                source,
+                Assignment(
+                    a.name, a.owner, a.attr, a.shape, a.draws, tuple(s for s in a.post if s[0] != "center")
+                ),
+                generator,
+                params,
+            )
         if a.parametrized:
-            setattr(module, a.attr, target)
+            out.fallible.extend(module.parametrizations[a.attr].parameters())  # type: ignore[index, union-attr]
+        out.steps.append((a, module, target, source))
     for name in plan.reset_stats:
         norm = model.get_submodule(name)
         if all(b.device.type != "meta" for b in norm.buffers()):
+            out.reset_stats.append(norm)
+    out.generator = generator
+    return out
+
+
+@torch.no_grad()
+def commit_plan(prepared: Prepared) -> None:
+    """Phase 2 of :func:`apply_plan`: in-place fills and copies, in plan order, with Ctrl-C deferred."""
+    g = prepared.generator
+    with _deferred_interrupt():
+        for a, module, target, source in prepared.steps:
+            if a.parametrized:
+                assert source is not None
+                setattr(module, a.attr, source)
+                continue
+            assert target is not None
+            if source is None:
+                assert g is not None
+                _fill(target, a, g, prepared.params)
+            else:
+                target.detach().copy_(source)
+                _post(target.detach(), tuple(s for s in a.post if s[0] == "center"), prepared.params)
+        for norm in prepared.reset_stats:
             norm.reset_running_stats()  # type: ignore[operator]
+
+
+def apply_plan(
+    model: nn.Module, plan: Plan, generator: torch.Generator | None = None, *, seed: int | None = None
+) -> None:
+    """Draw every assignment of ``plan`` into the model (one seed gives one result). Meta tensors are
+    skipped: call again after the model is materialized."""
+    commit_plan(prepare_plan(model, plan, generator, seed=seed))
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[None]:
+    """Hold SIGINT until the block ends, so that Ctrl-C cannot stop a commit halfway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(*caught[0])
 
 
 def _fill(
@@ -508,11 +584,18 @@ def _fill(
         else:
             for block, draw in zip(data.chunk(len(a.draws), 0), a.draws, strict=True):
                 fill_(block, draw, g)
-    for step in a.post:
+    _post(data, a.post, params)
+
+
+def _post(data: torch.Tensor, post: tuple[tuple[Any, ...], ...], params: Mapping[str, torch.Tensor]) -> None:
+    for step in post:
         if step[0] == "row":
             data[step[1]].fill_(step[2])
         elif step[0] == "slice":
             data[step[1] : step[2]].fill_(step[3])
+        elif step[0] == "row_norm":
+            flat = data.view(data.shape[0], -1)
+            flat.mul_(step[1] / flat.norm(dim=1, keepdim=True).clamp_min(1e-30))
         elif step[0] == "center" and step[2]:
             weight = params[step[1]].detach()
             data.sub_(step[2] * weight.reshape(weight.shape[0], -1).sum(1).to(data.dtype))

@@ -2,10 +2,13 @@
 
 ``ModelState.capture(model)`` records every parameter and buffer (values), ``.grad``, ``requires_grad`` and
 each module's ``training`` flag; ``restore(model)`` puts all of it back bit for bit, in place (the same tensor
-objects, so optimizers and tied weights keep pointing at them); ``matches(model)`` compares."""
+objects, so optimizers and tied weights keep pointing at them); ``matches(model)`` compares.
+``capture(model, only=tensors)`` records just those tensors (and the flags): for operations that can only fail
+while writing a known few."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -16,19 +19,20 @@ from torch import nn
 class ModelState:
     tensors: dict[int, tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, bool]]
     training: dict[int, tuple[nn.Module, bool]]
+    partial: bool = False
 
     @classmethod
     @torch.no_grad()
-    def capture(cls, model: nn.Module) -> ModelState:
+    def capture(cls, model: nn.Module, only: Iterable[torch.Tensor] | None = None) -> ModelState:
         tensors: dict[int, tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, bool]] = {}
-        for t in _tensors(model):
+        for t in _tensors(model) if only is None else list(only):
             if id(t) in tensors:
                 continue
             value = None if t.device.type == "meta" else t.detach().clone()
             grad = None if t.grad is None else t.grad.detach().clone()
             tensors[id(t)] = (t, value, grad, t.requires_grad)
         training = {id(m): (m, m.training) for m in model.modules()}
-        return cls(tensors, training)
+        return cls(tensors, training, only is not None)
 
     @torch.no_grad()
     def restore(self, model: nn.Module | None = None) -> None:
@@ -47,7 +51,7 @@ class ModelState:
     def matches(self, model: nn.Module) -> bool:
         """True when every tensor, grad, flag and mode equals the snapshot bit for bit."""
         seen = {id(t) for t in _tensors(model)}
-        if seen != set(self.tensors):
+        if seen != set(self.tensors) and not (self.partial and set(self.tensors) <= seen):
             return False
         for t, value, grad, req in self.tensors.values():
             if value is not None and (t.shape != value.shape or not _same(t, value)):

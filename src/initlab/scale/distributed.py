@@ -86,7 +86,7 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
     """
     inner = unwrap(model)
     report = init_model(inner, scheme, seed=seed, rules=rules, example_input=example_input, dry_run=True,
-                        **options)
+                        generator="counter", **options)
     plan = report.plan
     if plan is None:
         raise ValueError(f"scheme {scheme!r} has no per-parameter plan: init_sharded cannot shard it")

@@ -44,7 +44,7 @@ API = {"Fixup": "fixup", "LSUV": "lsuv", "initlab auto": "init_model", "transfer
 
 def sizes(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"width": 64, "blocks": 8, "epochs": 5, "lr": 0.02, "pretrain_epochs": 4}
+        return {"width": 64, "blocks": 16, "epochs": 5, "lr": 0.02, "pretrain_epochs": 4}
     return {"width": 128, "blocks": 16, "epochs": 15, "lr": 0.02, "pretrain_epochs": 10}
 
 
@@ -113,7 +113,7 @@ def initialize(
         report = _initlab("init_model")(model, "auto", seed=seed)
     elif method == "transfer":
         assert trunk is not None
-        report = _initlab("transfer")(model, trunk, reinit="he_normal", seed=seed)
+        report = _initlab("transfer")(model, trunk, seed=seed)
     else:
         raise ValueError(f"unknown method {method!r}")
     return str(report).splitlines()[0] if str(report) else method
@@ -201,7 +201,8 @@ def _answer(
     cfg: dict[str, Any],
 ) -> str:
     finals = {m: summarize([r["test_acc"][-1] for r in rs]) for m, rs in runs.items()}
-    ranked = sorted(finals, key=lambda m: -finals[m].mean)
+    blew_up = [m for m, rs in runs.items() if all(r["diverged"] for r in rs)]
+    ranked = sorted((m for m in finals if m not in blew_up), key=lambda m: -finals[m].mean)
     stuck = [m for m in ranked if finals[m].mean < CHANCE + 0.03]
     text = (
         f"Final test accuracy after {cfg['epochs']} epochs, best first: "
@@ -212,11 +213,19 @@ def _answer(
         best = ranked[0]
         ties = [m for m in ranked[1:] if finals[m].high >= finals[best].low]
         text += f"Best: {best}" + (f" (intervals overlap with {', '.join(ties)})" if ties else "") + ". "
+    if blew_up:
+        stds = [r["logit_std_init"] for m in blew_up for r in runs[m]]
+        text += (
+            f"Diverged in every seed: {', '.join(blew_up)} (logit std at init "
+            f"{min(stds):.2g}–{max(stds):.2g}: "
+            f"without normalization the variance of the residual sum grows with each of the {cfg['blocks']} "
+            "blocks). "
+        )
+    partly = [m for m in ranked if summary[m]["diverged"]]
+    if partly:
+        text += f"Diverged in some seeds: {', '.join(partly)}. "
     if stuck:
         text += f"Stuck at chance: {', '.join(stuck)}. "
-    diverged = [m for m in ranked if summary[m]["diverged"]]
-    if diverged:
-        text += f"Diverged in some seeds: {', '.join(diverged)}. "
     early = {m: summarize([r["test_acc"][1] for r in rs]) for m, rs in runs.items()}
     fastest = max(early, key=lambda m: early[m].mean) if early else None
     if fastest:

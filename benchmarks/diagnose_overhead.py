@@ -1,0 +1,105 @@
+"""Cost of ``initlab.diagnose`` against one plain forward+backward pass of the same model, same run.
+
+    python benchmarks/diagnose_overhead.py            # 12-layer d=768 TransformerEncoder, batch 16 x 128
+    python benchmarks/diagnose_overhead.py --small    # 4 layers, d=256, batch 8 x 64 (a slow shared CPU)
+
+Target: diagnose costs at most 4x the plain pass. The plain pass is what diagnose must do anyway (forward,
+then backward with a unit random cotangent); the rest is hooks, per-layer reductions, weight statistics
+(norms, symmetry groups, one Gram eigendecomposition per weight matrix for the effective rank), discovery and
+the exact state snapshot. On a shared, oversubscribed CPU use ``--threads 1``: OpenMP threads that spin-wait
+for a busy core make single timings swing by 5x.
+``--breakdown`` times each of those alone as well, to show where the overhead goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+import initlab
+from initlab.diagnostics.recorder import weight_fields
+from initlab.diagnostics.sites import layer_sites
+from initlab.model.state import ModelState
+
+
+def build(layers: int, d: int, heads: int) -> nn.Module:
+    layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+def timed(fn: Callable[[], object], warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--small", action="store_true", help="4 layers, d=256, batch 8x64")
+    p.add_argument("--repeat", type=int, default=3, help="interleaved (plain, diagnose) pairs")
+    p.add_argument("--breakdown", action="store_true", help="time the overhead's parts alone")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    layers, d, heads, batch, seq = (4, 256, 4, 8, 64) if args.small else (12, 768, 12, 16, 128)
+    device = torch.device(args.device)
+    model = build(layers, d, heads).to(device)
+    g = torch.Generator(device=device).manual_seed(0)
+    x = torch.randn(batch, seq, d, generator=g, device=device)
+    v = torch.randn(batch, seq, d, generator=g, device=device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def plain() -> None:
+        model.zero_grad(set_to_none=True)
+        (model(x) * v).sum().backward()
+        sync()
+
+    def diagnose() -> None:
+        initlab.diagnose(model, x, seed=0)
+        sync()
+
+    sites, _ = layer_sites(model, x)
+    params = dict(model.named_parameters())
+
+    def weights_only() -> None:
+        for site in sites:
+            weight_fields(site, lambda p: p)  # the weight as its own "gradient": same cost as the real one
+        sync()
+
+    plain()  # warm-up: allocator, kernels
+    diagnose()  # warm-up: activation profiles, imports
+    pairs = []
+    for _ in range(args.repeat):  # interleaved, so that a change in machine load hits both alike
+        pairs.append((timed(plain, 0), timed(diagnose, 0)))
+    t_plain = statistics.median(p for p, _ in pairs)
+    t_diag = statistics.median(d for _, d in pairs)
+    ratio = statistics.median(d / p for p, d in pairs)
+    n = sum(p.numel() for p in params.values())
+    print(f"TransformerEncoder: {layers} layers, d={d}, batch {batch}x{seq}, {n / 1e6:.1f}M parameters, "
+          f"{torch.get_num_threads()} threads, {device}")
+    print(f"  plain forward+backward   {t_plain:8.3f} s   (baseline, median of {args.repeat})")
+    print(f"  initlab.diagnose         {t_diag:8.3f} s   ratio {ratio:.2f}x (median of the paired ratios; "
+          "target <= 4x)")
+    print("  pairs (plain, diagnose): " + ", ".join(f"({p:.2f}, {d:.2f})" for p, d in pairs))
+    if args.breakdown:
+        print("  timed alone:")
+        print(f"    discovery              {timed(lambda: layer_sites(model, x), 1):8.3f} s")
+        print(f"    weight statistics      {timed(weights_only, 1):8.3f} s   (norms, symmetry groups, "
+              "effective rank)")
+        t_state = timed(lambda: ModelState.capture(model).restore(model), 1)
+        print(f"    state snapshot+restore {t_state:8.3f} s")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Cost of init_model beside the model's own default init, measured in the same run (1 thread, medians).
+
+Models: a 24-layer width-1024 ReLU MLP, a 12-layer d=768 TransformerEncoder, a 20-block ResNet without
+normalization. Baseline: every module's own ``reset_parameters()``. Printed: seconds and the ratio to the
+baseline for "auto", named schemes, a profile, and anyinit when it is installed.
+
+    python benchmarks/model_init.py [--repeats 3] [--models mlp,transformer,resnet] [--no-anyinit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from initlab.model import init_model
+
+
+def mlp() -> nn.Module:
+    layers: list[nn.Module] = []
+    for _ in range(23):
+        layers += [nn.Linear(1024, 1024), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(1024, 10))
+
+
+def transformer() -> nn.Module:
+    layer = nn.TransformerEncoderLayer(768, 12, 3072, batch_first=True)
+    return nn.TransformerEncoder(layer, 12, enable_nested_tensor=False)
+
+
+class Block(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.c2(F.relu(self.c1(x)))
+
+
+def resnet() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), *[Block(64) for _ in range(20)],
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
+    "mlp 24x1024": (mlp, (8, 1024)),
+    "transformer 12x768": (transformer, (2, 16, 768)),
+    "resnet 20 blocks, no norm": (resnet, (2, 3, 32, 32)),
+}
+
+
+def reset(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.MultiheadAttention):
+            m._reset_parameters()
+        elif hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--models", default="")
+    ap.add_argument("--no-anyinit", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    anyinit = None
+    if not args.no_anyinit:
+        with contextlib.suppress(ImportError):
+            import anyinit  # type: ignore[no-redef]
+    print("| model | params | reset_parameters (s) | variant | s | ratio |")
+    print("|---|---|---|---|---|---|")
+    for name, (build, shape) in MODELS.items():
+        if args.models and not any(k in name for k in args.models.split(",")):
+            continue
+        model = build()
+        n = sum(p.numel() for p in model.parameters())
+        base = median_time(lambda m=model: reset(m), args.repeats)
+        variants: dict[str, Callable[[], object]] = {
+            "auto": lambda m=model: init_model(m, "auto", seed=0),
+            "he_uniform": lambda m=model: init_model(m, "he_uniform", seed=0),
+            "he_normal": lambda m=model: init_model(m, "he_normal", seed=0),
+            "torch:default": lambda m=model: init_model(m, "torch:default", seed=0),
+            "auto, dry run (plan only)": lambda m=model: init_model(m, "auto", dry_run=True),
+        }
+        if anyinit is not None:
+            x = torch.randn(*shape)
+            variants["anyinit"] = lambda m=model, x=x: anyinit.initialize(m, input_spec=x, seed=0)
+        for vname, fn in variants.items():
+            reps = 1 if vname == "anyinit" else args.repeats
+            t = median_time(fn, reps)
+            row = f"| {name} | {n / 1e6:.1f}M | {base:.3f} | {vname} | {t:.3f} | {t / base:.2f}x |"
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The measurements themselves: thresholds from the catalog, dead/saturated fractions, symmetry, rank,
+moments and the Jacobian spectrum, each against a value computed independently."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import initlab
+from initlab.diagnostics import stats
+from initlab.diagnostics.jacobian import jacobian_spectrum
+from initlab.diagnostics.profiles import GRID, profile
+from initlab.diagnostics.recorder import forward_fields
+from initlab.diagnostics.sites import Site
+
+STEP = float(GRID[1] - GRID[0])
+
+
+@pytest.mark.parametrize(
+    ("name", "edge"),
+    [
+        ("tanh", math.atanh(math.sqrt(0.95))),  # 1 - tanh² = 0.05
+        ("sigmoid", math.log((1 + math.sqrt(0.95)) / (1 - math.sqrt(0.95)))),  # s(1-s) = 0.05/4
+        ("softsign", math.sqrt(20) - 1),  # 1/(1+x)² = 0.05
+        ("hardtanh", 1.0),
+    ],
+)
+def test_saturation_threshold_is_where_the_derivative_drops_to_5_percent(name: str, edge: float) -> None:
+    p = profile(initlab.activation(name))
+    assert p.saturation is not None
+    low, high = p.saturation
+    # central differences on the grid: a few grid steps (softsign's kink at 0 lowers the numeric peak by h)
+    assert high == pytest.approx(edge, abs=4 * STEP) and low == pytest.approx(-edge, abs=4 * STEP)
+    assert p.dead_edge is None
+
+
+def test_thresholds_of_a_callable_activation() -> None:
+    steep = initlab.activation(lambda x: np.tanh(2 * x))
+    steep = type(steep)(steep.name, steep.fn, {}, can_die=False, saturates=True)
+    p = profile(steep)
+    assert p.saturation is not None
+    assert p.saturation[1] == pytest.approx(math.atanh(math.sqrt(0.95)) / 2, abs=2 * STEP)
+    x = torch.linspace(-3, 3, 7)
+    assert torch.allclose(p.fn(x), torch.tanh(2 * x))
+
+
+@pytest.mark.parametrize(("name", "edge"), [("relu", 0.0), ("relu6", 0.0), ("hardsigmoid", -3.0)])
+def test_dead_edge(name: str, edge: float) -> None:
+    assert profile(initlab.activation(name)).dead_edge == pytest.approx(edge, abs=STEP)
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "gelu", "elu", "linear", "silu"])
+def test_non_dying_non_saturating(name: str) -> None:
+    p = profile(initlab.activation(name))
+    assert p.dead_edge is None and p.saturation is None
+
+
+def test_dead_and_saturated_fractions_on_a_designed_tensor() -> None:
+    # 8 samples x 4 units: unit 0 never positive, unit 1 positive once, units 2-3 mixed
+    z = torch.randn(8, 4, generator=torch.Generator().manual_seed(0)).abs() + 0.1
+    z[:, 0] *= -1
+    z[:, 1] = -z[:, 1]
+    z[3, 1] = 0.5
+    z[::2, 2] *= -1
+    relu = forward_fields(
+        z, Site("l", nn.Identity(), "linear", None), profile(initlab.activation("relu")), 10
+    )
+    assert relu["dead"] == 0.25
+    assert relu["act"].mean == pytest.approx(float(torch.relu(z).mean()))
+    big = torch.tensor([[-3.0, 0.0, 2.0, 2.2], [5.0, -2.1, -2.2, 0.1]])
+    tanh = forward_fields(
+        big, Site("l", nn.Identity(), "linear", None), profile(initlab.activation("tanh")), 10
+    )
+    assert tanh["saturated"] == 4 / 8  # -3, 2.2, 5, -2.2 lie beyond +-2.178; 2.0 and -2.1 do not
+    conv = torch.zeros(2, 3, 4, 4)
+    conv[:, 1] = 1.0  # only channel 1 is ever positive
+    fields = forward_fields(
+        conv, Site("c", nn.Identity(), "conv", None, unit_dim=1), profile(initlab.activation("relu")), 10
+    )
+    assert fields["dead"] == pytest.approx(2 / 3)
+
+
+def test_moments_match_numpy_and_survive_huge_float64() -> None:
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    m = stats.moments(x)
+    a = x.double().numpy()
+    assert m.mean == pytest.approx(a.mean()) and m.std == pytest.approx(a.std())
+    assert m.rms == pytest.approx(math.sqrt((a**2).mean()))
+    huge = torch.tensor([1e200, -1e200, 3e200], dtype=torch.float64)
+    assert stats.moments(huge).rms == pytest.approx(math.sqrt((1 + 1 + 9) / 3) * 1e200)
+    assert math.isnan(stats.moments(torch.empty(0)).mean)
+
+
+def test_symmetry_groups_split_by_gradient() -> None:
+    a, b = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])
+    rows = torch.stack([a, a, b, a])
+    grads = torch.stack([a, a, a, b])  # unit 3 shares unit 0's weights but gets a different gradient
+    s = stats.symmetry(rows, grads)
+    assert (s.units, s.groups, s.largest, s.twinned) == (4, 3, 2, 2)
+    assert stats.symmetry(rows).groups == 2  # weights alone
+    assert stats.symmetry(torch.randn(16, 4)).twinned == 0
+
+
+def test_unit_rows_with_bias_and_transposed_weights() -> None:
+    w = torch.ones(3, 2)
+    assert stats.symmetry(stats.unit_rows(w, torch.tensor([0.0, 0.0, 1.0]))).groups == 2
+    wt = torch.zeros(2, 3, 1)  # ConvTranspose: (in, out, k); output units on dim 1
+    wt[:, 2] = 1.0
+    assert stats.symmetry(stats.unit_rows(wt, transposed=True)).groups == 2
+
+
+def test_effective_rank() -> None:
+    assert stats.effective_rank(torch.ones(4, 6)) == pytest.approx(1.0, abs=1e-5)
+    assert stats.effective_rank(torch.eye(5)) == pytest.approx(5.0, abs=1e-5)
+    assert stats.effective_rank(torch.diag(torch.tensor([1.0, 1.0, 0.0]))) == pytest.approx(2.0, abs=1e-5)
+    assert stats.effective_rank(torch.zeros(3, 3)) == 0.0
+
+
+def test_histogram_counts_every_finite_value() -> None:
+    x = torch.tensor([0.0, 1.0, 1.0, 2.0, float("inf"), float("nan")])
+    h = stats.histogram(x, bins=4)
+    assert sum(h.counts) == 4 and h.edges[0] == 0.0 and h.edges[-1] == 2.0
+    assert sum(stats.histogram(torch.zeros(5), bins=3).counts) == 5
+
+
+def test_jacobian_of_a_linear_net_is_the_weight_product() -> None:
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 5, bias=False), nn.Linear(5, 4, bias=False))
+    with torch.no_grad():
+        for m in net:
+            m.weight.normal_(generator=g)
+    x = torch.randn(3, 6, generator=g)
+    spec = jacobian_spectrum(net, x)
+    s = torch.linalg.svdvals((net[1].weight @ net[0].weight).detach().double())
+    assert spec["max"] == pytest.approx(float(s.max()), rel=1e-5)
+    assert spec["min"] == pytest.approx(float(s.min()), rel=1e-5)
+    assert spec["spread_db"] == pytest.approx(20 * math.log10(float(s.max() / s.min())), rel=1e-4)
+    d = initlab.diagnose(net, x, jacobian=True)
+    assert d.jacobian is not None and d.jacobian["max"] == pytest.approx(spec["max"], rel=1e-5)
+
+
+def test_jacobian_separates_samples_under_batchnorm() -> None:
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2))
+    spec = jacobian_spectrum(net, torch.randn(8, 4, generator=torch.Generator().manual_seed(0)))
+    assert spec["samples"] == 4 and spec["max"] > 0
+
+
+def test_jacobian_refuses_integer_inputs_and_huge_outputs() -> None:
+    with pytest.raises(ValueError, match="floating-point"):
+        jacobian_spectrum(nn.Embedding(10, 4), torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="entries"):
+        jacobian_spectrum(nn.Linear(4096, 4096), torch.randn(4, 4096))
