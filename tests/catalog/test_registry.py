@@ -168,3 +168,21 @@ def test_torch_dialect_ignores_groups_like_torch() -> None:
     shape, ctx = (64, 4, 3, 3), Context(groups=4)
     assert get("torch:xavier_uniform").resolve(shape, ctx).high == pytest.approx(math.sqrt(6 / (36 + 576)))
     assert get("glorot_uniform").resolve(shape, ctx).high == pytest.approx(math.sqrt(6 / (36 + 144)))
+
+
+def test_landscape_facts() -> None:
+    """Values landscape.md reports from the real libraries, recomputed from our catalog."""
+    from initlab.catalog.draws import truncated_std
+
+    assert truncated_std(-2, 2) == pytest.approx(0.87962566103423978, rel=1e-15)
+    # transformers' lecun_normal_: std/0.8796, absolute +-2 bounds -> 13.8% too large (0.0711 vs 0.0625)
+    hf = get("hf:lecun_normal").resolve((512, 256))
+    assert hf.std == pytest.approx(0.0711, abs=5e-5) and hf.std / 0.0625 - 1 == pytest.approx(0.137, abs=2e-3)
+    # torch's Linear default U(+-1/sqrt(fan_in)) has std 1/sqrt(3 fan_in)
+    assert get("torch:default").resolve((10, 300)).std == pytest.approx(1 / math.sqrt(900))
+    # GPT-2 residual projections: 0.02 / sqrt(2 * 12) = 0.00408
+    assert get("gpt2_residual").resolve((768, 768)).std == pytest.approx(0.00408, abs=5e-6)
+    # Flax Embed: variance_scaling(1, fan_in, normal, out_axis=0) -> std 1/sqrt(features)
+    assert get("flax:embed").resolve((1000, 64)).std == pytest.approx(0.125)
+    # torch's trunc_normal_(std=0.02) with its default a=-2, b=2 truncates at 100 std: effectively nothing
+    assert get("torch:trunc_normal(std=0.02)").resolve((4, 4)).high == pytest.approx(100)

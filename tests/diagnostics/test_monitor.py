@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,12 @@ import torch
 from torch import nn
 
 import initlab
+from initlab.diagnostics import Monitor
 
 from . import nets
 
 
-def _train(net: nn.Module, steps: int, mon: initlab.Monitor | None = None) -> list[float]:
+def _train(net: nn.Module, steps: int, mon: Monitor | None = None) -> list[float]:
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
     losses = []
     for step in range(steps):
@@ -75,3 +77,14 @@ def test_monitor_rejects_bad_every() -> None:
         initlab.monitor(nn.Linear(2, 2), every=0)
     with pytest.raises(RuntimeError, match="not running"):
         initlab.monitor(nn.Linear(2, 2)).step()
+
+
+def test_tensorboard_is_optional(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
+    net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.warns(UserWarning, match="tensorboard is not installed"):
+        mon = initlab.monitor(net, every=1, tensorboard=tmp_path / "runs", path=tmp_path / "m.json")
+    with mon:
+        net(torch.randn(8, 4)).sum().backward()
+        mon.step()
+    assert json.loads((tmp_path / "m.json").read_text())["snapshots"][0]["step"] == 0

@@ -154,3 +154,25 @@ def test_jacobian_refuses_integer_inputs_and_huge_outputs() -> None:
         jacobian_spectrum(nn.Embedding(10, 4), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="entries"):
         jacobian_spectrum(nn.Linear(4096, 4096), torch.randn(4, 4096))
+
+
+class Squash(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * torch.tanh(x)
+
+
+class Shifted(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x - 1)
+
+
+def test_custom_activation_modules_get_thresholds_from_their_derivative() -> None:
+    net = nn.Sequential(nn.Linear(4, 16), Squash(), nn.Linear(16, 16), Shifted(), nn.Linear(16, 2))
+    d = initlab.diagnose(net, torch.randn(32, 4, generator=torch.Generator().manual_seed(0)))
+    squash, shifted = d.layers[0], d.layers[1]
+    assert squash.activation == "Squash" and squash.saturated is not None and squash.dead is None
+    assert shifted.activation == "Shifted" and shifted.dead is not None and shifted.saturated is None
+    p = profile(initlab.activation(Squash()))
+    assert p.saturation is not None
+    assert p.saturation[1] == pytest.approx(math.atanh(math.sqrt(0.95)), abs=4 * STEP)
+    assert profile(initlab.activation(Shifted())).dead_edge == pytest.approx(1.0, abs=STEP)

@@ -6,7 +6,7 @@ from initlab.lab.experiments._common import CHANCE
 
 
 def test_glorot_stalls_and_he_trains_a_30_layer_relu_net(quick_run):
-    result, _ = quick_run("glorot-vs-he")
+    result, _ = quick_run("glorot-vs-he", seeds=1)
     runs = result.data["runs"]["relu"]
     glorot = [r["test_acc"][-1] for r in runs["Glorot"]["30"]]
     he = [r["test_acc"][-1] for r in runs["He"]["30"]]

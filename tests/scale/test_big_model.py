@@ -89,13 +89,19 @@ def _deep(act: type[nn.Module], depth: int = 8, width: int = 12) -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(width, 3))
 
 
-@pytest.mark.parametrize("act,step", [(nn.ReLU, "looks_linear"), (nn.Sigmoid, "center")])
-def test_post_steps_are_piecewise_and_materializable(act, step):
-    """looks_linear weights and centred biases: any row/column piece equals the slice of the whole (what a
-    rank computes alone), and materialize equals init_model."""
+def _narrow() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 3))
+
+
+@pytest.mark.parametrize("factory,step", [(lambda: _deep(nn.ReLU), "looks_linear"),
+                                          (lambda: _deep(nn.Sigmoid), "center"), (_narrow, "row_norm")])
+def test_post_steps_are_piecewise_and_materializable(factory, step):
+    """Post steps of torch-generator plans (looks-linear weights, centred biases, fixed row norms): any
+    row/column piece equals the slice of the whole (what a rank computes alone); materialize equals
+    init_model (which plans portably for the counter generator)."""
     from initlab.scale.plan_fill import fill_assignment_
 
-    plan = initlab.init_model(_deep(act), "auto", seed=0, dry_run=True).plan
+    plan = initlab.init_model(factory(), "auto", seed=0, dry_run=True).plan
     index = {a.name: a for a in plan.assignments}
     assert any(s[0] == step for a in plan.assignments for s in a.post), "the plan no longer uses " + step
     for a in plan.assignments:
@@ -111,9 +117,9 @@ def test_post_steps_are_piecewise_and_materializable(act, step):
             cols = a.shape[1] - 3
             middle = fill_assignment_(torch.empty(rows, cols), a, 5, (0, 2), assignments=index)
             assert torch.equal(middle, full[:, 2:2 + cols]), a.name
-    ref = reference(lambda: _deep(act), seed=5)
+    ref = reference(factory, seed=5)
     with torch.device("meta"):
-        model = _deep(act)
+        model = factory()
     initlab.materialize(model, seed=5)
     for (k, v), w in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
         assert torch.equal(v, w), k

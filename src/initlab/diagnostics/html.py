@@ -52,18 +52,18 @@ def write_page(path: str | os.PathLike[str], entries: Sequence[Entry], title: st
 
 
 def page(entries: Sequence[Entry], title: str) -> str:
-    labels = [label or d.model for label, d in entries]
+    entries = [(label or d.model, d) for label, d in entries]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        _summary(labels, entries),
-        _verdicts(labels, entries),
-        _plots(labels, entries),
-        _histograms(labels, entries),
-        _layer_tables(labels, entries),
+        _summary(entries),
+        _verdicts(entries),
+        _plots(entries),
+        _histograms(entries),
+        _layer_tables(entries),
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -73,9 +73,9 @@ def _e(text: object) -> str:
     return html.escape(str(text))
 
 
-def _summary(labels: list[str], entries: Sequence[Entry]) -> str:
+def _summary(entries: Sequence[Entry]) -> str:
     rows = []
-    for label, (_, d) in zip(labels, entries, strict=False):
+    for label, d in entries:
         s = d.summary()
         rows.append(
             f"<tr><td class='name'>{_e(label)}</td><td>{_e(tuple(d.input_shape))}</td>"
@@ -91,14 +91,13 @@ def _summary(labels: list[str], entries: Sequence[Entry]) -> str:
         "(backward)</th><th>Jacobian spread (dB)</th><th>verdicts</th></tr>"
     )
     table = f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
-    notes = "".join(f"<p class='note'>{_e(label)}: {_e(n)}</p>" for label, (_, d) in zip(labels, entries,
-                    strict=True) for n in d.notes)
+    notes = "".join(f"<p class='note'>{_e(label)}: {_e(n)}</p>" for label, d in entries for n in d.notes)
     return f'<section id="summary"><h2>Summary</h2>{table}{notes}</section>'
 
 
-def _verdicts(labels: list[str], entries: Sequence[Entry]) -> str:
+def _verdicts(entries: Sequence[Entry]) -> str:
     out = ['<section id="verdicts"><h2>Verdicts</h2>']
-    for label, (_, d) in zip(labels, entries, strict=False):
+    for label, d in entries:
         if len(entries) > 1:
             out.append(f"<h3>{_e(label)}</h3>")
         if not d.verdicts:
@@ -115,7 +114,7 @@ def _verdicts(labels: list[str], entries: Sequence[Entry]) -> str:
     return "\n".join(out)
 
 
-def _plots(labels: list[str], entries: Sequence[Entry]) -> str:
+def _plots(entries: Sequence[Entry]) -> str:
     figures = [
         (
             "plot-std",
@@ -138,10 +137,13 @@ def _plots(labels: list[str], entries: Sequence[Entry]) -> str:
     ]
     out = ['<section id="plots"><h2>Per-layer plots</h2>']
     for fid, caption, draw in figures:
-        fig = Figure(figsize=(9.5, 3.4), layout="constrained")
-        ax = fig.add_subplot()
-        for i, (label, (_, d)) in enumerate(zip(labels, entries, strict=False)):
+        fig = Figure(figsize=(9.5, 3.4))
+        fig.subplots_adjust(left=0.08, right=0.98, top=0.96, bottom=0.15)  # fixed: constrained layout doubles
+        ax = fig.add_subplot()  # the drawing time
+        for i, (label, d) in enumerate(entries):
             draw(ax, d.layers, label, f"C{i % 10}")
+        last = max(len(d.layers) for _, d in entries) - 1
+        ax.set_xlim(-0.02 * last - 0.5, 1.02 * last + 0.5)
         ax.set_xlabel("layer (forward order)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="best")
@@ -208,17 +210,19 @@ def _log(ax: Axes, ylabel: str) -> None:
     ax.set_ylabel(ylabel)
 
 
-def _histograms(labels: list[str], entries: Sequence[Entry]) -> str:
+def _histograms(entries: Sequence[Entry]) -> str:
     n = max(len(d.layers) for _, d in entries)
     chosen = (
         sorted({round(i * (n - 1) / (MAX_HISTOGRAMS - 1)) for i in range(MAX_HISTOGRAMS)}) if n > 1 else [0]
     )
     cols = 4
     rows = math.ceil(len(chosen) / cols)
-    fig = Figure(figsize=(10, 2.1 * rows), layout="constrained")
+    fig = Figure(figsize=(10, 2.1 * rows))
+    fig.subplots_adjust(left=0.05, right=0.99, top=1 - 0.3 / (2.1 * rows), bottom=0.4 / (2.1 * rows),
+                        hspace=0.45, wspace=0.25)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, index in zip(axes, chosen, strict=False):
-        for i, (label, (_, d)) in enumerate(zip(labels, entries, strict=False)):
+        for i, (label, d) in enumerate(entries):
             if index >= len(d.layers) or d.layers[index].histogram is None:
                 continue
             la = d.layers[index]
@@ -242,7 +246,8 @@ def _histograms(labels: list[str], entries: Sequence[Entry]) -> str:
         axes[0].legend(fontsize=7)
     caption = (
         f"Histograms of the activations (after each layer's activation) for {len(chosen)} of {n} layers, "
-        "evenly spaced; bars are fractions of the layer's values."
+        "evenly spaced; bars are fractions of the layer's values (for large layers, of an evenly strided "
+        "sample of 65,536)."
     )
     return (
         f'<section id="histograms"><h2>Activation histograms</h2><figure id="plot-histograms">'
@@ -250,7 +255,7 @@ def _histograms(labels: list[str], entries: Sequence[Entry]) -> str:
     )
 
 
-def _layer_tables(labels: list[str], entries: Sequence[Entry]) -> str:
+def _layer_tables(entries: Sequence[Entry]) -> str:
     cols: list[tuple[str, Callable[[LayerStats], str]]] = [
         ("#", lambda la: str(la.index)),
         ("out mean", lambda la: fmt(la.output.mean)),
@@ -268,7 +273,7 @@ def _layer_tables(labels: list[str], entries: Sequence[Entry]) -> str:
         ("mean shift", lambda la: fmt(la.mean_shift)),
     ]
     out = ['<section id="layers"><h2>Per-layer numbers</h2>']
-    for label, (_, d) in zip(labels, entries, strict=False):
+    for label, d in entries:
         if len(entries) > 1:
             out.append(f"<h3>{_e(label)}</h3>")
         head = "<tr><th>layer</th><th>kind</th><th>activation</th>" + "".join(

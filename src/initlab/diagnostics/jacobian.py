@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .recorder import first_tensor
+
 SAMPLES = 4
 MAX_ENTRIES = 1 << 24  # of the Jacobian of the sample batch: 64 MiB in float32
 
@@ -74,12 +76,7 @@ def _first_input(batch: Any) -> tuple[torch.Tensor, Any]:
 
 
 def _output(model: nn.Module, inputs: Any) -> torch.Tensor:
-    out = model(*inputs) if isinstance(inputs, tuple) else model(inputs)
-    while not isinstance(out, torch.Tensor):
-        if isinstance(out, dict):
-            out = next(iter(out.values()))
-        elif isinstance(out, (tuple, list)) and out:
-            out = out[0]
-        else:
-            raise ValueError(f"cannot take the Jacobian of an output of type {type(out).__name__}")
+    out = first_tensor(model(*inputs) if isinstance(inputs, tuple) else model(inputs))
+    if out is None:
+        raise ValueError("the model returned no tensor to take the Jacobian of")
     return out

@@ -17,6 +17,7 @@ from ..catalog.activations import Activation, activation_names
 
 SATURATION_LEVEL = 0.05  # saturated where phi' < 5% of its peak
 GRID = np.linspace(-60.0, 60.0, 240_001)  # step 5e-4; includes 0 exactly
+KINK = 0.1  # a derivative that jumps from zero to 5% of its peak within this distance: a ReLU-like floor
 
 TorchFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -53,11 +54,21 @@ def profile(act: Activation) -> Profile:
 
 
 def _build(act: Activation) -> Profile:
+    """Named activations keep the catalog's word on whether they die or saturate; for any other callable
+    (a custom module) the derivative decides: zero on a left half-line up to a kink -> it can die (a smooth
+    decay, as tanh's, is not death), below 5% of its peak at both ends -> it saturates."""
     y = act(GRID)
     d = np.abs(np.gradient(y, GRID))
     peak = float(np.nanmax(d)) if np.isfinite(d).any() else 0.0
-    dead_edge = _dead_edge(d, peak) if act.can_die else None
-    saturation = _saturation(d, peak) if act.saturates else None
+    if act.name in activation_names():
+        can_die, saturates = act.can_die, act.saturates
+    else:
+        rising = np.flatnonzero(d > 1e-6 * peak)
+        full = np.flatnonzero(d >= SATURATION_LEVEL * peak)
+        can_die = bool(rising.size and rising[0] > 0 and GRID[full[0]] - GRID[rising[0]] < KINK)
+        saturates = bool(max(d[0], d[-1]) < SATURATION_LEVEL * peak)
+    dead_edge = _dead_edge(d, peak) if can_die else None
+    saturation = _saturation(d, peak) if saturates else None
     return Profile(act.spec, dead_edge, saturation, _torch_fn(act))
 
 

@@ -52,7 +52,7 @@ def _buffer_fill(name: str, reset: set[str]) -> float:
 
 
 def _plan(model: nn.Module, scheme: Any, seed: int, rules: Any, options: dict[str, Any]) -> InitReport:
-    report = init_model(model, scheme, seed=seed, rules=rules, dry_run=True, **options)
+    report = init_model(model, scheme, seed=seed, rules=rules, dry_run=True, generator="counter", **options)
     if report.plan is None:
         raise ValueError(f"scheme {scheme!r} has no per-parameter plan: materialize cannot use it")
     return report

@@ -6,7 +6,8 @@ there (no difference seen in 16M values).
 
 Work is split into tasks of ``CHUNK`` elements of one row; a task computes whole Philox counters in a loop
 that LLVM vectorizes (indices are unsigned and the error model is numpy's, so no checks block it), and the
-partial counters at its two ends one by one.
+partial counters at its two ends one by one. Normal and truncated normal take two passes per task (Philox
+words into a small buffer, then the transform), which keeps register pressure down.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ _D0, _D1, _D2, _D3, _D4, _D5 = ACK_C
 _E0, _E1, _E2, _E3 = ACK_D
 _U0, _U1, _U2 = np.uint64(0), np.uint64(1), np.uint64(2)
 _U3, _F32_1 = np.uint64(3), np.float32(1.0)
+_I1, _I2, _I3, _I8, _I21, _I22 = (np.int32(1), np.int32(2), np.int32(3), np.uint32(8), np.int32(1 << 21),
+                                  np.int32(22))
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -111,7 +114,7 @@ def _from_bits(typingctx, b):
 def _radius(x):
     """sqrt(-2 ln((k + 1) 2**-24)) for the 24-bit k = x >> 8: exponent and mantissa of float32(k + 1) (exact)
     from its bits, which equals the reference's integer frexp."""
-    b = _bits(np.float32(np.uint32(x >> _S8) + np.uint32(1)))  # type: ignore[call-arg,var-annotated]
+    b = _bits(np.float32(np.uint32(np.uint32(x) >> _I8) + np.uint32(1)))  # type: ignore[call-arg,var-annotated]
     ee = np.int32(b >> np.uint32(23)) - np.int32(150)  # exponent of the mantissa in [0.5, 1), minus 24
     m = _from_bits(np.uint32((b & np.uint32(0x007FFFFF)) | np.uint32(0x3F000000)))
     if m < SQRTHF:
@@ -131,16 +134,17 @@ def _radius(x):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def _sincos(x):
-    m = np.int32(x >> _S8)
-    j = (m + (1 << 21)) >> 22
-    th = np.float32(m - (j << 22)) * ANGLE_STEP
+    m = np.int32(np.uint32(x) >> _I8)  # explicit 32-bit casts let LLVM keep 32-bit lanes
+    j = np.int32(np.int32(m + _I21) >> _I22)
+    th = np.float32(np.int32(m - np.int32(j << _I22))) * ANGLE_STEP
     z = th * th
     s = ((_S0 * z + _S1) * z + _S2) * z * th + th
     c = ((_C0 * z + _C1) * z + _C2) * z * z - HALF * z + ONE
-    q = j & 3
-    ss = c if (q & 1) == 1 else s
-    cc = s if (q & 1) == 1 else c
-    return (-ss if q >= 2 else ss), (-cc if (q == 1 or q == 2) else cc)
+    q = np.int32(j & _I3)
+    odd = np.int32(q & _I1) == _I1
+    ss = c if odd else s
+    cc = s if odd else c
+    return (-ss if q >= _I2 else ss), (-cc if (q == _I1) | (q == _I2) else cc)
 
 
 @njit(inline="always", cache=True, error_model="numpy")

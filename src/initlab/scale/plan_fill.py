@@ -6,8 +6,9 @@ plan stacks gate blocks along dim 0 (LSTM/GRU, packed attention projections), el
 parameter's index space; a structured block (orthogonal...) is its own global tensor named ``"<name>/<b>"``.
 Post steps: padding rows and forget-gate slices are applied to the part of them a piece holds; a
 ``looks_linear`` weight (``[[A, -A], [-A, A]]``) draws ``A`` as its own ``(rows/2, cols/2)`` tensor and is cut
-from the full layout; a ``center`` bias (``b -= c * row sums of W``) regenerates the rows of ``W`` it needs
-from their indices, so a rank holding a bias piece needs no other rank's weights.
+from the full layout; steps that need whole rows (``row_norm``: rows scaled to a fixed norm) are applied to
+the piece's rows generated in full, then cut; a ``center`` bias (``b -= c * row sums of W``) regenerates the
+rows of ``W`` it needs from their indices. So a rank never needs another rank's values.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ def fill_assignment_(local: torch.Tensor, a: Assignment, seed: int, offset: Sequ
     if local.numel() == 0 or local.device.type == "meta":
         return local
     steps = {s[0]: s[1:] for s in a.post}
+    if "row_norm" in steps and tuple(local.shape[1:]) != glob[1:]:  # whole rows first, then the columns
+        rows = torch.empty((local.shape[0], *glob[1:]), dtype=local.dtype)
+        fill_assignment_(rows, a, seed, (offs[0], *(0,) * (len(glob) - 1)), threads, assignments)
+        cols = (slice(o, o + n) for o, n in zip(offs[1:], local.shape[1:], strict=True))
+        local.copy_(rows[(slice(None), *cols)])
+        return local
     if "looks_linear" in steps and len(glob) == 2:
         full = _looks_linear(a, seed, str(steps["looks_linear"][0]), local.dtype, threads)
         local.copy_(full[offs[0]:offs[0] + local.shape[0], offs[1]:offs[1] + local.shape[1]])
@@ -94,6 +101,9 @@ def _post(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...], 
             start, stop = max(int(step[1]) - lo, 0), min(int(step[2]) - lo, n)
             if start < stop:
                 local[start:stop].fill_(step[3])
+        elif step[0] == "row_norm":  # whole rows (see fill_assignment_)
+            norms = local.reshape(n, -1).norm(dim=1, keepdim=True).clamp_min(1e-30)
+            local.mul_((step[1] / norms).view(n, *(1,) * (local.dim() - 1)))
         elif step[0] == "center":  # 1-D bias -= c * row sums of the weight
             if not step[2]:
                 continue

@@ -127,11 +127,19 @@ def _answer(runs: dict[str, Any], cfg: dict[str, Any]) -> str:
         verdict = f"He trained the ReLU net better than Glorot ({pct(relu_h)} vs {pct(relu_g)})."
     else:
         verdict = f"He did not beat Glorot on ReLU in this run ({pct(relu_h)} vs {pct(relu_g)})."
-    tg, th = _acc(runs["tanh"]["Glorot"][deepest]), _acc(runs["tanh"]["He"][deepest])
-    tanh_word = "Glorot was at least as good" if tg.mean >= th.mean else "He's gain 5/3 helped"
+    tanh_g = [r["test_acc"][-1] for r in runs["tanh"]["Glorot"][deepest]]
+    tanh_h = [r["test_acc"][-1] for r in runs["tanh"]["He"][deepest]]
+    p = welch(tanh_g, tanh_h).p_value if len(tanh_g) > 1 else math.nan
+    better = "Glorot" if np.mean(tanh_g) >= np.mean(tanh_h) else "He"
+    if p < 0.05:
+        tanh = f"For tanh at depth {deepest}, {better} was better (Welch p = {p:.2g})"
+    else:
+        tanh = f"For tanh at depth {deepest} the difference was not significant" + (
+            f" (Welch p = {p:.2g})" if math.isfinite(p) else " (one seed)"
+        )
     return (
-        f"Measured final test accuracy — {'; '.join(parts)}. {verdict} For tanh, {tanh_word} "
-        f"({pct(tg)} vs {pct(th)}): tanh does not halve the signal, so the plain 1/fan_avg scale suffices."
+        f"Measured final test accuracy — {'; '.join(parts)}. {verdict} {tanh}: tanh does not halve the "
+        "signal, so the 1/fan scale needs no ReLU correction."
     )
 
 

@@ -50,22 +50,17 @@ def sizes(quick: bool) -> dict[str, Any]:
 
 def availability() -> dict[str, str | None]:
     """Method -> None when usable, else why not."""
-    out: dict[str, str | None] = {}
-    for method in METHODS:
-        api = API.get(method)
-        if api is None:
-            out[method] = None
-            continue
+    out: dict[str, str | None] = dict.fromkeys(METHODS)
+    for method, api in API.items():
         try:
-            getattr(importlib.import_module("initlab"), api)
-            out[method] = None
+            _initlab(api)
         except (AttributeError, ImportError) as exc:
             out[method] = f"initlab.{api} is not available in this installation ({exc})"
     return out
 
 
 def _initlab(name: str) -> Callable[..., Any]:
-    return getattr(importlib.import_module("initlab"), name)
+    return getattr(importlib.import_module("initlab"), name)  # looked up late: absent APIs are reported
 
 
 def pretrained_trunk(seed: int, width: int, blocks: int, epochs: int, lr: float) -> dict[str, torch.Tensor]:
@@ -75,7 +70,6 @@ def pretrained_trunk(seed: int, width: int, blocks: int, epochs: int, lr: float)
         ResidualMLP(source.n_features, width, blocks, len(SOURCE_CLASSES)),
         "he_normal",
         seed=seed + 1000,
-        scale=1.0,
     )
     _residual_scale_(net, blocks)
     train(net, source, epochs=epochs, lr=lr, seed=seed + 1000)
@@ -172,9 +166,7 @@ def run(spec: Spec) -> Result:
         f"every method). Transfer: the same net pretrained {cfg['pretrain_epochs']} epochs on classes 0–4 "
         "of an independent mnist1d draw (seed 7), all tensors but the head loaded. "
         "LSUV uses 256 training inputs. "
-        "Methods: "
-        + "; ".join(f"{m}: {what}" for m, what in METHODS.items())
-        + "."
+        "Methods: " + "; ".join(f"{m}: {what}" for m, what in METHODS.items()) + "."
     )
     headers = ["method", "logit std at init", "test acc after 1 epoch", "final test acc", "diverged"]
     return Result(
