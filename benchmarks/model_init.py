@@ -2,7 +2,8 @@
 
 Models: a 24-layer width-1024 ReLU MLP, a 12-layer d=768 TransformerEncoder, a 20-block ResNet without
 normalization. Baseline: every module's own ``reset_parameters()``. Printed: seconds and the ratio to the
-baseline for "auto", named schemes, a profile, and anyinit when it is installed.
+baseline for "auto" (first call, and repeated calls that reuse the cached graph), named schemes, a profile, and
+anyinit when it is installed.
 
     python benchmarks/model_init.py [--repeats 3] [--models mlp,transformer,resnet] [--no-anyinit]
 """
@@ -63,6 +64,13 @@ def reset(model: nn.Module) -> None:
             m.reset_parameters()
 
 
+def cold(model: nn.Module) -> None:
+    from initlab.model import graph
+
+    graph._CACHE.clear()
+    init_model(model, "auto", seed=0)
+
+
 def median_time(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up
     times = []
@@ -93,6 +101,7 @@ def main() -> None:
         n = sum(p.numel() for p in model.parameters())
         base = median_time(lambda m=model: reset(m), args.repeats)
         variants: dict[str, Callable[[], object]] = {
+            "auto, first call (graph discovered)": lambda m=model: cold(m),
             "auto": lambda m=model: init_model(m, "auto", seed=0),
             "he_uniform": lambda m=model: init_model(m, "he_uniform", seed=0),
             "he_normal": lambda m=model: init_model(m, "he_normal", seed=0),

@@ -18,6 +18,7 @@ records every layer's output and the output of its activation during a forward p
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -743,13 +744,36 @@ def _sites(b: _Builder, layers: list[LayerInfo], consumers: list[list[int]]) -> 
     return out
 
 
-def discover(model: nn.Module, example_input: Any = None) -> ModelGraph:
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], ModelGraph]] = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
+    """Module names and types, parameter names, identities and shapes: what a graph depends on."""
+    mods = tuple((n, type(m)) for n, m in model.named_modules())
+    params = tuple((n, id(p), tuple(p.shape)) for n, p in model.named_parameters(remove_duplicate=False))
+    return mods + params
+
+
+def discover(model: nn.Module, example_input: Any = None, *, cache: bool = True) -> ModelGraph:
     """Find the weight layers of ``model``, the activation after each, residual branches, tied and
     parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword
     inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients, global RNG
-    state kept).
+    state kept). An fx graph is cached per model while its modules and parameters stay the same
+    (``cache=False`` rebuilds it).
     """
     model = unwrap(model)
+    key = _fingerprint(model) if cache and example_input is None else None
+    if key is not None:
+        hit = _CACHE.get(model)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+    graph = _discover(model, example_input)
+    if key is not None and graph.method == "fx":
+        _CACHE[model] = (key, graph)
+    return graph
+
+
+def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
     notes: list[str] = []
     b: _Builder | None = None
     method = "fx"
