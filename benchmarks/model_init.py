@@ -2,8 +2,8 @@
 
 Models: a 24-layer width-1024 ReLU MLP, a 12-layer d=768 TransformerEncoder, a 20-block ResNet without
 normalization. Baseline: every module's own ``reset_parameters()``. Printed: seconds and the ratio to the
-baseline for "auto" (first call, and repeated calls that reuse the cached graph), named schemes, a profile, and
-anyinit when it is installed.
+baseline for "auto" (first call, and repeated calls that reuse the cached graph), named schemes, a profile,
+and anyinit when it is installed.
 
     python benchmarks/model_init.py [--repeats 3] [--models mlp,transformer,resnet] [--no-anyinit]
 """
