@@ -230,3 +230,17 @@ def test_lazy_modules_materialized_by_example_input():
     state = torch.get_rng_state()
     report = init_model(model, "he_normal", seed=0, example_input=x)
     assert report.row("0.weight").fan_in == 10 and torch.equal(state, torch.get_rng_state())
+
+
+def test_layer_never_called_is_initialized_and_flagged():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.unused = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.a(x)
+
+    report = init_model(M(), "auto", seed=0)
+    assert "not reached" in report.row("unused.weight").note and report.row("a.weight").note == ""
+    assert report.row("unused.weight").status == "init"

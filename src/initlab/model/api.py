@@ -5,7 +5,6 @@ inside the same validation and exact-restore wrapper as the built-in schemes."""
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -255,7 +254,3 @@ def _device(model: nn.Module) -> torch.device:
     if p is None or p.device.type == "meta":
         return torch.device("cpu")
     return p.device
-
-
-def predicted_std(var: float | None) -> float | None:
-    return None if var is None else math.sqrt(max(var, 0.0))

@@ -24,7 +24,6 @@ blocks at unit logit variance."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -547,7 +546,3 @@ def _rnn_second_moment(module: nn.Module | None, steps: int = 20) -> float:
         else:
             q_h = tanh2(qz)
     return max(q_h, 1e-6)
-
-
-def _names(items: Iterable[LayerInfo]) -> list[str]:
-    return [i.name for i in items]

@@ -403,6 +403,10 @@ def build_plan(
             if pad is not None:
                 post = (*post, ("row", int(pad), 0.0))
                 note = (note + "; " if note else "") + f"padding row {pad} = 0"
+        if info is not None and not info.reached:
+            note = (
+                note + "; " if note else ""
+            ) + "layer not reached by the traced forward: planned for a unit input"
         block_shape = (shape[0] // len(draws), *shape[1:]) if shape else shape
         mean, std, bound = stats_of(draws[0], block_shape)
         row.scheme, row.rule, row.std, row.bound, row.mean, row.note = (
@@ -413,7 +417,7 @@ def build_plan(
             mean,
             note,
         )
-        owner, _, attr = _split_owner(q, info)
+        owner, attr = _split_owner(q, info)
         plan.assignments.append(Assignment(q, owner, attr, shape, draws, post, bool(originals)))
         report.rows.append(row)
     for k, rule in enumerate(rules):
@@ -433,16 +437,14 @@ def build_plan(
     return plan, report
 
 
-def _split_owner(q: str, info: LayerInfo | None) -> tuple[str, str, str]:
-    if info is not None and info.module is not None:
-        local = q[len(info.name) + 1 :] if info.name else q
-        owner = info.name
-        if "." in local:
-            sub, _, local = local.rpartition(".")
-            owner = f"{owner}.{sub}" if owner else sub
-        return owner, ".", local
+def _split_owner(q: str, info: LayerInfo | None) -> tuple[str, str]:
+    """(qualified module that holds the tensor, attribute name)."""
+    if info is not None and info.module is not None and info.name and q.startswith(info.name + "."):
+        local = q[len(info.name) + 1 :]
+        sub, _, attr = local.rpartition(".")
+        return (f"{info.name}.{sub}" if sub else info.name), attr
     owner, _, attr = q.rpartition(".")
-    return owner, ".", attr
+    return owner, attr
 
 
 def _owner(model: nn.Module, q: str) -> nn.Module | None:
