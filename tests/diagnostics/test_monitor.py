@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 import initlab
+from initlab.diagnostics import Monitor
 
 from . import nets
 
 
-def _train(net: nn.Module, steps: int, mon: initlab.Monitor | None = None) -> list[float]:
+def _train(net: nn.Module, steps: int, mon: Monitor | None = None) -> list[float]:
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
     losses = []
     for step in range(steps):

@@ -130,7 +130,7 @@ def test_compare_overlays_on_one_page(broken: Diagnosis, fixed: Diagnosis, tmp_p
     with pytest.raises(ValueError):
         initlab.compare([broken, fixed], labels=["a"])
     with pytest.raises(TypeError):
-        initlab.compare([broken, "x"])  # type: ignore[list-item]
+        initlab.compare([broken, "x"])
 
 
 def _screenshot_script() -> ModuleType:

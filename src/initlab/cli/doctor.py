@@ -1,5 +1,7 @@
-"""``initlab doctor FILE.py:FACTORY [FILE.py:FACTORY ...] --input-shape 16,784 [--scheme NAME ...]``: diagnose
-a model as built and under each requested scheme (``init_model`` on a deep copy), side by side."""
+"""initlab doctor FILE.py:FACTORY [FILE.py:FACTORY ...] --input-shape 16,784 [--scheme NAME ...]
+
+Diagnose a model as built and under each requested scheme (init_model on a deep copy), side by side: per-layer
+signal and gradient, dead and saturated units, symmetry, and verdicts naming a fix."""
 
 from __future__ import annotations
 

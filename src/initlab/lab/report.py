@@ -78,7 +78,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def find_runs(root: Path) -> list[Path]:
-    """``root`` itself if it holds a lab run, else every folder below it that does, sorted. A
+    """``root`` itself if it holds a lab run, else every folder below it that does, in the lab's order. A
     ``results.json`` that is not a lab run (a benchmark's, say) is skipped."""
     root = Path(root)
     if (root / "results.json").exists():
@@ -88,7 +88,13 @@ def find_runs(root: Path) -> list[Path]:
     runs = [p for p in candidates if _is_run(p / "results.json")]
     if not runs:
         raise FileNotFoundError(f"no lab results.json under {root}")
-    return runs
+    from .runner import EXPERIMENTS  # the lab's own order: symmetry first, methods last
+
+    def rank(run: Path) -> tuple[int, str]:
+        name = json.loads((run / "results.json").read_text())["name"]
+        return (EXPERIMENTS.index(name) if name in EXPERIMENTS else len(EXPERIMENTS), str(run))
+
+    return sorted(runs, key=rank)
 
 
 def _is_run(path: Path) -> bool:
