@@ -124,7 +124,7 @@ def init_model(
     if scheme_name == "auto":
         from .auto import AutoChooser
 
-        chooser: Any = AutoChooser(graph, **({"portable": True} if counter else {}), **options)
+        chooser: Any = AutoChooser(graph, **options)
     else:
         chooser = ProfileChooser(scheme, graph)
     plan, report = build_plan(graph, chooser, rule_list, scheme_name)

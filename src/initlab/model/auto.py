@@ -299,7 +299,8 @@ class AutoChooser:
             self._set(info, "bias", d.Constant(0.0), "zeros", "auto:bias")
             self.var_out[info.name] = 0.0
             return Signal(0.0, 0.0)
-        pre = self._pre_activation(node)
+        # edge of chaos only where the target is the activation's stable point (not a residual budget)
+        pre = self._pre_activation(node) if why.startswith(("stable", "unit")) else None
         v_in, center = q_in, 0.0
         sw2, sb2, rule = q_t / q_in, 0.0, "variance"
         if pre is not None:

@@ -113,6 +113,17 @@ def _post(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...], 
             rows = torch.empty((n, *w.shape[1:]), dtype=local.dtype)
             fill_assignment_(rows, w, seed, (lo, *(0,) * (len(w.shape) - 1)), threads, assignments)
             local.sub_(step[2] * rows.reshape(n, -1).sum(1))
+        elif step[0] == "row_norm":  # each row (dim 0) rescaled to a fixed norm
+            if tuple(local.shape[1:]) == tuple(a.shape[1:]):
+                flat = local.reshape(n, -1)
+                flat.mul_(step[1] / flat.norm(dim=1, keepdim=True).clamp_min(1e-30))
+                if flat.data_ptr() != local.data_ptr() or not local.is_contiguous():
+                    local.copy_(flat.view_as(local))
+            else:  # a piece of the columns: regenerate its whole rows (no communication), keep our columns
+                rows = torch.empty((n, *a.shape[1:]), dtype=local.dtype)
+                fill_assignment_(rows, a, seed, (lo, *(0,) * (len(a.shape) - 1)), threads, assignments)
+                cols = tuple(slice(o, o + s) for o, s in zip(offs[1:], local.shape[1:], strict=True))
+                local.copy_(rows[(slice(None), *cols)])
         elif step[0] != "looks_linear":
             raise ValueError(f"{a.name}: unknown post step {step!r}")
 
