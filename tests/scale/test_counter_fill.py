@@ -106,3 +106,20 @@ def test_threads_do_not_change_values():
     a = counter_fill_(torch.empty(1 << 16), NORMAL, seed=6, name="w", threads=1)
     b = counter_fill_(torch.empty(1 << 16), NORMAL, seed=6, name="w", threads=2)
     assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_fallback_without_numba_gives_the_same_values(monkeypatch):
+    ref = counter_fill_(torch.empty(3, 1001), d.TruncatedNormal(0.0, 0.02), seed=8, name="w")
+    monkeypatch.setenv("INITLAB_NO_NUMBA", "1")
+    from initlab.scale.fill import has_numba
+
+    assert not has_numba()
+    again = counter_fill_(torch.empty(3, 1001), d.TruncatedNormal(0.0, 0.02), seed=8, name="w")
+    assert torch.equal(again, ref)
+
+
+def test_triton_module_imports_and_stays_off_on_cpu():
+    from initlab.scale import kernels_triton
+
+    assert not kernels_triton.available()  # no GPU here; and opt-in (INITLAB_TRITON=1) until checked on one
+    assert len(kernels_triton.F32_CONSTANTS) == 19 and len(kernels_triton.F64_CONSTANTS) == 23
