@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..backends.torch_activations import module_activation
@@ -386,7 +385,3 @@ def function_act(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> st
 
 def activation_spec(act: Activation) -> str:
     return act.spec if act.name in acts.activation_names() else act.name
-
-
-def is_torch_function(func: Any) -> bool:
-    return func in (F.linear,) or getattr(func, "__module__", "") in ("torch", "torch.nn.functional")
