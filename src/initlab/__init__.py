@@ -1,6 +1,7 @@
 """initlab: initialize neural networks well, and show why an initialization works or fails.
 
-Packages, one concern each, data flowing one way (catalog <- backends <- model <- methods/diagnostics/lab/cli):
+Packages, one concern each, data flowing one way
+(catalog <- backends <- model <- methods/diagnostics/lab/scale <- cli):
 
 - :mod:`initlab.catalog` -- every named scheme, fans, gains; backend-neutral (numpy/scipy only).
 - :mod:`initlab.backends` -- fill torch tensors (``init_``) and numpy arrays (``sample``) from the catalog.
@@ -74,7 +75,8 @@ __all__ = [
 def _torch_adapter(obj: Any) -> Any:
     """Let catalog functions take torch modules (``initlab.gain(nn.LeakyReLU(0.2))``) without importing torch
     until one is actually passed."""
-    if type(obj).__module__.startswith("torch") or getattr(obj, "__module__", "") in ("torch", "torch.nn.functional"):
+    from_torch = getattr(obj, "__module__", "") in ("torch", "torch.nn.functional")
+    if type(obj).__module__.startswith("torch") or from_torch:
         module = importlib.import_module("initlab.backends.torch_activations")
         return module.module_activation(obj)
     return None
