@@ -53,9 +53,10 @@ def test_describe_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert "did you mean 'glorot_normal'" in capsys.readouterr().err
 
 
-def test_docs_table_is_generated_from_the_registry() -> None:
-    doc = (ROOT / "docs" / "catalog.md").read_text()
-    assert markdown_table() in doc, "docs/catalog.md is stale: regenerate with `initlab catalog --markdown`"
+@pytest.mark.parametrize("doc", ["docs/catalog.md", "README.md"])
+def test_docs_table_is_generated_from_the_registry(doc: str) -> None:
+    text = (ROOT / doc).read_text()
+    assert markdown_table() in text, f"{doc} is stale: regenerate the table with `initlab catalog --markdown`"
 
 
 def _example_001():  # type: ignore[no-untyped-def]
