@@ -147,6 +147,20 @@ def run(model: nn.Module, batch: Any) -> Any:
     return model(batch)
 
 
+def sweep(model: nn.Module, batch: Any, modules: Iterable[nn.Module], hook: Any, *,
+          with_kwargs: bool = False) -> None:
+    """One no-grad forward pass with ``hook`` on each of ``modules``; buffers are put back afterwards."""
+    buffers = BufferGuard(model)
+    handles = [m.register_forward_hook(hook, with_kwargs=with_kwargs) for m in modules]
+    try:
+        with torch.no_grad():
+            run(model, batch)
+    finally:
+        for h in handles:
+            h.remove()
+        buffers.restore()
+
+
 def batch_dim(module: nn.Module) -> int:
     return 1 if isinstance(module, nn.MultiheadAttention) and not module.batch_first else 0
 

@@ -25,7 +25,6 @@ from ..backends.torch_backend import init_, make_generator
 from ..model.state import ModelState
 from ._sweep import (
     HOMOGENEOUS,
-    BufferGuard,
     DataInitError,
     channel_dim,
     check_activation,
@@ -33,9 +32,9 @@ from ._sweep import (
     model_device,
     primary,
     replace_primary,
-    run,
     scale_channels_,
     scaled_params,
+    sweep,
     weight_layers,
 )
 
@@ -169,15 +168,7 @@ def _sweep(model: nn.Module, batch: Any, plan: dict[nn.Module, str], method: str
                                           (float(std.min()), float(std.max())), float(mean.abs().max()))
         return replace_primary(output, out)
 
-    buffers = BufferGuard(model)
-    handles = [m.register_forward_hook(hook) for m in plan]
-    try:
-        with torch.no_grad():
-            run(model, batch)
-    finally:
-        for h in handles:
-            h.remove()
-        buffers.restore()
+    sweep(model, batch, plan, hook)
     report = DataInitReport(method, list(done.values()), [n for m, n in plan.items() if m not in done])
     if any(not isinstance(m, nn.MultiheadAttention) and scaled_params(m)[1] is None for m in done):
         report.notes.append("layers without a bias were scaled but not centred")

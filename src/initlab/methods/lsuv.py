@@ -36,6 +36,7 @@ from ._sweep import (
     run,
     scale_channels_,
     scaled_params,
+    sweep,
     variance,
     weight_layers,
 )
@@ -228,15 +229,7 @@ def _sweep(model: nn.Module, batch: Any, plan: dict[nn.Module, str], tol: float,
                                         abs(current - target) < tol, evaluations)
         return replace_primary(output, out.to(primary(output).dtype))
 
-    buffers = BufferGuard(model)
-    handles = [m.register_forward_hook(hook, with_kwargs=True) for m in plan]
-    try:
-        with torch.no_grad():
-            run(model, batch)
-    finally:
-        for h in handles:
-            h.remove()
-        buffers.restore()
+    sweep(model, batch, plan, hook, with_kwargs=True)
     results = [states[m].result for m in order]
     return LSUVReport([r for r in results if r is not None], tol, max_iter, target,
                       evaluations=sum(s.calls for s in states.values()), forward_passes=1,
