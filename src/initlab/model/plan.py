@@ -603,13 +603,15 @@ def _post(data: torch.Tensor, post: tuple[tuple[Any, ...], ...], params: Mapping
             data.sub_(step[2] * weight.reshape(weight.shape[0], -1).sum(1).to(data.dtype))
 
 
-def _looks_linear(data: torch.Tensor, draw: d.Draw, role: str, g: torch.Generator) -> None:
+def looks_linear_block(shape: Sequence[int], role: str) -> tuple[int, int]:
+    """Shape of the block ``A`` of a looks-linear weight of ``shape`` (rows, cols) in position ``role``."""
+    rows, cols = shape
+    return (rows // 2 if role in ("first", "mid") else rows, cols // 2 if role in ("mid", "last") else cols)
+
+
+def write_looks_linear_(data: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """Middle ``[[A, -A], [-A, A]]``, first ``[[A], [-A]]``, last ``[A, -A]``: relu(u) - relu(-u) = u."""
-    rows, cols = data.shape
-    r2 = rows // 2 if role in ("first", "mid") else rows
-    c2 = cols // 2 if role in ("mid", "last") else cols
-    a = torch.empty(r2, c2, dtype=data.dtype, device=data.device)
-    fill_(a, draw, g)
+    (rows, cols), (r2, c2) = data.shape, a.shape
     data.zero_()
     data[:r2, :c2] = a
     if c2 < cols:
@@ -618,3 +620,10 @@ def _looks_linear(data: torch.Tensor, draw: d.Draw, role: str, g: torch.Generato
         data[r2 : 2 * r2, :c2] = -a
         if c2 < cols:
             data[r2 : 2 * r2, c2 : 2 * c2] = a
+    return data
+
+
+def _looks_linear(data: torch.Tensor, draw: d.Draw, role: str, g: torch.Generator) -> None:
+    a = torch.empty(looks_linear_block(data.shape, role), dtype=data.dtype, device=data.device)
+    fill_(a, draw, g)
+    write_looks_linear_(data, a)

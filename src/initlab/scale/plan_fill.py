@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from ..catalog import draws as d
-from ..model.plan import Assignment, Plan
+from ..model.plan import Assignment, Plan, looks_linear_block, write_looks_linear_
 from .fill import counter_fill_
 
 
@@ -73,20 +73,9 @@ def _blocks(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...]
 def _looks_linear(a: Assignment, seed: int, role: str, dtype: torch.dtype,
                   threads: int | None) -> torch.Tensor:
     """Middle ``[[A, -A], [-A, A]]``, first ``[[A], [-A]]``, last ``[A, -A]`` (as the model's torch path)."""
-    rows, cols = a.shape
-    r2 = rows // 2 if role in ("first", "mid") else rows
-    c2 = cols // 2 if role in ("mid", "last") else cols
-    block = torch.empty(r2, c2, dtype=dtype)
+    block = torch.empty(looks_linear_block(a.shape, role), dtype=dtype)
     counter_fill_(block, a.draws[0], seed=seed, name=a.name, threads=threads)
-    full = torch.zeros(rows, cols, dtype=dtype)
-    full[:r2, :c2] = block
-    if c2 < cols:
-        full[:r2, c2:2 * c2] = -block
-    if r2 < rows:
-        full[r2:2 * r2, :c2] = -block
-        if c2 < cols:
-            full[r2:2 * r2, c2:2 * c2] = block
-    return full
+    return write_looks_linear_(torch.empty(tuple(a.shape), dtype=dtype), block)
 
 
 def _post(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...], threads: int | None,
