@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -109,7 +110,14 @@ def activation(spec: str | Activation | Callable[[Array], Any], **params: float)
         fn = spec
         name = getattr(spec, "__name__", type(spec).__name__)
         return Activation(name, lambda x: np.asarray(fn(x), dtype=np.float64))
-    name, args, kwargs = parse_call(str(spec))
+    if not params:
+        return _from_string(str(spec))  # cached: model-level code asks for the same few names many times
+    return _from_string.__wrapped__(str(spec), **params)
+
+
+@lru_cache(maxsize=512)
+def _from_string(spec: str, **params: float) -> Activation:
+    name, args, kwargs = parse_call(spec)
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in _FACTORIES:
         import difflib

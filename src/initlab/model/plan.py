@@ -490,9 +490,10 @@ def prepare_plan(
 
     model = unwrap(model)
     params = dict(model.named_parameters(remove_duplicate=False))
+    modules = dict(model.named_modules(remove_duplicate=False))
     out = Prepared(model, [], [], None, params, [])
     for a in plan.assignments:
-        module = model.get_submodule(a.owner) if a.owner else model
+        module = modules[a.owner]
         current = getattr(module, a.attr) if a.parametrized else params[a.name]
         if current.device.type == "meta":
             continue
@@ -518,7 +519,7 @@ def prepare_plan(
                 params,
             )
         if a.parametrized:
-            out.fallible.extend(module.parametrizations[a.attr].parameters())  # type: ignore[index, union-attr]
+            out.fallible.extend(module.parametrizations[a.attr].parameters())
         out.steps.append((a, module, target, source))
     for name in plan.reset_stats:
         norm = model.get_submodule(name)
