@@ -98,14 +98,8 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
                 real = done[id(t)]
             else:
                 kind = dtype if dtype is not None and t.is_floating_point() else t.dtype
-                data = torch.empty(t.shape, dtype=kind, device=device)
-                if is_param and name in by_name:
-                    fill_assignment_(data, by_name[name], seed, threads=threads, assignments=index)
-                elif is_param:
-                    untouched.append(name)
-                    data.zero_()
-                else:
-                    data.fill_(_buffer_fill(name, reset))
+                data = _initial_value(name, torch.empty(t.shape, dtype=kind, device=device), is_param,
+                                      by_name, index, reset, seed, threads, untouched)
                 real = nn.Parameter(data, requires_grad=t.requires_grad) if is_param else data
                 done[id(t)] = real
                 bar.update(t.numel() * t.element_size())
@@ -124,6 +118,21 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
         report.notes.append(f"no plan for {', '.join(untouched)} (kept by a rule?): zero-filled")
     report.dry_run = False
     return report
+
+
+def _initial_value(name: str, data: torch.Tensor, is_param: bool, by_name: dict[str, Assignment],
+                   index: dict[str, Assignment], reset: set[str], seed: int, threads: int | None,
+                   untouched: list[str]) -> torch.Tensor:
+    """Fill ``data`` as the state tensor ``name``: planned parameter, unplanned parameter (zeros, noted in
+    ``untouched``) or buffer."""
+    if is_param and name in by_name:
+        fill_assignment_(data, by_name[name], seed, threads=threads, assignments=index)
+    elif is_param:
+        untouched.append(name)
+        data.zero_()
+    else:
+        data.fill_(_buffer_fill(name, reset))
+    return data
 
 
 def _set_parametrized(model: nn.Module, a: Assignment, seed: int, threads: int | None,
@@ -170,20 +179,14 @@ def _write_safetensors(model: nn.Module, report: InitReport, seed: int, path: st
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
     bar = _progress(offset, progress, "safetensors")
-    untouched = []
+    untouched: list[str] = []
     try:
         with open(path, "wb") as f:
             f.write(len(blob).to_bytes(8, "little"))
             f.write(blob)
             for name, t, is_param, kind in entries:
-                data = torch.empty(t.shape, dtype=kind)
-                if is_param and name in by_name:
-                    fill_assignment_(data, by_name[name], seed, threads=threads, assignments=by_name)
-                elif is_param:
-                    untouched.append(name)
-                    data.zero_()
-                else:
-                    data.fill_(_buffer_fill(name, reset))
+                data = _initial_value(name, torch.empty(t.shape, dtype=kind), is_param, by_name, by_name,
+                                      reset, seed, threads, untouched)
                 if data.numel():
                     f.write(data.reshape(-1).view(torch.uint8).numpy().data)
                 bar.update(math.prod(t.shape) * data.element_size())
