@@ -15,8 +15,17 @@ from torch import nn
 
 from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
-from .graph import ModelGraph, discover, run_forward, unwrap
-from .plan import ProfileChooser, SchemeLike, build_plan, commit_plan, normalize_rules, prepare_plan
+from .graph import ModelGraph, discover, named_tensors, run_forward, unwrap
+from .plan import (
+    Plan,
+    ProfileChooser,
+    Rule,
+    SchemeLike,
+    build_plan,
+    commit_plan,
+    normalize_rules,
+    prepare_plan,
+)
 from .report import InitReport
 from .state import ModelState
 
@@ -100,36 +109,30 @@ def init_model(
     if generator is not None and seed is not None and not counter:
         raise ValueError("pass either seed or generator, not both")
     inner = unwrap(model)
-    _validate_model(inner)
+    walk = named_tensors(inner)
+    _validate_model(inner, walk[1])
     _validate_input(example_input)
     scheme_name = _validate_scheme(scheme)
     rule_list = normalize_rules(rules)
     if options and scheme_name not in _MODEL_SCHEMES and scheme_name != "auto":
         raise TypeError(f"unexpected option(s) {sorted(options)} for scheme {scheme_name!r}")
-    if _has_lazy(inner):
+    if _has_lazy(walk[1]):
         if example_input is None:
             raise ValueError("the model has Lazy modules: pass example_input so that their shapes are known")
         _materialize_lazy(inner, example_input)
+        walk = named_tensors(inner)
     elif example_input is not None:
         _check_forward(inner, example_input)
     if graph is None:
-        graph = discover(inner, example_input)
+        graph = discover(inner, example_input, walk=walk)
     if scheme_name in _MODEL_SCHEMES:
         if counter:
             raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")
         assert not isinstance(generator, str)
         opts = SchemeOptions(example_input, generator, seed, rules, dry_run, dict(options))
         return _run_model_scheme(inner, graph, scheme_name, opts)
-    if scheme_name == "auto":
-        from .auto import AutoChooser
-
-        chooser: Any = AutoChooser(graph, **options)
-    else:
-        chooser = ProfileChooser(scheme, graph)
-    plan, report = build_plan(graph, chooser, rule_list, scheme_name)
+    plan, report = _plan(graph, scheme, scheme_name, rule_list, options, walk[1])
     report.seed, report.dry_run = seed, dry_run
-    if hasattr(chooser, "finish"):
-        chooser.finish(report)
     if dry_run:
         return report
     if counter:
@@ -148,7 +151,7 @@ def init_model(
             raise
         return report
     assert not isinstance(generator, str)
-    prepared = prepare_plan(inner, plan, generator)  # everything that can fail, into temporaries
+    prepared = prepare_plan(inner, plan, generator, walk=walk)  # everything that can fail, into temporaries
     state = ModelState.capture(inner, only=prepared.fallible)
     try:
         commit_plan(prepared)
@@ -156,6 +159,39 @@ def init_model(
         state.restore(inner)
         raise
     return report
+
+
+def _plan(
+    graph: ModelGraph,
+    scheme: SchemeLike,
+    scheme_name: str,
+    rules: list[Rule],
+    options: dict[str, Any],
+    params: dict[str, torch.Tensor],
+) -> tuple[Plan, InitReport]:
+    """The plan and report of ``scheme`` on ``graph``. A plan made from shapes alone (every row drawn, with
+    a known std) is kept on the graph, so repeated calls on a model whose graph is cached skip planning."""
+    key: Any = None
+    if isinstance(scheme, str) and not rules:
+        key = (scheme_name, tuple(sorted(options.items())))
+    try:
+        hit = graph.plans.get(key) if key is not None else None
+    except TypeError:  # an unhashable option
+        key = hit = None
+    if hit is not None:
+        return hit[0], hit[1].copy()
+    if scheme_name == "auto":
+        from .auto import AutoChooser
+
+        chooser: Any = AutoChooser(graph, **options)
+    else:
+        chooser = ProfileChooser(scheme, graph)
+    plan, report = build_plan(graph, chooser, rules, scheme_name, params)
+    if hasattr(chooser, "finish"):
+        chooser.finish(report)
+    if key is not None and all(r.status == "init" and r.std is not None for r in report.rows):
+        graph.plans[key] = (plan, report.copy())
+    return plan, report
 
 
 def _run_model_scheme(model: nn.Module, graph: ModelGraph, name: str, opts: SchemeOptions) -> InitReport:
@@ -177,8 +213,8 @@ def _run_model_scheme(model: nn.Module, graph: ModelGraph, name: str, opts: Sche
 
 
 # ---- validation --------------------------------------------------------------------------------------------
-def _validate_model(model: nn.Module) -> None:
-    if next(iter(model.parameters()), None) is None:
+def _validate_model(model: nn.Module, params: dict[str, torch.Tensor]) -> None:
+    if not params:
         raise ValueError(f"{type(model).__name__} has no parameters: there is nothing to initialize")
 
 
@@ -234,10 +270,10 @@ def _check_forward(model: nn.Module, example_input: Any) -> None:
         ) from exc
 
 
-def _has_lazy(model: nn.Module) -> bool:
+def _has_lazy(params: dict[str, torch.Tensor]) -> bool:
     from torch.nn.parameter import UninitializedParameter
 
-    return any(isinstance(p, UninitializedParameter) for p in model.parameters())
+    return any(isinstance(p, UninitializedParameter) for p in params.values())
 
 
 def _materialize_lazy(model: nn.Module, example_input: Any) -> None:

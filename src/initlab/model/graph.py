@@ -124,6 +124,8 @@ class ModelGraph:
     parametrized: dict[str, list[str]] = field(default_factory=dict)
     activation_sites: list[ActivationSite] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # plans made from this graph, by (scheme, options), for the repeated calls that reuse a cached graph
+    plans: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def layer(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -747,22 +749,42 @@ def _sites(b: _Builder, layers: list[LayerInfo], consumers: list[list[int]]) -> 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], ModelGraph]] = weakref.WeakKeyDictionary()
 
 
-def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
+def named_tensors(model: nn.Module) -> tuple[dict[str, nn.Module], dict[str, torch.Tensor]]:
+    """Every module and parameter by qualified name, duplicates included, in one walk of the model."""
+    modules = dict(model.named_modules(remove_duplicate=False))
+    params = {
+        f"{mname}.{pname}" if mname else pname: p
+        for mname, m in modules.items()
+        for pname, p in m._parameters.items()
+        if p is not None
+    }
+    return modules, params
+
+
+def _fingerprint(model: nn.Module, walk: tuple[dict[str, nn.Module], dict[str, torch.Tensor]] | None) -> Any:
     """Module names and types, parameter names, identities and shapes: what a graph depends on."""
-    mods = tuple((n, type(m)) for n, m in model.named_modules())
-    params = tuple((n, id(p), tuple(p.shape)) for n, p in model.named_parameters(remove_duplicate=False))
-    return mods + params
+    modules, params = walk or named_tensors(model)
+    return (
+        tuple((n, type(m)) for n, m in modules.items()),
+        tuple((n, id(p), tuple(p.shape)) for n, p in params.items()),
+    )
 
 
-def discover(model: nn.Module, example_input: Any = None, *, cache: bool = True) -> ModelGraph:
+def discover(
+    model: nn.Module,
+    example_input: Any = None,
+    *,
+    cache: bool = True,
+    walk: tuple[dict[str, nn.Module], dict[str, torch.Tensor]] | None = None,
+) -> ModelGraph:
     """Find the weight layers of ``model``, the activation after each, residual branches, tied and
     parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword
     inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients, global RNG
     state kept). An fx graph is cached per model while its modules and parameters stay the same
-    (``cache=False`` rebuilds it).
+    (``cache=False`` rebuilds it); ``walk``: :func:`named_tensors` of the model when the caller has it.
     """
     model = unwrap(model)
-    key = _fingerprint(model) if cache and example_input is None else None
+    key = _fingerprint(model, walk) if cache and example_input is None else None
     if key is not None:
         hit = _CACHE.get(model)
         if hit is not None and hit[0] == key:

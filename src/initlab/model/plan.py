@@ -306,14 +306,19 @@ def resolve_choice(
 
 
 def build_plan(
-    graph: ModelGraph, chooser: Chooser, rules: list[Rule], scheme_name: str
+    graph: ModelGraph,
+    chooser: Chooser,
+    rules: list[Rule],
+    scheme_name: str,
+    params: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[Plan, InitReport]:
-    """One assignment and one report row per distinct parameter (tied weights once)."""
+    """One assignment and one report row per distinct parameter (tied weights once). ``params``: the
+    model's parameters by qualified name, duplicates included, when the caller has them."""
     model = graph.model
     plan = Plan()
     report = InitReport(scheme_name, method=graph.method, graph=graph, plan=plan)
     report.notes.extend(graph.notes)
-    tensors = dict(model.named_parameters(remove_duplicate=False))
+    tensors = params if params is not None else dict(model.named_parameters(remove_duplicate=False))
     aliases = {a: canon for canon, al in graph.tied.items() for a in al}
     done: dict[str, Row] = {}
     used = [False] * len(rules)
@@ -482,15 +487,20 @@ class Prepared:
 
 @torch.no_grad()
 def prepare_plan(
-    model: nn.Module, plan: Plan, generator: torch.Generator | None = None, *, seed: int | None = None
+    model: nn.Module,
+    plan: Plan,
+    generator: torch.Generator | None = None,
+    *,
+    seed: int | None = None,
+    walk: tuple[dict[str, nn.Module], dict[str, torch.Tensor]] | None = None,
 ) -> Prepared:
-    """Phase 1 of :func:`apply_plan`: nothing in the model changes."""
+    """Phase 1 of :func:`apply_plan`: nothing in the model changes. ``walk``: :func:`.graph.named_tensors`
+    of the model when the caller has it."""
     from ..backends.torch_backend import make_generator
-    from .graph import unwrap
+    from .graph import named_tensors, unwrap
 
     model = unwrap(model)
-    params = dict(model.named_parameters(remove_duplicate=False))
-    modules = dict(model.named_modules(remove_duplicate=False))
+    modules, params = walk or named_tensors(model)
     out = Prepared(model, [], [], None, params, [])
     for a in plan.assignments:
         module = modules[a.owner]
@@ -519,7 +529,8 @@ def prepare_plan(
                 params,
             )
         if a.parametrized:
-            out.fallible.extend(module.parametrizations[a.attr].parameters())
+            parametrizations: Any = module.parametrizations
+            out.fallible.extend(parametrizations[a.attr].parameters())
         out.steps.append((a, module, target, source))
     for name in plan.reset_stats:
         norm = model.get_submodule(name)

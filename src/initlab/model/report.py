@@ -7,10 +7,11 @@ output for the planned input. ``print(report)`` renders a rich table; ``to_dict(
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 STATUSES = ("init", "kept", "untouched")
@@ -65,6 +66,13 @@ class InitReport:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def copy(self) -> InitReport:
+        """A copy whose rows and lists can change without touching this report."""
+        rows = [copy.copy(r) for r in self.rows]
+        for r in rows:
+            r.tied = list(r.tied)
+        return replace(self, rows=rows, warnings=list(self.warnings), notes=list(self.notes))
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
