@@ -76,3 +76,13 @@ def test_linear_net_has_no_activation_verdicts() -> None:
     d = initlab.diagnose(nets.healthy(nets.mlp(6, nn.Identity, std=1.0)), nets.batch())
     assert all(la.dead is None and la.saturated is None for la in d.layers)
     assert math.isfinite(d.layers[-1].output.rms)
+
+
+def test_no_mean_shift_from_a_narrow_head_of_a_healthy_net():
+    # a 10-unit head's |mean| / RMS is ~|N(0, 1)| / sqrt(10) from its random per-unit offsets alone
+    codes = []
+    for seed in range(10):
+        net = nets.mlp(12, nn.Tanh, std=1.0)
+        initlab.init_model(net, "auto", seed=seed)
+        codes.append(initlab.diagnose(net, nets.batch()).codes)
+    assert all("mean_shift" not in c for c in codes), codes

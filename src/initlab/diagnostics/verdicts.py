@@ -25,6 +25,7 @@ SATURATED_LAYER = 0.5
 SATURATED_MEAN = 0.25
 SHIFT_HIGH = 0.5  # |mean| / RMS of the deepest layers' outputs
 SHIFT_RISE = 0.3
+SHIFT_NOISE = 3.5  # a shift below 3.5 / sqrt(units) is within the noise of a random zero-mean layer
 ISOMETRY_DB = 60.0
 
 RELU_LIKE = frozenset(("relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "gelu", "gelu_tanh", "silu",
@@ -248,15 +249,24 @@ def _symmetry(layers: Sequence[LayerStats]) -> list[Verdict]:
     ]
 
 
+def _units(layer: LayerStats) -> int:
+    """Output units (channels for convolutions): the mean over few units is noisy."""
+    shape = layer.shape
+    if len(shape) < 2:
+        return max(1, shape[0] if shape else 1)
+    return max(1, shape[1] if layer.kind.startswith("conv") else shape[-1])
+
+
 def _mean_shift(layers: Sequence[LayerStats]) -> list[Verdict]:
     track = [la for la in layers if math.isfinite(la.mean_shift)]
     if len(track) < 3:
         return []
     third = max(1, len(track) // 3)
     early = min(la.mean_shift for la in track[:third])
-    late_layer = max(track[-third:], key=lambda la: la.mean_shift)
+    # a zero-mean layer with n units has |mean| / RMS ~ |N(0, 1)| / sqrt(n) from its random per-unit offsets
+    late_layer = max(track[-third:], key=lambda la: la.mean_shift - SHIFT_NOISE / math.sqrt(_units(la)))
     late = late_layer.mean_shift
-    if late <= SHIFT_HIGH or late - early <= SHIFT_RISE:
+    if late <= max(SHIFT_HIGH, SHIFT_NOISE / math.sqrt(_units(late_layer))) or late - early <= SHIFT_RISE:
         return []
     return [
         Verdict(

@@ -88,10 +88,14 @@ def init_model(
     match being a module type, a glob on qualified parameter or module names, or a predicate ``f(param_name,
     module)``; the first matching rule wins, ``"keep"`` leaves a parameter as it is. ``example_input`` lets
     discovery run the model once when ``torch.fx`` cannot trace it (and materializes Lazy modules).
-    ``dry_run=True`` changes nothing. ``generator="counter"``: draw with :mod:`initlab.scale`'s counter-based
-    generator, every value a function of (seed, parameter name, element index) only -- the same weights on
-    any device and sharding (``initlab.distributed.init_sharded``); without ``seed`` one is drawn and
-    recorded in ``report.seed``.
+    ``dry_run=True`` changes nothing.
+
+    ``generator``: by default (``None`` or ``"counter"``) every value is drawn by :mod:`initlab.scale`'s
+    counter-based generator as a function of (seed, parameter name, element index) only -- the same weights
+    on any device, in any order and under any sharding (``initlab.distributed.init_sharded``), faster than
+    torch's generator; without ``seed`` one is drawn and recorded in ``report.seed``. ``"torch"`` (or a
+    ``torch.Generator``) draws from torch's generator seeded with ``seed``, in plan order; registered model
+    schemes (LSUV, Fixup...) always use torch's.
 
     All or nothing: inputs are validated before the model is touched and any failure restores every parameter
     and buffer bit for bit.
@@ -103,11 +107,11 @@ def init_model(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"init_model expects an nn.Module, got {type(model).__name__}")
-    counter = generator == "counter"  # initlab.scale's counter-based generator: seed alone fixes every weight
-    if isinstance(generator, str) and not counter:
-        raise ValueError(f"generator must be a torch.Generator, 'counter' or None, got {generator!r}")
-    if generator is not None and seed is not None and not counter:
+    if isinstance(generator, str) and generator not in ("counter", "torch"):
+        raise ValueError(f"generator must be 'counter', 'torch', a torch.Generator or None: {generator!r}")
+    if isinstance(generator, torch.Generator) and seed is not None:
         raise ValueError("pass either seed or generator, not both")
+    explicit_counter = generator == "counter"
     inner = unwrap(model)
     walk = named_tensors(inner)
     _validate_model(inner, walk[1])
@@ -126,32 +130,24 @@ def init_model(
     if graph is None:
         graph = discover(inner, example_input, walk=walk)
     if scheme_name in _MODEL_SCHEMES:
-        if counter:
+        if explicit_counter:
             raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")
-        assert not isinstance(generator, str)
-        opts = SchemeOptions(example_input, generator, seed, rules, dry_run, dict(options))
+        torch_gen = generator if isinstance(generator, torch.Generator) else None
+        opts = SchemeOptions(example_input, torch_gen, seed, rules, dry_run, dict(options))
         return _run_model_scheme(inner, graph, scheme_name, opts)
     plan, report = _plan(graph, scheme, scheme_name, rule_list, options, walk[1])
     report.seed, report.dry_run = seed, dry_run
     if dry_run:
         return report
-    if counter:
-        from ..scale.plan_fill import apply_plan_counter
+    if generator is None or generator == "counter":
+        from ..scale.plan_fill import counter_fill
 
-        counter_seed = secrets.randbits(63) if seed is None else seed
-        report.seed = counter_seed
-    elif generator is None:
-        generator = make_generator(_device(inner), seed)
-    if counter:
-        state = ModelState.capture(inner)
-        try:
-            apply_plan_counter(inner, plan, counter_seed)
-        except BaseException:
-            state.restore(inner)
-            raise
-        return report
-    assert not isinstance(generator, str)
-    prepared = prepare_plan(inner, plan, generator, walk=walk)  # everything that can fail, into temporaries
+        report.seed = secrets.randbits(63) if seed is None else seed
+        prepared = prepare_plan(inner, plan, walk=walk, fill=counter_fill(plan, report.seed))
+    else:
+        if not isinstance(generator, torch.Generator):
+            generator = make_generator(_device(inner), seed)
+        prepared = prepare_plan(inner, plan, generator, walk=walk)
     state = ModelState.capture(inner, only=prepared.fallible)
     try:
         commit_plan(prepared)

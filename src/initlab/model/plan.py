@@ -472,6 +472,9 @@ def _logical_tensor(model: nn.Module, q: str) -> torch.Tensor | None:
 
 
 # ---- applying ----------------------------------------------------------------------------------------------
+Fill = Callable[[torch.Tensor, Assignment], None]
+
+
 @dataclass
 class Prepared:
     """A plan ready to commit: everything that can fail (structured draws, dtype casts, parametrizations)
@@ -480,7 +483,7 @@ class Prepared:
     model: nn.Module
     steps: list[tuple[Assignment, nn.Module, torch.Tensor | None, torch.Tensor | None]]
     reset_stats: list[nn.Module]
-    generator: torch.Generator | None
+    fill: Fill
     params: Mapping[str, torch.Tensor]
     fallible: list[torch.Tensor]
 
@@ -493,57 +496,51 @@ def prepare_plan(
     *,
     seed: int | None = None,
     walk: tuple[dict[str, nn.Module], dict[str, torch.Tensor]] | None = None,
+    fill: Fill | None = None,
 ) -> Prepared:
     """Phase 1 of :func:`apply_plan`: nothing in the model changes. ``walk``: :func:`.graph.named_tensors`
-    of the model when the caller has it."""
+    of the model when the caller has it. ``fill(tensor, assignment)``: another generator (the counter-based
+    one); it writes in place only into CPU tensors, elsewhere into temporaries."""
     from ..backends.torch_backend import make_generator
     from .graph import named_tensors, unwrap
 
     model = unwrap(model)
     modules, params = walk or named_tensors(model)
-    out = Prepared(model, [], [], None, params, [])
+    steps: list[tuple[Assignment, nn.Module, torch.Tensor | None, torch.Tensor | None]] = []
+    fallible: list[torch.Tensor] = []
     for a in plan.assignments:
         module = modules[a.owner]
         current = getattr(module, a.attr) if a.parametrized else params[a.name]
         if current.device.type == "meta":
             continue
-        if generator is None:
-            generator = make_generator(current.device, seed)
-        target = None if a.parametrized else current
+        if fill is None:
+            g = generator = generator or make_generator(current.device, seed)
+            fill = lambda t, a, g=g: _fill(t, a, g, params)  # noqa: E731
         direct = (
             not a.parametrized
             and current.dtype in (torch.float32, torch.float64)
             and current.is_contiguous()
             and all(isinstance(dr, d.ELEMENTWISE) for dr in a.draws)
             and not any(step[0] == "looks_linear" for step in a.post)
+            and (generator is not None or current.device.type == "cpu")
         )
         source = None
         if not direct:
             source = torch.empty(a.shape, dtype=current.dtype, device=current.device)
-            _fill(
-                source,
-                Assignment(
-                    a.name, a.owner, a.attr, a.shape, a.draws, tuple(s for s in a.post if s[0] != "center")
-                ),
-                generator,
-                params,
-            )
+            no_center = tuple(s for s in a.post if s[0] != "center")
+            fill(source, Assignment(a.name, a.owner, a.attr, a.shape, a.draws, no_center))
         if a.parametrized:
             parametrizations: Any = module.parametrizations
-            out.fallible.extend(parametrizations[a.attr].parameters())
-        out.steps.append((a, module, target, source))
-    for name in plan.reset_stats:
-        norm = model.get_submodule(name)
-        if all(b.device.type != "meta" for b in norm.buffers()):
-            out.reset_stats.append(norm)
-    out.generator = generator
-    return out
+            fallible.extend(parametrizations[a.attr].parameters())
+        steps.append((a, module, None if a.parametrized else current, source))
+    norms = [model.get_submodule(name) for name in plan.reset_stats]
+    norms = [m for m in norms if all(b.device.type != "meta" for b in m.buffers())]
+    return Prepared(model, steps, norms, fill or (lambda t, a: None), params, fallible)
 
 
 @torch.no_grad()
 def commit_plan(prepared: Prepared) -> None:
     """Phase 2 of :func:`apply_plan`: in-place fills and copies, in plan order, with Ctrl-C deferred."""
-    g = prepared.generator
     with _deferred_interrupt():
         for a, module, target, source in prepared.steps:
             if a.parametrized:
@@ -552,8 +549,7 @@ def commit_plan(prepared: Prepared) -> None:
                 continue
             assert target is not None
             if source is None:
-                assert g is not None
-                _fill(target, a, g, prepared.params)
+                prepared.fill(target.detach(), a)
             else:
                 target.detach().copy_(source)
                 _post(target.detach(), tuple(s for s in a.post if s[0] == "center"), prepared.params)

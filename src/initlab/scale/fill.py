@@ -25,6 +25,7 @@ from ..catalog import draws as d
 from . import counter
 
 Engine = Literal["auto", "numba", "numpy"]
+SERIAL_BELOW = 1 << 18  # elements: below this a parallel launch costs more than it saves
 
 try:  # the JIT kernel is optional (``pip install initlab[fast]``); the numpy reference gives the same values
     from . import kernels_numba as _numba
@@ -48,13 +49,17 @@ def fill_array(out: np.ndarray, starts: np.ndarray, p: counter.Plan, *, engine: 
         return
     if _numba is None:
         raise RuntimeError("engine='numba' needs numba: pip install 'initlab[fast]'")
+    params = np.asarray(p.params, dtype=np.float64)
     import numba
 
     most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-    params = np.asarray(p.params, dtype=np.float64)
+    n = max(1, min(threads or torch.get_num_threads(), most))
+    if n == 1 or out.size < SERIAL_BELOW:
+        _numba.fill_serial(out, starts, p.kind, p.stream, p.key[0], p.key[1], params)
+        return
     with _numba.LAUNCH:
         before = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(threads or torch.get_num_threads(), most)))
+        numba.set_num_threads(n)
         try:
             _numba.fill(out, starts, p.kind, p.stream, p.key[0], p.key[1], params)
         finally:

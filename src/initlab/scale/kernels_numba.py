@@ -276,3 +276,13 @@ def fill(out, starts, kind, stream, k0, k1, p):
         r = t // per_row
         lo = (t % per_row) * CHUNK
         _fill_range(out[r], lo, min(CHUNK, length - lo), starts[r] + lo, kind, st, q0, q1, p)
+
+
+@njit(cache=True, error_model="numpy")
+def fill_serial(out, starts, kind, stream, k0, k1, p):
+    """:func:`fill` on the calling thread: no parallel launch (~0.1 ms), for one thread or small tensors."""
+    rows, length = out.shape
+    st, q0, q1 = np.uint64(stream), np.uint64(k0), np.uint64(k1)
+    for r in range(rows):
+        for lo in range(0, length, CHUNK):
+            _fill_range(out[r], lo, min(CHUNK, length - lo), starts[r] + lo, kind, st, q0, q1, p)

@@ -18,7 +18,15 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from ..catalog import draws as d
-from ..model.plan import Assignment, Plan, looks_linear_block, write_looks_linear_
+from ..model.plan import (
+    Assignment,
+    Fill,
+    Plan,
+    commit_plan,
+    looks_linear_block,
+    prepare_plan,
+    write_looks_linear_,
+)
 from .fill import counter_fill_
 
 
@@ -117,29 +125,23 @@ def _post(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...], 
             raise ValueError(f"{a.name}: unknown post step {step!r}")
 
 
+def counter_fill(plan: Plan, seed: int, threads: int | None = None) -> Fill:
+    """``fill(tensor, assignment)`` drawing whole parameters of ``plan`` with the counter-based generator,
+    for :func:`initlab.model.plan.prepare_plan`."""
+    index = {a.name: a for a in plan.assignments}
+    return lambda t, a: fill_assignment_(t, a, seed, threads=threads, assignments=index)
+
+
 @torch.no_grad()
 def apply_plan_counter(model: torch.nn.Module, plan: Plan, seed: int, threads: int | None = None) -> None:
     """``initlab.model.apply_plan`` with the counter-based generator: ``seed`` alone fixes every weight,
-    whatever the order, device or sharding. Meta tensors are skipped."""
-    from ..model.graph import unwrap
+    whatever the order, device or sharding. Meta tensors are skipped. All or nothing, as ``init_model``."""
+    from ..model.state import ModelState
 
-    model = unwrap(model)
-    params = dict(model.named_parameters(remove_duplicate=False))
-    index = {a.name: a for a in plan.assignments}
-    for a in plan.assignments:
-        module = model.get_submodule(a.owner) if a.owner else model
-        if a.parametrized:
-            current = getattr(module, a.attr)
-            if current.device.type == "meta":
-                continue
-            target = torch.empty(a.shape, dtype=current.dtype, device=current.device)
-            fill_assignment_(target, a, seed, threads=threads, assignments=index)
-            setattr(module, a.attr, target)
-            continue
-        target = params[a.name]
-        if target.device.type != "meta":
-            fill_assignment_(target.detach(), a, seed, threads=threads, assignments=index)
-    for name in plan.reset_stats:
-        norm = model.get_submodule(name)
-        if all(b.device.type != "meta" for b in norm.buffers()):
-            norm.reset_running_stats()  # type: ignore[operator]
+    prepared = prepare_plan(model, plan, fill=counter_fill(plan, seed, threads))
+    state = ModelState.capture(prepared.model, only=prepared.fallible)
+    try:
+        commit_plan(prepared)
+    except BaseException:
+        state.restore(prepared.model)
+        raise
