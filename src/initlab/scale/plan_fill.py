@@ -129,7 +129,11 @@ def counter_fill(plan: Plan, seed: int, threads: int | None = None) -> Fill:
     """``fill(tensor, assignment)`` drawing whole parameters of ``plan`` with the counter-based generator,
     for :func:`initlab.model.plan.prepare_plan`."""
     index = {a.name: a for a in plan.assignments}
-    return lambda t, a: fill_assignment_(t, a, seed, threads=threads, assignments=index)
+
+    def fill(tensor: torch.Tensor, a: Assignment) -> None:
+        fill_assignment_(tensor, a, seed, threads=threads, assignments=index)
+
+    return fill
 
 
 @torch.no_grad()
