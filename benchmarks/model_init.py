@@ -3,8 +3,8 @@
 Models: a 24-layer width-1024 ReLU MLP, a 12-layer d=768 TransformerEncoder, a 20-block ResNet without
 normalization. Baseline: every module's own ``reset_parameters()``. Printed: seconds and the ratio to the
 baseline for "auto" and "he_uniform" on a first call (the model's graph discovered, the plan made) and on
-repeated calls (the cached graph and plan reused: only the draws), named schemes, a profile, and anyinit
-when it is installed.
+repeated calls (the cached graph and plan reused: only the draws), named schemes, a profile, each with the
+default counter-based generator and with torch's (``generator="torch"``), and anyinit when it is installed.
 
     python benchmarks/model_init.py [--repeats 3] [--models mlp,transformer,resnet] [--no-anyinit]
 """
@@ -108,6 +108,13 @@ def main() -> None:
             "he_uniform": lambda m=model: init_model(m, "he_uniform", seed=0),
             "he_normal": lambda m=model: init_model(m, "he_normal", seed=0),
             "torch:default": lambda m=model: init_model(m, "torch:default", seed=0),
+            "auto, torch's generator": lambda m=model: init_model(m, "auto", seed=0, generator="torch"),
+            "he_uniform, torch's generator": lambda m=model: init_model(m, "he_uniform", seed=0,
+                                                                        generator="torch"),
+            "he_normal, torch's generator": lambda m=model: init_model(m, "he_normal", seed=0,
+                                                                      generator="torch"),
+            "torch:default, torch's generator": lambda m=model: init_model(m, "torch:default", seed=0,
+                                                                          generator="torch"),
             "auto, dry run (plan only)": lambda m=model: init_model(m, "auto", dry_run=True),
         }
         if anyinit is not None:

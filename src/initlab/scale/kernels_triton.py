@@ -8,9 +8,11 @@ small tensors built from :mod:`.counter`, so nothing is copied by hand and no fl
 float32 kernel argument. Launched with ``enable_fp_fusion=False`` (no FMA contraction) and correctly rounded
 ``sqrt``, to perform the CPU kernel's IEEE operations.
 
-UNTESTED, hence opt-in (``INITLAB_TRITON=1``): no GPU was available when this was written. Bit-identity
-with the CPU kernel (expected: exact for uniform and normal; exact up to libdevice's ``log`` in the truncated
-normal's tails) has not been measured.
+Checked in Triton's interpreter (``TRITON_INTERPRET=1``: the kernel's code run with numpy on the CPU,
+``tests/scale/test_triton_interpreter.py``): bit-identical to the CPU kernel for uniform, normal and truncated
+normal (tails included), whole tensors, flat and box pieces, float32/float64/bfloat16. Not yet run on a GPU, so
+still opt-in (``INITLAB_TRITON=1``): what the interpreter cannot check is the GPU code generation (libdevice's
+``log`` in the truncated normal's tails; FMA contraction is disabled at launch).
 """
 
 from __future__ import annotations
@@ -48,36 +50,28 @@ def fill_cuda_(tensor: torch.Tensor, starts: np.ndarray, length: int, p: counter
         tensor.fill_(p.constant)
         return
     dev = tensor.device
-    out = tensor if tensor.is_contiguous() else torch.empty(tensor.shape, dtype=tensor.dtype, device=dev)
+    # float32 values; float64 holds them exactly; narrower types are cast by torch (round to nearest even), as
+    # the CPU path does, rather than by the kernel (the interpreter truncates)
+    direct = tensor.is_contiguous() and tensor.dtype in (torch.float32, torch.float64)
+    out = tensor if direct else torch.empty(tensor.shape, dtype=torch.float32, device=dev)
     starts_dev = torch.from_numpy(np.ascontiguousarray(starts, dtype=np.int64)).to(dev)
     c32 = torch.tensor(np.array(F32_CONSTANTS, dtype=np.float32), device=dev)
     c64 = torch.tensor(np.array((*p.params, *F64_CONSTANTS), dtype=np.float64), device=dev)
     n = out.numel()
     block = 1024
-    _kernel()[(triton.cdiv(n, block),)](out, starts_dev, c32, c64, n, length, p.stream, p.key[0], p.key[1],
+    _kernel[(triton.cdiv(n, block),)](out, starts_dev, c32, c64, n, length, p.stream, p.key[0], p.key[1],
                                         KIND=p.kind, BLOCK=block, enable_fp_fusion=False)
     if out is not tensor:
         tensor.copy_(out)
 
 
-_compiled: Any = None
-
-
-def _kernel() -> Any:
-    """Define the kernel on first use, so that importing this module never needs triton."""
-    global _compiled
-    if _compiled is None:
-        _compiled = _define()
-    return _compiled
-
-
-def _define() -> Any:  # pragma: no cover - needs triton and a GPU
+if triton is not None:  # pragma: no cover - needs triton (a GPU, or TRITON_INTERPRET=1 on the CPU)
     @triton.jit
     def _horner3(x, c_ptr, first):
         return (tl.load(c_ptr + first) * x + tl.load(c_ptr + first + 1)) * x + tl.load(c_ptr + first + 2)
 
     @triton.jit
-    def kernel(out_ptr, starts_ptr, c32, c64, n, length, stream, key0, key1, KIND: tl.constexpr,
+    def _kernel(out_ptr, starts_ptr, c32, c64, n, length, stream, key0, key1, KIND: tl.constexpr,
                BLOCK: tl.constexpr):
         e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         mask = e < n
@@ -157,7 +151,7 @@ def _define() -> Any:  # pragma: no cover - needs triton and a GPU
                 low = u < p_low
                 pt = tl.where(low, u, 1.0 - u)
                 pt = tl.where((pt > 0.0) & (pt < 0.5), pt, 0.25)  # keep log finite where unused
-                tt = tl.sqrt_rn(-2.0 * tl.log(pt))
+                tt = tl.sqrt(-2.0 * tl.log(pt))  # float64: IEEE sqrt (sqrt_rn is float32 only)
                 tn = tl.load(c64 + 17) * tt + tl.load(c64 + 18)
                 for i in tl.static_range(19, 23):
                     tn = tn * tt + tl.load(c64 + i)
@@ -169,5 +163,3 @@ def _define() -> Any:  # pragma: no cover - needs triton and a GPU
                 v = tl.load(c64 + 2) + tl.load(c64 + 3) * zz
                 val = tl.minimum(tl.maximum(v, tl.load(c64 + 4)), tl.load(c64 + 5)).to(tl.float32)
         tl.store(out_ptr + e, val.to(out_ptr.dtype.element_ty), mask=mask)
-
-    return kernel
