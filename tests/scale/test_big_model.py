@@ -99,7 +99,7 @@ def test_post_steps_are_piecewise_and_materializable(factory, step):
     """Post steps of torch-generator plans (looks-linear weights, centred biases, fixed row norms): any
     row/column piece equals the slice of the whole (what a rank computes alone); materialize equals
     init_model (which plans portably for the counter generator)."""
-    from initlab.scale.plan_fill import fill_assignment_
+    from initlab.model.plan_counter import fill_assignment_
 
     plan = initlab.init_model(factory(), "auto", seed=0, dry_run=True).plan
     index = {a.name: a for a in plan.assignments}

@@ -111,7 +111,7 @@ def test_threads_do_not_change_values():
 def test_fallback_without_numba_gives_the_same_values(monkeypatch):
     ref = counter_fill_(torch.empty(3, 1001), d.TruncatedNormal(0.0, 0.02), seed=8, name="w")
     monkeypatch.setenv("INITLAB_NO_NUMBA", "1")
-    from initlab.scale.fill import has_numba
+    from initlab.backends.counter.fill import has_numba
 
     assert not has_numba()
     again = counter_fill_(torch.empty(3, 1001), d.TruncatedNormal(0.0, 0.02), seed=8, name="w")
@@ -119,7 +119,7 @@ def test_fallback_without_numba_gives_the_same_values(monkeypatch):
 
 
 def test_triton_module_imports_and_stays_off_on_cpu():
-    from initlab.scale import kernels_triton
+    from initlab.backends.counter import kernels_triton
 
     assert not kernels_triton.available()  # no GPU here; and opt-in (INITLAB_TRITON=1) until checked on one
     assert len(kernels_triton.F32_CONSTANTS) == 19 and len(kernels_triton.F64_CONSTANTS) == 23

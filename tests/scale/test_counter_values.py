@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
+from initlab.backends.counter import counter as C
+from initlab.backends.counter.fill import fill_array, has_numba
 from initlab.catalog import draws as d
-from initlab.scale import counter as C
-from initlab.scale.fill import fill_array, has_numba
 
 needs_numba = pytest.mark.skipif(not has_numba(), reason="numba not installed")
 DRAWS = [d.Uniform(-1.0, 2.0), d.Normal(0.5, 2.0), d.TruncatedNormal(0.0, 1.0, -2.0, 2.0),

@@ -1,7 +1,7 @@
-"""The Triton kernel against the CPU kernel, run by Triton's interpreter (``TRITON_INTERPRET=1``: the kernel's
-own code executed with numpy on the CPU). It checks the kernel's Philox, transforms, indexing and casts bit for
-bit; what it cannot check is the GPU code generation (libdevice's ``log``, FMA contraction), which needs a GPU.
-Skipped where triton is not installed."""
+"""The Triton kernel against the CPU kernel, run by Triton's interpreter (``TRITON_INTERPRET=1``: the
+kernel's own code executed with numpy on the CPU). It checks the kernel's Philox, transforms, indexing and
+casts bit for bit; what it cannot check is the GPU code generation (libdevice's ``log``, FMA contraction),
+which needs a GPU. Skipped where triton is not installed."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ SCRIPT = r"""
 import json
 import torch
 from initlab.catalog import draws as d
-from initlab.scale import counter, kernels_triton
-from initlab.scale.fill import counter_fill_, row_starts
+from initlab.backends.counter import counter, kernels_triton
+from initlab.backends.counter.fill import counter_fill_, row_starts
 
 DRAWS = {
     "uniform": d.Uniform(-0.3, 0.7),
@@ -44,7 +44,8 @@ for dname, draw in DRAWS.items():
             starts, length = row_starts(local, glob, offset)
             got = torch.empty(local, dtype=dtype)
             kernels_triton.fill_cuda_(got, starts, length, p)
-            bits = {torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
+            bits = {torch.bfloat16: torch.int16, torch.float32: torch.int32,
+                    torch.float64: torch.int64}[dtype]
             ulp = (got.view(bits).long() - ref.view(bits).long()).abs().max().item()
             out[f"{dname}/{pname}/{str(dtype)[6:]}"] = [bool(torch.equal(got, ref)), ulp]
 print(json.dumps(out))
@@ -53,7 +54,9 @@ print(json.dumps(out))
 
 def test_triton_kernel_matches_the_cpu_kernel_bit_for_bit_in_the_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(results) == 5 * 4 * 3

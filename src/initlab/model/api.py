@@ -140,7 +140,7 @@ def init_model(
     if dry_run:
         return report
     if generator is None or generator == "counter":
-        from ..scale.plan_fill import counter_fill
+        from .plan_counter import counter_fill
 
         report.seed = secrets.randbits(63) if seed is None else seed
         prepared = prepare_plan(inner, plan, walk=walk, fill=counter_fill(plan, report.seed))

@@ -1,11 +1,10 @@
-"""initlab.scale: counter-based generation, sharded init and big-model materialization.
+"""initlab.scale: sharded init and big-model materialization.
 
-Owns the Philox4x32-10 counter-based generator (every value a pure function of seed, the parameter's qualified
-name and the element's global index), its CPU (numba, with a numpy fallback) and CUDA (Triton) kernels,
-``counter_fill_`` for catalog draws, ``init_sharded`` for FSDP2/DTensor models built on the meta device, and
-``materialize`` for models too big to build twice. May import the catalog, the backends and ``initlab.model``;
-the catalog, backends and model never import it (``init_model(generator="counter")`` loads it on demand).
-Submodules load on first use, so ``initlab.scale.philox`` needs neither torch nor numba.
+Owns ``init_sharded`` for FSDP2/DTensor models built on the meta device (each rank draws its own pieces) and
+``materialize`` for models too big to build twice, both on the counter-based generator
+(:mod:`initlab.backends.counter`, re-exported here: ``counter_fill_``, ``generate``, ``derive_key``...) and
+the plans of :mod:`initlab.model` (drawn piecewise by :mod:`initlab.model.plan_counter`). May import the
+catalog, the backends and ``initlab.model``; none of them imports it. Names load on first use.
 """
 
 from __future__ import annotations
@@ -14,14 +13,14 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "counter_fill_": "initlab.scale.fill",
-    "generate": "initlab.scale.fill",
-    "has_numba": "initlab.scale.fill",
+    "counter_fill_": "initlab.backends.counter.fill",
+    "generate": "initlab.backends.counter.fill",
+    "has_numba": "initlab.backends.counter.fill",
     "init_sharded": "initlab.scale.distributed",
     "materialize": "initlab.scale.big_model",
-    "apply_plan_counter": "initlab.scale.plan_fill",
-    "derive_key": "initlab.scale.philox",
-    "philox4x32": "initlab.scale.philox",
+    "apply_plan_counter": "initlab.model.plan_counter",
+    "derive_key": "initlab.backends.counter.philox",
+    "philox4x32": "initlab.backends.counter.philox",
 }
 
 __all__ = list(_LAZY)

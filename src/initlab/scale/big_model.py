@@ -3,7 +3,7 @@ the meta device one module at a time (peak memory: the model's size, not twice i
 straight into a safetensors file without ever holding the model (peak memory: its largest tensor). (The module
 is not called ``materialize`` so that the name stays the function's.)
 
-Values come from the counter-based generator (:mod:`.plan_fill`), so they equal ``init_model(model, scheme,
+Values come from the counter-based generator (:mod:`initlab.model.plan_counter`), so they equal ``init_model(model, scheme,
 seed=seed, generator="counter")`` on a model built normally. Tied weights are allocated once and stay tied.
 Buffers created on meta have no values: normalization statistics are reset (mean 0, variance 1); every other
 buffer is zero-filled and listed in the report's notes.
@@ -23,7 +23,7 @@ from torch import nn
 from ..model import InitReport, init_model
 from ..model.graph import unwrap
 from ..model.plan import Assignment
-from .plan_fill import fill_assignment_
+from ..model.plan_counter import fill_assignment_
 
 PROGRESS_BYTES = 1 << 30  # a progress bar above 1 GiB
 _SAFETENSORS_DTYPES = {

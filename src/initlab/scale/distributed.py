@@ -20,7 +20,7 @@ from torch import nn
 
 from ..model import InitReport, init_model
 from ..model.graph import unwrap
-from .plan_fill import fill_assignment_
+from ..model.plan_counter import fill_assignment_
 
 
 def local_piece(param: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:

@@ -9,16 +9,15 @@ float32 kernel argument. Launched with ``enable_fp_fusion=False`` (no FMA contra
 ``sqrt``, to perform the CPU kernel's IEEE operations.
 
 Checked in Triton's interpreter (``TRITON_INTERPRET=1``: the kernel's code run with numpy on the CPU,
-``tests/scale/test_triton_interpreter.py``): bit-identical to the CPU kernel for uniform, normal and truncated
-normal (tails included), whole tensors, flat and box pieces, float32/float64/bfloat16. Not yet run on a GPU, so
-still opt-in (``INITLAB_TRITON=1``): what the interpreter cannot check is the GPU code generation (libdevice's
-``log`` in the truncated normal's tails; FMA contraction is disabled at launch).
+``tests/scale/test_triton_interpreter.py``): bit-identical to the CPU kernel for uniform, normal and
+truncated normal (tails included), whole tensors, flat and box pieces, float32/float64/bfloat16. Not yet run
+on a GPU, so still opt-in (``INITLAB_TRITON=1``): what the interpreter cannot check is the GPU code
+generation (libdevice's ``log`` in the truncated normal's tails; FMA contraction is disabled at launch).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy as np
 import torch

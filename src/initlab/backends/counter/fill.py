@@ -20,8 +20,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..backends import torch_backend
-from ..catalog import draws as d
+from ...catalog import draws as d
+from .. import torch_backend
 from . import counter
 
 Engine = Literal["auto", "numba", "numpy"]

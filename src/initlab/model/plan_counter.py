@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from ..backends.counter.fill import counter_fill_
 from ..catalog import draws as d
-from ..model.plan import (
+from .plan import (
     Assignment,
     Fill,
     Plan,
@@ -27,7 +28,6 @@ from ..model.plan import (
     prepare_plan,
     write_looks_linear_,
 )
-from .fill import counter_fill_
 
 
 @torch.no_grad()
@@ -140,7 +140,7 @@ def counter_fill(plan: Plan, seed: int, threads: int | None = None) -> Fill:
 def apply_plan_counter(model: torch.nn.Module, plan: Plan, seed: int, threads: int | None = None) -> None:
     """``initlab.model.apply_plan`` with the counter-based generator: ``seed`` alone fixes every weight,
     whatever the order, device or sharding. Meta tensors are skipped. All or nothing, as ``init_model``."""
-    from ..model.state import ModelState
+    from .state import ModelState
 
     prepared = prepare_plan(model, plan, fill=counter_fill(plan, seed, threads))
     state = ModelState.capture(prepared.model, only=prepared.fallible)

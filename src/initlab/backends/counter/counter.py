@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from ..catalog import draws as d
+from ...catalog import draws as d
 from .philox import derive_key, philox4x32
 
 UNIFORM, NORMAL, TRUNCATED = 0, 1, 2
