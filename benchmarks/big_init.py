@@ -4,13 +4,14 @@ Models: a minimal GPT-2-small (124.4M parameters, lm_head tied to wte) and a 1.0
 ``Linear(8192, 8192)``. Variants, each in a fresh subprocess (so that peak RSS is its own; ``VmHWM``):
 
 - ``default``: ``build()`` on the CPU (torch's default init, mt19937);
-- ``initlab``: ``build()`` under ``torch.device("meta")`` then ``materialize(model, "cpu", scheme, seed=0)``
+- ``initlab``: ``build()`` under ``initlab.on_meta()`` (the meta device, torch.nn.init's functions skipped)
+  then ``materialize(model, "cpu", scheme, seed=0)``
   (plan from shapes, module-by-module allocation, counter-based generator, one thread), with the same
   distributions as default construction (``torch:default``); for GPT-2 also ``hf:gpt2`` (normal 0.02);
 - ``safetensors``: the same plan streamed to a file, the model never held (``--file``).
 
-Times exclude one-off costs, reported apart: imports (``initlab.model``, ``torch.fx``; the first meta-device
-construction in a process imports ``torch._dynamo``) and loading the compiled kernel. Tying is checked.
+Times exclude one-off costs, reported apart: imports (``initlab.model``, ``torch.fx``, numba) and loading the
+compiled kernel; peak RSS includes them. Tying is checked.
 
     python benchmarks/big_init.py                    # GPT-2 small
     python benchmarks/big_init.py --model linear1b   # 1B parameters: ~4.3 GB per variant; run alone
@@ -92,26 +93,25 @@ def run_variant(model_name: str, variant: str, scheme: str, path: str, threads: 
 
     torch.set_num_threads(1)
     warm = time.perf_counter()
-    if variant != "default":  # one-off: imports (initlab.model, torch.fx), loading the compiled kernel
+    if variant != "default":  # one-off: imports (initlab.model, torch.fx, numba), loading the compiled kernel
         import initlab.model
         import initlab.scale.big_model
         from initlab.catalog import draws as d
         from initlab.scale import counter_fill_
 
-        counter_fill_(torch.empty(64), d.Normal(0.0, 1.0), seed=0, name="warm", threads=1)
+        # 2^19 elements: the parallel kernel when threads > 1, the serial one otherwise
+        counter_fill_(torch.empty(1 << 19), d.Normal(0.0, 1.0), seed=0, name="warm", threads=threads)
         initlab.model.init_model(nn.Linear(2, 2), "torch:default", seed=0, dry_run=True)
-        with torch.device("meta"):  # the first meta-device init_ in a process imports torch._dynamo
-            nn.Embedding(2, 2), nn.Linear(2, 2), nn.LayerNorm(2)
     warm = time.perf_counter() - warm
     base = rss_mib("VmRSS:")
     start = time.perf_counter()
     if variant == "default":
         model = build(model_name)
     else:
-        with torch.device("meta"):
-            model = build(model_name)
-        from initlab import materialize
+        from initlab import materialize, on_meta
 
+        with on_meta():  # torch.device("meta") without running torch.nn.init's functions
+            model = build(model_name)
         if variant == "initlab":
             materialize(model, "cpu", scheme, seed=0, threads=threads, progress=False)
         else:

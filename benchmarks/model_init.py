@@ -6,7 +6,12 @@ baseline for "auto" and "he_uniform" on a first call (the model's graph discover
 repeated calls (the cached graph and plan reused: only the draws), named schemes, a profile, each with the
 default counter-based generator and with torch's (``generator="torch"``), and anyinit when it is installed.
 
+Big models (``--big gpt2,linear1b``): GPT-2 small (124M, tied) and a 1.07B-parameter Linear stack built under
+``initlab.on_meta()`` and materialized by ``initlab.materialize`` beside default construction, each variant
+in a fresh process (``benchmarks/big_init.py`` has more variants: hf:gpt2, 2 threads, safetensors).
+
     python benchmarks/model_init.py [--repeats 3] [--models mlp,transformer,resnet] [--no-anyinit]
+    python benchmarks/model_init.py --models none --big gpt2,linear1b
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", default="")
     ap.add_argument("--no-anyinit", action="store_true")
+    ap.add_argument("--big", default="", help="gpt2,linear1b: meta + materialize vs default construction")
     args = ap.parse_args()
     torch.set_num_threads(1)
     anyinit = None
@@ -125,6 +131,22 @@ def main() -> None:
             t = median_time(fn, reps)
             row = f"| {name} | {n / 1e6:.1f}M | {base:.3f} | {vname} | {t:.3f} | {t / base:.2f}x |"
             print(row, flush=True)
+    if args.big:
+        big(args.big.split(","))
+
+
+def big(names: list[str]) -> None:
+    import big_init  # the same folder
+
+    print("\n| model | params | variant | s | speed-up | peak RSS MiB | RSS before MiB | tied |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in names:
+        default = big_init.measure(name, "default", "torch:default")
+        ours = big_init.measure(name, "initlab", "torch:default")
+        for label, r in (("default construction", default), ("on_meta + materialize", ours)):
+            print(f"| {name} | {r['params'] / 1e6:.1f}M | {label} | {r['seconds']:.3f} | "
+                  f"{default['seconds'] / r['seconds']:.2f}x | {r['peak_rss_mib']:.0f} | "
+                  f"{r['base_rss_mib']:.0f} | {r['tied']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ _LAZY = {
     "compare": "initlab.diagnostics",
     "monitor": "initlab.diagnostics",
     "materialize": "initlab.scale",
+    "on_meta": "initlab.scale",
 }
 
 __all__ = [

@@ -2,6 +2,8 @@
 counter generator on a normally built model; ties survive; buffers are reset; safetensors streaming."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -123,3 +125,35 @@ def test_post_steps_are_piecewise_and_materializable(factory, step):
     initlab.materialize(model, seed=5)
     for (k, v), w in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
+
+
+@pytest.mark.parametrize("factory", [build, tied])
+def test_on_meta_builds_without_init_and_materializes_the_same(factory):
+    ref = reference(factory)
+    originals = dict(vars(torch.nn.init))
+    with initlab.on_meta():
+        model = factory()
+    assert all(t.device.type == "meta" for t in (*model.parameters(), *model.buffers()))
+    assert dict(vars(torch.nn.init)) == originals
+    initlab.materialize(model, "cpu", "auto", seed=7)
+    assert factory is build or model[-1].weight is model[0].weight
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ref.state_dict()[k]), k
+
+
+def test_on_meta_restores_torch_init_when_the_build_raises():
+    originals = dict(vars(torch.nn.init))
+    with pytest.raises(RuntimeError, match="boom"), initlab.on_meta():
+        nn.Linear(3, 3)
+        raise RuntimeError("boom")
+    assert dict(vars(torch.nn.init)) == originals
+    assert nn.Linear(2, 2).weight.device.type == "cpu"
+
+
+def test_on_meta_skips_torch_dynamo():
+    code = ("import sys, torch, initlab\n"
+            "with initlab.on_meta():\n"
+            "    torch.nn.Embedding(10, 4)\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

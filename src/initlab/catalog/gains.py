@@ -19,7 +19,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from .activations import Activation, activation
 
@@ -158,4 +157,6 @@ def critical_sigma_w2(phi: ActivationLike, sigma_b2: float = 0.0,
         slope0 = float(_derivative(act)(np.array([0.0]))[0])
         if slope0 != 0 and abs(float(act(np.array([0.0]))[0])) < 1e-12:
             return 1.0 / slope0**2
+    from scipy import optimize  # on first use: ~23 MB that a process drawing weights does not need
+
     return float(optimize.brentq(lambda s: chi(act, s, sigma_b2) - 1.0, *bracket, xtol=1e-10))

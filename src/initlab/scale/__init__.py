@@ -18,6 +18,7 @@ _LAZY = {
     "has_numba": "initlab.backends.counter.fill",
     "init_sharded": "initlab.scale.distributed",
     "materialize": "initlab.scale.big_model",
+    "on_meta": "initlab.scale.big_model",
     "apply_plan_counter": "initlab.model.plan_counter",
     "derive_key": "initlab.backends.counter.philox",
     "philox4x32": "initlab.backends.counter.philox",
