@@ -1,7 +1,8 @@
 """init_sharded on CPU process groups (gloo, 127.0.0.1), 2 and 3 ranks spawned here: the gathered weights of
 FSDP2 and DTensor Shard(0)/Shard(1)/Replicate models (uneven sizes) equal the single-process
 ``init_model(..., generator="counter")`` result bit for bit; ranks hold different values; the statistics match
-the plan. One spawn per world size runs every case."""
+the plan. One spawn per world size runs every case; a 2 x 2 mesh (4 ranks) checks FSDP2 on top of tensor
+parallelism."""
 
 import math
 import os
@@ -164,3 +165,54 @@ def test_retie_after_to_empty():
     init_sharded(model, "auto", seed=3)
     assert model[1].weight is model[0].weight and model[0].weight.device.type == "cpu"
     assert np.isfinite(model[0].weight.detach().numpy()).all()
+
+
+def _worker_2d(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    from initlab.distributed import init_sharded
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
+        with torch.device("meta"):
+            model = _mlp_2d()
+        parallelize_module(model, mesh["tp"], {"0": ColwiseParallel(), "2": RowwiseParallel()})
+        fully_shard(model, mesh=mesh["dp"])
+        init_sharded(model, "auto", seed=SEED)
+        local = {n: p.to_local().clone() for n, p in model.named_parameters()}
+        full = {n: p.full_tensor() for n, p in model.named_parameters()}
+        pieces: list = [None] * world
+        dist.all_gather_object(pieces, local)
+        if rank == 0:
+            places = {n: str(p.placements) for n, p in model.named_parameters()}
+            torch.save((full, places, pieces), out)
+    finally:
+        dist.destroy_process_group()
+
+
+def _mlp_2d() -> nn.Module:
+    # 14 rows over tp=2 then dp=2: 4 + 3 rows per rank (uneven), placements (_StridedShard(0), Shard(0))
+    return nn.Sequential(nn.Linear(10, 14), nn.ReLU(), nn.Linear(14, 6), nn.ReLU(), nn.Linear(6, 3))
+
+
+def test_fsdp_plus_tensor_parallel_2d_mesh(tmp_path):
+    """FSDP2 over "dp" on top of tensor parallelism over "tp" (a 2 x 2 mesh, 4 ranks): colwise weights get
+    torch's strided sharding; gathered tensors equal the single-process result, and no two ranks that hold
+    different pieces hold the same values."""
+    out = str(tmp_path / "2d.pt")
+    mp.start_processes(_worker_2d, args=(4, _free_port(), out), nprocs=4, join=True, start_method="fork")
+    full, places, pieces = torch.load(out, weights_only=False)
+    assert "_StridedShard" in places["0.weight"] and "Shard(dim=1)" in places["2.weight"]
+    ref = _mlp_2d()
+    initlab.init_model(ref, "auto", seed=SEED)
+    for name, p in ref.named_parameters():
+        assert torch.equal(full[name], p.detach()), name
+    weight = [piece["0.weight"] for piece in pieces]
+    assert sorted(w.shape[0] for w in weight) == [3, 3, 4, 4]
+    assert all(not torch.equal(weight[i][:3], weight[j][:3]) for i in range(4) for j in range(i))
