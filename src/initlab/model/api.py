@@ -90,10 +90,10 @@ def init_model(
     discovery run the model once when ``torch.fx`` cannot trace it (and materializes Lazy modules).
     ``dry_run=True`` changes nothing.
 
-    ``generator``: by default (``None`` or ``"counter"``) every value is drawn by :mod:`initlab.scale`'s
-    counter-based generator as a function of (seed, parameter name, element index) only -- the same weights
-    on any device, in any order and under any sharding (``initlab.distributed.init_sharded``), faster than
-    torch's generator; without ``seed`` one is drawn and recorded in ``report.seed``. ``"torch"`` (or a
+    ``generator``: by default (``None`` or ``"counter"``) every value is drawn by the counter-based generator
+    (:mod:`initlab.backends.counter`), a function of (seed, parameter name, element index) only -- the same
+    weights on any device, in any order and under any sharding (``initlab.distributed.init_sharded``), faster
+    than torch's generator; without ``seed`` one is drawn and recorded in ``report.seed``. ``"torch"`` (or a
     ``torch.Generator``) draws from torch's generator seeded with ``seed``, in plan order; registered model
     schemes (LSUV, Fixup...) always use torch's.
 
