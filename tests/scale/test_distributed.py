@@ -30,6 +30,10 @@ def build(case: str) -> nn.Module:
         return nn.Sequential(nn.Embedding(11, 5, padding_idx=2), nn.Linear(5, 7))
     if case == "conv":
         return nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Conv2d(5, 4, 1))
+    if case == "weight_norm":  # parametrized: the originals (g, v) are what gets sharded
+        from torch.nn.utils.parametrizations import weight_norm
+
+        return nn.Sequential(weight_norm(nn.Linear(7, 6)), nn.ReLU(), nn.Linear(6, 3))
     if case == "transformer":
         return nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=13, dropout=0.0,
                                           batch_first=True)
@@ -37,7 +41,7 @@ def build(case: str) -> nn.Module:
 
 
 CASES = {"linear": "auto", "embedding": "auto", "conv": "he_normal", "transformer": "auto",
-         "ortho": "orthogonal"}
+         "ortho": "orthogonal", "weight_norm": "he_normal"}
 
 
 def _shard(model: nn.Module, mode: str, mesh) -> None:
@@ -130,7 +134,7 @@ def test_shards_differ(gathered):
             parts = [p[name] for p in pieces]
             if value.numel() < 2 or float(value.std()) == 0:  # constants (biases, norms) are equal everywhere
                 continue
-            if parts[0].shape == value.shape:
+            if all(q.shape == value.shape for q in parts):  # replicated
                 assert all(torch.equal(q, value) for q in parts), (case, mode, name)
                 continue
             for i in range(len(parts)):

@@ -5,9 +5,9 @@ device, with the counter-based generator, so the gathered weights equal the sing
 For each parameter the plan (made from the global shapes by ``init_model(..., dry_run=True)``) gives the draw;
 a DTensor's local piece and its global offset come from its mesh and placements (``Shard(d)`` even or uneven,
 ``Replicate``, several mesh dimensions), and the piece is generated alone: no full tensor, no communication.
-Non-elementwise draws (orthogonal, sparse...) are the exception: each rank holding a piece builds the full
-tensor from Gaussians drawn by index and keeps its piece (memory and time of the full tensor, still no
-communication).
+Non-elementwise draws (orthogonal, sparse...) and parametrized weights (weight_norm...) are the exception:
+each rank holding a piece builds the full tensor (from Gaussians drawn by index; through the parametrization's
+``right_inverse``) and keeps its piece (memory and time of the full tensor, still no communication).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 
 from ..model import InitReport, init_model
 from ..model.graph import unwrap
+from ..model.plan import Assignment
 from ..model.plan_counter import fill_assignment_
 
 
@@ -60,6 +61,28 @@ def retie(model: nn.Module, groups: Sequence[Sequence[tuple[str, str]]]) -> None
             setattr(model.get_submodule(path), attr, canonical)
 
 
+def _fill_parametrized(model: nn.Module, a: Assignment, seed: int, threads: int | None,
+                      index: dict[str, Assignment]) -> None:
+    """A parametrized weight (weight_norm, spectral_norm...): the full logical tensor is drawn on every rank,
+    mapped to the parametrization's originals by its ``right_inverse`` (as ``init_model`` does), and each rank
+    keeps its pieces of the originals."""
+    owner: Any = model.get_submodule(a.owner) if a.owner else model
+    plist = owner.parametrizations[a.attr]
+    originals = [plist.original] if hasattr(plist, "original") else [
+        getattr(plist, f"original{i}") for i in range(plist.ntensors)]
+    value: Any = fill_assignment_(torch.empty(a.shape, dtype=originals[0].dtype), a, seed, threads=threads,
+                                  assignments=index)
+    for step in reversed(plist):
+        if not hasattr(step, "right_inverse"):
+            raise ValueError(f"{a.name}: parametrization {type(step).__name__} has no right_inverse")
+        value = step.right_inverse(value)
+    values = [value] if isinstance(value, torch.Tensor) else list(value)
+    for original, full in zip(originals, values, strict=True):
+        local, offset = local_piece(original)
+        box = tuple(slice(o, o + n) for o, n in zip(offset, local.shape, strict=True))
+        local.detach().copy_(full[box] if box else full)
+
+
 def _default_device(model: nn.Module) -> torch.device:
     from torch.distributed.tensor import DTensor
 
@@ -92,8 +115,8 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
         raise ValueError(f"scheme {scheme!r} has no per-parameter plan: init_sharded cannot shard it")
     params = dict(inner.named_parameters(remove_duplicate=False))
     for a in plan.assignments:
-        if a.parametrized or a.name not in params:
-            raise NotImplementedError(f"{a.name}: parametrized weights are not supported by init_sharded")
+        if a.name not in params and not a.parametrized:
+            raise ValueError(f"{a.name}: planned but not a parameter of the model")
     if any(t.device.type == "meta" for t in (*inner.parameters(), *inner.buffers())):
         groups = tie_groups(inner)
         inner.to_empty(device=device if device is not None else _default_device(inner))
@@ -101,6 +124,9 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
         params = dict(inner.named_parameters(remove_duplicate=False))
     index = {a.name: a for a in plan.assignments}
     for a in plan.assignments:
+        if a.parametrized:
+            _fill_parametrized(inner, a, seed, threads, index)
+            continue
         local, offset = local_piece(params[a.name])
         fill_assignment_(local.detach(), a, seed, offset, threads=threads, assignments=index)
     for name in plan.reset_stats:
