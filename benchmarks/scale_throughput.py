@@ -6,7 +6,7 @@ one thread) and ``fill_`` (the write floor). GB/s = 1e9 bytes of output per seco
 tensor; median of ``--repeat`` runs after a warm-up, ours and torch's interleaved so that both see the same
 load. Extra memory: in a fresh subprocess per case that allocates and touches the tensor, warms the kernel on
 a small tensor, resets the peak-RSS counter (``/proc/self/clear_refs`` <- 5) and reads ``VmHWM`` after the
-fill. (The catalog's ``benchmarks/throughput.py`` covers initlab's torch backend; this script is scale's.)
+fill. (``benchmarks/throughput.py --counter`` runs it after the torch backend's rows.)
 
     python benchmarks/scale_throughput.py                   # 1 GiB (torch's trunc_normal_ alone takes ~25 s)
     python benchmarks/scale_throughput.py --size-mib 64     # quick
@@ -81,14 +81,14 @@ print(rss('VmHWM:') - before)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--torch-trunc-repeat", type=int, default=1, help="torch's trunc_normal_ is slow")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     numel = args.size_mib * (1 << 20) // 4
     gb = numel * 4 / 1e9
     torch.set_num_threads(1)

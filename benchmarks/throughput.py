@@ -13,6 +13,7 @@ the next one's.
 
     python benchmarks/throughput.py            # 4096x4096 and 64M elements (about 3-5 minutes on 2 cores)
     python benchmarks/throughput.py --quick    # 1024x1024 and 4M elements
+    python benchmarks/throughput.py --only zzz --counter 1024   # only the counter generator's rows, 1 GiB
 """
 
 from __future__ import annotations
@@ -197,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the per-case memory subprocesses")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     parser.add_argument("--only", help="only the cases whose label contains this")
+    parser.add_argument("--counter", type=int, metavar="MIB", default=0,
+                        help="then the counter-based generator's rows (uniform, normal, +-2 sigma truncated "
+                             "normal; 1 and 2 threads) into a float32 tensor of MIB MiB, e.g. 1024 "
+                             "(benchmarks/scale_throughput.py)")
     parser.add_argument("--large", action=argparse.BooleanOptionalAction, default=True,
                         help="also run the 64M-element tensor (default: yes)")
     args = parser.parse_args(argv)
@@ -213,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         meta = {"torch": torch.__version__, "threads": args.threads}
         args.json.write_text(json.dumps({**meta, **results}, indent=1))
+    if args.counter:
+        import scale_throughput  # the same folder
+
+        scale_throughput.main(["--size-mib", str(args.counter)])
     return 0
 
 
