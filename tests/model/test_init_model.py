@@ -244,3 +244,40 @@ def test_layer_never_called_is_initialized_and_flagged():
     report = init_model(M(), "auto", seed=0)
     assert "not reached" in report.row("unused.weight").note and report.row("a.weight").note == ""
     assert report.row("unused.weight").status == "init"
+
+
+def _generator_net() -> nn.Module:
+    return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
+
+
+def test_default_generator_is_the_counter_generator():
+    a, b, c = _generator_net(), _generator_net(), _generator_net()
+    report = init_model(a, "he_normal", seed=4)
+    init_model(b, "he_normal", seed=4, generator="counter")
+    init_model(c, "he_normal", seed=4, generator="torch")
+    assert report.seed == 4
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a[0].weight, c[0].weight)
+
+
+def test_torch_generator_by_name_or_object_gives_torch_stream():
+    a, b = _generator_net(), _generator_net()
+    init_model(a, "he_normal", seed=4, generator="torch")
+    init_model(b, "he_normal", generator=torch.Generator().manual_seed(4))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_default_generator_without_seed_records_one():
+    a, b = _generator_net(), _generator_net()
+    report = init_model(a, "he_normal")
+    assert isinstance(report.seed, int)
+    init_model(b, "he_normal", seed=report.seed)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_bad_generator_name_is_refused_before_anything_changes():
+    model = _generator_net()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="generator must be"):
+        init_model(model, "he_normal", generator="philox")
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
