@@ -749,7 +749,10 @@ def _sites(b: _Builder, layers: list[LayerInfo], consumers: list[list[int]]) -> 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], ModelGraph]] = weakref.WeakKeyDictionary()
 
 
-def named_tensors(model: nn.Module) -> tuple[dict[str, nn.Module], dict[str, torch.Tensor]]:
+Walk = tuple[dict[str, nn.Module], dict[str, torch.Tensor]]
+
+
+def named_tensors(model: nn.Module) -> Walk:
     """Every module and parameter by qualified name, duplicates included, in one walk of the model."""
     modules = dict(model.named_modules(remove_duplicate=False))
     params = {
@@ -761,7 +764,7 @@ def named_tensors(model: nn.Module) -> tuple[dict[str, nn.Module], dict[str, tor
     return modules, params
 
 
-def _fingerprint(model: nn.Module, walk: tuple[dict[str, nn.Module], dict[str, torch.Tensor]] | None) -> Any:
+def _fingerprint(model: nn.Module, walk: Walk | None) -> Any:
     """Module names and types, parameter names, identities and shapes: what a graph depends on."""
     modules, params = walk or named_tensors(model)
     return (
@@ -775,7 +778,7 @@ def discover(
     example_input: Any = None,
     *,
     cache: bool = True,
-    walk: tuple[dict[str, nn.Module], dict[str, torch.Tensor]] | None = None,
+    walk: Walk | None = None,
 ) -> ModelGraph:
     """Find the weight layers of ``model``, the activation after each, residual branches, tied and
     parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword

@@ -27,7 +27,7 @@ from ..catalog.fans import Fans
 from ..catalog.initializers import Context, Initializer
 from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
-from .graph import LayerInfo, ModelGraph
+from .graph import LayerInfo, ModelGraph, Walk
 from .layers import ParamSpec
 from .report import InitReport, Row
 
@@ -495,7 +495,7 @@ def prepare_plan(
     generator: torch.Generator | None = None,
     *,
     seed: int | None = None,
-    walk: tuple[dict[str, nn.Module], dict[str, torch.Tensor]] | None = None,
+    walk: Walk | None = None,
     fill: Fill | None = None,
 ) -> Prepared:
     """Phase 1 of :func:`apply_plan`: nothing in the model changes. ``walk``: :func:`.graph.named_tensors`
