@@ -171,6 +171,18 @@ def test_retie_after_to_empty():
     assert np.isfinite(model[0].weight.detach().numpy()).all()
 
 
+def test_report_names_the_tensors_built_in_full():
+    from initlab.distributed import init_sharded
+
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    notes = init_sharded(model, "orthogonal", seed=3).notes
+    assert any("built in full" in n and "0.weight" in n and "2.weight" in n for n in notes), notes
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    assert not any("built in full" in n for n in init_sharded(model, "he_normal", seed=3).notes)
+
+
 def _worker_2d(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..catalog import draws as d
 from ..model import InitReport, init_model
 from ..model.graph import unwrap
 from ..model.plan import Assignment
@@ -133,4 +134,14 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
         inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
     report.dry_run = False
     report.notes.append(f"counter-based generator, seed {seed}: each rank drew only its shards")
+    whole = [a.name for a in plan.assignments if a.parametrized or not _piecewise(a)]
+    if whole:
+        report.notes.append(f"built in full on every rank holding a piece (orthogonal-type draws, "
+                            f"parametrizations, looks-linear layouts): {', '.join(whole)}")
     return report
+
+
+def _piecewise(a: Assignment) -> bool:
+    """Whether a piece of ``a`` is drawn from its own indices alone (no full tensor)."""
+    return all(isinstance(draw, d.ELEMENTWISE) for draw in a.draws) and not any(
+        step[0] == "looks_linear" for step in a.post)
