@@ -206,3 +206,26 @@ def test_tied_weight_calibrated_once():
     report = initlab.lsuv(model, batch(256, 8, seed=0), seed=0)
     assert report.layers[1].kind == "tied to 0" and report.layers[1].iterations == 0
     assert model[2].weight is model[0].weight
+
+
+def test_every_packed_attention_block_is_pre_initialized_and_repeats_are_identical():
+    # the q/k/v blocks are views made during the pre-init; deduplicating them by id() skipped blocks whenever
+    # Python reused a freed view's id, so the weights depended on memory layout
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(*(Block(8) for _ in range(4)))
+
+    x = batch(32, 8, 4, 4, seed=0)
+    first = None
+    for _ in range(3):
+        model = make()
+        initlab.lsuv(model, x, seed=1, pre_init="orthogonal")
+        for name, m in model.named_modules():
+            if isinstance(m, nn.MultiheadAttention):
+                for block in m.in_proj_weight.detach().chunk(3):  # square 8x8: orthogonal means W W^T = I
+                    err = (block @ block.T - torch.eye(8)).abs().max().item()
+                    assert err < 1e-5, (name, err)
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        if first is None:
+            first = state
+        assert all(torch.equal(first[k], state[k]) for k in state)

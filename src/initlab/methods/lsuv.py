@@ -152,11 +152,13 @@ def _pre_init(plan: dict[nn.Module, str], scheme: str | None, seed: int | None,
         return
     device = scaled_params(next(iter(plan)))[0].device
     g = generator if generator is not None else make_generator(device, seed)
-    done: set[int] = set()
+    done: set[tuple[object, ...]] = set()
     for module in plan:
         for w in _pre_init_targets(module):
-            if id(w) not in done and w.dim() >= 2:
-                done.add(id(w))
+            # by memory, not id(): the q/k/v blocks are views made here, whose ids Python reuses once freed
+            where = (w.untyped_storage().data_ptr(), w.storage_offset(), tuple(w.shape), w.stride())
+            if where not in done and w.dim() >= 2:
+                done.add(where)
                 init_(w, scheme, g)
         parametrizations = getattr(module, "parametrizations", None)
         if parametrizations is not None and "weight" in parametrizations:  # weight norm: g = |v| per row
