@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from ..catalog import draws as d
 from ..catalog import get
@@ -106,9 +105,11 @@ def draw_array(draw: d.Draw, shape: tuple[int, ...], rng: np.random.Generator) -
 def truncated_standard_normal(low: float, high: float, shape: tuple[int, ...],
                               rng: np.random.Generator) -> np.ndarray:
     """N(0, 1) conditioned on [low, high] by the inverse CDF, sampled on the side with relative precision."""
+    from scipy import special  # on first use, like the rest of scipy
+
     flip = low > 0
     lo, hi = (-high, -low) if flip else (low, high)
-    u = rng.uniform(special.ndtr(lo), special.ndtr(hi), shape)
+    u = rng.uniform(d.normal_cdf(lo), d.normal_cdf(hi), shape)
     z = np.clip(special.ndtri(u), lo, hi)
     return -z if flip else z
 

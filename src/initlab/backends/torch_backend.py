@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from scipy import special
 
 from ..catalog import draws as d
 from ..catalog import get
@@ -157,7 +156,7 @@ def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Gene
     lo, hi = draw.low, draw.high
     lo_abs, hi_abs = draw.loc + draw.scale * lo, draw.loc + draw.scale * hi
     chunk_size = CHUNK if flat.device.type == "cpu" else max(CHUNK, 1 << 24)
-    if float(special.ndtr(hi) - special.ndtr(lo)) >= REJECTION_MIN_MASS:
+    if d.normal_cdf(hi) - d.normal_cdf(lo) >= REJECTION_MIN_MASS:
         for chunk in flat.split(chunk_size):
             _rejection_chunk(chunk, draw.loc, draw.scale, lo_abs, hi_abs, g)
         return
@@ -167,12 +166,12 @@ def _truncated_normal(flat: torch.Tensor, draw: d.TruncatedNormal, g: torch.Gene
     sign = -1.0 if flip else 1.0
     if max(abs(lo), abs(hi)) <= 4.0 and flat.dtype == torch.float32:
         # erfinv(2u - 1) * sqrt(2) = Phi^{-1}(u); float32 resolves u well inside +-4 std.
-        ua, ub = 2 * special.ndtr(lo) - 1, 2 * special.ndtr(hi) - 1
+        ua, ub = 2 * d.normal_cdf(lo) - 1, 2 * d.normal_cdf(hi) - 1
         mul = sign * draw.scale * math.sqrt(2.0)
         for chunk in flat.split(chunk_size):
             chunk.uniform_(ua, ub, generator=g).erfinv_().mul_(mul).add_(draw.loc).clamp_(lo_abs, hi_abs)
         return
-    pa, pb = float(special.ndtr(lo)), float(special.ndtr(hi))
+    pa, pb = d.normal_cdf(lo), d.normal_cdf(hi)
     for chunk in flat.split(chunk_size):
         u = torch.empty(chunk.shape, dtype=torch.float64, device=chunk.device).uniform_(pa, pb, generator=g)
         z = torch.special.ndtri(u)

@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from .parse import format_call, parse_call
 
@@ -51,6 +50,18 @@ def _elu(alpha: float) -> Fn:
     return lambda x: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
 
 
+def _erf(x: Array) -> Array:
+    from scipy import special  # on first use: a process that only draws weights never imports scipy
+
+    return special.erf(x)
+
+
+def _expit(x: Array) -> Array:
+    from scipy import special
+
+    return special.expit(x)
+
+
 def _softplus(x: Array) -> Array:
     return np.logaddexp(0.0, x)
 
@@ -67,14 +78,14 @@ _FACTORIES: dict[str, tuple[Callable[..., Fn], dict[str, float], bool, bool]] = 
              {"alpha": 1.0}, False, False),
     "selu": (lambda: (lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))),
              {}, False, False),
-    "gelu": (lambda: (lambda x: 0.5 * x * (1.0 + special.erf(x / math.sqrt(2.0)))), {}, False, False),
+    "gelu": (lambda: (lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))), {}, False, False),
     "gelu_tanh": (lambda: (lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))),
                   {}, False, False),
-    "silu": (lambda: (lambda x: x * special.expit(x)), {}, False, False),
+    "silu": (lambda: (lambda x: x * _expit(x)), {}, False, False),
     "mish": (lambda: (lambda x: x * np.tanh(_softplus(x))), {}, False, False),
     "softplus": (lambda: _softplus, {}, False, False),
     "tanh": (lambda: np.tanh, {}, False, True),
-    "sigmoid": (lambda: special.expit, {}, False, True),
+    "sigmoid": (lambda: _expit, {}, False, True),
     "hardtanh": (lambda: (lambda x: np.clip(x, -1.0, 1.0)), {}, False, True),
     "hardsigmoid": (lambda: (lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0)), {}, True, True),
     "hardswish": (lambda: (lambda x: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0)), {}, False, False),

@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from ...catalog import draws as d
 from .philox import derive_key, philox4x32
@@ -89,7 +88,7 @@ def plan(draw: d.Draw, seed: int, name: str, stream: int = VALUES) -> Plan:
         sign = 1.0
         if lo > 0:  # mirror so that the CDF works on the side where it has relative precision
             lo, hi, sign = -hi, -lo, -1.0
-        pa, pb = float(special.ndtr(lo)), float(special.ndtr(hi))
+        pa, pb = d.normal_cdf(lo), d.normal_cdf(hi)
         if not pb > pa:
             raise ValueError(f"truncation [{draw.low}, {draw.high}] has no probability mass in float64")
         a_abs, b_abs = sorted((draw.loc + sign * draw.scale * lo, draw.loc + sign * draw.scale * hi))
