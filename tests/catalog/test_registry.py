@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -186,3 +187,15 @@ def test_landscape_facts() -> None:
     assert get("flax:embed").resolve((1000, 64)).std == pytest.approx(0.125)
     # torch's trunc_normal_(std=0.02) with its default a=-2, b=2 truncates at 100 std: effectively nothing
     assert get("torch:trunc_normal(std=0.02)").resolve((4, 4)).high == pytest.approx(100)
+
+
+def test_normal_cdf_matches_scipy_with_relative_precision_in_the_tails() -> None:
+    from scipy import special
+
+    from initlab.catalog.draws import normal_cdf
+
+    xs = [i / 100 for i in range(-3700, 901)]
+    worst = max(abs(normal_cdf(x) - special.ndtr(x)) / special.ndtr(x) for x in xs)
+    # erfc's argument is rounded once (x / sqrt 2), and erfc's condition number is ~x^2: ~40^2 ulp at -37
+    assert worst < 2000 * sys.float_info.epsilon
+    assert max(abs(normal_cdf(x) - special.ndtr(x)) for x in xs if abs(x) < 5) < 8 * sys.float_info.epsilon

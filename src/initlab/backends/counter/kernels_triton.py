@@ -13,6 +13,8 @@ Checked in Triton's interpreter (``TRITON_INTERPRET=1``: the kernel's code run w
 truncated normal (tails included), whole tensors, flat and box pieces, float32/float64/bfloat16. Not yet run
 on a GPU, so still opt-in (``INITLAB_TRITON=1``): what the interpreter cannot check is the GPU code
 generation (libdevice's ``log`` in the truncated normal's tails; FMA contraction is disabled at launch).
+``tests/scale/test_triton_cuda.py`` checks it on a GPU (skipped elsewhere): uniform bit for bit, normal and
+truncated normal within stated ulp bounds.
 """
 
 from __future__ import annotations
