@@ -105,7 +105,7 @@ def test_post_steps_are_piecewise_and_materializable(factory, step):
 
     plan = initlab.init_model(factory(), "auto", seed=0, dry_run=True).plan
     index = {a.name: a for a in plan.assignments}
-    assert any(s[0] == step for a in plan.assignments for s in a.post), "the plan no longer uses " + step
+    assert any(s.kind == step for a in plan.assignments for s in a.post), "the plan no longer uses " + step
     for a in plan.assignments:
         full = fill_assignment_(torch.empty(a.shape), a, 5, assignments=index)
         rows = a.shape[0]

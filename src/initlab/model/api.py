@@ -16,16 +16,8 @@ from torch import nn
 from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
 from .graph import ModelGraph, discover, named_tensors, run_forward, unwrap
-from .plan import (
-    Plan,
-    ProfileChooser,
-    Rule,
-    SchemeLike,
-    build_plan,
-    commit_plan,
-    normalize_rules,
-    prepare_plan,
-)
+from ._apply import Journal, commit_plan, prepare_plan, transaction
+from .plan import Plan, ProfileChooser, Rule, SchemeLike, build_plan, normalize_rules
 from .report import InitReport
 from .state import ModelState
 
@@ -107,12 +99,16 @@ def init_model(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"init_model expects an nn.Module, got {type(model).__name__}")
-    if isinstance(generator, str) and generator not in ("counter", "torch"):
-        raise ValueError(f"generator must be 'counter', 'torch', a torch.Generator or None: {generator!r}")
-    if isinstance(generator, torch.Generator) and seed is not None:
-        raise ValueError("pass either seed or generator, not both")
-    explicit_counter = generator == "counter"
+    _validate_generator(generator, seed)
     inner = unwrap(model)
+    with transaction(inner) as journal:
+        return _init(inner, journal, scheme, example_input, seed, generator, rules, dry_run, graph, options)
+
+
+def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input: Any, seed: int | None,
+          generator: torch.Generator | str | None, rules: Any, dry_run: bool, graph: ModelGraph | None,
+          options: dict[str, Any]) -> InitReport:
+    """``init_model`` inside its transaction: every change goes through ``journal``."""
     walk = named_tensors(inner)
     _validate_model(inner, walk[1])
     _validate_input(example_input)
@@ -123,14 +119,17 @@ def init_model(
     if _has_lazy(walk[1]):
         if example_input is None:
             raise ValueError("the model has Lazy modules: pass example_input so that their shapes are known")
-        _materialize_lazy(inner, example_input)
+        if dry_run:  # shapes from a copy: the user's Lazy modules stay lazy
+            return _init(_lazy_probe(inner, example_input), Journal(), scheme, example_input, seed, generator,
+                         rules, dry_run, None, options)
+        _materialize_lazy(inner, example_input, journal)
         walk = named_tensors(inner)
     elif example_input is not None:
         _check_forward(inner, example_input)
     if graph is None:
         graph = discover(inner, example_input, walk=walk)
     if scheme_name in _MODEL_SCHEMES:
-        if explicit_counter:
+        if generator == "counter":
             raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")
         torch_gen = generator if isinstance(generator, torch.Generator) else None
         opts = SchemeOptions(example_input, torch_gen, seed, rules, dry_run, dict(options))
@@ -148,13 +147,15 @@ def init_model(
         if not isinstance(generator, torch.Generator):
             generator = make_generator(_device(inner), seed)
         prepared = prepare_plan(inner, plan, generator, walk=walk)
-    state = ModelState.capture(inner, only=prepared.fallible)
-    try:
-        commit_plan(prepared)
-    except BaseException:
-        state.restore(inner)
-        raise
+    commit_plan(prepared, journal)
     return report
+
+
+def _validate_generator(generator: Any, seed: Any) -> None:
+    if isinstance(generator, str) and generator not in ("counter", "torch"):
+        raise ValueError(f"generator must be 'counter', 'torch', a torch.Generator or None: {generator!r}")
+    if isinstance(generator, torch.Generator) and seed is not None:
+        raise ValueError("pass either seed or generator, not both")
 
 
 def _plan(
@@ -272,13 +273,43 @@ def _has_lazy(params: dict[str, torch.Tensor]) -> bool:
     return any(isinstance(p, UninitializedParameter) for p in params.values())
 
 
-def _materialize_lazy(model: nn.Module, example_input: Any) -> None:
+def _lazy_probe(model: nn.Module, example_input: Any) -> nn.Module:
+    """A deep copy of ``model`` with its Lazy modules materialized (for plans without touching the model)."""
+    import copy
+
+    try:
+        probe = copy.deepcopy(model)
+    except Exception as exc:
+        raise ValueError(f"the model has Lazy modules and cannot be copied to infer their shapes ({exc}): "
+                         "run it once on a batch before a dry run") from None
+    _materialize_lazy(probe, example_input, Journal())
+    return probe
+
+
+def _materialize_lazy(model: nn.Module, example_input: Any, journal: Journal) -> None:
+    """Run the model once so that its Lazy modules take their shapes; ``journal`` can make them lazy again."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    lazy = [(m, type(m), {k: (type(p), p.requires_grad, p.device, p.dtype) for k, p in m._parameters.items()
+                          if p is not None}) for m in model.modules() if isinstance(m, LazyModuleMixin)]
+    journal.on_undo(lambda: _make_lazy_again(lazy))
     # The modules' own reset_parameters draws from the global RNG: keep its state.
     state = torch.get_rng_state()
     try:
         _check_forward(model, example_input)
     finally:
         torch.set_rng_state(state)
+
+
+def _make_lazy_again(lazy: list[tuple[Any, type, dict[str, tuple[Any, bool, Any, Any]]]]) -> None:
+    for module, cls, params in lazy:
+        if type(module) is cls:
+            continue
+        module.__class__ = cls
+        for key, (kind, requires_grad, device, dtype) in params.items():
+            module._parameters[key] = kind(requires_grad=requires_grad, device=device, dtype=dtype)
+        module._load_hook = module._register_load_state_dict_pre_hook(module._lazy_load_hook)
+        module._initialize_hook = module.register_forward_pre_hook(module._infer_parameters, with_kwargs=True)
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -8,26 +8,23 @@ with the layer's fans and following activation; the "auto" scheme (:mod:`.auto`)
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import math
-import signal
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from ..backends.torch_backend import fill_
 from ..catalog import draws as d
 from ..catalog import get
 from ..catalog.fans import Fans
 from ..catalog.initializers import Context, Initializer
 from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
-from .graph import LayerInfo, ModelGraph, Walk
+from ._steps import SetRow, SetSlice, Step, as_steps
+from .graph import LayerInfo, ModelGraph
 from .layers import ParamSpec
 from .report import InitReport, Row
 
@@ -39,16 +36,19 @@ KEEP = "keep"
 @dataclass
 class Assignment:
     """How to fill one parameter: ``draws`` per block along dim 0 (one draw: the whole tensor), then ``post``
-    steps: ``("row", index, value)`` sets a row (embedding padding), ``("slice", start, stop, value)`` a
-    slice of a 1-D tensor (LSTM forget-gate bias)."""
+    steps (typed, :mod:`._steps`; legacy tuples such as ``("row", index, value)`` are converted): a padding
+    row, a forget-gate slice, a residual scale, fixed row norms, a centred bias, a looks-linear layout."""
 
     name: str
     owner: str
     attr: str
     shape: tuple[int, ...]
     draws: tuple[d.Draw, ...]
-    post: tuple[tuple[Any, ...], ...] = ()
+    post: tuple[Step, ...] = ()
     parametrized: bool = False
+
+    def __post_init__(self) -> None:
+        self.post = as_steps(self.post)
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Choice:
     fans: Fans | None = None
     blocks: int = 1
     note: str = ""
-    post: tuple[tuple[Any, ...], ...] = ()
+    post: tuple[Step | tuple[Any, ...], ...] = ()  # typed steps (legacy tuples accepted)
     draws: tuple[d.Draw, ...] | None = None  # a chooser may give draws directly (auto)
 
 
@@ -183,7 +183,7 @@ class ProfileChooser:
             rule = self.profile.rnn_bias
         fans = layer.fans.get(spec.fans_of or local)
         blocks = spec.blocks
-        post: tuple[tuple[Any, ...], ...] = ()
+        post: tuple[Step, ...] = ()
         if self.torch_default and layer.kind == "rnn":
             fans = _recurrent_fans(layer, local)
             blocks = 1
@@ -240,15 +240,13 @@ def _recurrent_fans(layer: LayerInfo, local: str) -> Fans | None:
     return layer.fans.get(key) or next((f for k, f in layer.fans.items() if k.startswith("weight_hh")), None)
 
 
-def _forget_bias(
-    layer: LayerInfo, local: str, shape: tuple[int, ...], value: float
-) -> tuple[tuple[Any, ...], ...]:
+def _forget_bias(layer: LayerInfo, local: str, shape: tuple[int, ...], value: float) -> tuple[Step, ...]:
     module = layer.module
     mode = getattr(module, "mode", None) or type(module).__name__
     if "LSTM" not in mode or len(shape) != 1 or shape[0] % 4:
         return ()
     h = shape[0] // 4
-    return (("slice", h, 2 * h, value if "_ih" in local or local == "bias" else 0.0),)
+    return (SetSlice(h, 2 * h, value if "_ih" in local or local == "bias" else 0.0),)
 
 
 # ---- building ----------------------------------------------------------------------------------------------
@@ -406,7 +404,7 @@ def build_plan(
         if info is not None and info.kind in ("embedding", "embedding_bag") and local == "weight":
             pad = getattr(info.module, "padding_idx", None)
             if pad is not None:
-                post = (*post, ("row", int(pad), 0.0))
+                post = (*as_steps(post), SetRow(int(pad), 0.0))
                 note = (note + "; " if note else "") + f"padding row {pad} = 0"
         if info is not None and not info.reached:
             note = (
@@ -471,167 +469,16 @@ def _logical_tensor(model: nn.Module, q: str) -> torch.Tensor | None:
     return value if isinstance(value, torch.Tensor) else None
 
 
-# ---- applying ----------------------------------------------------------------------------------------------
-Fill = Callable[[torch.Tensor, Assignment], None]
+# ---- applying (the one applier lives in ._apply; these names stay importable from here) -------------------
+from ._apply import (  # noqa: E402
+    Fill,
+    Prepared,
+    apply_plan,
+    commit_plan,
+    looks_linear_block,
+    prepare_plan,
+    write_looks_linear_,
+)
 
-
-@dataclass
-class Prepared:
-    """A plan ready to commit: everything that can fail (structured draws, dtype casts, parametrizations)
-    already computed into temporaries; ``fallible``: the model tensors a commit may leave half-written."""
-
-    model: nn.Module
-    steps: list[tuple[Assignment, nn.Module, torch.Tensor | None, torch.Tensor | None]]
-    reset_stats: list[nn.Module]
-    fill: Fill
-    params: Mapping[str, torch.Tensor]
-    fallible: list[torch.Tensor]
-
-
-@torch.no_grad()
-def prepare_plan(
-    model: nn.Module,
-    plan: Plan,
-    generator: torch.Generator | None = None,
-    *,
-    seed: int | None = None,
-    walk: Walk | None = None,
-    fill: Fill | None = None,
-) -> Prepared:
-    """Phase 1 of :func:`apply_plan`: nothing in the model changes. ``walk``: :func:`.graph.named_tensors`
-    of the model when the caller has it. ``fill(tensor, assignment)``: another generator (the counter-based
-    one); it writes in place only into CPU tensors, elsewhere into temporaries."""
-    from ..backends.torch_backend import make_generator
-    from .graph import named_tensors, unwrap
-
-    model = unwrap(model)
-    modules, params = walk or named_tensors(model)
-    steps: list[tuple[Assignment, nn.Module, torch.Tensor | None, torch.Tensor | None]] = []
-    fallible: list[torch.Tensor] = []
-    for a in plan.assignments:
-        module = modules[a.owner]
-        current = getattr(module, a.attr) if a.parametrized else params[a.name]
-        if current.device.type == "meta":
-            continue
-        if fill is None:
-            g = generator = generator or make_generator(current.device, seed)
-            fill = lambda t, a, g=g: _fill(t, a, g, params)  # noqa: E731
-        direct = (
-            not a.parametrized
-            and current.dtype in (torch.float32, torch.float64)
-            and current.is_contiguous()
-            and all(isinstance(dr, d.ELEMENTWISE) for dr in a.draws)
-            and not any(step[0] == "looks_linear" for step in a.post)
-            and (generator is not None or current.device.type == "cpu")
-        )
-        source = None
-        if not direct:
-            source = torch.empty(a.shape, dtype=current.dtype, device=current.device)
-            no_center = tuple(s for s in a.post if s[0] != "center")
-            fill(source, Assignment(a.name, a.owner, a.attr, a.shape, a.draws, no_center))
-        if a.parametrized:
-            parametrizations: Any = module.parametrizations
-            fallible.extend(parametrizations[a.attr].parameters())
-        steps.append((a, module, None if a.parametrized else current, source))
-    norms = [model.get_submodule(name) for name in plan.reset_stats]
-    norms = [m for m in norms if all(b.device.type != "meta" for b in m.buffers())]
-    return Prepared(model, steps, norms, fill or (lambda t, a: None), params, fallible)
-
-
-@torch.no_grad()
-def commit_plan(prepared: Prepared) -> None:
-    """Phase 2 of :func:`apply_plan`: in-place fills and copies, in plan order, with Ctrl-C deferred."""
-    with _deferred_interrupt():
-        for a, module, target, source in prepared.steps:
-            if a.parametrized:
-                assert source is not None
-                setattr(module, a.attr, source)
-                continue
-            assert target is not None
-            if source is None:
-                prepared.fill(target.detach(), a)
-            else:
-                target.detach().copy_(source)
-                _post(target.detach(), tuple(s for s in a.post if s[0] == "center"), prepared.params)
-        for norm in prepared.reset_stats:
-            norm.reset_running_stats()  # type: ignore[operator]
-
-
-def apply_plan(
-    model: nn.Module, plan: Plan, generator: torch.Generator | None = None, *, seed: int | None = None
-) -> None:
-    """Draw every assignment of ``plan`` into the model (one seed gives one result). Meta tensors are
-    skipped: call again after the model is materialized."""
-    commit_plan(prepare_plan(model, plan, generator, seed=seed))
-
-
-@contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[None]:
-    """Hold SIGINT until the block ends, so that Ctrl-C cannot stop a commit halfway."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[Any] = []
-    previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught and callable(previous):
-            previous(*caught[0])
-
-
-def _fill(
-    target: torch.Tensor, a: Assignment, g: torch.Generator, params: Mapping[str, torch.Tensor]
-) -> None:
-    data = target.detach()
-    steps = {s[0]: s[1:] for s in a.post}
-    if "looks_linear" in steps and data.dim() == 2:
-        _looks_linear(data, a.draws[0], steps["looks_linear"][0], g)
-    elif data.numel():
-        if len(a.draws) == 1:
-            fill_(data, a.draws[0], g)
-        else:
-            for block, draw in zip(data.chunk(len(a.draws), 0), a.draws, strict=True):
-                fill_(block, draw, g)
-    _post(data, a.post, params)
-
-
-def _post(data: torch.Tensor, post: tuple[tuple[Any, ...], ...], params: Mapping[str, torch.Tensor]) -> None:
-    for step in post:
-        if step[0] == "row":
-            data[step[1]].fill_(step[2])
-        elif step[0] == "slice":
-            data[step[1] : step[2]].fill_(step[3])
-        elif step[0] == "row_norm":
-            flat = data.view(data.shape[0], -1)
-            flat.mul_(step[1] / flat.norm(dim=1, keepdim=True).clamp_min(1e-30))
-        elif step[0] == "center" and step[2]:
-            weight = params[step[1]].detach()
-            data.sub_(step[2] * weight.reshape(weight.shape[0], -1).sum(1).to(data.dtype))
-
-
-def looks_linear_block(shape: Sequence[int], role: str) -> tuple[int, int]:
-    """Shape of the block ``A`` of a looks-linear weight of ``shape`` (rows, cols) in position ``role``."""
-    rows, cols = shape
-    return (rows // 2 if role in ("first", "mid") else rows, cols // 2 if role in ("mid", "last") else cols)
-
-
-def write_looks_linear_(data: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Middle ``[[A, -A], [-A, A]]``, first ``[[A], [-A]]``, last ``[A, -A]``: relu(u) - relu(-u) = u."""
-    (rows, cols), (r2, c2) = data.shape, a.shape
-    data.zero_()
-    data[:r2, :c2] = a
-    if c2 < cols:
-        data[:r2, c2 : 2 * c2] = -a
-    if r2 < rows:
-        data[r2 : 2 * r2, :c2] = -a
-        if c2 < cols:
-            data[r2 : 2 * r2, c2 : 2 * c2] = a
-    return data
-
-
-def _looks_linear(data: torch.Tensor, draw: d.Draw, role: str, g: torch.Generator) -> None:
-    a = torch.empty(looks_linear_block(data.shape, role), dtype=data.dtype, device=data.device)
-    fill_(a, draw, g)
-    write_looks_linear_(data, a)
+__all__ = ["Assignment", "Choice", "Fill", "Plan", "Prepared", "Rule", "apply_plan", "build_plan", "commit_plan",
+           "looks_linear_block", "prepare_plan", "write_looks_linear_"]

@@ -4,7 +4,7 @@ whole or as a rectangular piece of it: the bridge from ``init_model``'s plans to
 Identity: a parameter's values are addressed by ``(seed, qualified name, global row-major index)``. Where the
 plan stacks gate blocks along dim 0 (LSTM/GRU, packed attention projections), elementwise blocks share the
 parameter's index space; a structured block (orthogonal...) is its own global tensor named ``"<name>/<b>"``.
-Post steps: padding rows and forget-gate slices are applied to the part of them a piece holds; a
+Post steps (typed, :mod:`._steps`): padding rows and forget-gate slices are applied to the part of them a piece holds; a
 ``looks_linear`` weight (``[[A, -A], [-A, A]]``) draws ``A`` as its own ``(rows/2, cols/2)`` tensor and is cut
 from the full layout; steps that need whole rows (``row_norm``: rows scaled to a fixed norm) are applied to
 the piece's rows generated in full, then cut; a ``center`` bias (``b -= c * row sums of W``) regenerates the
@@ -19,15 +19,9 @@ import torch
 
 from ..backends.counter.fill import counter_fill_
 from ..catalog import draws as d
-from .plan import (
-    Assignment,
-    Fill,
-    Plan,
-    commit_plan,
-    looks_linear_block,
-    prepare_plan,
-    write_looks_linear_,
-)
+from ._apply import Fill, commit_plan, looks_linear_block, prepare_plan, transaction, write_looks_linear_
+from ._steps import Center, RowNorm, looks_linear_role
+from .plan import Assignment, Plan
 
 
 @torch.no_grad()
@@ -35,22 +29,22 @@ def fill_assignment_(local: torch.Tensor, a: Assignment, seed: int, offset: Sequ
                      threads: int | None = None,
                      assignments: Mapping[str, Assignment] | None = None) -> torch.Tensor:
     """Fill ``local``: the box of parameter ``a`` (global shape ``a.shape``) starting at ``offset`` (default:
-    the whole parameter). ``assignments`` (name -> assignment) is needed for ``center`` post steps."""
+    the whole parameter). ``assignments`` (name -> assignment) is needed for :class:`~._steps.Center`."""
     glob = tuple(a.shape)
     offs = tuple(offset) if offset is not None else (0,) * len(glob)
     if len(offs) != len(glob) or len(local.shape) != len(glob):
         raise ValueError(f"{a.name}: piece {tuple(local.shape)} at {offs} does not match shape {glob}")
     if local.numel() == 0 or local.device.type == "meta":
         return local
-    steps = {s[0]: s[1:] for s in a.post}
-    if "row_norm" in steps and tuple(local.shape[1:]) != glob[1:]:  # whole rows first, then the columns
-        rows = torch.empty((local.shape[0], *glob[1:]), dtype=local.dtype)
+    role = looks_linear_role(a.post)
+    if any(isinstance(s, RowNorm) for s in a.post) and tuple(local.shape[1:]) != glob[1:]:
+        rows = torch.empty((local.shape[0], *glob[1:]), dtype=local.dtype)  # whole rows, then the columns
         fill_assignment_(rows, a, seed, (offs[0], *(0,) * (len(glob) - 1)), threads, assignments)
         cols = (slice(o, o + n) for o, n in zip(offs[1:], local.shape[1:], strict=True))
         local.copy_(rows[(slice(None), *cols)])
         return local
-    if "looks_linear" in steps and len(glob) == 2:
-        full = _looks_linear(a, seed, str(steps["looks_linear"][0]), local.dtype, threads)
+    if role is not None and len(glob) == 2:
+        full = _looks_linear(a, seed, role, local.dtype, threads)
         local.copy_(full[offs[0]:offs[0] + local.shape[0], offs[1]:offs[1] + local.shape[1]])
     elif len(a.draws) == 1:
         counter_fill_(local, a.draws[0], seed=seed, name=a.name, offset=offs, global_shape=glob,
@@ -90,39 +84,17 @@ def _post(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...], 
           assignments: Mapping[str, Assignment] | None) -> None:
     lo, n = offs[0] if offs else 0, local.shape[0] if local.dim() else 1
     for step in a.post:
-        if step[0] == "row":  # global row index along dim 0
-            row = int(step[1]) % a.shape[0] - lo
-            if 0 <= row < n:
-                local[row].fill_(step[2])
-        elif step[0] == "slice":  # 1-D
-            start, stop = max(int(step[1]) - lo, 0), min(int(step[2]) - lo, n)
-            if start < stop:
-                local[start:stop].fill_(step[3])
-        elif step[0] == "row_norm":  # whole rows (see fill_assignment_)
-            norms = local.reshape(n, -1).norm(dim=1, keepdim=True).clamp_min(1e-30)
-            local.mul_((step[1] / norms).view(n, *(1,) * (local.dim() - 1)))
-        elif step[0] == "center":  # 1-D bias -= c * row sums of the weight
-            if not step[2]:
-                continue
-            if assignments is None or step[1] not in assignments:
-                raise ValueError(f"{a.name}: centering needs the plan of {step[1]}")
-            w = assignments[step[1]]
+        if step.piecewise:
+            step.apply_piece(local, tuple(a.shape), lo)  # type: ignore[union-attr]
+        elif isinstance(step, RowNorm):  # whole rows here (see fill_assignment_)
+            step.apply(local)
+        elif isinstance(step, Center) and step.coef:  # 1-D bias -= c * row sums of the weight
+            if assignments is None or step.weight not in assignments:
+                raise ValueError(f"{a.name}: centering needs the plan of {step.weight}")
+            w = assignments[step.weight]
             rows = torch.empty((n, *w.shape[1:]), dtype=local.dtype)
             fill_assignment_(rows, w, seed, (lo, *(0,) * (len(w.shape) - 1)), threads, assignments)
-            local.sub_(step[2] * rows.reshape(n, -1).sum(1))
-        elif step[0] == "row_norm":  # each row (dim 0) rescaled to a fixed norm
-            if tuple(local.shape[1:]) == tuple(a.shape[1:]):
-                flat = local.reshape(n, -1)
-                flat.mul_(step[1] / flat.norm(dim=1, keepdim=True).clamp_min(1e-30))
-                if flat.data_ptr() != local.data_ptr() or not local.is_contiguous():
-                    local.copy_(flat.view_as(local))
-            else:  # a piece of the columns: regenerate its whole rows (no communication), keep our columns
-                rows = torch.empty((n, *a.shape[1:]), dtype=local.dtype)
-                fill_assignment_(rows, a, seed, (lo, *(0,) * (len(a.shape) - 1)), threads, assignments)
-                cols = tuple(slice(o, o + s) for o, s in zip(offs[1:], local.shape[1:], strict=True))
-                local.copy_(rows[(slice(None), *cols)])
-        elif step[0] != "looks_linear":
-            raise ValueError(f"{a.name}: unknown post step {step!r}")
+            local.sub_(step.coef * rows.reshape(n, -1).sum(1))
 
 
 def counter_fill(plan: Plan, seed: int, threads: int | None = None) -> Fill:
@@ -140,12 +112,5 @@ def counter_fill(plan: Plan, seed: int, threads: int | None = None) -> Fill:
 def apply_plan_counter(model: torch.nn.Module, plan: Plan, seed: int, threads: int | None = None) -> None:
     """``initlab.model.apply_plan`` with the counter-based generator: ``seed`` alone fixes every weight,
     whatever the order, device or sharding. Meta tensors are skipped. All or nothing, as ``init_model``."""
-    from .state import ModelState
-
-    prepared = prepare_plan(model, plan, fill=counter_fill(plan, seed, threads))
-    state = ModelState.capture(prepared.model, only=prepared.fallible)
-    try:
-        commit_plan(prepared)
-    except BaseException:
-        state.restore(prepared.model)
-        raise
+    with transaction(model) as journal:
+        commit_plan(prepare_plan(model, plan, fill=counter_fill(plan, seed, threads)), journal)

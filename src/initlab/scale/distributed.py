@@ -144,4 +144,4 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
 def _piecewise(a: Assignment) -> bool:
     """Whether a piece of ``a`` is drawn from its own indices alone (no full tensor)."""
     return all(isinstance(draw, d.ELEMENTWISE) for draw in a.draws) and not any(
-        step[0] == "looks_linear" for step in a.post)
+        step.kind == "looks_linear" for step in a.post)

@@ -1,0 +1,333 @@
+"""The one applier: a :class:`~.plan.Plan` drawn into a model, all or nothing, with a pluggable fill.
+
+Two phases. :func:`prepare_plan` does everything that can fail before the model is touched: structured draws
+(orthogonal...) into temporaries, dtype casts, parametrizations' ``right_inverse``. :func:`commit_plan` then
+writes, inside a :func:`transaction`: a per-model lock (two threads initializing one model take turns),
+SIGINT held until the end, and a :class:`Journal` that snapshots each tensor just before its first write, so
+that any exception (KeyboardInterrupt, MemoryError...) or a Ctrl-C received meanwhile puts every tensor back
+bit for bit. ``init_model``, ``apply_plan``, ``materialize`` and ``init_sharded`` all commit through it.
+
+The fill is pluggable: :func:`torch_fill` (torch's generator, in plan order), the counter-based generator
+(:func:`.plan_counter.counter_fill`) or shard-local pieces (:func:`.plan_counter.fill_assignment_`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..backends.torch_backend import fill_
+from ..catalog import draws as d
+from ._steps import Center, LooksLinear, looks_linear_role
+
+if TYPE_CHECKING:
+    from .graph import Walk
+    from .plan import Assignment, Plan
+
+Fill = Callable[[torch.Tensor, "Assignment"], None]
+
+
+# ---- per-model lock and deferred SIGINT ------------------------------------------------------------------
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The lock every initlab write to ``model`` holds (re-entrant: a scheme may call ``init_model`` inside
+    another). Weakly keyed: it never keeps the model alive."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+class _Pending:
+    """SIGINTs received while a commit runs, delivered (to the handler that was installed before) on
+    :meth:`deliver`, from inside the transaction, so that the default handler's KeyboardInterrupt undoes it."""
+
+    def __init__(self) -> None:
+        self.caught: list[tuple[Any, ...]] = []
+        self.previous: Any = None
+
+    def deliver(self) -> None:
+        if not self.caught:
+            return
+        args, self.caught = self.caught[0], []
+        if callable(self.previous):
+            self.previous(*args)
+        elif self.previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[_Pending]:
+    """Hold SIGINT until :meth:`_Pending.deliver` or the end of the block (main thread only: signals are
+    only delivered there)."""
+    pending = _Pending()
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+    pending.previous = signal.signal(signal.SIGINT, lambda *args: pending.caught.append(args))
+    try:
+        yield pending
+    finally:
+        signal.signal(signal.SIGINT, pending.previous)
+        pending.deliver()
+
+
+# ---- the journal -----------------------------------------------------------------------------------------
+@dataclass
+class Journal:
+    """What a transaction changed, to undo it: tensors written in place (their previous values) and slots
+    given a new tensor (their previous tensor)."""
+
+    saved: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    slots: list[tuple[dict[str, Any], str, Any]] = field(default_factory=list)
+    undo_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    @torch.no_grad()
+    def save(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Snapshot ``tensor`` before its first write in this transaction; returns it detached."""
+        t = tensor.detach()
+        if id(tensor) not in self.saved and t.device.type != "meta":
+            self.saved[id(tensor)] = (tensor, t.clone())
+        return t
+
+    def install(self, table: dict[str, Any], key: str, value: Any) -> None:
+        """``table[key] = value`` (a module's ``_parameters``/``_buffers``), undoable."""
+        self.slots.append((table, key, table.get(key)))
+        table[key] = value
+
+    def on_undo(self, fn: Callable[[], None]) -> None:
+        self.undo_hooks.append(fn)
+
+    @torch.no_grad()
+    def undo(self) -> None:
+        for fn in reversed(self.undo_hooks):
+            fn()
+        for table, key, old in reversed(self.slots):
+            table[key] = old
+        for tensor, old in self.saved.values():
+            tensor.detach().copy_(old)
+        self.saved.clear()
+        self.slots.clear()
+        self.undo_hooks.clear()
+
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """The writes themselves: Ctrl-C is held meanwhile and delivered at the end, inside the transaction,
+        so that it undoes them."""
+        with _deferred_interrupt() as pending:
+            yield
+            pending.deliver()
+
+
+@contextlib.contextmanager
+def transaction(model: nn.Module) -> Iterator[Journal]:
+    """All or nothing, under the model's lock: the body writes through the journal (its writes inside
+    :meth:`Journal.writing`); any exception, or a Ctrl-C received while writing, undoes every write (with
+    Ctrl-C held) and propagates."""
+    journal = Journal()
+    with model_lock(model):
+        try:
+            yield journal
+        except BaseException:
+            with _deferred_interrupt():
+                journal.undo()
+            raise
+
+
+# ---- fills -----------------------------------------------------------------------------------------------
+def torch_fill(generator: torch.Generator, params: Mapping[str, torch.Tensor]) -> Fill:
+    """``fill(tensor, assignment)`` with torch's generator: blocks in order, then the post-steps."""
+
+    def fill(target: torch.Tensor, a: Assignment) -> None:
+        data = target.detach()
+        role = looks_linear_role(a.post)
+        if role is not None and data.dim() == 2:
+            a_block = torch.empty(looks_linear_block(data.shape, role), dtype=data.dtype, device=data.device)
+            fill_(a_block, a.draws[0], generator)
+            write_looks_linear_(data, a_block)
+        elif data.numel():
+            if len(a.draws) == 1:
+                fill_(data, a.draws[0], generator)
+            else:
+                for block, draw in zip(data.chunk(len(a.draws), 0), a.draws, strict=True):
+                    fill_(block, draw, generator)
+        for step in a.post:
+            step.apply(data, params)
+
+    return fill
+
+
+def looks_linear_block(shape: Sequence[int], role: str) -> tuple[int, int]:
+    """Shape of the block ``A`` of a looks-linear weight of ``shape`` (rows, cols) in position ``role``."""
+    rows, cols = shape
+    return (rows // 2 if role in ("first", "mid") else rows, cols // 2 if role in ("mid", "last") else cols)
+
+
+def write_looks_linear_(data: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Middle ``[[A, -A], [-A, A]]``, first ``[[A], [-A]]``, last ``[A, -A]``: relu(u) - relu(-u) = u."""
+    (rows, cols), (r2, c2) = data.shape, a.shape
+    data.zero_()
+    data[:r2, :c2] = a
+    if c2 < cols:
+        data[:r2, c2 : 2 * c2] = -a
+    if r2 < rows:
+        data[r2 : 2 * r2, :c2] = -a
+        if c2 < cols:
+            data[r2 : 2 * r2, c2 : 2 * c2] = a
+    return data
+
+
+# ---- casts and parametrizations (everything that can fail, before the first write) ------------------------
+def cast(value: torch.Tensor, like: torch.Tensor, what: str) -> torch.Tensor:
+    """``value`` in the dtype and device of ``like`` (a new tensor when they differ)."""
+    if tuple(value.shape) != tuple(like.shape):
+        raise ValueError(f"{what}: shape {tuple(value.shape)} does not fit {tuple(like.shape)}")
+    return value.to(dtype=like.dtype, device=like.device)
+
+
+def right_inverse(module: nn.Module, attr: str, value: torch.Tensor,
+                  name: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(original tensor, its new value) for the parametrized ``module.attr`` to equal ``value``: the
+    parametrizations' ``right_inverse`` chain, as ``setattr`` would run it, but computed before any write (a
+    parametrization without one, e.g. ``orthogonal_map="cayley"``, fails here)."""
+    plist: Any = module.parametrizations[attr]  # type: ignore[index]
+    out: Any = value
+    with torch.no_grad():
+        for step in reversed(plist):
+            if not hasattr(step, "right_inverse"):
+                raise ValueError(f"{name}: parametrization {type(step).__name__} has no right_inverse: "
+                                 "initialize the original tensors (or add a rule 'keep')")
+            try:
+                out = step.right_inverse(out)
+            except NotImplementedError as exc:
+                raise ValueError(f"{name}: parametrization {type(step).__name__} cannot be set from a "
+                                 f"value ({exc}); add a rule {{{name!r}: 'keep'}}") from None
+    originals = [plist.original] if hasattr(plist, "original") else [
+        getattr(plist, f"original{i}") for i in range(plist.ntensors)]
+    values = [out] if isinstance(out, torch.Tensor) else list(out)
+    if len(values) != len(originals):
+        raise ValueError(f"{name}: right_inverse gave {len(values)} tensors for {len(originals)} originals")
+    return [(o, cast(v, o, name)) for o, v in zip(originals, values, strict=True)]
+
+
+# ---- prepare / commit ------------------------------------------------------------------------------------
+@dataclass
+class Write:
+    """One assignment ready to commit: ``target`` filled in place by the fill at commit (``source`` None), or
+    given the prepared ``source``; a parametrized weight's ``originals`` get their prepared values."""
+
+    assignment: Assignment
+    target: torch.Tensor | None
+    source: torch.Tensor | None
+    originals: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    """A plan ready to commit: everything that can fail already computed into temporaries."""
+
+    model: nn.Module
+    writes: list[Write]
+    reset_stats: list[nn.Module]
+    fill: Fill
+    params: Mapping[str, torch.Tensor]
+
+
+def _direct(a: Assignment, current: torch.Tensor, in_place: bool) -> bool:
+    """Whether the fill can draw straight into the model tensor at commit (elementwise draws into a
+    contiguous float tensor); elsewhere the value is prepared in a temporary."""
+    return (
+        in_place
+        and not a.parametrized
+        and current.dtype in (torch.float32, torch.float64)
+        and current.is_contiguous()
+        and all(isinstance(dr, d.ELEMENTWISE) for dr in a.draws)
+        and not any(isinstance(s, LooksLinear) for s in a.post)
+    )
+
+
+@torch.no_grad()
+def prepare_plan(model: nn.Module, plan: Plan, generator: torch.Generator | None = None, *,
+                 seed: int | None = None, walk: Walk | None = None, fill: Fill | None = None) -> Prepared:
+    """Phase 1: nothing in the model changes. ``walk``: :func:`.graph.named_tensors` of the model when the
+    caller has it. ``fill(tensor, assignment)``: another generator (the counter-based one); default torch's,
+    seeded with ``seed``. Meta tensors are skipped."""
+    from ..backends.torch_backend import make_generator
+    from .graph import named_tensors, unwrap
+
+    model = unwrap(model)
+    modules, params = walk or named_tensors(model)
+    writes: list[Write] = []
+    own_fill = fill is None  # torch's generator writes in place on any device; another fill only on CPU
+    for a in plan.assignments:
+        module = modules[a.owner]
+        current = getattr(module, a.attr) if a.parametrized else params[a.name]
+        if current.device.type == "meta":
+            continue
+        if fill is None:
+            fill = torch_fill(generator or make_generator(current.device, seed), params)
+        if _direct(a, current, own_fill or current.device.type == "cpu"):
+            writes.append(Write(a, current, None))
+            continue
+        source = torch.empty(a.shape, dtype=current.dtype, device=current.device)
+        fill(source, replace(a, post=tuple(s for s in a.post if not isinstance(s, Center))))
+        if a.parametrized:
+            writes.append(Write(a, None, None, right_inverse(module, a.attr, source, a.name)))
+        else:
+            writes.append(Write(a, current, cast(source, current, a.name)))
+    norms = [model.get_submodule(name) for name in plan.reset_stats]
+    norms = [m for m in norms if all(b.device.type != "meta" for b in m.buffers())]
+    return Prepared(model, writes, norms, fill or (lambda t, a: None), params)
+
+
+@torch.no_grad()
+def commit_plan(prepared: Prepared, journal: Journal | None = None) -> None:
+    """Phase 2: in-place fills and copies in plan order, all or nothing (inside ``journal``'s transaction
+    when given, else in its own)."""
+    if journal is None:
+        with transaction(prepared.model) as own:
+            commit_plan(prepared, own)
+        return
+    with journal.writing():
+        _commit(prepared, journal)
+
+
+def _commit(prepared: Prepared, journal: Journal) -> None:
+    for w in prepared.writes:
+        for original, value in w.originals:
+            journal.save(original).copy_(value)
+        if w.target is None:
+            continue
+        data = journal.save(w.target)
+        if w.source is None:
+            prepared.fill(data, w.assignment)
+            continue
+        data.copy_(w.source)
+        for step in w.assignment.post:
+            if isinstance(step, Center):
+                step.apply(data, prepared.params)
+    for norm in prepared.reset_stats:
+        for buffer in norm.buffers(recurse=False):
+            journal.save(buffer)
+        norm.reset_running_stats()  # type: ignore[operator]
+
+
+def apply_plan(model: nn.Module, plan: Plan, generator: torch.Generator | None = None, *,
+               seed: int | None = None) -> None:
+    """Draw every assignment of ``plan`` into the model (one seed gives one result), all or nothing. Meta
+    tensors are skipped: call again after the model is materialized."""
+    with model_lock(model):
+        commit_plan(prepare_plan(model, plan, generator, seed=seed))
