@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from torch import nn
 
 from ..model import InitReport, init_model
 from ..model.graph import unwrap
+from ..model._apply import Journal, model_lock, right_inverse, transaction
 from ..model.plan import Assignment
 from ..model.plan_counter import fill_assignment_
 
@@ -97,6 +99,43 @@ def _progress(total: int, enabled: bool | None, desc: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not show)
 
 
+def check_seed_device(seed: Any, device: Any) -> torch.device | None:
+    """Validate a counter seed and a device before anything is allocated; the device as a torch.device."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+        torch.empty(0, device=dev)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"device {device!r} is not usable here ({str(exc).splitlines()[0]}): pass 'cpu', "
+                         "'cuda', 'cuda:0'...") from None
+    if dev.type == "meta":
+        raise ValueError("device='meta' allocates nothing: pass the device the model should live on")
+    return dev
+
+
+def check_parametrizations(model: nn.Module, plan: Any) -> None:
+    """Fail before any allocation when a planned parametrized weight cannot be set from a value."""
+    for a in plan.assignments:
+        if not a.parametrized:
+            continue
+        owner: Any = model.get_submodule(a.owner) if a.owner else model
+        for step in owner.parametrizations[a.attr]:
+            if not hasattr(step, "right_inverse"):
+                raise ValueError(f"{a.name}: parametrization {type(step).__name__} has no right_inverse: add "
+                                 f"a rule {{{a.name!r}: 'keep'}}")
+            with contextlib.suppress(Exception):  # other errors on meta are not conclusive
+                try:
+                    step.right_inverse(torch.empty(a.shape, device="meta"))
+                except NotImplementedError as exc:
+                    raise ValueError(f"{a.name}: parametrization {type(step).__name__} cannot be set from a "
+                                     f"value ({exc}); add a rule {{{a.name!r}: 'keep'}}") from None
+
+
 @torch.no_grad()
 def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: Any = "auto", *, seed: int,
                 path: str | os.PathLike[str] | None = None, dtype: torch.dtype | None = None,
@@ -107,13 +146,34 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
 
     ``scheme``/``rules``/``options``: as for :func:`initlab.init_model` (the plan is made from shapes).
     ``dtype``: cast floating-point parameters (default: keep). ``progress``: tqdm bar (default: above 1 GiB).
+    All or nothing: seed, device, scheme and parametrizations are checked before anything is allocated; on
+    any failure (Ctrl-C included) the model is back on meta, and a ``path`` target is written to a temporary
+    file in the same folder and renamed only when complete. Only tensors on meta are allocated: a model with
+    none raises (use ``init_model``, which gives the same values for the same seed).
     """
     inner = unwrap(model)
-    report = _plan(inner, scheme, seed, rules, options)
+    dev = check_seed_device(seed, device)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    if path is None and not any(t.device.type == "meta" for _, _, _, t, _ in _slots(inner)):
+        raise ValueError("materialize allocates tensors on the meta device and this model has none: use "
+                         "init_model(model, scheme, seed=seed) (the same values) or build it under on_meta()")
+    with model_lock(inner):
+        report = _plan(inner, scheme, seed, rules, options)
+        check_parametrizations(inner, report.plan)
+        if path is not None:
+            _write_safetensors(inner, report, seed, path, dtype, progress, threads)
+            return report
+        with transaction(inner) as journal:
+            _allocate(inner, report, seed, dev or torch.device("cpu"), dtype, progress, threads, journal)
+    report.dry_run = False
+    return report
+
+
+def _allocate(inner: nn.Module, report: InitReport, seed: int, device: torch.device, dtype: torch.dtype | None,
+              progress: bool | None, threads: int | None, journal: Journal) -> None:
+    """Every meta slot given a filled tensor (undoably: the journal puts the meta tensors back)."""
     plan = report.plan
-    if path is not None:
-        _write_safetensors(inner, report, seed, path, dtype, progress, threads)
-        return report
     index = {a.name: a for a in plan.assignments}
     by_name = {n: a for n, a in index.items() if not a.parametrized}
     reset = set(plan.reset_stats)
@@ -126,30 +186,23 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
         for name, module, attr, t, is_param in slots:
             if t.device.type != "meta":
                 continue
-            if id(t) in done:
-                real = done[id(t)]
-            else:
+            if id(t) not in done:
                 kind = dtype if dtype is not None and t.is_floating_point() else t.dtype
                 data = _initial_value(name, torch.empty(t.shape, dtype=kind, device=device), is_param,
                                       by_name, index, reset, seed, threads, untouched)
-                real = nn.Parameter(data, requires_grad=t.requires_grad) if is_param else data
-                done[id(t)] = real
+                done[id(t)] = nn.Parameter(data, requires_grad=t.requires_grad) if is_param else data
                 bar.update(t.numel() * t.element_size())
-            if is_param:
-                module._parameters[attr] = real  # type: ignore[assignment]
-            else:
-                module._buffers[attr] = real
+            journal.install(module._parameters if is_param else module._buffers, attr, done[id(t)])
     finally:
         bar.close()
     for a in plan.assignments:
         if a.parametrized:
-            _set_parametrized(inner, a, seed, threads, index)
-    for name in plan.reset_stats:
-        inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
+            _set_parametrized(inner, a, seed, threads, index, journal)
+    with journal.writing():
+        for name in plan.reset_stats:
+            inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
     if untouched:
         report.notes.append(f"no plan for {', '.join(untouched)} (kept by a rule?): zero-filled")
-    report.dry_run = False
-    return report
 
 
 def _initial_value(name: str, data: torch.Tensor, is_param: bool, by_name: dict[str, Assignment],
@@ -168,12 +221,15 @@ def _initial_value(name: str, data: torch.Tensor, is_param: bool, by_name: dict[
 
 
 def _set_parametrized(model: nn.Module, a: Assignment, seed: int, threads: int | None,
-                      index: dict[str, Assignment]) -> None:
+                      index: dict[str, Assignment], journal: Journal) -> None:
     module = model.get_submodule(a.owner) if a.owner else model
     current = getattr(module, a.attr)
     target = torch.empty(a.shape, dtype=current.dtype, device=current.device)
     fill_assignment_(target, a, seed, threads=threads, assignments=index)
-    setattr(module, a.attr, target)
+    pairs = right_inverse(module, a.attr, target, a.name)
+    with journal.writing():
+        for original, value in pairs:
+            journal.save(original).copy_(value)
 
 
 def _write_safetensors(model: nn.Module, report: InitReport, seed: int, path: str | os.PathLike[str],
@@ -213,14 +269,14 @@ def _write_safetensors(model: nn.Module, report: InitReport, seed: int, path: st
     bar = _progress(offset, progress, "safetensors")
     untouched: list[str] = []
     try:
-        with open(path, "wb") as f:
-            f.write(len(blob).to_bytes(8, "little"))
-            f.write(blob)
+        with _atomic_file(path) as f:
+            write_chunk(f, len(blob).to_bytes(8, "little"))
+            write_chunk(f, blob)
             for name, t, is_param, kind in entries:
                 data = _initial_value(name, torch.empty(t.shape, dtype=kind), is_param, by_name, by_name,
                                       reset, seed, threads, untouched)
                 if data.numel():
-                    f.write(data.reshape(-1).view(torch.uint8).numpy().data)
+                    write_chunk(f, data.reshape(-1).view(torch.uint8).numpy().data)
                 bar.update(math.prod(t.shape) * data.element_size())
                 del data
     finally:
@@ -228,3 +284,30 @@ def _write_safetensors(model: nn.Module, report: InitReport, seed: int, path: st
     if untouched:
         report.notes.append(f"no plan for {', '.join(untouched)} (kept by a rule?): zero-filled")
     report.notes.append(f"written to {os.fspath(path)}; tied weights stored once: {tied or 'none'}")
+
+
+def write_chunk(f: Any, data: Any) -> None:
+    """One write to the target file (a function of its own so that tests can fail it)."""
+    f.write(data)
+
+
+@contextlib.contextmanager
+def _atomic_file(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """A file written under a temporary name in the target's folder and renamed over ``path`` only when the
+    block completes; on any failure (Ctrl-C included) the temporary is removed and ``path`` is untouched."""
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"{target} is a directory: pass a file path such as {target}/model.safetensors")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"folder {folder} does not exist: create it first")
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

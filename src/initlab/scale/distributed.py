@@ -20,9 +20,11 @@ from torch import nn
 
 from ..catalog import draws as d
 from ..model import InitReport, init_model
+from ..model._apply import Journal, model_lock, right_inverse, transaction
 from ..model.graph import unwrap
 from ..model.plan import Assignment
 from ..model.plan_counter import fill_assignment_
+from .big_model import check_parametrizations, check_seed_device
 
 
 def local_piece(param: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -63,25 +65,37 @@ def retie(model: nn.Module, groups: Sequence[Sequence[tuple[str, str]]]) -> None
 
 
 def _fill_parametrized(model: nn.Module, a: Assignment, seed: int, threads: int | None,
-                      index: dict[str, Assignment]) -> None:
+                      index: dict[str, Assignment], journal: Journal) -> None:
     """A parametrized weight (weight_norm, spectral_norm...): the full logical tensor is drawn on every rank,
     mapped to the parametrization's originals by its ``right_inverse`` (as ``init_model`` does), and each rank
     keeps its pieces of the originals."""
     owner: Any = model.get_submodule(a.owner) if a.owner else model
     plist = owner.parametrizations[a.attr]
+    first = plist.original if hasattr(plist, "original") else plist.original0
+    value = fill_assignment_(torch.empty(a.shape, dtype=first.dtype), a, seed, threads=threads,
+                             assignments=index)
+    pairs = _full_right_inverse(owner, a, value)
+    with journal.writing():
+        for original, full in pairs:
+            local, offset = local_piece(original)
+            box = tuple(slice(o, o + n) for o, n in zip(offset, local.shape, strict=True))
+            journal.save(local).copy_(full[box] if box else full)
+
+
+def _full_right_inverse(owner: Any, a: Assignment, value: torch.Tensor) -> list[tuple[torch.Tensor, Any]]:
+    """(original, its full value): :func:`initlab.model._apply.right_inverse` without the local cast."""
+    from torch.distributed.tensor import DTensor
+
+    plist = owner.parametrizations[a.attr]
     originals = [plist.original] if hasattr(plist, "original") else [
         getattr(plist, f"original{i}") for i in range(plist.ntensors)]
-    value: Any = fill_assignment_(torch.empty(a.shape, dtype=originals[0].dtype), a, seed, threads=threads,
-                                  assignments=index)
+    if not any(isinstance(o, DTensor) for o in originals):
+        return right_inverse(owner, a.attr, value, a.name)
+    out: Any = value
     for step in reversed(plist):
-        if not hasattr(step, "right_inverse"):
-            raise ValueError(f"{a.name}: parametrization {type(step).__name__} has no right_inverse")
-        value = step.right_inverse(value)
-    values = [value] if isinstance(value, torch.Tensor) else list(value)
-    for original, full in zip(originals, values, strict=True):
-        local, offset = local_piece(original)
-        box = tuple(slice(o, o + n) for o, n in zip(offset, local.shape, strict=True))
-        local.detach().copy_(full[box] if box else full)
+        out = step.right_inverse(out)
+    values = [out] if isinstance(out, torch.Tensor) else list(out)
+    return list(zip(originals, values, strict=True))
 
 
 def _default_device(model: nn.Module) -> torch.device:
@@ -106,32 +120,25 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
     ``scheme``/``rules``/``example_input``/``options``: as for :func:`initlab.init_model`. ``device``: where
     meta parameters are allocated (default: the device mesh's type). Tied weights are re-tied after
     ``to_empty``. Buffers created on meta are allocated but hold no values, except normalization statistics,
-    which are reset; fill other buffers yourself.
+    which are reset; fill other buffers yourself. All or nothing: seed, device, scheme and parametrizations are
+    checked before ``to_empty``; on any failure (Ctrl-C included) a model that was on meta goes back to meta
+    and one that was not gets its values back bit for bit.
     """
     inner = unwrap(model)
-    report = init_model(inner, scheme, seed=seed, rules=rules, example_input=example_input, dry_run=True,
-                        generator="counter", **options)
-    plan = report.plan
-    if plan is None:
-        raise ValueError(f"scheme {scheme!r} has no per-parameter plan: init_sharded cannot shard it")
-    params = dict(inner.named_parameters(remove_duplicate=False))
-    for a in plan.assignments:
-        if a.name not in params and not a.parametrized:
-            raise ValueError(f"{a.name}: planned but not a parameter of the model")
-    if any(t.device.type == "meta" for t in (*inner.parameters(), *inner.buffers())):
-        groups = tie_groups(inner)
-        inner.to_empty(device=device if device is not None else _default_device(inner))
-        retie(inner, groups)
+    dev = check_seed_device(seed, device)
+    with model_lock(inner):
+        report = init_model(inner, scheme, seed=seed, rules=rules, example_input=example_input, dry_run=True,
+                            generator="counter", **options)
+        plan = report.plan
+        if plan is None:
+            raise ValueError(f"scheme {scheme!r} has no per-parameter plan: init_sharded cannot shard it")
         params = dict(inner.named_parameters(remove_duplicate=False))
-    index = {a.name: a for a in plan.assignments}
-    for a in plan.assignments:
-        if a.parametrized:
-            _fill_parametrized(inner, a, seed, threads, index)
-            continue
-        local, offset = local_piece(params[a.name])
-        fill_assignment_(local.detach(), a, seed, offset, threads=threads, assignments=index)
-    for name in plan.reset_stats:
-        inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
+        for a in plan.assignments:
+            if a.name not in params and not a.parametrized:
+                raise ValueError(f"{a.name}: planned but not a parameter of the model")
+        check_parametrizations(inner, plan)
+        with transaction(inner) as journal:
+            _fill(inner, plan, seed, dev, threads, journal)
     report.dry_run = False
     report.notes.append(f"counter-based generator, seed {seed}: each rank drew only its shards")
     whole = [a.name for a in plan.assignments if a.parametrized or not _piecewise(a)]
@@ -139,6 +146,35 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
         report.notes.append(f"built in full on every rank holding a piece (orthogonal-type draws, "
                             f"parametrizations, looks-linear layouts): {', '.join(whole)}")
     return report
+
+
+def _fill(inner: nn.Module, plan: Any, seed: int, device: torch.device | None, threads: int | None,
+          journal: Journal) -> None:
+    fresh = any(t.device.type == "meta" for t in (*inner.parameters(), *inner.buffers()))
+    if fresh:  # undone by going back to meta: no snapshot needed
+        groups = tie_groups(inner)
+        journal.on_undo(lambda: _back_to_meta(inner, groups))
+        inner.to_empty(device=device if device is not None else _default_device(inner))
+        retie(inner, groups)
+    params = dict(inner.named_parameters(remove_duplicate=False))
+    index = {a.name: a for a in plan.assignments}
+    for a in plan.assignments:
+        if a.parametrized:
+            _fill_parametrized(inner, a, seed, threads, index, journal)
+            continue
+        local, offset = local_piece(params[a.name])
+        data = local.detach() if fresh else journal.save(local)
+        fill_assignment_(data, a, seed, offset, threads=threads, assignments=index)
+    with journal.writing():
+        for name in plan.reset_stats:
+            for buffer in inner.get_submodule(name).buffers(recurse=False):
+                journal.save(buffer)
+            inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
+
+
+def _back_to_meta(model: nn.Module, groups: list[list[tuple[str, str]]]) -> None:
+    model.to_empty(device="meta")
+    retie(model, groups)
 
 
 def _piecewise(a: Assignment) -> bool:
