@@ -11,10 +11,8 @@ from ._sweep import DataInitError
 from .datadep import DataInitReport, data_dependent_init, weight_norm_init
 from .lsuv import LayerCalibration, LSUVReport, lsuv, lsuv_reference
 from .residual import ResidualError, TransformReport, fixup, skipinit
-from .schemes import register as _register
 from .transfer import TransferError, TransferReport, transfer
 
-_register()
 
 __all__ = [
     "DataInitError", "DataInitReport", "LSUVReport", "LayerCalibration", "ResidualError", "TransferError",

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..catalog import draws as d
 from ..model import Branch, InitReport, LayerInfo, ModelGraph, ModelState, discover, init_model
-from ..model.report import Row
+from ..model._transforms import AddScalar, PlanEdit, register_plan_transform
 from ._sweep import model_device, primary, replace_primary
 
 WEIGHT_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "attention", "bilinear", "raw")
@@ -55,33 +56,6 @@ def classifier(graph: ModelGraph) -> LayerInfo | None:
     return reached[-1]
 
 
-def _tensor(model: nn.Module, qualified: str) -> torch.Tensor:
-    return model.get_parameter(qualified)
-
-
-def _weights(model: nn.Module, info: LayerInfo) -> list[tuple[str, torch.Tensor]]:
-    return [(q, _tensor(model, q)) for local, q in info.params.items()
-            if "weight" in local.rsplit(".", 1)[-1] and _tensor(model, q).dim() >= 2]
-
-
-def _output_params(model: nn.Module, info: LayerInfo) -> list[tuple[str, torch.Tensor]]:
-    """The parameters that, set to zero, make the layer output zero."""
-    keys = ("out_proj.weight", "out_proj.bias") if info.kind == "attention" else ("weight", "bias")
-    return [(info.params[k], _tensor(model, info.params[k])) for k in keys if k in info.params]
-
-
-def _set_row(report: InitReport, name: str, scheme: str, note: str, factor: float | None) -> None:
-    for row in report.rows:
-        if row.name == name or name in row.tied:
-            row.scheme, row.note = scheme, note
-            if factor is not None and row.std is not None:
-                row.std *= factor
-                row.bound = None if row.bound is None else row.bound * factor
-                row.var_out = None
-            return
-    report.rows.append(Row(name, "", (), scheme, "residual", note=note, std=0.0 if factor == 0 else None))
-
-
 # ---- Fixup -------------------------------------------------------------------------------------------------
 @dataclass
 class FixupPlan:
@@ -91,43 +65,66 @@ class FixupPlan:
     zeroed: list[str]
 
 
+def _weight_names(edit: PlanEdit, info: LayerInfo) -> list[str]:
+    return [q for local, q in info.params.items()
+            if "weight" in local.rsplit(".", 1)[-1] and len(edit.shape(q) or ()) >= 2]
+
+
+def _output_names(info: LayerInfo) -> list[str]:
+    """The parameters that, set to zero, make the layer output zero."""
+    keys = ("out_proj.weight", "out_proj.bias") if info.kind == "attention" else ("weight", "bias")
+    return [info.params[k] for k in keys if k in info.params]
+
+
+def fixup_layout(graph: ModelGraph, edit: PlanEdit) -> FixupPlan:
+    """Zhang et al. 2019, from the graph alone: inside each of the L branches (m weight layers) every layer
+    but the last scaled by L^(-1/(2m-2)); the last layer of every branch and the classifier zeroed."""
+    branches = residual_branches(graph, "Fixup")
+    out = FixupPlan(len(branches), [], {}, [])
+    for branch in branches:
+        layers = branch_layers(graph, branch)
+        m = len(layers)
+        out.layers_per_branch.append(m)
+        factor = out.branches ** (-1.0 / (2 * m - 2)) if m > 1 else 1.0
+        for info in layers[:-1]:
+            out.scales.update({q: factor for q in _weight_names(edit, info)})
+        out.zeroed += _output_names(layers[-1])
+    head = classifier(graph)
+    if head is not None:
+        out.zeroed += _output_names(head)
+    return out
+
+
+def _fixup_edit(edit: PlanEdit, options: dict[str, Any]) -> None:
+    graph = edit.graph
+    layout = fixup_layout(graph, edit)
+    for q, factor in layout.scales.items():
+        edit.scale(q, factor, f"he_normal x L^(-1/(2m-2)) = {factor:.4g} (L={layout.branches})")
+    head = classifier(graph)
+    for q in layout.zeroed:
+        why = "classifier" if head is not None and q in _output_names(head) else "last layer of a residual branch"
+        edit.zero(q, f"fixup: {why}")
+    if graph.has_norm:
+        edit.report.warn("Fixup is meant for networks without normalization layers; this one has some")
+    edit.report.notes.append(f"Fixup: {layout.branches} residual branches, weight layers per branch "
+                             f"{sorted(set(layout.layers_per_branch))}, {len(layout.zeroed)} tensors zeroed")
+    edit.report.notes.append("the scalar multipliers and biases are a module transform: initlab.fixup(model)")
+
+
 @torch.no_grad()
 def fixup_init(model: nn.Module, graph: ModelGraph,
                generator: torch.Generator) -> tuple[InitReport, FixupPlan]:
     """Zhang et al. 2019: He init, weight layers inside each of the L branches (m layers) scaled by
-    L^(-1/(2m-2)), the last layer of every branch and the classifier set to zero."""
-    branches = residual_branches(graph, "Fixup")
-    report = init_model(model, "he_normal", graph=graph, generator=generator)
-    report.scheme = "fixup"
-    count = len(branches)
-    plan = FixupPlan(count, [], {}, [])
-    for branch in branches:
-        layers = branch_layers(graph, branch)
-        plan.layers_per_branch.append(len(layers))
-        m = len(layers)
-        factor = count ** (-1.0 / (2 * m - 2)) if m > 1 else 1.0
-        for info in layers[:-1]:
-            for q, w in _weights(model, info):
-                w.mul_(factor)
-                plan.scales[q] = factor
-                _set_row(report, q, "fixup", f"he_normal x L^(-1/(2m-2)) = {factor:.4g} (L={count}, m={m})",
-                         factor)
-        _zero(model, layers[-1], report, plan, "last layer of a residual branch")
-    head = classifier(graph)
-    if head is not None:
-        _zero(model, head, report, plan, "classifier")
-    if graph.has_norm:
-        report.warn("Fixup is meant for networks without normalization layers; this one has some")
-    report.notes.append(f"Fixup: {count} residual branches, weight layers per branch "
-                        f"{sorted(set(plan.layers_per_branch))}, {len(plan.zeroed)} tensors zeroed")
-    return report, plan
+    L^(-1/(2m-2)), the last layer of every branch and the classifier set to zero (``init_model(model,
+    "fixup")``, with torch's generator)."""
+    report = init_model(model, "fixup", graph=graph, generator=generator)
+    return report, _layout_of(report)
 
 
-def _zero(model: nn.Module, info: LayerInfo, report: InitReport, plan: FixupPlan, why: str) -> None:
-    for q, p in _output_params(model, info):
-        p.zero_()
-        plan.zeroed.append(q)
-        _set_row(report, q, "zeros", f"fixup: {why}", 0.0)
+def _layout_of(report: InitReport) -> FixupPlan:
+    from ..model._transforms import PlanEdit as Edit
+
+    return fixup_layout(report.graph, Edit(report.graph, report.plan, report.copy(), "fixup"))
 
 
 # ---- module transforms (learnable scalars) ---------------------------------------------------------------
@@ -292,103 +289,105 @@ def skipinit(model: nn.Module, example_input: Any = None, *, alpha: float | None
 
 
 # ---- norm gamma, transformer scalings --------------------------------------------------------------------
-@torch.no_grad()
-def zero_residual_norm(model: nn.Module, graph: ModelGraph, generator: torch.Generator,
-                       base: str = "auto") -> InitReport:
+def _zero_residual_norm_edit(edit: PlanEdit, options: dict[str, Any]) -> None:
     """Goyal et al. 2017: the base init, then gamma = 0 for the last normalization layer of each residual
     branch when it is the branch's last module (so every block starts as the identity)."""
-    branches = residual_branches(graph, "zero-init residual norm")
-    report = init_model(model, base, graph=graph, generator=generator)
-    report.scheme = "zero_residual_norm"
+    graph = edit.graph
     zeroed = 0
-    for branch in branches:
+    for branch in residual_branches(graph, "zero-init residual norm"):
         if not branch.norms or branch.layers[-1] != branch.norms[-1]:
-            report.notes.append(f"branch {branch.index} ({branch.last}) does not end with a norm layer: "
-                                "unchanged")
+            edit.report.notes.append(f"branch {branch.index} ({branch.last}) does not end with a norm layer: "
+                                     "unchanged")
             continue
         info = graph.layer(branch.norms[-1])
         if "weight" not in info.params:
-            report.notes.append(f"{info.name} has no affine scale: unchanged")
+            edit.report.notes.append(f"{info.name} has no affine scale: unchanged")
             continue
-        _tensor(model, info.params["weight"]).zero_()
-        _set_row(report, info.params["weight"], "zeros", "zero-init residual gamma (Goyal et al. 2017)", 0.0)
+        edit.zero(info.params["weight"], "zero-init residual gamma (Goyal et al. 2017)")
         zeroed += 1
     if not zeroed:
         raise ResidualError("no residual branch ends with a normalization layer that has a scale (gamma)")
-    return report
 
 
 QK_NAMES = ("q_proj", "k_proj", "query", "key", "wq", "wk", "to_q", "to_k")
 
 
-def _value_side(model: nn.Module, info: LayerInfo, qk_names: Sequence[str]) -> list[tuple[str, torch.Tensor]]:
-    """The weights T-Fixup/DeepNorm scale: everything in a branch except attention queries and keys."""
+def _value_side(edit: PlanEdit, info: LayerInfo,
+                qk_names: Sequence[str]) -> list[tuple[str, tuple[int, int] | None]]:
+    """The weights T-Fixup/DeepNorm scale (name, rows or None for all): everything in a branch except
+    attention queries and keys."""
     if info.kind == "attention":
-        out = []
+        out: list[tuple[str, tuple[int, int] | None]] = []
         if "in_proj_weight" in info.params:
-            w = _tensor(model, info.params["in_proj_weight"])
-            out.append((info.params["in_proj_weight"] + "[v]", w[2 * w.shape[0] // 3:]))
+            shape = edit.shape(info.params["in_proj_weight"]) or (0,)
+            out.append((info.params["in_proj_weight"], (2 * shape[0] // 3, shape[0])))
         elif "v_proj_weight" in info.params:
-            out.append((info.params["v_proj_weight"], _tensor(model, info.params["v_proj_weight"])))
-        out.append((info.params["out_proj.weight"], _tensor(model, info.params["out_proj.weight"])))
+            out.append((info.params["v_proj_weight"], None))
+        out.append((info.params["out_proj.weight"], None))
         return out
     leaf = info.name.rsplit(".", 1)[-1]
-    return [] if leaf in qk_names else _weights(model, info)
+    return [] if leaf in qk_names else [(q, None) for q in _weight_names(edit, info)]
 
 
-@torch.no_grad()
-def _scale_transformer(model: nn.Module, graph: ModelGraph, generator: torch.Generator, rule: str,
-                       base: str, factor: float, embed: float | None, qk_names: Sequence[str]) -> InitReport:
-    branches = residual_branches(graph, rule)
-    report = init_model(model, base, graph=graph, generator=generator)
-    report.scheme = rule
-    for branch in branches:
-        for info in branch_layers(graph, branch):
-            for q, w in _value_side(model, info, qk_names):
-                w.mul_(factor)
-                part = q.endswith("[v]")  # only the value block of a packed in-projection: std is mixed
-                _set_row(report, q.removesuffix("[v]"), rule, f"{base} x {factor:.4g}" + (" (v block)" if part
-                         else ""), None if part else factor)
-    if embed is not None:
-        for info in graph.layers:
-            if info.kind == "embedding":
-                for q, w in _weights(model, info):
-                    w.mul_(embed)
-                    _set_row(report, q, rule, f"embedding x {embed:.4g}", None)
-    return report
+def _scale_transformer(edit: PlanEdit, rule: str, base: str, factor: float, qk_names: Sequence[str]) -> None:
+    for branch in residual_branches(edit.graph, rule):
+        for info in branch_layers(edit.graph, branch):
+            for q, rows in _value_side(edit, info, qk_names):
+                edit.scale(q, factor, f"{base} x {factor:.4g}" + (" (v block)" if rows else ""), rows)
 
 
-@torch.no_grad()
-def t_fixup(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *, decoder: bool = False,
-            qk_names: Sequence[str] = QK_NAMES) -> InitReport:
+def _t_fixup_edit(edit: PlanEdit, options: dict[str, Any]) -> None:
     """T-Fixup (Huang et al. 2020): Xavier everywhere, embeddings N(0, d^-1/2); inside every branch the value
     and output projections and the MLP weights scaled by 0.67 N^(-1/4) (encoder; N = number of attention
     branches) or (9N)^(-1/4) (``decoder=True``, which also scales the embeddings)."""
-    n = _attention_layers(graph, "T-Fixup")
+    decoder = bool(options["decoder"])
+    n = _attention_layers(edit.graph, "T-Fixup")
     factor = (9 * n) ** -0.25 if decoder else 0.67 * n ** -0.25
-    report = _scale_transformer(model, graph, generator, "t_fixup", "glorot_uniform", factor, None, qk_names)
-    for info in graph.layers:
-        if info.kind == "embedding":
-            for q, w in _weights(model, info):
-                w.normal_(0.0, w.shape[-1] ** -0.5, generator=generator).mul_(factor if decoder else 1.0)
-                label = f"N(0, d^-1/2){' x ' + format(factor, '.4g') if decoder else ''}"
-                _set_row(report, q, "t_fixup", label, None)
-    report.notes.append(f"T-Fixup: N = {n} attention layers, scale {factor:.4g}; remove LayerNorm and warmup")
-    return report
+    _scale_transformer(edit, "t_fixup", "glorot_uniform", factor, options["qk_names"])
+    for info in edit.graph.layers:
+        if info.kind != "embedding":
+            continue
+        for q in _weight_names(edit, info):
+            shape = edit.shape(q) or (1,)
+            edit.redraw(q, d.Normal(0.0, shape[-1] ** -0.5), "t_fixup", "N(0, d^-1/2)")
+            if decoder:
+                edit.scale(q, factor, f"N(0, d^-1/2) x {factor:.4g}")
+    edit.report.notes.append(f"T-Fixup: N = {n} attention layers, scale {factor:.4g}; remove LayerNorm and "
+                             "warmup")
 
 
-@torch.no_grad()
-def deepnorm(model: nn.Module, graph: ModelGraph, generator: torch.Generator, *,
-             qk_names: Sequence[str] = QK_NAMES) -> InitReport:
+def _deepnorm_edit(edit: PlanEdit, options: dict[str, Any]) -> None:
     """DeepNet (Wang et al. 2022), encoder-only or decoder-only: Xavier normal, with the MLP, value and
     output projections inside every branch scaled by beta = (8N)^(-1/4). The residual itself must become
     LN(alpha * x + f(x)) with alpha = (2N)^(1/4): that is architecture, reported as ``alpha`` in the notes."""
-    n = _attention_layers(graph, "DeepNorm")
+    n = _attention_layers(edit.graph, "DeepNorm")
     beta, alpha = (8 * n) ** -0.25, (2 * n) ** 0.25
-    report = _scale_transformer(model, graph, generator, "deepnorm", "glorot_normal", beta, None, qk_names)
-    report.notes.append(f"DeepNorm: N = {n} layers, beta = {beta:.4g}; use x = LN({alpha:.4g} * x + f(x)) "
-                        "in the residual (alpha is architecture, not init)")
-    return report
+    _scale_transformer(edit, "deepnorm", "glorot_normal", beta, options["qk_names"])
+    edit.report.notes.append(f"DeepNorm: N = {n} layers, beta = {beta:.4g}; use x = LN({alpha:.4g} * x + f(x)) "
+                             "in the residual (alpha is architecture, not init)")
+
+
+def _gpt2_edit(edit: PlanEdit, options: dict[str, Any]) -> None:
+    residual_branches(edit.graph, "GPT-2 residual scaling")
+    edit.report.notes.append("GPT-2: N(0, 0.02) everywhere, the last layer of every residual branch "
+                             "N(0, 0.02 / sqrt(2 n_layer)) with 2 n_layer = the residual branches found")
+
+
+def _skipinit_edit(alpha: float | None) -> Callable[[PlanEdit, dict[str, Any]], None]:
+    def edit_fn(edit: PlanEdit, options: dict[str, Any]) -> None:
+        graph = edit.graph
+        branches = residual_branches(graph, "SkipInit")
+        value = 1.0 / math.sqrt(len(branches)) if alpha is None else float(alpha)
+        for branch in branches:
+            last = graph.layer(branch.layers[-1]) if branch.layers[-1] in graph else None
+            if last is None or last.module is None:
+                last = branch_layers(graph, branch)[-1]
+            if last.module is None:
+                raise ResidualError(f"{last.name!r} is a raw parameter used functionally: there is no module "
+                                    "to attach a scalar to")
+            edit.add_scalar(AddScalar(last.name, "skipinit_alpha", value, _post_scalars))
+
+    return edit_fn
 
 
 def _attention_layers(graph: ModelGraph, rule: str) -> int:
@@ -396,3 +395,16 @@ def _attention_layers(graph: ModelGraph, rule: str) -> int:
     with_attention = {i.branch for i in graph.layers if i.kind == "attention" and i.branch is not None}
     n = len(with_attention) if with_attention else math.ceil(len(branches) / 2)
     return max(1, n)
+
+
+def register_transforms() -> None:
+    """The residual rules as plan transforms of ``init_model`` (called by name on first use)."""
+    reg = register_plan_transform
+    reg("fixup", _fixup_edit, base="he_normal", overwrite=True)
+    reg("t_fixup", _t_fixup_edit, base="glorot_uniform", defaults={"decoder": False, "qk_names": QK_NAMES},
+        overwrite=True)
+    reg("deepnorm", _deepnorm_edit, base="glorot_normal", defaults={"qk_names": QK_NAMES}, overwrite=True)
+    reg("gpt2", _gpt2_edit, base="hf:gpt2", overwrite=True)
+    reg("zero_residual_norm", _zero_residual_norm_edit, defaults={"base": "auto"}, overwrite=True)
+    reg("skipinit", _skipinit_edit(None), defaults={"base": "auto"}, overwrite=True)
+    reg("rezero", _skipinit_edit(0.0), defaults={"base": "auto"}, overwrite=True)

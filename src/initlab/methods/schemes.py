@@ -1,4 +1,8 @@
-"""The methods as ``init_model`` schemes, registered with :func:`initlab.model.register_model_scheme`.
+"""The methods as ``init_model`` schemes: runtime calibrators registered with
+:func:`initlab.model.register_model_scheme`, the residual rules as plan transforms (:mod:`.residual`).
+``init_model`` imports this module and calls :func:`register` the first time one of :data:`SCHEMES` is asked
+for, so ``from initlab.model import init_model; init_model(m, "lsuv", ...)`` works without importing
+:mod:`initlab.methods` first.
 
 ``init_model(model, "lsuv", example_input=batch, tol=0.1)`` and friends: the data-driven schemes take the
 batch from ``example_input``; options not known to ``init_model`` arrive here (``options.extra``).
@@ -82,48 +86,6 @@ def _per_channel(name: str, fn: Callable[..., Any], defaults: dict[str, Any]) ->
     return scheme
 
 
-def _with_generator(fn: Callable[..., InitReport], defaults: dict[str, Any], name: str
-                    ) -> Callable[[nn.Module, ModelGraph, SchemeOptions], InitReport]:
-    def scheme(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
-        assert opts.generator is not None
-        return fn(model, graph, opts.generator, **_options(opts, defaults, name))
-
-    return scheme
-
-
-def _fixup(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
-    _options(opts, {}, "fixup")
-    assert opts.generator is not None
-    report, _ = residual.fixup_init(model, graph, opts.generator)
-    report.notes.append("the scalar multipliers and biases are a module transform: initlab.fixup(model)")
-    return report
-
-
-def _skipinit(alpha: float | None, name: str) -> Callable[[nn.Module, ModelGraph, SchemeOptions], InitReport]:
-    def scheme(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
-        kw = _options(opts, {"base": "auto"}, name)
-        report = init_model(model, kw["base"], graph=graph, generator=opts.generator)
-        report.scheme = name
-        if opts.dry_run:
-            report.notes.append(f"{name} would add one learnable scalar per residual branch")
-            return report
-        added = residual.skipinit(model, opts.example_input, alpha=alpha)
-        report.notes.append(str(added))
-        return report
-
-    return scheme
-
-
-def _gpt2(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
-    _options(opts, {}, "gpt2")
-    residual.residual_branches(graph, "GPT-2 residual scaling")
-    report = init_model(model, "hf:gpt2", graph=graph, generator=opts.generator)
-    report.scheme = "gpt2"
-    report.notes.append("GPT-2: N(0, 0.02) everywhere, the last layer of every residual branch "
-                        "N(0, 0.02 / sqrt(2 n_layer)) with 2 n_layer = the residual branches found")
-    return report
-
-
 def _delta_orthogonal(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitReport:
     """Xiao et al. 2018 with the activation's gain: convolutions delta-orthogonal, dense layers orthogonal,
     each times the gain of the activation that follows (ReLU sqrt(2), tanh 1: the critical point for
@@ -154,6 +116,11 @@ def _gain(info: Any) -> float:
     return float(gain(info.activation_fn))
 
 
+# The names init_model finds by importing this module on first use (initlab.model.api._LAZY_SCHEMES).
+SCHEMES = ("lsuv", "data_dependent", "weight_norm", "delta_orthogonal_gain", "fixup", "skipinit", "rezero",
+           "zero_residual_norm", "t_fixup", "deepnorm", "gpt2")
+
+
 def register() -> None:
     from .datadep import data_dependent_init, weight_norm_init
 
@@ -161,17 +128,9 @@ def register() -> None:
         "lsuv": _lsuv,
         "data_dependent": _per_channel("data_dependent", data_dependent_init, {"pre_init": "normal"}),
         "weight_norm": _per_channel("weight_norm", weight_norm_init, {"v_std": 0.05}),
-        "fixup": _fixup,
-        "skipinit": _skipinit(None, "skipinit"),
-        "rezero": _skipinit(0.0, "rezero"),
-        "zero_residual_norm": _with_generator(residual.zero_residual_norm, {"base": "auto"},
-                                              "zero_residual_norm"),
-        "t_fixup": _with_generator(residual.t_fixup, {"decoder": False, "qk_names": residual.QK_NAMES},
-                                   "t_fixup"),
-        "deepnorm": _with_generator(residual.deepnorm, {"qk_names": residual.QK_NAMES}, "deepnorm"),
-        "gpt2": _gpt2,
         "delta_orthogonal_gain": _delta_orthogonal,
     }
     for name, fn in schemes.items():
         register_model_scheme(name, fn, overwrite=True)
+    residual.register_transforms()
 

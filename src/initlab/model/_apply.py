@@ -91,7 +91,7 @@ class Journal:
     given a new tensor (their previous tensor)."""
 
     saved: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    slots: list[tuple[dict[str, Any], str, Any]] = field(default_factory=list)
+    slots: list[tuple[dict[str, Any], str, bool, Any]] = field(default_factory=list)
     undo_hooks: list[Callable[[], None]] = field(default_factory=list)
 
     @torch.no_grad()
@@ -104,7 +104,7 @@ class Journal:
 
     def install(self, table: dict[str, Any], key: str, value: Any) -> None:
         """``table[key] = value`` (a module's ``_parameters``/``_buffers``), undoable."""
-        self.slots.append((table, key, table.get(key)))
+        self.slots.append((table, key, key in table, table.get(key)))
         table[key] = value
 
     def on_undo(self, fn: Callable[[], None]) -> None:
@@ -114,8 +114,11 @@ class Journal:
     def undo(self) -> None:
         for fn in reversed(self.undo_hooks):
             fn()
-        for table, key, old in reversed(self.slots):
-            table[key] = old
+        for table, key, present, old in reversed(self.slots):
+            if present:
+                table[key] = old
+            else:
+                table.pop(key, None)
         for tensor, old in self.saved.values():
             tensor.detach().copy_(old)
         self.saved.clear()

@@ -17,6 +17,15 @@ from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
 from .graph import ModelGraph, discover, named_tensors, run_forward, unwrap
 from ._apply import Journal, commit_plan, prepare_plan, transaction
+from ._transforms import (
+    _TRANSFORMS,
+    PlanEdit,
+    PlanTransform,
+    StructuralPlan,
+    add_scalars,
+    check_scalars,
+    transform_options,
+)
 from .plan import Plan, ProfileChooser, Rule, SchemeLike, build_plan, normalize_rules
 from .report import InitReport
 from .state import ModelState
@@ -54,9 +63,31 @@ def register_model_scheme(name: str, fn: ModelSchemeFn, *, overwrite: bool = Fal
     return fn
 
 
+# Schemes defined in higher layers, registered by importing their module (and calling its ``register()``)
+# the first time one is asked for: no import side effects, and no import of those layers from here.
+_LAZY_SCHEMES = {
+    name: "initlab.methods.schemes"
+    for name in ("lsuv", "data_dependent", "weight_norm", "delta_orthogonal_gain", "fixup", "skipinit",
+                 "rezero", "zero_residual_norm", "t_fixup", "deepnorm", "gpt2")
+}
+
+
+def _known(name: str) -> bool:
+    """Whether ``name`` is a registered model scheme or plan transform, registering it lazily."""
+    if name in _MODEL_SCHEMES or name in _TRANSFORMS:
+        return True
+    module = _LAZY_SCHEMES.get(name)
+    if module is None:
+        return False
+    import importlib
+
+    importlib.import_module(module).register()
+    return name in _MODEL_SCHEMES or name in _TRANSFORMS
+
+
 def model_schemes() -> list[str]:
     """Names accepted by ``init_model`` besides catalog schemes and profiles."""
-    return ["auto", *sorted(_MODEL_SCHEMES)]
+    return ["auto", *sorted({*_MODEL_SCHEMES, *_TRANSFORMS, *_LAZY_SCHEMES})]
 
 
 def init_model(
@@ -114,7 +145,7 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
     _validate_input(example_input)
     scheme_name = _validate_scheme(scheme)
     rule_list = normalize_rules(rules)
-    if options and scheme_name not in _MODEL_SCHEMES and scheme_name != "auto":
+    if options and scheme_name not in _MODEL_SCHEMES and scheme_name not in _TRANSFORMS and scheme_name != "auto":
         raise TypeError(f"unexpected option(s) {sorted(options)} for scheme {scheme_name!r}")
     if _has_lazy(walk[1]):
         if example_input is None:
@@ -134,10 +165,15 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
         torch_gen = generator if isinstance(generator, torch.Generator) else None
         opts = SchemeOptions(example_input, torch_gen, seed, rules, dry_run, dict(options))
         return _run_model_scheme(inner, graph, scheme_name, opts)
-    plan, report = _plan(graph, scheme, scheme_name, rule_list, options, walk[1])
+    if scheme_name in _TRANSFORMS:
+        plan, report = _transformed(graph, _TRANSFORMS[scheme_name], rule_list, options, walk[1])
+    else:
+        plan, report = _plan(graph, scheme, scheme_name, rule_list, options, walk[1])
     report.seed, report.dry_run = seed, dry_run
+    scalars = plan.scalars if isinstance(plan, StructuralPlan) else []
     if dry_run:
         return report
+    check_scalars(inner, scalars)
     if generator is None or generator == "counter":
         from .plan_counter import counter_fill
 
@@ -148,7 +184,23 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
             generator = make_generator(_device(inner), seed)
         prepared = prepare_plan(inner, plan, generator, walk=walk)
     commit_plan(prepared, journal)
+    with journal.writing():
+        add_scalars(inner, scalars, journal)
     return report
+
+
+def _transformed(graph: ModelGraph, t: PlanTransform, rules: list[Rule], options: dict[str, Any],
+                 params: dict[str, torch.Tensor]) -> tuple[Plan, InitReport]:
+    """The base scheme's plan, edited by the transform (on a copy: cached plans stay as they are)."""
+    opts = transform_options(t, options)
+    base = opts.pop("base", t.base)
+    base_name = _validate_scheme(base)
+    if base_name in _TRANSFORMS or base_name in _MODEL_SCHEMES:
+        raise ValueError(f"scheme {t.name!r}: base {base!r} must be 'auto', a catalog scheme or a profile")
+    plan, report = _plan(graph, base, base_name, rules, {}, params)
+    edit = PlanEdit(graph, plan, report, t.name)
+    t.fn(edit, opts)
+    return edit.finish()
 
 
 def _validate_generator(generator: Any, seed: Any) -> None:
@@ -217,7 +269,7 @@ def _validate_model(model: nn.Module, params: dict[str, torch.Tensor]) -> None:
 
 def _validate_scheme(scheme: SchemeLike) -> str:
     if isinstance(scheme, str):
-        if scheme == "auto" or scheme in _MODEL_SCHEMES or profile(scheme) is not None:
+        if scheme == "auto" or _known(scheme) or profile(scheme) is not None:
             return scheme
         from ..catalog import get
 

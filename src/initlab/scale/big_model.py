@@ -26,6 +26,7 @@ from torch import nn
 from ..model import InitReport, init_model
 from ..model.graph import unwrap
 from ..model._apply import Journal, model_lock, right_inverse, transaction
+from ..model._transforms import add_scalars, check_scalars
 from ..model.plan import Assignment
 from ..model.plan_counter import fill_assignment_
 
@@ -161,6 +162,11 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
     with model_lock(inner):
         report = _plan(inner, scheme, seed, rules, options)
         check_parametrizations(inner, report.plan)
+        scalars = getattr(report.plan, "scalars", [])
+        check_scalars(inner, scalars)
+        if path is not None and scalars:
+            raise ValueError(f"scheme {scheme!r} adds parameters to the model: a safetensors file of the model "
+                             "as built would not hold them; materialize in memory instead")
         if path is not None:
             _write_safetensors(inner, report, seed, path, dtype, progress, threads)
             return report
@@ -201,6 +207,7 @@ def _allocate(inner: nn.Module, report: InitReport, seed: int, device: torch.dev
     with journal.writing():
         for name in plan.reset_stats:
             inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
+        add_scalars(inner, getattr(plan, "scalars", []), journal)
     if untouched:
         report.notes.append(f"no plan for {', '.join(untouched)} (kept by a rule?): zero-filled")
 

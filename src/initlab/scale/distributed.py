@@ -21,6 +21,7 @@ from torch import nn
 from ..catalog import draws as d
 from ..model import InitReport, init_model
 from ..model._apply import Journal, model_lock, right_inverse, transaction
+from ..model._transforms import add_scalars, check_scalars
 from ..model.graph import unwrap
 from ..model.plan import Assignment
 from ..model.plan_counter import fill_assignment_
@@ -137,6 +138,7 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
             if a.name not in params and not a.parametrized:
                 raise ValueError(f"{a.name}: planned but not a parameter of the model")
         check_parametrizations(inner, plan)
+        check_scalars(inner, getattr(plan, "scalars", []))
         with transaction(inner) as journal:
             _fill(inner, plan, seed, dev, threads, journal)
     report.dry_run = False
@@ -170,6 +172,7 @@ def _fill(inner: nn.Module, plan: Any, seed: int, device: torch.device | None, t
             for buffer in inner.get_submodule(name).buffers(recurse=False):
                 journal.save(buffer)
             inner.get_submodule(name).reset_running_stats()  # type: ignore[operator]
+        add_scalars(inner, getattr(plan, "scalars", []), journal)
 
 
 def _back_to_meta(model: nn.Module, groups: list[list[tuple[str, str]]]) -> None:
