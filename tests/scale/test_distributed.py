@@ -34,14 +34,35 @@ def build(case: str) -> nn.Module:
         from torch.nn.utils.parametrizations import weight_norm
 
         return nn.Sequential(weight_norm(nn.Linear(7, 6)), nn.ReLU(), nn.Linear(6, 3))
+    if case.startswith("res_"):  # residual schemes: plan transforms
+        return ResMLP()
     if case == "transformer":
         return nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=13, dropout=0.0,
                                           batch_first=True)
     raise ValueError(case)
 
 
+class Block(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(width, width), nn.Linear(width, width)
+
+    def forward(self, x):
+        return x + self.b(torch.relu(self.a(x)))
+
+
+class ResMLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.blocks, self.head = nn.Linear(5, 6), nn.Sequential(Block(6), Block(6)), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.inp(x)))
+
+
+RESIDUAL = ("fixup", "t_fixup", "deepnorm", "gpt2", "skipinit")
 CASES = {"linear": "auto", "embedding": "auto", "conv": "he_normal", "transformer": "auto",
-         "ortho": "orthogonal", "weight_norm": "he_normal"}
+         "ortho": "orthogonal", "weight_norm": "he_normal", **{f"res_{s}": s for s in RESIDUAL}}
 
 
 def _shard(model: nn.Module, mode: str, mesh) -> None:
