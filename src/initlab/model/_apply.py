@@ -203,10 +203,35 @@ def cast(value: torch.Tensor, like: torch.Tensor, what: str) -> torch.Tensor:
 
 def right_inverse(module: nn.Module, attr: str, value: torch.Tensor,
                   name: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(original tensor, its new value) for the parametrized ``module.attr`` to equal ``value``: the
-    parametrizations' ``right_inverse`` chain, as ``setattr`` would run it, but computed before any write (a
-    parametrization without one, e.g. ``orthogonal_map="cayley"``, fails here)."""
+    """(tensor, its new value) for the parametrized ``module.attr`` to equal ``value``: the originals, from
+    the parametrizations' ``right_inverse`` chain as ``setattr`` would run it, but computed before any write
+    (a parametrization without one, e.g. ``orthogonal_map="cayley"``, fails here), and the parametrizations'
+    own buffers that the chain sets (``orthogonal`` keeps a ``base``): those are put back at once and listed
+    as writes too, and torch's global RNG (``orthogonal`` draws from it) is restored."""
     plist: Any = module.parametrizations[attr]  # type: ignore[index]
+    tables = [(m._buffers, dict(m._buffers)) for m in plist.modules()]
+    values_before = {id(b): b.clone() for _, before in tables for b in before.values() if b is not None}
+    rng = torch.get_rng_state()
+    try:
+        out = _inverse_chain(plist, value, name)
+        buffers = _buffer_writes(tables, values_before)
+    finally:
+        torch.set_rng_state(rng)
+        for table, before in tables:
+            table.clear()
+            table.update(before)
+            for b in before.values():
+                if b is not None and id(b) in values_before:
+                    b.detach().copy_(values_before[id(b)])
+    originals = [plist.original] if hasattr(plist, "original") else [
+        getattr(plist, f"original{i}") for i in range(plist.ntensors)]
+    values = [out] if isinstance(out, torch.Tensor) else list(out)
+    if len(values) != len(originals):
+        raise ValueError(f"{name}: right_inverse gave {len(values)} tensors for {len(originals)} originals")
+    return [*buffers, *((o, cast(v, o, name)) for o, v in zip(originals, values, strict=True))]
+
+
+def _inverse_chain(plist: Any, value: torch.Tensor, name: str) -> Any:
     out: Any = value
     with torch.no_grad():
         for step in reversed(plist):
@@ -218,12 +243,21 @@ def right_inverse(module: nn.Module, attr: str, value: torch.Tensor,
             except NotImplementedError as exc:
                 raise ValueError(f"{name}: parametrization {type(step).__name__} cannot be set from a "
                                  f"value ({exc}); add a rule {{{name!r}: 'keep'}}") from None
-    originals = [plist.original] if hasattr(plist, "original") else [
-        getattr(plist, f"original{i}") for i in range(plist.ntensors)]
-    values = [out] if isinstance(out, torch.Tensor) else list(out)
-    if len(values) != len(originals):
-        raise ValueError(f"{name}: right_inverse gave {len(values)} tensors for {len(originals)} originals")
-    return [(o, cast(v, o, name)) for o, v in zip(originals, values, strict=True)]
+    return out
+
+
+def _buffer_writes(tables: list[tuple[dict[str, Any], dict[str, Any]]],
+                   values_before: dict[int, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(buffer as it was, the value the chain gave it) for every buffer the chain replaced or changed."""
+    out = []
+    for table, before in tables:
+        for key, old in before.items():
+            new = table.get(key)
+            if old is None or new is None:
+                continue
+            if new is not old or not torch.equal(new, values_before[id(old)]):
+                out.append((old, cast(new.detach().clone(), old, key)))
+    return out
 
 
 # ---- prepare / commit ------------------------------------------------------------------------------------

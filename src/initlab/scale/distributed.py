@@ -12,7 +12,7 @@ each rank holding a piece builds the full tensor (from Gaussians drawn by index;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -155,7 +155,7 @@ def _fill(inner: nn.Module, plan: Any, seed: int, device: torch.device | None, t
     fresh = any(t.device.type == "meta" for t in (*inner.parameters(), *inner.buffers()))
     if fresh:  # undone by going back to meta: no snapshot needed
         groups = tie_groups(inner)
-        journal.on_undo(lambda: _back_to_meta(inner, groups))
+        journal.on_undo(_back_to_meta(inner))
         inner.to_empty(device=device if device is not None else _default_device(inner))
         retie(inner, groups)
     params = dict(inner.named_parameters(remove_duplicate=False))
@@ -175,9 +175,20 @@ def _fill(inner: nn.Module, plan: Any, seed: int, device: torch.device | None, t
         add_scalars(inner, getattr(plan, "scalars", []), journal)
 
 
-def _back_to_meta(model: nn.Module, groups: list[list[tuple[str, str]]]) -> None:
-    model.to_empty(device="meta")
-    retie(model, groups)
+def _back_to_meta(model: nn.Module) -> Callable[[], None]:
+    """What puts every slot of ``model`` back to the meta tensor it holds now (the same objects, so that
+    ties, optimizers and FSDP's bookkeeping keep pointing at them)."""
+    tables = [(t, dict(t)) for m in model.modules() for t in (m._parameters, m._buffers)]
+
+    def undo() -> None:
+        for table, before in tables:
+            table.clear()
+            table.update(before)
+            for t in before.values():
+                if t is not None and t.device.type != "meta":
+                    t.data = torch.empty_like(t, device="meta")
+
+    return undo
 
 
 def _piecewise(a: Assignment) -> bool:
