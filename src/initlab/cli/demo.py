@@ -1,4 +1,4 @@
-"""``initlab demo``: the quick tour (under 3 minutes on 2 cores)."""
+"""``initlab demo``: the quick tour (90-120 s wall-clock, ~35 s of CPU, on a busy 2-core machine)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules under initlab.cli, in the order --help lists them.
-COMMANDS = ("catalog", "init", "doctor", "lab", "demo", "materialize")
+COMMANDS = ("catalog", "init", "doctor", "lab", "demo")
 
 DESCRIPTION = """\
 initlab: initialize neural networks well, and see why an initialization works or fails.
@@ -18,7 +18,7 @@ initlab: initialize neural networks well, and see why an initialization works or
   initlab init FILE.py:FACTORY     initialize a model and print what was done
   initlab doctor FILE.py:FACTORY   diagnose signal propagation, dead/saturated units, symmetry
   initlab lab list | run NAME      reproducible experiments on the classic questions
-  initlab demo                     the quick tour (about 3 minutes on 2 cores)
+  initlab demo                     the quick tour (90-120 s on a busy 2-core machine)
 """
 
 

@@ -115,7 +115,9 @@ class InitReport:
         }
 
     def to_json(self, path: str | None = None, indent: int = 2) -> str:
-        text = json.dumps(self.to_dict(), indent=indent, default=_jsonable)
+        """Strict JSON (RFC 8259): non-finite numbers (a predicted variance that overflows) are written as
+        the strings ``"inf"``, ``"-inf"``, ``"nan"``, never as the bare ``Infinity``/``NaN`` tokens."""
+        text = json.dumps(_finite(self.to_dict()), indent=indent, default=str, allow_nan=False)
         if path is not None:
             with open(path, "w") as fh:
                 fh.write(text)
@@ -189,7 +191,13 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def _jsonable(x: Any) -> Any:
+def _finite(x: Any) -> Any:
+    """``x`` with every non-finite float replaced by its string (``json.dumps`` never calls ``default=``
+    for floats)."""
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
-    return str(x)
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
