@@ -25,7 +25,8 @@ from initlab.model import init_model
 from ._inject import SIGINT, Injector, Snapshot, same_values, values
 
 FAULTS = (RuntimeError, MemoryError, KeyboardInterrupt, SIGINT)
-APPLIER = ("initlab.model._apply.fill_", "initlab.model.plan_counter.counter_fill_", "initlab.model._apply.cast",
+APPLIER = ("initlab.model._apply.fill_", "initlab.model.plan_counter.counter_fill_",
+           "initlab.model._apply.cast",
            "initlab.model._apply.right_inverse", "initlab.model._apply.Journal.save",
            "initlab.model._apply.Journal.install", "initlab.model._steps.SetRow.apply_piece",
            "initlab.model._steps.SetSlice.apply_piece", "initlab.model._steps.Scale.apply_piece",
@@ -47,7 +48,7 @@ class Block(nn.Module):
 
 
 def plain() -> nn.Module:
-    """Padding row, LSTM-free but with a norm (running stats), a frozen parameter, grads, an eval submodule."""
+    """A norm (running stats), a frozen parameter, grads, an eval submodule."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(),
                           nn.Linear(8, 3))
@@ -85,8 +86,8 @@ def parametrized() -> nn.Module:
     from torch.nn.utils.parametrizations import orthogonal, weight_norm
 
     torch.manual_seed(0)
-    model = nn.Sequential(weight_norm(nn.Linear(5, 6)), nn.ReLU(), orthogonal(nn.Linear(6, 6)), nn.Linear(6, 2))
-    return model
+    return nn.Sequential(weight_norm(nn.Linear(5, 6)), nn.ReLU(), orthogonal(nn.Linear(6, 6)),
+                         nn.Linear(6, 2))
 
 
 def weight_normed() -> nn.Module:
@@ -119,19 +120,24 @@ CASES = {
     "catalog/torch": Case(plain, lambda m: init_model(m, "orthogonal", seed=1, generator="torch"), APPLIER),
     "auto/counter": Case(narrow, lambda m: init_model(m, "auto", seed=1), APPLIER),
     "auto/torch": Case(narrow, lambda m: init_model(m, "auto", seed=1, generator="torch"), APPLIER),
-    "profile/torch": Case(recurrent, lambda m: init_model(m, "torch:default", seed=1, generator="torch"), APPLIER),
+    "profile/torch": Case(recurrent, lambda m: init_model(m, "torch:default", seed=1, generator="torch"),
+                          APPLIER),
     "profile/counter": Case(recurrent, lambda m: init_model(m, "keras:default", seed=1), APPLIER),
     "fixup/counter": Case(residual, lambda m: init_model(m, "fixup", seed=1), APPLIER),
     "t_fixup/torch": Case(residual, lambda m: init_model(m, "t_fixup", seed=1, generator="torch"), APPLIER),
     "skipinit/counter": Case(residual, lambda m: init_model(m, "skipinit", seed=1), APPLIER),
     "parametrized/torch": Case(parametrized, lambda m: init_model(m, "he_normal", seed=1, generator="torch"),
                                APPLIER),
-    "lsuv": Case(plain, _lsuv, (*APPLIER, "initlab.methods.lsuv.scale_channels_", "initlab.methods.lsuv._pre_init")),
+    "lsuv": Case(plain, _lsuv, (*APPLIER, "initlab.methods.lsuv.scale_channels_",
+                                "initlab.methods.lsuv._pre_init")),
     "transfer": Case(plain, _transfer, (*APPLIER, "initlab.methods.transfer._reinitialize")),
 }
 
 
-def _sweep(case: Case, check: Callable[[nn.Module, Snapshot, dict[str, torch.Tensor] | None, bool], bool]) -> int:
+Check = Callable[[nn.Module, Snapshot, Any, bool], bool]
+
+
+def _sweep(case: Case, check: Check) -> int:
     """Count the case's calls, then fail each one with each fault; returns the number of runs."""
     injector = Injector(case.targets)
     reference = case.build()
@@ -149,7 +155,7 @@ def _sweep(case: Case, check: Callable[[nn.Module, Snapshot, dict[str, torch.Ten
             try:
                 with injector.armed(k, fault):
                     case.run(model)
-            except BaseException:  # noqa: BLE001 -- every fault, KeyboardInterrupt included
+            except BaseException:
                 raised = True
             ok = check(model, snap, expected, raised)
             runs += 1

@@ -1,6 +1,6 @@
 """The residual rules as plan transforms: a real dry run (nothing changes, no parameter added, the full
-plan), both generators, ``materialize`` equal to ``init_model`` on the eager model, report rows that follow the
-edited plan, and registration by name without importing ``initlab.methods``."""
+plan), both generators, ``materialize`` equal to ``init_model`` on the eager model, report rows that follow
+the edited plan, and registration by name without importing ``initlab.methods``."""
 
 import math
 import subprocess

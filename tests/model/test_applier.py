@@ -29,7 +29,8 @@ def test_piecewise_steps_equal_the_whole(step):
     full = torch.arange(40.0).reshape(10, 4)
     step.apply(full)
     for cut in (1, 4, 9):
-        top, rest = torch.arange(40.0).reshape(10, 4)[:cut].clone(), torch.arange(40.0).reshape(10, 4)[cut:].clone()
+        fresh = torch.arange(40.0).reshape(10, 4)
+        top, rest = fresh[:cut].clone(), fresh[cut:].clone()
         step.apply_piece(top, (10, 4), 0)
         step.apply_piece(rest, (10, 4), cut)
         assert torch.equal(torch.cat([top, rest]), full), (step, cut)

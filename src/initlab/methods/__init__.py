@@ -13,7 +13,6 @@ from .lsuv import LayerCalibration, LSUVReport, lsuv, lsuv_reference
 from .residual import ResidualError, TransformReport, fixup, skipinit
 from .transfer import TransferError, TransferReport, transfer
 
-
 __all__ = [
     "DataInitError", "DataInitReport", "LSUVReport", "LayerCalibration", "ResidualError", "TransferError",
     "TransferReport", "TransformReport", "data_dependent_init", "fixup", "lsuv", "lsuv_reference", "skipinit",

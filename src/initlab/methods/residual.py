@@ -102,7 +102,8 @@ def _fixup_edit(edit: PlanEdit, options: dict[str, Any]) -> None:
         edit.scale(q, factor, f"he_normal x L^(-1/(2m-2)) = {factor:.4g} (L={layout.branches})")
     head = classifier(graph)
     for q in layout.zeroed:
-        why = "classifier" if head is not None and q in _output_names(head) else "last layer of a residual branch"
+        last = head is not None and q in _output_names(head)
+        why = "classifier" if last else "last layer of a residual branch"
         edit.zero(q, f"fixup: {why}")
     if graph.has_norm:
         edit.report.warn("Fixup is meant for networks without normalization layers; this one has some")
@@ -363,7 +364,8 @@ def _deepnorm_edit(edit: PlanEdit, options: dict[str, Any]) -> None:
     n = _attention_layers(edit.graph, "DeepNorm")
     beta, alpha = (8 * n) ** -0.25, (2 * n) ** 0.25
     _scale_transformer(edit, "deepnorm", "glorot_normal", beta, options["qk_names"])
-    edit.report.notes.append(f"DeepNorm: N = {n} layers, beta = {beta:.4g}; use x = LN({alpha:.4g} * x + f(x)) "
+    edit.report.notes.append(f"DeepNorm: N = {n} layers, beta = {beta:.4g}; use "
+                             f"x = LN({alpha:.4g} * x + f(x)) "
                              "in the residual (alpha is architecture, not init)")
 
 

@@ -52,7 +52,8 @@ def model_lock(model: nn.Module) -> threading.RLock:
 
 class _Pending:
     """SIGINTs received while a commit runs, delivered (to the handler that was installed before) on
-    :meth:`deliver`, from inside the transaction, so that the default handler's KeyboardInterrupt undoes it."""
+    :meth:`deliver`, from inside the transaction, so that the default handler's KeyboardInterrupt undoes
+    it."""
 
     def __init__(self) -> None:
         self.caught: list[tuple[Any, ...]] = []

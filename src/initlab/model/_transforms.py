@@ -77,7 +77,8 @@ def register_plan_transform(name: str, fn: TransformFn, *, base: str = "auto",
 def transform_options(t: PlanTransform, options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - set(t.defaults))
     if unknown:
-        raise TypeError(f"unexpected option(s) {unknown} for scheme {t.name!r}; it takes {sorted(t.defaults)}")
+        raise TypeError(f"unexpected option(s) {unknown} for scheme {t.name!r}; it takes "
+                        f"{sorted(t.defaults)}")
     return {**t.defaults, **options}
 
 
@@ -93,7 +94,7 @@ class PlanEdit:
         self.index.update({alias: self.index[canon] for canon, aliases in graph.tied.items()
                            for alias in aliases if canon in self.index})
 
-    # ---- reading ---------------------------------------------------------------------------------------------
+    # ---- reading -------------------------------------------------------------------------------------------
     def assignment(self, name: str) -> Assignment | None:
         k = self.index.get(name)
         return None if k is None else self.plan.assignments[k]
@@ -117,7 +118,7 @@ class PlanEdit:
         a = self.assignment(name)
         return self._row(a.name if a is not None else name)
 
-    # ---- edits -----------------------------------------------------------------------------------------------
+    # ---- edits ---------------------------------------------------------------------------------------------
     def scale(self, name: str, factor: float, note: str, rows: tuple[int, int] | None = None) -> None:
         """Multiply the parameter (or its rows ``start:stop``) by ``factor`` after its draws."""
         a = self.assignment(name)
@@ -185,7 +186,8 @@ def check_scalars(model: nn.Module, scalars: list[AddScalar]) -> None:
         except AttributeError:
             raise ValueError(f"{s.owner!r} is not a module of the model: cannot add {s.attr}") from None
         if hasattr(module, s.attr):
-            raise ValueError(f"{s.owner or 'the model'} already has {s.attr!r}: the scheme was applied before")
+            raise ValueError(f"{s.owner or 'the model'} already has {s.attr!r}: the scheme was applied "
+                             "before")
 
 
 def add_scalars(model: nn.Module, scalars: list[AddScalar], journal: Journal) -> None:

@@ -15,7 +15,6 @@ from torch import nn
 
 from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
-from .graph import ModelGraph, discover, named_tensors, run_forward, unwrap
 from ._apply import Journal, commit_plan, prepare_plan, transaction
 from ._transforms import (
     _TRANSFORMS,
@@ -26,6 +25,7 @@ from ._transforms import (
     check_scalars,
     transform_options,
 )
+from .graph import ModelGraph, discover, named_tensors, run_forward, unwrap
 from .plan import Plan, ProfileChooser, Rule, SchemeLike, build_plan, normalize_rules
 from .report import InitReport
 from .state import ModelState
@@ -145,7 +145,8 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
     _validate_input(example_input)
     scheme_name = _validate_scheme(scheme)
     rule_list = normalize_rules(rules)
-    if options and scheme_name not in _MODEL_SCHEMES and scheme_name not in _TRANSFORMS and scheme_name != "auto":
+    takes_options = scheme_name in _MODEL_SCHEMES or scheme_name in _TRANSFORMS or scheme_name == "auto"
+    if options and not takes_options:
         raise TypeError(f"unexpected option(s) {sorted(options)} for scheme {scheme_name!r}")
     if _has_lazy(walk[1]):
         if example_input is None:

@@ -240,7 +240,7 @@ def _recurrent_fans(layer: LayerInfo, local: str) -> Fans | None:
     return layer.fans.get(key) or next((f for k, f in layer.fans.items() if k.startswith("weight_hh")), None)
 
 
-def _forget_bias(layer: LayerInfo, local: str, shape: tuple[int, ...], value: float) -> tuple[Step, ...]:
+def _forget_bias(layer: LayerInfo, local: str, shape: tuple[int, ...], value: float) -> tuple[Any, ...]:
     module = layer.module
     mode = getattr(module, "mode", None) or type(module).__name__
     if "LSTM" not in mode or len(shape) != 1 or shape[0] % 4:
@@ -421,7 +421,7 @@ def build_plan(
             note,
         )
         owner, attr = _split_owner(q, info)
-        plan.assignments.append(Assignment(q, owner, attr, shape, draws, post, bool(originals)))
+        plan.assignments.append(Assignment(q, owner, attr, shape, draws, as_steps(post), bool(originals)))
         report.rows.append(row)
     for k, rule in enumerate(rules):
         if not used[k]:
@@ -480,5 +480,6 @@ from ._apply import (  # noqa: E402
     write_looks_linear_,
 )
 
-__all__ = ["Assignment", "Choice", "Fill", "Plan", "Prepared", "Rule", "apply_plan", "build_plan", "commit_plan",
+__all__ = ["Assignment", "Choice", "Fill", "Plan", "Prepared", "Rule", "apply_plan", "build_plan",
+           "commit_plan",
            "looks_linear_block", "prepare_plan", "write_looks_linear_"]

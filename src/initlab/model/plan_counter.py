@@ -4,7 +4,8 @@ whole or as a rectangular piece of it: the bridge from ``init_model``'s plans to
 Identity: a parameter's values are addressed by ``(seed, qualified name, global row-major index)``. Where the
 plan stacks gate blocks along dim 0 (LSTM/GRU, packed attention projections), elementwise blocks share the
 parameter's index space; a structured block (orthogonal...) is its own global tensor named ``"<name>/<b>"``.
-Post steps (typed, :mod:`._steps`): padding rows and forget-gate slices are applied to the part of them a piece holds; a
+Post steps (typed, :mod:`._steps`): padding rows, forget-gate slices and scales are applied to the part of
+them a piece holds; a
 ``looks_linear`` weight (``[[A, -A], [-A, A]]``) draws ``A`` as its own ``(rows/2, cols/2)`` tensor and is cut
 from the full layout; steps that need whole rows (``row_norm``: rows scaled to a fixed norm) are applied to
 the piece's rows generated in full, then cut; a ``center`` bias (``b -= c * row sums of W``) regenerates the

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from ..model import InitReport, init_model
-from ..model.graph import unwrap
 from ..model._apply import Journal, model_lock, right_inverse, transaction
 from ..model._transforms import add_scalars, check_scalars
+from ..model.graph import unwrap
 from ..model.plan import Assignment
 from ..model.plan_counter import fill_assignment_
 
@@ -165,8 +165,8 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
         scalars = getattr(report.plan, "scalars", [])
         check_scalars(inner, scalars)
         if path is not None and scalars:
-            raise ValueError(f"scheme {scheme!r} adds parameters to the model: a safetensors file of the model "
-                             "as built would not hold them; materialize in memory instead")
+            raise ValueError(f"scheme {scheme!r} adds parameters to the model: a safetensors file of the "
+                             "model as built would not hold them; materialize in memory instead")
         if path is not None:
             _write_safetensors(inner, report, seed, path, dtype, progress, threads)
             return report
@@ -176,8 +176,9 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
     return report
 
 
-def _allocate(inner: nn.Module, report: InitReport, seed: int, device: torch.device, dtype: torch.dtype | None,
-              progress: bool | None, threads: int | None, journal: Journal) -> None:
+def _allocate(inner: nn.Module, report: InitReport, seed: int, device: torch.device,
+              dtype: torch.dtype | None, progress: bool | None, threads: int | None,
+              journal: Journal) -> None:
     """Every meta slot given a filled tensor (undoably: the journal puts the meta tensors back)."""
     plan = report.plan
     index = {a.name: a for a in plan.assignments}
@@ -305,7 +306,8 @@ def _atomic_file(path: str | os.PathLike[str]) -> Iterator[Any]:
     target = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(target))
     if os.path.isdir(target):
-        raise IsADirectoryError(f"{target} is a directory: pass a file path such as {target}/model.safetensors")
+        raise IsADirectoryError(f"{target} is a directory: pass a file path such as "
+                                f"{target}/model.safetensors")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"folder {folder} does not exist: create it first")
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")

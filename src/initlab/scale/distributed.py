@@ -121,9 +121,9 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
     ``scheme``/``rules``/``example_input``/``options``: as for :func:`initlab.init_model`. ``device``: where
     meta parameters are allocated (default: the device mesh's type). Tied weights are re-tied after
     ``to_empty``. Buffers created on meta are allocated but hold no values, except normalization statistics,
-    which are reset; fill other buffers yourself. All or nothing: seed, device, scheme and parametrizations are
-    checked before ``to_empty``; on any failure (Ctrl-C included) a model that was on meta goes back to meta
-    and one that was not gets its values back bit for bit.
+    which are reset; fill other buffers yourself. All or nothing: seed, device, scheme and parametrizations
+    are checked before ``to_empty``; on any failure (Ctrl-C included) a model that was on meta goes back to
+    meta and one that was not gets its values back bit for bit.
     """
     inner = unwrap(model)
     dev = check_seed_device(seed, device)
@@ -178,7 +178,8 @@ def _fill(inner: nn.Module, plan: Any, seed: int, device: torch.device | None, t
 def _back_to_meta(model: nn.Module) -> Callable[[], None]:
     """What puts every slot of ``model`` back to the meta tensor it holds now (the same objects, so that
     ties, optimizers and FSDP's bookkeeping keep pointing at them)."""
-    tables = [(t, dict(t)) for m in model.modules() for t in (m._parameters, m._buffers)]
+    tables: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        (t, dict(t)) for m in model.modules() for t in (m._parameters, m._buffers)]
 
     def undo() -> None:
         for table, before in tables:
