@@ -118,10 +118,12 @@ def init_model(
     weights on any device, in any order and under any sharding (``initlab.distributed.init_sharded``), faster
     than torch's generator; without ``seed`` one is drawn and recorded in ``report.seed``. ``"torch"`` (or a
     ``torch.Generator``) draws from torch's generator seeded with ``seed``, in plan order; registered model
-    schemes (LSUV, Fixup...) always use torch's.
+    schemes (LSUV...) always use torch's; plan transforms (Fixup, T-Fixup, DeepNorm, GPT-2, SkipInit...) use
+    either.
 
-    All or nothing: inputs are validated before the model is touched and any failure restores every parameter
-    and buffer bit for bit.
+    All or nothing: inputs are validated before the model is touched and any failure (Ctrl-C included)
+    restores every parameter and buffer bit for bit (:mod:`._apply`); ``dry_run`` changes nothing, Lazy
+    modules included. Calls on one model from several threads take turns (a per-model lock).
 
     >>> import torch.nn as nn
     >>> report = init_model(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)), "he_normal", seed=0)
