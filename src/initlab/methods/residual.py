@@ -5,8 +5,8 @@ addition whose inputs are a block input and a branch computed from it), never on
 are plan transforms (:func:`register_transforms`, found by ``init_model`` by name): each edits a base scheme's
 plan (typed ``Scale`` steps, zeroed or redrawn parameters, learnable scalars as a structural step), so they
 have a real dry run, both generators, ``materialize`` and ``init_sharded``. :func:`fixup` and
-:func:`skipinit` are opt-in module transforms that add learnable scalars (parameters registered on the layers plus forward hooks) and
-report exactly what they added.
+:func:`skipinit` are opt-in module transforms that add learnable scalars (parameters registered on the
+layers plus forward hooks) and report exactly what they added.
 """
 
 from __future__ import annotations
