@@ -28,7 +28,8 @@ FAULTS = (RuntimeError, MemoryError, KeyboardInterrupt, SIGINT)
 APPLIER = ("initlab.model._apply.fill_", "initlab.model.plan_counter.counter_fill_",
            "initlab.model._apply.cast",
            "initlab.model._apply.right_inverse", "initlab.model._apply.Journal.save",
-           "initlab.model._apply.Journal.install", "initlab.model._steps.SetRow.apply_piece",
+           "initlab.model._apply.Journal.install", "initlab.model._apply.Journal.swap",
+           "initlab.model._steps.SetRow.apply_piece",
            "initlab.model._steps.SetSlice.apply_piece", "initlab.model._steps.Scale.apply_piece",
            "initlab.model._steps.RowNorm.apply", "initlab.model._steps.Center.apply")
 SCALE = ("initlab.scale.big_model.fill_assignment_", "initlab.scale.big_model.right_inverse",
@@ -225,13 +226,13 @@ def test_sigint_from_a_timer_during_commit(monkeypatch):
 
     model = plain()
     snap = Snapshot.of(model)
-    original = _apply.Journal.save
+    original = _apply.Journal.swap
 
-    def slow_save(self, tensor):
+    def slow_swap(self, tensor, new):
         time.sleep(0.05)
-        return original(self, tensor)
+        return original(self, tensor, new)
 
-    monkeypatch.setattr(_apply.Journal, "save", slow_save)
+    monkeypatch.setattr(_apply.Journal, "swap", slow_swap)
     timer = threading.Timer(0.08, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:

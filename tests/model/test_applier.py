@@ -43,17 +43,17 @@ def test_the_lock_is_held_while_writing(monkeypatch):
     lock = model_lock(model)
     assert model_lock(model) is lock
     seen = []
-    original = Journal.save
+    original = Journal.swap
 
-    def save(self, tensor):
+    def swap(self, tensor, new):
         result = []
         t = threading.Thread(target=lambda: result.append(lock.acquire(blocking=False)))
         t.start()
         t.join()
         seen.extend(result)
-        return original(self, tensor)
+        return original(self, tensor, new)
 
-    monkeypatch.setattr(Journal, "save", save)
+    monkeypatch.setattr(Journal, "swap", swap)
     init_model(model, "he_normal", seed=0)
     assert seen and not any(seen)
 

@@ -85,13 +85,69 @@ def _deferred_interrupt() -> Iterator[_Pending]:
         pending.deliver()
 
 
+# ---- storage recycling -----------------------------------------------------------------------------------
+POOL_BYTES = 1 << 30  # the most memory kept for reuse, over every live model
+
+
+class _Pool:
+    """Storage a model's last commit released, reused by its next one: values are drawn into it and swapped
+    in, so that a commit makes no extra pass over memory (and no fresh page faults) yet keeps the old values
+    until it completes. Freed with the model (weakly keyed); at most :data:`POOL_BYTES` in all."""
+
+    def __init__(self) -> None:
+        self.free: dict[tuple[Any, ...], list[torch.Tensor]] = {}
+        self.bytes = 0
+
+    def take(self, like: torch.Tensor) -> torch.Tensor:
+        stack = self.free.get((tuple(like.shape), like.dtype, like.device))
+        if stack:
+            t = stack.pop()
+            self.bytes -= t.untyped_storage().nbytes()
+            return t
+        return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+
+    def give(self, t: torch.Tensor) -> None:
+        size = t.untyped_storage().nbytes()
+        with _LOCKS_GUARD:
+            if sum(p.bytes for p in _POOLS.values()) + size > POOL_BYTES:
+                return
+            self.bytes += size
+        self.free.setdefault((tuple(t.shape), t.dtype, t.device), []).append(t)
+
+
+_POOLS: weakref.WeakKeyDictionary[nn.Module, _Pool] = weakref.WeakKeyDictionary()
+
+
+def pool(model: nn.Module) -> _Pool:
+    with _LOCKS_GUARD:
+        p = _POOLS.get(model)
+        if p is None:
+            p = _POOLS[model] = _Pool()
+        return p
+
+
+def swappable(t: torch.Tensor) -> bool:
+    """Whether ``t``'s storage can be swapped for another without anyone noticing: a plain tensor or
+    Parameter, contiguous, alone in its storage and with no other tensor (view, alias) on it."""
+    use_count = getattr(torch._C, "_storage_Use_Count", None)
+    if use_count is None or type(t) not in (torch.Tensor, nn.Parameter):
+        return False
+    if t.device.type not in ("cpu", "cuda"):
+        return False
+    if not t.is_contiguous() or t.storage_offset() != 0 or t.is_sparse or t.is_quantized:
+        return False
+    storage = t.untyped_storage()
+    return bool(storage.nbytes() == t.numel() * t.element_size() and use_count(storage._cdata) == 2)
+
+
 # ---- the journal -----------------------------------------------------------------------------------------
 @dataclass
 class Journal:
-    """What a transaction changed, to undo it: tensors written in place (their previous values) and slots
-    given a new tensor (their previous tensor)."""
+    """What a transaction changed, to undo it: tensors written in place (their previous values), tensors
+    given new storage (their previous storage) and slots given a new tensor (their previous tensor)."""
 
     saved: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    swapped: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     slots: list[tuple[dict[str, Any], str, bool, Any]] = field(default_factory=list)
     undo_hooks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -102,6 +158,20 @@ class Journal:
         if id(tensor) not in self.saved and t.device.type != "meta":
             self.saved[id(tensor)] = (tensor, t.clone())
         return t
+
+    @torch.no_grad()
+    def swap(self, tensor: torch.Tensor, new: torch.Tensor) -> None:
+        """Give ``tensor`` the storage of ``new`` (same shape, dtype, device), keeping the old storage."""
+        old = torch.empty(0, dtype=tensor.dtype, device=tensor.device).set_(
+            tensor.untyped_storage(), tensor.storage_offset(), tensor.size(), tensor.stride())
+        self.swapped.append((tensor, old))
+        tensor.set_(new)
+
+    def release(self, to: _Pool) -> None:
+        """After a successful transaction: the swapped-out storage goes to ``to`` for reuse."""
+        for _, old in self.swapped:
+            to.give(old)
+        self.swapped.clear()
 
     def install(self, table: dict[str, Any], key: str, value: Any) -> None:
         """``table[key] = value`` (a module's ``_parameters``/``_buffers``), undoable."""
@@ -122,7 +192,10 @@ class Journal:
                 table.pop(key, None)
         for tensor, old in self.saved.values():
             tensor.detach().copy_(old)
+        for tensor, old in reversed(self.swapped):
+            tensor.set_(old)
         self.saved.clear()
+        self.swapped.clear()
         self.slots.clear()
         self.undo_hooks.clear()
 
@@ -149,6 +222,7 @@ def transaction(model: nn.Module) -> Iterator[Journal]:
             with _deferred_interrupt():
                 journal.undo()
             raise
+        journal.release(pool(model))
 
 
 # ---- fills -----------------------------------------------------------------------------------------------
@@ -344,16 +418,25 @@ def commit_plan(prepared: Prepared, journal: Journal | None = None) -> None:
 
 
 def _commit(prepared: Prepared, journal: Journal) -> None:
+    recycle = pool(prepared.model)
     for w in prepared.writes:
         for original, value in w.originals:
             journal.save(original).copy_(value)
         if w.target is None:
             continue
-        data = journal.save(w.target)
-        if w.source is None:
-            prepared.fill(data, w.assignment)
+        if w.source is None and swappable(w.target):  # drawn into spare storage, then swapped in
+            new = recycle.take(w.target)
+            prepared.fill(new, w.assignment)
+            journal.swap(w.target, new)
             continue
-        data.copy_(w.source)
+        if w.source is None:
+            prepared.fill(journal.save(w.target), w.assignment)
+            continue
+        if swappable(w.target) and w.source.is_contiguous() and swappable(w.source):
+            journal.swap(w.target, w.source)
+        else:
+            journal.save(w.target).copy_(w.source)
+        data = w.target.detach()
         for step in w.assignment.post:
             if isinstance(step, Center):
                 step.apply(data, prepared.params)
