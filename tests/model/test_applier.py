@@ -149,3 +149,33 @@ def test_materialize_and_init_sharded_validate_before_allocating(kwargs, match):
         with pytest.raises((ValueError, TypeError), match=match):
             fn(model, **kwargs)
         assert all(p.device.type == "meta" for p in model.parameters())
+
+
+def test_values_land_in_spare_storage_recycled_between_calls():
+    """A parameter nothing else shares gets its values drawn into spare storage and swapped in (no snapshot
+    copy): the same Parameter object, its old storage reused by the next call."""
+    model = nn.Sequential(nn.Linear(16, 32))
+    weight = model[0].weight
+    first = weight.data_ptr()
+    init_model(model, "he_normal", seed=0)
+    assert model[0].weight is weight and weight.data_ptr() != first
+    init_model(model, "he_normal", seed=1)
+    assert weight.data_ptr() == first
+
+
+def test_a_shared_storage_is_written_in_place():
+    """Where another tensor views the storage, the values are written in place (the view sees them)."""
+    model = nn.Sequential(nn.Linear(16, 32))
+    view = model[0].weight.detach()
+    init_model(model, "he_normal", seed=0)
+    assert view.data_ptr() == model[0].weight.data_ptr() and torch.equal(view, model[0].weight)
+
+
+@pytest.mark.parametrize("generator", ["counter", "torch"])
+def test_autograd_sees_the_write(generator):
+    """A graph built before init does not silently use the new weights (the version counter moves)."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1))
+    loss = model(torch.randn(3, 4)).sum()
+    init_model(model, "he_normal", seed=0, generator=generator)
+    with pytest.raises(RuntimeError, match="inplace"):
+        loss.backward()

@@ -431,6 +431,8 @@ def _commit(prepared: Prepared, journal: Journal) -> None:
             continue
         if w.source is None:
             prepared.fill(journal.save(w.target), w.assignment)
+            # a fill may write through another view (numpy): autograd must still see the write
+            torch.autograd.graph.increment_version(w.target)
             continue
         if swappable(w.target) and w.source.is_contiguous() and swappable(w.source):
             journal.swap(w.target, w.source)
