@@ -165,7 +165,7 @@ class Journal:
         old = torch.empty(0, dtype=tensor.dtype, device=tensor.device).set_(
             tensor.untyped_storage(), tensor.storage_offset(), tensor.size(), tensor.stride())
         self.swapped.append((tensor, old))
-        tensor.set_(new)
+        tensor.set_(new)  # type: ignore[call-overload]  # (a Tensor is accepted)
 
     def release(self, to: _Pool) -> None:
         """After a successful transaction: the swapped-out storage goes to ``to`` for reuse."""
@@ -193,7 +193,7 @@ class Journal:
         for tensor, old in self.saved.values():
             tensor.detach().copy_(old)
         for tensor, old in reversed(self.swapped):
-            tensor.set_(old)
+            tensor.set_(old)  # type: ignore[call-overload]  # (a Tensor is accepted)
         self.saved.clear()
         self.swapped.clear()
         self.slots.clear()
