@@ -15,7 +15,7 @@ from torch import nn
 
 from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
-from .graph import ModelGraph, discover, named_tensors, run_forward, unwrap
+from .graph import ModelGraph, check_graph, discover, named_tensors, run_forward, unwrap
 from .plan import (
     Plan,
     ProfileChooser,
@@ -129,6 +129,8 @@ def init_model(
         _check_forward(inner, example_input)
     if graph is None:
         graph = discover(inner, example_input, walk=walk)
+    else:
+        check_graph(graph, inner, walk)
     if scheme_name in _MODEL_SCHEMES:
         if explicit_counter:
             raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")

@@ -32,6 +32,8 @@ from ..catalog import activations as acts
 from ..catalog.activations import Activation
 from ..catalog.fans import Fans
 from . import layers as L
+from ._fingerprint import fingerprint
+from ._isolate import kept_buffers, kept_rngs
 
 
 @dataclass
@@ -110,11 +112,19 @@ class ActivationSite:
     function: str | None = None
 
 
+class GraphError(ValueError):
+    """A graph that does not describe the model it is used with (another model, or the model before a
+    change)."""
+
+
 @dataclass
 class ModelGraph:
-    """What :func:`discover` found. ``layers`` are in forward execution order (unreached ones last)."""
+    """What :func:`discover` found. ``layers`` are in forward execution order (unreached ones last).
 
-    model: nn.Module
+    The graph refers to its model weakly (``model_ref``): neither a graph nor initlab's graph cache keeps a
+    model alive. ``key`` is the model's fingerprint at discovery (see :func:`check_graph`)."""
+
+    model_ref: weakref.ReferenceType[nn.Module] = field(repr=False)
     layers: list[LayerInfo]
     branches: list[Branch]
     unreached: dict[str, str]
@@ -126,6 +136,14 @@ class ModelGraph:
     notes: list[str] = field(default_factory=list)
     # plans made from this graph, by (scheme, options), for the repeated calls that reuse a cached graph
     plans: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    key: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def model(self) -> nn.Module:
+        model = self.model_ref()
+        if model is None:
+            raise GraphError("the model this graph describes was deleted (a graph does not keep it alive)")
+        return model
 
     def layer(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -427,7 +445,9 @@ def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
     args, kwargs = _split_input(example_input)
     try:
         with rec:
-            inputs = [rec.ref(a) for a in _flatten(args)]
+            # keyword inputs (a dict example_input, as HF models take) are the model's input as much as
+            # positional ones: unmarked, they would read as constants of zero variance
+            inputs = [rec.ref(a) for a in _flatten((*args, *kwargs.values()))]
             for r in inputs:
                 if isinstance(r, _Ref):
                     b.nodes[r.node].op = "input"
@@ -715,7 +735,9 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
                     q, "module never called in the traced forward (initialized from its type)"
                 )
     sites = _sites(b, layers, consumers)
-    return ModelGraph(model, layers, branches, unreached, method, nodes, tied, parametrized, sites)
+    return ModelGraph(
+        weakref.ref(model), layers, branches, unreached, method, nodes, tied, parametrized, sites
+    )
 
 
 def _sites(b: _Builder, layers: list[LayerInfo], consumers: list[list[int]]) -> list[ActivationSite]:
@@ -746,7 +768,9 @@ def _sites(b: _Builder, layers: list[LayerInfo], consumers: list[list[int]]) -> 
     return out
 
 
-_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], ModelGraph]] = weakref.WeakKeyDictionary()
+# The graph cache: model -> (fingerprint, graph). Keys are weak and a graph refers to its model weakly, so a
+# cached model is collected as soon as the user drops it.
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Any, ModelGraph]] = weakref.WeakKeyDictionary()
 
 
 Walk = tuple[dict[str, nn.Module], dict[str, torch.Tensor]]
@@ -765,12 +789,8 @@ def named_tensors(model: nn.Module) -> Walk:
 
 
 def _fingerprint(model: nn.Module, walk: Walk | None) -> Any:
-    """Module names and types, parameter names, identities and shapes: what a graph depends on."""
     modules, params = walk or named_tensors(model)
-    return (
-        tuple((n, type(m)) for n, m in modules.items()),
-        tuple((n, id(p), tuple(p.shape)) for n, p in params.items()),
-    )
+    return fingerprint(modules, params)
 
 
 def discover(
@@ -782,20 +802,45 @@ def discover(
 ) -> ModelGraph:
     """Find the weight layers of ``model``, the activation after each, residual branches, tied and
     parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword
-    inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients, global RNG
-    state kept). An fx graph is cached per model while its modules and parameters stay the same
-    (``cache=False`` rebuilds it); ``walk``: :func:`named_tensors` of the model when the caller has it.
+    inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients; global
+    RNGs and buffers kept). An fx graph is cached per model while everything it depends on stays the same
+    (modules, their attributes, parameters: see :mod:`._fingerprint`; ``cache=False`` rebuilds it);
+    ``walk``: :func:`named_tensors` of the model when the caller has it.
     """
     model = unwrap(model)
-    key = _fingerprint(model, walk) if cache and example_input is None else None
-    if key is not None:
+    key = _fingerprint(model, walk)
+    if cache and example_input is None:
         hit = _CACHE.get(model)
         if hit is not None and hit[0] == key:
             return hit[1]
-    graph = _discover(model, example_input)
-    if key is not None and graph.method == "fx":
+    with kept_rngs():  # classifying custom modules runs them (stochastic depth draws in train mode)
+        graph = _discover(model, example_input)
+    graph.key = key
+    # A graph holding the model itself (a root that is one layer) would keep the cache's key alive.
+    if cache and example_input is None and graph.method == "fx" and all(
+        info.module is not model for info in graph.layers
+    ):
         _CACHE[model] = (key, graph)
     return graph
+
+
+def check_graph(graph: ModelGraph, model: nn.Module, walk: Walk | None = None) -> None:
+    """Raise :class:`GraphError` unless ``graph`` was discovered from ``model`` as it is now."""
+    if not isinstance(graph, ModelGraph):
+        raise GraphError(
+            f"graph must be a ModelGraph from initlab.discover(model), got {type(graph).__name__}"
+        )
+    model = unwrap(model)
+    if graph.model_ref() is not model:
+        raise GraphError(
+            "graph= was discovered from a different model: pass graph=discover(model) for this model, "
+            "or leave graph out"
+        )
+    if graph.key is not None and graph.key != _fingerprint(model, walk):
+        raise GraphError(
+            "the model changed since graph= was discovered (modules, attributes or parameters): "
+            "pass graph=discover(model) again, or leave graph out"
+        )
 
 
 def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
@@ -830,21 +875,19 @@ def _run_hooks(model: nn.Module, example_input: Any) -> _Builder:
 
 @contextlib.contextmanager
 def _quiet_forward(model: nn.Module) -> Iterator[None]:
-    """Eval mode, no grad, the global RNG state kept, training flags restored."""
+    """Eval mode, no grad, training flags restored; global RNGs (torch, Python, numpy) and buffers kept."""
     flags = [(m, m.training) for m in model.modules()]
-    rng = torch.get_rng_state()
     model.eval()
     try:
-        with torch.no_grad():
+        with kept_rngs(), kept_buffers(model), torch.no_grad():
             yield
     finally:
-        torch.set_rng_state(rng)
         for m, flag in flags:
             m.training = flag
 
 
 def run_forward(model: nn.Module, example_input: Any) -> Any:
-    """One quiet forward pass (eval mode, no grad, global RNG state kept)."""
+    """One quiet forward pass (eval mode, no grad; global RNGs and buffers kept)."""
     args, kwargs = _split_input(example_input)
     with _quiet_forward(model):
         return model(*args, **kwargs)
