@@ -2,9 +2,9 @@
 
 Discovery, the example-input check and Lazy materialization run the user's model once. That forward may draw
 from torch's global generator (Dropout and stochastic depth in train mode), from Python's ``random`` or
-numpy's global state (a user's forward may call them), and may write buffers (BatchNorm running statistics, counters,
-EMA, KV caches, spectral norm's ``_u``/``_v``). None of this is the user's intent when they ask for an
-initialization, so every such forward runs inside :func:`kept_rngs` and :func:`kept_buffers`.
+numpy's global state (a user's forward may call them), and may write buffers (BatchNorm running statistics,
+counters, EMA, KV caches, spectral norm's ``_u``/``_v``). None of this is the user's intent when they ask for
+an initialization, so every such forward runs inside :func:`kept_rngs` and :func:`kept_buffers`.
 """
 
 from __future__ import annotations
