@@ -813,7 +813,9 @@ def discover(
         hit = _CACHE.get(model)
         if hit is not None and hit[0] == key:
             return hit[1]
-    with kept_rngs():  # classifying custom modules runs them (stochastic depth draws in train mode)
+    # Classifying a custom module runs it (stochastic depth draws in train mode) and reading a parametrized
+    # weight runs its parametrization (spectral norm's power iteration writes _u/_v in train mode).
+    with kept_rngs(), kept_buffers(model):
         graph = _discover(model, example_input)
     graph.key = key
     # A graph holding the model itself (a root that is one layer) would keep the cache's key alive.
