@@ -33,7 +33,10 @@ from ..catalog.activations import Activation
 from ..catalog.fans import Fans
 from . import layers as L
 from ._fingerprint import fingerprint
+from ._fuse import Ref as _Ref
+from ._fuse import elementwise_call, fuse
 from ._isolate import kept_buffers, kept_rngs
+from ._walk import SCALE, Walker
 
 
 @dataclass
@@ -49,6 +52,9 @@ class Node:
     inputs: tuple[int, ...] = ()
     name: str = ""
     act: Activation | None = field(default=None, repr=False)
+    # an elementwise call (function name, arguments with tensors as _Ref, keyword arguments): what fusing
+    # activations written from primitives reads (:mod:`._fuse`)
+    call: tuple[str, tuple[Any, ...], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -137,6 +143,9 @@ class ModelGraph:
     # plans made from this graph, by (scheme, options), for the repeated calls that reuse a cached graph
     plans: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     key: Any = field(default=None, repr=False, compare=False)
+    # the one walker over ``nodes`` (consumers, transparency), and how many node visits analysis took
+    walker: Walker | None = field(default=None, repr=False, compare=False)
+    visits: int = field(default=0, repr=False, compare=False)
 
     @property
     def model(self) -> nn.Module:
@@ -164,11 +173,6 @@ class ModelGraph:
 
 
 # ---- building the dataflow ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Ref:
-    node: int
-
-
 class _Builder:
     def __init__(self, model: nn.Module):
         self.model = model
@@ -177,7 +181,7 @@ class _Builder:
         self.composites: dict[str, nn.Module] = {}
         self.param_nodes: dict[str, int] = {}
         self.param_uses: dict[str, str] = {}
-        self.sites: list[ActivationSite] = []
+        self.site_of: dict[int, ActivationSite] = {}  # act node -> where it is applied
 
     def add(
         self, op: str, inputs: tuple[int, ...] = (), name: str = "", act: Activation | None = None
@@ -222,7 +226,7 @@ class _Builder:
             act = acts.activation("leaky_relu", negative_slope=float(module.weight.detach().reshape(())))
         if act is not None:
             idx = self.add("act", inputs, L.activation_spec(act), act)
-            self.sites.append(ActivationSite(L.activation_spec(act), None, module=name))
+            self.site_of[idx] = ActivationSite(L.activation_spec(act), None, module=name)
             return idx
         if isinstance(module, L.AVG_POOL_MODULES):
             return self.add("pool", inputs, name)
@@ -231,6 +235,12 @@ class _Builder:
         return self.add("other", inputs, name)
 
     def call(self, fname: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
+        idx = self._call(fname, args, kwargs)
+        if elementwise_call(fname, args, kwargs):
+            self.nodes[idx].call = (fname, tuple(args), dict(kwargs))
+        return idx
+
+    def _call(self, fname: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
         flat = [*_flatten(args), *_flatten(tuple(kwargs.values()))]
         refs = tuple(a.node for a in flat if isinstance(a, _Ref))
         params = [self.nodes[r].name for r in refs if self.nodes[r].op == "param"]
@@ -242,8 +252,9 @@ class _Builder:
         act = L.function_act(fname, _literal(args), _literal_kw(kwargs))
         if act is not None and len(data) == 1:
             spec_act = acts.activation(act)
-            self.sites.append(ActivationSite(spec_act.spec, None, function=fname))
-            return self.add("act", data, spec_act.spec, spec_act)
+            idx = self.add("act", data, spec_act.spec, spec_act)
+            self.site_of[idx] = ActivationSite(spec_act.spec, None, function=fname)
+            return idx
         if fname in L.ADD_NAMES:
             return self.add("add" if len(data) >= 2 else "pass", data, fname)
         if fname in L.MUL_NAMES:
@@ -541,60 +552,18 @@ def _get_tensor(module: nn.Module, local: str) -> torch.Tensor | None:
     return obj if isinstance(obj, torch.Tensor) else None
 
 
-def _consumers(nodes: list[Node]) -> list[list[int]]:
-    out: list[list[int]] = [[] for _ in nodes]
-    for i, n in enumerate(nodes):
-        for j in n.inputs:
-            out[j].append(i)
-    return out
-
-
-def _following_activation(
-    start: int, nodes: list[Node], consumers: list[list[int]], norm_layers: set[str]
-) -> Node | None:
-    frontier = [start]
-    seen = {start}
-    while frontier:
-        nxt = []
-        for i in sorted(frontier):
-            for c in consumers[i]:
-                node = nodes[c]
-                if node.op == "act":
-                    return node
-                if c not in seen and (
-                    node.op in ("pass", "pool") or (node.op == "layer" and node.name in norm_layers)
-                ):
-                    seen.add(c)
-                    nxt.append(c)
-        frontier = nxt
-    return None
-
-
-def _branches(b: _Builder, weight_layers: set[str], norm_layers: set[str]) -> list[Branch]:
-    nodes = b.nodes
-    anc: list[int] = []
-    for i, n in enumerate(nodes):
-        bits = 1 << i
-        for j in n.inputs:
-            bits |= anc[j]
-        anc.append(bits)
-
-    def layer_nodes(bits: int) -> list[int]:
-        return [i for i, n in enumerate(nodes) if n.op in ("layer", "block") and bits >> i & 1]
-
+def _branches(nodes: list[Node], walker: Walker, weight_layers: set[str]) -> list[Branch]:
+    """Residual branches: an addition whose inputs meet at a block input, with more layers on one side (the
+    branch) than on the other (the shortcut: at most one layer). Linear in the ops between each addition and
+    its block input (:meth:`Walker.meet`)."""
     out: list[Branch] = []
     for i, n in enumerate(nodes):
         if n.op != "add" or len(n.inputs) < 2:
             continue
-        a, c = n.inputs[0], n.inputs[1]
-        common = anc[a] & anc[c]
-        if not common:
+        met = walker.meet(n.inputs[0], n.inputs[1])
+        if met is None or nodes[met[0]].op in ("const", "param"):
             continue
-        top = common.bit_length() - 1  # the latest common ancestor: the block input
-        if nodes[top].op in ("const", "param"):
-            continue
-        above = anc[top]
-        paths = [layer_nodes(anc[a] & ~above), layer_nodes(anc[c] & ~above)]
+        paths = [[k for k in side if nodes[k].op in ("layer", "block")] for side in met[1:]]
         paths.sort(key=len)
         shortcut, branch = paths
         if not branch or len(shortcut) > 1 or len(shortcut) >= len(branch):
@@ -603,16 +572,9 @@ def _branches(b: _Builder, weight_layers: set[str], norm_layers: set[str]) -> li
         weights = [x for x in names if x in weight_layers]
         if not weights and not any(nodes[k].op == "block" for k in branch):
             continue
-        out.append(
-            Branch(
-                len(out),
-                names,
-                weights[-1] if weights else None,
-                [x for x in names if x in norm_layers],
-                [nodes[k].name for k in shortcut],
-                i,
-            )
-        )
+        norms = [x for x in names if x in walker.norms]
+        last = weights[-1] if weights else None
+        out.append(Branch(len(out), names, last, norms, [nodes[k].name for k in shortcut], i))
     return out
 
 
@@ -659,17 +621,20 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     names = {n for n, _ in named}
     shapes = {n: p.shape for n, p in named}
     nodes = b.nodes
-    consumers = _consumers(nodes)
+    fused = fuse(nodes, lambda k: nodes[k].name or nodes[k].op)
+    for k, expr in fused.composites.items():
+        b.site_of[k] = ActivationSite(nodes[k].name, None, function=expr)
     norm_names = {n for n, info in b.layers.items() if info.kind == "norm"}
+    walker = Walker(nodes, norm_names, fused.affine)
     for info in list(b.layers.values()):
         if info.node is not None and info.kind not in ("norm", "rnn"):
-            found = _following_activation(info.node, nodes, consumers, norm_names)
+            found = walker.activation_after(info.node)
             if found is not None:
-                info.activation, info.activation_fn = found.name, found.act
+                info.activation, info.activation_fn = nodes[found].name, nodes[found].act
     branches: list[Branch] = []
     if method != "static":
         weight_names = {n for n, info in b.layers.items() if info.kind != "norm"}
-        branches = _branches(b, weight_names, norm_names)
+        branches = _branches(nodes, walker, weight_names)
     block_nodes = {n.name: i for i, n in enumerate(nodes) if n.op == "block"}
     for cname, cmod in b.composites.items():
         _expand_composite(cname, cmod, b, branches, block_nodes.get(cname, len(nodes)))
@@ -734,36 +699,27 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
                 unreached.setdefault(
                     q, "module never called in the traced forward (initialized from its type)"
                 )
-    sites = _sites(b, layers, consumers)
-    return ModelGraph(
+    sites = _sites(b, layers, walker)
+    graph = ModelGraph(
         weakref.ref(model), layers, branches, unreached, method, nodes, tied, parametrized, sites
     )
+    graph.notes.extend(fused.notes)
+    graph.walker = walker
+    graph.visits = walker.visits + fused.visits
+    return graph
 
 
-def _sites(b: _Builder, layers: list[LayerInfo], consumers: list[list[int]]) -> list[ActivationSite]:
-    """Each activation node, tied to the layer whose output it consumes (through shape-only ops and norms)."""
+def _sites(b: _Builder, layers: list[LayerInfo], walker: Walker) -> list[ActivationSite]:
+    """Each activation node, tied to the layer whose output it consumes (through shape-only ops, pools and
+    norms)."""
     by_node = {info.node: info.name for info in layers if info.node is not None}
-    norm_names = {info.name for info in layers if info.kind == "norm"}
     out: list[ActivationSite] = []
-    site_iter = iter(b.sites)
-    for n in b.nodes:
-        if n.op != "act":
+    for k, n in enumerate(b.nodes):
+        if n.op != "act" or k in walker.affine:
             continue
-        site = next(site_iter, None)
-        if site is None:
-            break
-        src = n.inputs[0] if n.inputs else None
-        layer = None
-        while src is not None:
-            node = b.nodes[src]
-            if src in by_node and node.name not in norm_names:
-                layer = by_node[src]
-                break
-            if node.op in ("pass", "pool") or (node.op == "layer" and node.name in norm_names):
-                src = node.inputs[0] if node.inputs else None
-            else:
-                break
-        site.layer = layer
+        site = b.site_of.get(k) or ActivationSite(n.name, None, function=n.name)
+        src = walker.backward(k, SCALE)
+        site.layer = by_node.get(src) if src is not None and walker.category(src) == "layer" else None
         out.append(site)
     return out
 
