@@ -5,7 +5,7 @@ sqrt(2)))`` (GELU), ``z.clamp(0, 6)``, ``2 * z + 1``: a set of elementwise ops w
 from one tensor ``z`` computes ``f(z)`` for one scalar function ``f``. Discovery fuses each such region with
 one output into a single activation node whose catalog function is the composition, evaluated in numpy; when
 it equals a catalog activation (within 1e-6 on a grid) it is named so (``silu``, ``gelu``, ``relu6``), else
-it is ``composite:<expression>`` and the catalog integrates it numerically like any activation. A pure affine
+it is ``composite[<expression>]`` and the catalog integrates it numerically like any activation. A pure affine
 map is marked so, since walks looking for the nonlinearity after a layer see through it. A product of two
 different tensors (the gated ``act(W1 x) * (W3 x)`` of SwiGLU/GeGLU) is not fused: it stays a product node.
 A region the catalog cannot integrate (not finite on the real line) is never read as its inner function: its
@@ -217,18 +217,31 @@ def _rewrite(nodes: Sequence[Any], s: int, region: list[int], end: int, src: str
     node = nodes[end]
     node.inputs, node.call = (s,), None
     if not finite:
-        node.op, node.name, node.act = "other", f"composite:{expr}", None
+        node.op, node.name, node.act = "other", _composite_name(expr), None
         out.notes.append(
             f"the elementwise function {expr} applied to {src} is not finite on the real line, so the "
             "catalog cannot integrate it: planned as an unknown op (pass rules= to set that layer's scale)"
         )
         return
-    act = _catalog_match(y) or Activation(f"composite:{expr}", fn)
+    act = _catalog_match(y) or Activation(_composite_name(expr), fn)
     node.op, node.act, node.name = "act", act, act.spec if act.name in acts.activation_names() else act.name
     out.composites[end] = expr
     slope, icept = np.polyfit(_GRID, y, 1)
     if np.allclose(y, slope * _GRID + icept, rtol=1e-9, atol=1e-9 * max(1.0, abs(slope))):
         out.affine.add(end)
+
+
+def _composite_name(expr: str) -> str:
+    """``composite[<expr>]``: a name the catalog's parser rejects cleanly (ValueError), so moment maps fall
+    back to integrating the function itself."""
+    name = f"composite[{expr}]"
+    try:
+        acts.activation(name)
+    except ValueError:
+        return name
+    except Exception:  # the parser choked on the expression: keep the name plain
+        return "composite"
+    return "composite"
 
 
 def _catalog_match(y: np.ndarray) -> Activation | None:

@@ -18,6 +18,7 @@ records every layer's output and the output of its activation during a forward p
 from __future__ import annotations
 
 import contextlib
+import operator
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,6 @@ from typing import Any
 import torch
 from torch import fx, nn
 from torch.nn.utils import parametrize
-from torch.overrides import TorchFunctionMode
 
 from ..catalog import activations as acts
 from ..catalog.activations import Activation
@@ -36,7 +36,11 @@ from ._fingerprint import fingerprint
 from ._fuse import Ref as _Ref
 from ._fuse import elementwise_call, fuse
 from ._isolate import kept_buffers, kept_rngs
-from ._walk import SCALE, Walker
+from ._record import OpRecorder
+from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
+from ._walk import SCALE as SCALE
+from ._walk import SHAPE as SHAPE
+from ._walk import Walker as Walker
 
 
 @dataclass
@@ -334,6 +338,14 @@ class _LeafTracer(fx.Tracer):
         return id(m) in self.leaves
 
 
+def _fx_name(target: Any) -> str:
+    # operator.truediv is a division, not the product layers.func_name groups it with: fused activations
+    # (x / sqrt(2) inside GELU) need the difference; "div" is classified as a product all the same
+    if target in (operator.truediv, operator.itruediv):
+        return "div"
+    return L.func_name(target)
+
+
 def _from_fx(model: nn.Module) -> _Builder:
     # Decide the leaves before tracing: classifying a custom module runs it, which must not happen under fx.
     graph = _LeafTracer({id(m) for m in model.modules() if L.is_leaf(m)}).trace(model)
@@ -363,7 +375,7 @@ def _from_fx(model: nn.Module) -> _Builder:
             inputs = tuple(r.node for r in _flatten(tuple(ref(n.args))) if isinstance(r, _Ref))
             ids[n] = b.module_call(str(n.target), module, inputs)
         elif n.op in ("call_function", "call_method"):
-            fname = str(n.target) if n.op == "call_method" else L.func_name(n.target)
+            fname = str(n.target) if n.op == "call_method" else _fx_name(n.target)
             args = ref(n.args)
             ids[n] = b.call(fname, tuple(args), ref(dict(n.kwargs)))
             if n.op == "call_method" and fname.endswith("_") and not fname.endswith("__") and n.args:
@@ -377,14 +389,16 @@ def _from_fx(model: nn.Module) -> _Builder:
 
 
 # ---- front end 2: one forward pass with hooks and a TorchFunctionMode --------------------------------------
-class _Recorder(TorchFunctionMode):
+class _Recorder:
+    """Builds nodes from the calls :class:`OpRecorder` hands on: ``producer`` maps each tensor seen (by
+    ``id``, kept alive in ``keep`` so that ids are not reused) to its node."""
+
     def __init__(self, builder: _Builder, params: dict[int, str]):
-        super().__init__()
         self.b = builder
         self.params = params
         self.producer: dict[int, int] = {}
         self.keep: list[Any] = []
-        self.depth = 0
+        self.mode = OpRecorder(self.on_call)
 
     def ref(self, a: Any) -> Any:
         if isinstance(a, torch.Tensor):
@@ -408,15 +422,10 @@ class _Recorder(TorchFunctionMode):
                 self.producer[id(t)] = node
                 self.keep.append(t)
 
-    def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
-    ) -> Any:
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if self.depth == 0 and any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
-            node = self.b.call(L.func_name(func), tuple(self.ref(args)), self.ref(dict(kwargs)))
+    def on_call(self, fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
+            node = self.b.call(fname, tuple(self.ref(args)), self.ref(dict(kwargs)))
             self.bind(out, node)
-        return out
 
 
 def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
@@ -437,13 +446,10 @@ def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
     rec = _Recorder(b, params)
     handles = []
 
-    def pre(module: nn.Module, args: Any, kwargs: Any) -> None:
-        rec.depth += 1
-
     def post(name: str) -> Any:
         def hook(module: nn.Module, args: Any, kwargs: Any, out: Any) -> None:
-            rec.depth -= 1
-            if rec.depth == 0:
+            rec.mode.leave()
+            if rec.mode.depth == 0:
                 refs = _flatten((rec.ref(args), rec.ref(dict(kwargs))))
                 inputs = tuple(r.node for r in refs if isinstance(r, _Ref) and b.nodes[r.node].op != "param")
                 rec.bind(out, b.module_call(name, module, inputs))
@@ -451,11 +457,11 @@ def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
         return hook
 
     for name, module in _leaves(model):
-        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(module.register_forward_pre_hook(rec.mode.enter, with_kwargs=True))
         handles.append(module.register_forward_hook(post(name), with_kwargs=True))
     args, kwargs = _split_input(example_input)
     try:
-        with rec:
+        with rec.mode:
             # keyword inputs (a dict example_input, as HF models take) are the model's input as much as
             # positional ones: unmarked, they would read as constants of zero variance
             inputs = [rec.ref(a) for a in _flatten((*args, *kwargs.values()))]

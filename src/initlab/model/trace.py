@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from . import layers as L
+from ._record import OpRecorder
 from .graph import ModelGraph, discover, unwrap
 
 
@@ -42,12 +42,14 @@ def _first_tensor(out: Any) -> torch.Tensor | None:
     return None
 
 
-class _Tracker(TorchFunctionMode):
+class _Tracker:
+    """Records tensors from the calls :class:`OpRecorder` hands on and from module hooks."""
+
     def __init__(self, rec: ActivationTrace, raw: dict[int, str], detach: bool):
-        super().__init__()
         self.rec, self.raw, self.detach = rec, raw, detach
         self.source: dict[int, str] = {}  # id(tensor) -> layer whose output it is (through shape-only ops)
         self.keep: list[torch.Tensor] = []
+        self.mode = OpRecorder(self.on_call)
 
     def store(self, table: dict[str, torch.Tensor], key: str, t: torch.Tensor) -> None:
         table[key] = t.detach() if self.detach else t
@@ -76,12 +78,7 @@ class _Tracker(TorchFunctionMode):
             self.source[id(t_out)] = self.source[id(t_in)]
             self.keep.append(t_out)
 
-    def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
-    ) -> Any:
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        name = L.func_name(func)
+    def on_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if name in L.LAYER_FUNCS and self.raw:
             for a in (*args, *kwargs.values()):
                 if isinstance(a, torch.Tensor) and id(a) in self.raw:
@@ -92,7 +89,6 @@ class _Tracker(TorchFunctionMode):
             self.activation(args[0], out, None, spec)
         elif name in L.TRANSPARENT_NAMES and args:
             self.passthrough(args[0], out)
-        return out
 
 
 @contextlib.contextmanager
@@ -135,7 +131,7 @@ def trace_activations(
                     )
                 )
     try:
-        with tracker:
+        with tracker.mode:
             yield rec
     finally:
         for h in handles:
