@@ -15,7 +15,7 @@ output becomes an unknown op and a note says so.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +85,7 @@ def _scalar(a: Any) -> bool:
     return isinstance(a, int | float) and not isinstance(a, bool)
 
 
-def elementwise_call(fname: str, args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+def elementwise_call(fname: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
     """True when ``fname(*args, **kwargs)`` is an elementwise op of tensors and Python scalars we can
     evaluate in numpy."""
     refs = [a for a in args if isinstance(a, Ref)]

@@ -33,8 +33,8 @@ from ..catalog.activations import Activation
 from ..catalog.fans import Fans
 from . import layers as L
 from ._fingerprint import fingerprint
+from ._fuse import Fused, elementwise_call, fuse
 from ._fuse import Ref as _Ref
-from ._fuse import elementwise_call, fuse
 from ._isolate import kept_buffers, kept_rngs
 from ._record import OpRecorder
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
@@ -625,7 +625,34 @@ def _expand_composite(name: str, module: nn.Module, b: _Builder, branches: list[
 def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     named = list(model.named_parameters(remove_duplicate=False))
     names = {n for n, _ in named}
+    walker, branches, fused = _attribute(b, method)
+    _never_called(b, model, method)
+    parametrized = _parametrized(model, names)
+    logical = names | set(parametrized)
     shapes = {n: p.shape for n, p in named}
+    for info in b.layers.values():
+        _fill_layer(info, logical, shapes)
+    layers = sorted(b.layers.values(), key=lambda i: i.order)
+    for br in branches:
+        for lname in br.layers:
+            if lname in b.layers and b.layers[lname].branch is None:
+                b.layers[lname].branch = br.index
+        if br.last in b.layers:
+            b.layers[br.last].last_in_branch = True
+    tied, unreached = _coverage(b, model, named, layers, parametrized, method)
+    sites = _sites(b, layers, walker)
+    graph = ModelGraph(
+        weakref.ref(model), layers, branches, unreached, method, b.nodes, tied, parametrized, sites
+    )
+    graph.notes.extend(fused.notes)
+    graph.walker = walker
+    graph.visits = walker.visits + fused.visits
+    return graph
+
+
+def _attribute(b: _Builder, method: str) -> tuple[Walker, list[Branch], Fused]:
+    """Fuse activations written from primitives, then walk: the activation after each layer, the residual
+    branches, the known structure of composite blocks."""
     nodes = b.nodes
     fused = fuse(nodes, lambda k: nodes[k].name or nodes[k].op)
     for k, expr in fused.composites.items():
@@ -644,34 +671,44 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     block_nodes = {n.name: i for i, n in enumerate(nodes) if n.op == "block"}
     for cname, cmod in b.composites.items():
         _expand_composite(cname, cmod, b, branches, block_nodes.get(cname, len(nodes)))
-    # known layers the forward never called
+    return walker, branches, fused
+
+
+def _never_called(b: _Builder, model: nn.Module, method: str) -> None:
+    """Known layers the forward never called (nor any layer above them)."""
     seen = set(b.layers)
     for qname, module in model.named_modules():
         kind = L.layer_kind(module)
-        if kind is not None and qname not in seen and not any(qname.startswith(s + ".") for s in seen):
-            info = b._layer(qname, module, kind, {}, {})
-            info.calls = 0
-            info.reached = method == "static"
-    # parametrized weights: the logical name stands for its originals
-    parametrized: dict[str, list[str]] = {}
+        if kind is None or qname in seen:
+            continue
+        parts = qname.split(".")
+        if any(".".join(parts[:k]) in seen for k in range(1, len(parts))):
+            continue
+        info = b._layer(qname, module, kind, {}, {})
+        info.calls = 0
+        info.reached = method == "static"
+
+
+def _parametrized(model: nn.Module, names: set[str]) -> dict[str, list[str]]:
+    """Parametrized weights: the logical name stands for its originals."""
+    out: dict[str, list[str]] = {}
     for mname, module in model.named_modules():
         if parametrize.is_parametrized(module):
             for tname in module.parametrizations:
                 prefix = f"{mname}.parametrizations.{tname}." if mname else f"parametrizations.{tname}."
-                parametrized[f"{mname}.{tname}" if mname else tname] = sorted(
-                    n for n in names if n.startswith(prefix)
-                )
-    logical = names | set(parametrized)
-    for info in b.layers.values():
-        _fill_layer(info, logical, shapes)
-    layers = sorted(b.layers.values(), key=lambda i: i.order)
-    for br in branches:
-        for lname in br.layers:
-            if lname in b.layers and b.layers[lname].branch is None:
-                b.layers[lname].branch = br.index
-        if br.last in b.layers:
-            b.layers[br.last].last_in_branch = True
-    # tied weights and coverage
+                out[f"{mname}.{tname}" if mname else tname] = sorted(n for n in names if n.startswith(prefix))
+    return out
+
+
+def _coverage(
+    b: _Builder,
+    model: nn.Module,
+    named: list[tuple[str, nn.Parameter]],
+    layers: list[LayerInfo],
+    parametrized: dict[str, list[str]],
+    method: str,
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Tied weights, and why each parameter no layer covers is left untouched."""
     first: dict[int, str] = {}
     tied: dict[str, list[str]] = {}
     for n, p in named:
@@ -686,12 +723,9 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     unreached: dict[str, str] = {}
     owners = dict(model.named_modules())
     for n, p in named:
-        if n in covered:
+        if n in covered or (first[id(p)] != n and first[id(p)] in covered):
             continue
-        if first[id(p)] != n and first[id(p)] in covered:
-            continue
-        owner = n.rpartition(".")[0]
-        mod = owners.get(owner.split(".parametrizations")[0])
+        mod = owners.get(n.rpartition(".")[0].split(".parametrizations")[0])
         if n in b.param_uses:
             unreached[n] = f"used by {b.param_uses[n]!r}, not a weight-layer op: left untouched"
         elif method != "static" and n not in b.param_nodes and not (mod is not None and L.is_leaf(mod)):
@@ -705,14 +739,7 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
                 unreached.setdefault(
                     q, "module never called in the traced forward (initialized from its type)"
                 )
-    sites = _sites(b, layers, walker)
-    graph = ModelGraph(
-        weakref.ref(model), layers, branches, unreached, method, nodes, tied, parametrized, sites
-    )
-    graph.notes.extend(fused.notes)
-    graph.walker = walker
-    graph.visits = walker.visits + fused.visits
-    return graph
+    return tied, unreached
 
 
 def _sites(b: _Builder, layers: list[LayerInfo], walker: Walker) -> list[ActivationSite]:
