@@ -20,6 +20,7 @@ from torch import nn
 
 _MODULE_INTERNALS = frozenset(nn.Module().__dict__) - {"training"}
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, enum.Enum, torch.dtype, torch.device)
+_FAST = frozenset({type(None), bool, int, float, str})
 _MAX_ITEMS = 64  # longer containers are keyed by identity and length
 _DEPTH = 3  # how deep into plain objects (configs) attributes are read
 
@@ -34,7 +35,9 @@ def fingerprint(modules: Mapping[str, nn.Module], params: Mapping[str, torch.Ten
 
 def _attributes(module: nn.Module, memo: dict[int, Any]) -> tuple[Any, ...]:
     items = tuple(
-        (k, _token(v, memo, _DEPTH)) for k, v in module.__dict__.items() if k not in _MODULE_INTERNALS
+        (k, v if type(v) in _FAST else _token(v, memo, _DEPTH))
+        for k, v in module.__dict__.items()
+        if k not in _MODULE_INTERNALS
     )
     if isinstance(module, nn.PReLU) and module.weight.numel() == 1 and module.weight.device.type != "meta":
         items += (("<slope>", float(module.weight.detach().reshape(()))),)
@@ -43,6 +46,9 @@ def _attributes(module: nn.Module, memo: dict[int, Any]) -> tuple[Any, ...]:
 
 def _token(v: Any, memo: dict[int, Any], depth: int) -> Any:
     """A hashable stand-in for ``v`` that changes when ``v`` changes in a way ``forward`` could read."""
+    t = type(v)
+    if t in _FAST or (t is tuple and all(type(x) in _FAST for x in v)):  # most attributes: sizes, flags
+        return v
     if isinstance(v, _SCALARS):
         return v
     if isinstance(v, type):
