@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from initlab.model import discover, init_model
+from initlab.model import discover, init_model, trace_activations
 
 FORMS = {
     "swish": (lambda z: z * torch.sigmoid(z), "silu"),
@@ -125,3 +125,14 @@ def test_scalar_affine_map_is_not_taken_for_the_nonlinearity():
     graph = discover(Scaled())
     assert graph.layer("a").activation == "composite[relu(z)*0.5]"
     assert graph.layer("b").activation is None
+
+
+@pytest.mark.parametrize("traceable", [True, False])
+def test_trace_records_the_fused_activation_not_its_inner_function(traceable):
+    model = MLP("swish", width=8, depth=2, traceable=traceable)
+    x = torch.randn(4, 8)
+    graph = discover(model, None if traceable else x)
+    with trace_activations(model, graph) as rec:
+        model(x)
+    for name in ("fcs.0", "fcs.1"):
+        assert torch.allclose(rec.post[name], F.silu(rec.pre[name]))

@@ -150,6 +150,7 @@ class ModelGraph:
     # the one walker over ``nodes`` (consumers, transparency), and how many node visits analysis took
     walker: Walker | None = field(default=None, repr=False, compare=False)
     visits: int = field(default=0, repr=False, compare=False)
+    fused: dict[int, str] = field(default_factory=dict, repr=False, compare=False)  # act node -> expression
 
     @property
     def model(self) -> nn.Module:
@@ -647,6 +648,7 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     graph.notes.extend(fused.notes)
     graph.walker = walker
     graph.visits = walker.visits + fused.visits
+    graph.fused = fused.composites
     return graph
 
 
