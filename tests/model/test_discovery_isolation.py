@@ -142,3 +142,22 @@ def test_spectral_norm_vectors_do_not_move_on_dry_run():
     buffers = _buffers(model)
     init_model(model, "auto", seed=0, dry_run=True)
     _check_untouched(model, buffers, _rng_states())
+
+
+class DropPath(StochasticDepth):
+    """A class of its own: layers.module_act caches its elementwise check per class, whatever the mode."""
+
+
+def test_a_custom_activation_evaluated_after_discovery_keeps_the_global_rng():
+    model = nn.Sequential(nn.Linear(8, 8), DropPath(), nn.Linear(8, 2))
+    model.eval()
+    graph = discover(model)  # classified in eval mode: an elementwise function (identity)
+    model.train()
+    act = graph.layer("0").activation_fn
+    assert act is not None
+    rngs = _rng_states()
+    y = act(np.linspace(-2.0, 2.0, 5))
+    assert _same_rngs(rngs, _rng_states())
+    assert np.allclose(y, np.linspace(-2.0, 2.0, 5)) and model[1].training
+    init_model(model, "auto", seed=0)
+    assert _same_rngs(rngs, _rng_states())

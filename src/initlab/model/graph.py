@@ -18,6 +18,7 @@ records every layer's output and the output of its activation during a forward p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import operator
 import weakref
 from collections.abc import Iterator, Mapping
@@ -230,6 +231,8 @@ class _Builder:
         if act is None and isinstance(module, nn.PReLU) and module.weight.numel() == 1:
             act = acts.activation("leaky_relu", negative_slope=float(module.weight.detach().reshape(())))
         if act is not None:
+            if act.name not in acts.activation_names():
+                act = dataclasses.replace(act, fn=_inference_fn(module, act.fn))
             idx = self.add("act", inputs, L.activation_spec(act), act)
             self.site_of[idx] = ActivationSite(L.activation_spec(act), None, module=name)
             return idx
@@ -309,6 +312,23 @@ class _Builder:
             info.node = idx
             info.order = idx
         return idx
+
+
+def _inference_fn(module: nn.Module, fn: Any) -> Any:
+    """A custom activation module evaluated by the catalog (moment maps, gains) long after discovery: in eval
+    mode (stochastic depth in train mode is a random mask, not a function) and with the global RNGs kept."""
+
+    def run(x: Any) -> Any:
+        flags = [(m, m.training) for m in module.modules()]
+        module.eval()
+        try:
+            with kept_rngs():
+                return fn(x)
+        finally:
+            for m, flag in flags:
+                m.training = flag
+
+    return run
 
 
 def _flatten(items: tuple[Any, ...]) -> list[Any]:
