@@ -47,7 +47,7 @@ def _attributes(module: nn.Module, memo: dict[int, Any]) -> tuple[Any, ...]:
 def _token(v: Any, memo: dict[int, Any], depth: int) -> Any:
     """A hashable stand-in for ``v`` that changes when ``v`` changes in a way ``forward`` could read."""
     t = type(v)
-    if t in _FAST or (t is tuple and all(type(x) in _FAST for x in v)):  # most attributes: sizes, flags
+    if t in _FAST or (t is tuple and len(v) <= _MAX_ITEMS and all(type(x) in _FAST for x in v)):
         return v
     if isinstance(v, _SCALARS):
         return v
