@@ -16,6 +16,7 @@ from torch import nn
 
 from ..catalog.activations import Activation
 from ..model import ModelGraph, discover
+from ..model.graph import SHAPE, Walker
 
 CHANNEL_FIRST = (nn.modules.batchnorm._NormBase, nn.GroupNorm)  # norms whose units are on dim 1
 
@@ -55,14 +56,13 @@ def layer_sites(model: nn.Module, example_input: Any = None) -> tuple[list[Site]
 
 def _direct_activations(graph: ModelGraph) -> dict[str, Activation]:
     """Layer name -> the activation node fed by its output (through shape-only ops such as view, dropout)."""
+    walker = graph.walker or Walker(graph.nodes, ())
     nodes = graph.nodes
     out: dict[str, Activation] = {}
-    for node in nodes:
-        if node.op != "act" or node.act is None or not node.inputs:
+    for k, node in enumerate(nodes):
+        if node.op != "act" or node.act is None or k in walker.affine:
             continue
-        src = node.inputs[0]
-        while nodes[src].op == "pass" and nodes[src].inputs:
-            src = nodes[src].inputs[0]
-        if nodes[src].op == "layer":
+        src = walker.backward(k, SHAPE)
+        if src is not None and nodes[src].op == "layer":
             out.setdefault(nodes[src].name, node.act)
     return out

@@ -25,7 +25,7 @@ from ._transforms import (
     check_scalars,
     transform_options,
 )
-from .graph import ModelGraph, discover, named_tensors, run_forward, unwrap
+from .graph import ModelGraph, check_graph, discover, named_tensors, run_forward, unwrap
 from .plan import Plan, ProfileChooser, Rule, SchemeLike, build_plan, normalize_rules
 from .report import InitReport
 from .state import ModelState
@@ -162,6 +162,8 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
         _check_forward(inner, example_input)
     if graph is None:
         graph = discover(inner, example_input, walk=walk)
+    else:
+        check_graph(graph, inner, walk)
     if scheme_name in _MODEL_SCHEMES:
         if generator == "counter":
             raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..catalog import draws as d
 from ..catalog.activations import Activation
-from .graph import LayerInfo, ModelGraph
+from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
 from .plan import Choice, _forget_bias
 from .propagate import Signal, act_moments, output_signal, propagate
@@ -94,11 +94,7 @@ class AutoChooser:
     def _analyze(self, orthogonal: bool | None, looks_linear: bool) -> None:
         g = self.graph
         self.by_name = {info.name: info for info in g.layers}
-        consumers: list[list[int]] = [[] for _ in g.nodes]
-        for i, n in enumerate(g.nodes):
-            for j in n.inputs:
-                consumers[j].append(i)
-        self.consumers = consumers
+        self.walker = g.walker or Walker(g.nodes, (i.name for i in g.layers if i.kind == "norm"))
         norms = {info.name for info in g.layers if info.kind == "norm"}
         self.unnormalized: set[int] = set()
         for br in g.branches:
@@ -132,20 +128,12 @@ class AutoChooser:
     def _only_norms(self, node: int, norms: set[str]) -> bool:
         """True when every use of a residual sum goes through a norm (post-norm); a pre-norm stream also flows
         on unnormalized to the next addition."""
-        frontier, seen, found = [node], {node}, False
-        while frontier:
-            nxt = []
-            for i in frontier:
-                for c in self.consumers[i]:
-                    n = self.graph.nodes[c]
-                    if n.op == "layer" and n.name in norms:
-                        found = True
-                    elif n.op in ("pass", "act") and c not in seen:
-                        seen.add(c)
-                        nxt.append(c)
-                    elif n.op != "output":
-                        return False
-            frontier = nxt
+        found = False
+        for c in self.walker.forward(node, ELEMENTWISE):
+            if self.walker.category(c) == "norm":
+                found = True
+            elif self.graph.nodes[c].op != "output":
+                return False
         return found
 
     def _looks_linear_chains(self, weights: list[LayerInfo]) -> None:
@@ -225,20 +213,13 @@ class AutoChooser:
 
     def _pre_activation(self, node: int | None) -> _Pre | None:
         """The activation whose output feeds ``node`` (through shape-only ops), with its input variance."""
-        if node is None:
+        src = self.walker.backward(node, SHAPE) if node is not None else None
+        if src is None or self.graph.nodes[src].op != "act":
             return None
-        nodes = self.graph.nodes
-        src = nodes[node].inputs[0] if nodes[node].inputs else None
-        while src is not None:
-            n = nodes[src]
-            if n.op == "act":
-                sig = self.signals.get(n.inputs[0]) if n.inputs else None
-                q = sig.q - sig.mu**2 if sig is not None else 1.0
-                return _Pre(n.act, n.name, q)
-            if n.op != "pass" or not n.inputs:
-                return None
-            src = n.inputs[0]
-        return None
+        n = self.graph.nodes[src]
+        sig = self.signals.get(n.inputs[0]) if n.inputs else None
+        q = sig.q - sig.mu**2 if sig is not None else 1.0
+        return _Pre(n.act, n.name, q)
 
     def _layer(self, info: LayerInfo, ins: list[Signal], node: int) -> Signal:
         return self._decide(info, ins, node)

@@ -18,6 +18,8 @@ records every layer's output and the output of its activation during a forward p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import operator
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,12 +28,20 @@ from typing import Any
 import torch
 from torch import fx, nn
 from torch.nn.utils import parametrize
-from torch.overrides import TorchFunctionMode
 
 from ..catalog import activations as acts
 from ..catalog.activations import Activation
 from ..catalog.fans import Fans
 from . import layers as L
+from ._fingerprint import fingerprint
+from ._fuse import Fused, elementwise_call, fuse
+from ._fuse import Ref as _Ref
+from ._isolate import kept_buffers, kept_rngs
+from ._record import OpRecorder
+from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
+from ._walk import SCALE as SCALE
+from ._walk import SHAPE as SHAPE
+from ._walk import Walker as Walker
 
 
 @dataclass
@@ -47,6 +57,9 @@ class Node:
     inputs: tuple[int, ...] = ()
     name: str = ""
     act: Activation | None = field(default=None, repr=False)
+    # an elementwise call (function name, arguments with tensors as _Ref, keyword arguments): what fusing
+    # activations written from primitives reads (:mod:`._fuse`)
+    call: tuple[str, tuple[Any, ...], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -110,11 +123,19 @@ class ActivationSite:
     function: str | None = None
 
 
+class GraphError(ValueError):
+    """A graph that does not describe the model it is used with (another model, or the model before a
+    change)."""
+
+
 @dataclass
 class ModelGraph:
-    """What :func:`discover` found. ``layers`` are in forward execution order (unreached ones last)."""
+    """What :func:`discover` found. ``layers`` are in forward execution order (unreached ones last).
 
-    model: nn.Module
+    The graph refers to its model weakly (``model_ref``): neither a graph nor initlab's graph cache keeps a
+    model alive. ``key`` is the model's fingerprint at discovery (see :func:`check_graph`)."""
+
+    model_ref: weakref.ReferenceType[nn.Module] = field(repr=False)
     layers: list[LayerInfo]
     branches: list[Branch]
     unreached: dict[str, str]
@@ -126,6 +147,18 @@ class ModelGraph:
     notes: list[str] = field(default_factory=list)
     # plans made from this graph, by (scheme, options), for the repeated calls that reuse a cached graph
     plans: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    key: Any = field(default=None, repr=False, compare=False)
+    # the one walker over ``nodes`` (consumers, transparency), and how many node visits analysis took
+    walker: Walker | None = field(default=None, repr=False, compare=False)
+    visits: int = field(default=0, repr=False, compare=False)
+    fused: dict[int, str] = field(default_factory=dict, repr=False, compare=False)  # act node -> expression
+
+    @property
+    def model(self) -> nn.Module:
+        model = self.model_ref()
+        if model is None:
+            raise GraphError("the model this graph describes was deleted (a graph does not keep it alive)")
+        return model
 
     def layer(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -146,11 +179,6 @@ class ModelGraph:
 
 
 # ---- building the dataflow ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Ref:
-    node: int
-
-
 class _Builder:
     def __init__(self, model: nn.Module):
         self.model = model
@@ -159,7 +187,7 @@ class _Builder:
         self.composites: dict[str, nn.Module] = {}
         self.param_nodes: dict[str, int] = {}
         self.param_uses: dict[str, str] = {}
-        self.sites: list[ActivationSite] = []
+        self.site_of: dict[int, ActivationSite] = {}  # act node -> where it is applied
 
     def add(
         self, op: str, inputs: tuple[int, ...] = (), name: str = "", act: Activation | None = None
@@ -203,8 +231,10 @@ class _Builder:
         if act is None and isinstance(module, nn.PReLU) and module.weight.numel() == 1:
             act = acts.activation("leaky_relu", negative_slope=float(module.weight.detach().reshape(())))
         if act is not None:
+            if act.name not in acts.activation_names():
+                act = dataclasses.replace(act, fn=_inference_fn(module, act.fn))
             idx = self.add("act", inputs, L.activation_spec(act), act)
-            self.sites.append(ActivationSite(L.activation_spec(act), None, module=name))
+            self.site_of[idx] = ActivationSite(L.activation_spec(act), None, module=name)
             return idx
         if isinstance(module, L.AVG_POOL_MODULES):
             return self.add("pool", inputs, name)
@@ -213,6 +243,12 @@ class _Builder:
         return self.add("other", inputs, name)
 
     def call(self, fname: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
+        idx = self._call(fname, args, kwargs)
+        if elementwise_call(fname, args, kwargs):
+            self.nodes[idx].call = (fname, tuple(args), dict(kwargs))
+        return idx
+
+    def _call(self, fname: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
         flat = [*_flatten(args), *_flatten(tuple(kwargs.values()))]
         refs = tuple(a.node for a in flat if isinstance(a, _Ref))
         params = [self.nodes[r].name for r in refs if self.nodes[r].op == "param"]
@@ -224,8 +260,9 @@ class _Builder:
         act = L.function_act(fname, _literal(args), _literal_kw(kwargs))
         if act is not None and len(data) == 1:
             spec_act = acts.activation(act)
-            self.sites.append(ActivationSite(spec_act.spec, None, function=fname))
-            return self.add("act", data, spec_act.spec, spec_act)
+            idx = self.add("act", data, spec_act.spec, spec_act)
+            self.site_of[idx] = ActivationSite(spec_act.spec, None, function=fname)
+            return idx
         if fname in L.ADD_NAMES:
             return self.add("add" if len(data) >= 2 else "pass", data, fname)
         if fname in L.MUL_NAMES:
@@ -277,6 +314,23 @@ class _Builder:
         return idx
 
 
+def _inference_fn(module: nn.Module, fn: Any) -> Any:
+    """A custom activation module evaluated by the catalog (moment maps, gains) long after discovery: in eval
+    mode (stochastic depth in train mode is a random mask, not a function) and with the global RNGs kept."""
+
+    def run(x: Any) -> Any:
+        flags = [(m, m.training) for m in module.modules()]
+        module.eval()
+        try:
+            with kept_rngs():
+                return fn(x)
+        finally:
+            for m, flag in flags:
+                m.training = flag
+
+    return run
+
+
 def _flatten(items: tuple[Any, ...]) -> list[Any]:
     out: list[Any] = []
     for x in items:
@@ -303,6 +357,14 @@ class _LeafTracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return id(m) in self.leaves
+
+
+def _fx_name(target: Any) -> str:
+    # operator.truediv is a division, not the product layers.func_name groups it with: fused activations
+    # (x / sqrt(2) inside GELU) need the difference; "div" is classified as a product all the same
+    if target in (operator.truediv, operator.itruediv):
+        return "div"
+    return L.func_name(target)
 
 
 def _from_fx(model: nn.Module) -> _Builder:
@@ -334,7 +396,7 @@ def _from_fx(model: nn.Module) -> _Builder:
             inputs = tuple(r.node for r in _flatten(tuple(ref(n.args))) if isinstance(r, _Ref))
             ids[n] = b.module_call(str(n.target), module, inputs)
         elif n.op in ("call_function", "call_method"):
-            fname = str(n.target) if n.op == "call_method" else L.func_name(n.target)
+            fname = str(n.target) if n.op == "call_method" else _fx_name(n.target)
             args = ref(n.args)
             ids[n] = b.call(fname, tuple(args), ref(dict(n.kwargs)))
             if n.op == "call_method" and fname.endswith("_") and not fname.endswith("__") and n.args:
@@ -348,14 +410,16 @@ def _from_fx(model: nn.Module) -> _Builder:
 
 
 # ---- front end 2: one forward pass with hooks and a TorchFunctionMode --------------------------------------
-class _Recorder(TorchFunctionMode):
+class _Recorder:
+    """Builds nodes from the calls :class:`OpRecorder` hands on: ``producer`` maps each tensor seen (by
+    ``id``, kept alive in ``keep`` so that ids are not reused) to its node."""
+
     def __init__(self, builder: _Builder, params: dict[int, str]):
-        super().__init__()
         self.b = builder
         self.params = params
         self.producer: dict[int, int] = {}
         self.keep: list[Any] = []
-        self.depth = 0
+        self.mode = OpRecorder(self.on_call)
 
     def ref(self, a: Any) -> Any:
         if isinstance(a, torch.Tensor):
@@ -379,15 +443,10 @@ class _Recorder(TorchFunctionMode):
                 self.producer[id(t)] = node
                 self.keep.append(t)
 
-    def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
-    ) -> Any:
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if self.depth == 0 and any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
-            node = self.b.call(L.func_name(func), tuple(self.ref(args)), self.ref(dict(kwargs)))
+    def on_call(self, fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
+            node = self.b.call(fname, tuple(self.ref(args)), self.ref(dict(kwargs)))
             self.bind(out, node)
-        return out
 
 
 def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
@@ -408,13 +467,10 @@ def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
     rec = _Recorder(b, params)
     handles = []
 
-    def pre(module: nn.Module, args: Any, kwargs: Any) -> None:
-        rec.depth += 1
-
     def post(name: str) -> Any:
         def hook(module: nn.Module, args: Any, kwargs: Any, out: Any) -> None:
-            rec.depth -= 1
-            if rec.depth == 0:
+            rec.mode.leave()
+            if rec.mode.depth == 0:
                 refs = _flatten((rec.ref(args), rec.ref(dict(kwargs))))
                 inputs = tuple(r.node for r in refs if isinstance(r, _Ref) and b.nodes[r.node].op != "param")
                 rec.bind(out, b.module_call(name, module, inputs))
@@ -422,12 +478,14 @@ def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
         return hook
 
     for name, module in _leaves(model):
-        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(module.register_forward_pre_hook(rec.mode.enter, with_kwargs=True))
         handles.append(module.register_forward_hook(post(name), with_kwargs=True))
     args, kwargs = _split_input(example_input)
     try:
-        with rec:
-            inputs = [rec.ref(a) for a in _flatten(args)]
+        with rec.mode:
+            # keyword inputs (a dict example_input, as HF models take) are the model's input as much as
+            # positional ones: unmarked, they would read as constants of zero variance
+            inputs = [rec.ref(a) for a in _flatten((*args, *kwargs.values()))]
             for r in inputs:
                 if isinstance(r, _Ref):
                     b.nodes[r.node].op = "input"
@@ -521,60 +579,18 @@ def _get_tensor(module: nn.Module, local: str) -> torch.Tensor | None:
     return obj if isinstance(obj, torch.Tensor) else None
 
 
-def _consumers(nodes: list[Node]) -> list[list[int]]:
-    out: list[list[int]] = [[] for _ in nodes]
-    for i, n in enumerate(nodes):
-        for j in n.inputs:
-            out[j].append(i)
-    return out
-
-
-def _following_activation(
-    start: int, nodes: list[Node], consumers: list[list[int]], norm_layers: set[str]
-) -> Node | None:
-    frontier = [start]
-    seen = {start}
-    while frontier:
-        nxt = []
-        for i in sorted(frontier):
-            for c in consumers[i]:
-                node = nodes[c]
-                if node.op == "act":
-                    return node
-                if c not in seen and (
-                    node.op in ("pass", "pool") or (node.op == "layer" and node.name in norm_layers)
-                ):
-                    seen.add(c)
-                    nxt.append(c)
-        frontier = nxt
-    return None
-
-
-def _branches(b: _Builder, weight_layers: set[str], norm_layers: set[str]) -> list[Branch]:
-    nodes = b.nodes
-    anc: list[int] = []
-    for i, n in enumerate(nodes):
-        bits = 1 << i
-        for j in n.inputs:
-            bits |= anc[j]
-        anc.append(bits)
-
-    def layer_nodes(bits: int) -> list[int]:
-        return [i for i, n in enumerate(nodes) if n.op in ("layer", "block") and bits >> i & 1]
-
+def _branches(nodes: list[Node], walker: Walker, weight_layers: set[str]) -> list[Branch]:
+    """Residual branches: an addition whose inputs meet at a block input, with more layers on one side (the
+    branch) than on the other (the shortcut: at most one layer). Linear in the ops between each addition and
+    its block input (:meth:`Walker.meet`)."""
     out: list[Branch] = []
     for i, n in enumerate(nodes):
         if n.op != "add" or len(n.inputs) < 2:
             continue
-        a, c = n.inputs[0], n.inputs[1]
-        common = anc[a] & anc[c]
-        if not common:
+        met = walker.meet(n.inputs[0], n.inputs[1])
+        if met is None or nodes[met[0]].op in ("const", "param"):
             continue
-        top = common.bit_length() - 1  # the latest common ancestor: the block input
-        if nodes[top].op in ("const", "param"):
-            continue
-        above = anc[top]
-        paths = [layer_nodes(anc[a] & ~above), layer_nodes(anc[c] & ~above)]
+        paths = [[k for k in side if nodes[k].op in ("layer", "block")] for side in met[1:]]
         paths.sort(key=len)
         shortcut, branch = paths
         if not branch or len(shortcut) > 1 or len(shortcut) >= len(branch):
@@ -583,16 +599,9 @@ def _branches(b: _Builder, weight_layers: set[str], norm_layers: set[str]) -> li
         weights = [x for x in names if x in weight_layers]
         if not weights and not any(nodes[k].op == "block" for k in branch):
             continue
-        out.append(
-            Branch(
-                len(out),
-                names,
-                weights[-1] if weights else None,
-                [x for x in names if x in norm_layers],
-                [nodes[k].name for k in shortcut],
-                i,
-            )
-        )
+        norms = [x for x in names if x in walker.norms]
+        last = weights[-1] if weights else None
+        out.append(Branch(len(out), names, last, norms, [nodes[k].name for k in shortcut], i))
     return out
 
 
@@ -637,40 +646,11 @@ def _expand_composite(name: str, module: nn.Module, b: _Builder, branches: list[
 def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     named = list(model.named_parameters(remove_duplicate=False))
     names = {n for n, _ in named}
-    shapes = {n: p.shape for n, p in named}
-    nodes = b.nodes
-    consumers = _consumers(nodes)
-    norm_names = {n for n, info in b.layers.items() if info.kind == "norm"}
-    for info in list(b.layers.values()):
-        if info.node is not None and info.kind not in ("norm", "rnn"):
-            found = _following_activation(info.node, nodes, consumers, norm_names)
-            if found is not None:
-                info.activation, info.activation_fn = found.name, found.act
-    branches: list[Branch] = []
-    if method != "static":
-        weight_names = {n for n, info in b.layers.items() if info.kind != "norm"}
-        branches = _branches(b, weight_names, norm_names)
-    block_nodes = {n.name: i for i, n in enumerate(nodes) if n.op == "block"}
-    for cname, cmod in b.composites.items():
-        _expand_composite(cname, cmod, b, branches, block_nodes.get(cname, len(nodes)))
-    # known layers the forward never called
-    seen = set(b.layers)
-    for qname, module in model.named_modules():
-        kind = L.layer_kind(module)
-        if kind is not None and qname not in seen and not any(qname.startswith(s + ".") for s in seen):
-            info = b._layer(qname, module, kind, {}, {})
-            info.calls = 0
-            info.reached = method == "static"
-    # parametrized weights: the logical name stands for its originals
-    parametrized: dict[str, list[str]] = {}
-    for mname, module in model.named_modules():
-        if parametrize.is_parametrized(module):
-            for tname in module.parametrizations:
-                prefix = f"{mname}.parametrizations.{tname}." if mname else f"parametrizations.{tname}."
-                parametrized[f"{mname}.{tname}" if mname else tname] = sorted(
-                    n for n in names if n.startswith(prefix)
-                )
+    walker, branches, fused = _attribute(b, method)
+    _never_called(b, model, method)
+    parametrized = _parametrized(model, names)
     logical = names | set(parametrized)
+    shapes = {n: p.shape for n, p in named}
     for info in b.layers.values():
         _fill_layer(info, logical, shapes)
     layers = sorted(b.layers.values(), key=lambda i: i.order)
@@ -680,7 +660,77 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
                 b.layers[lname].branch = br.index
         if br.last in b.layers:
             b.layers[br.last].last_in_branch = True
-    # tied weights and coverage
+    tied, unreached = _coverage(b, model, named, layers, parametrized, method)
+    sites = _sites(b, layers, walker)
+    graph = ModelGraph(
+        weakref.ref(model), layers, branches, unreached, method, b.nodes, tied, parametrized, sites
+    )
+    graph.notes.extend(fused.notes)
+    graph.walker = walker
+    graph.visits = walker.visits + fused.visits
+    graph.fused = fused.composites
+    return graph
+
+
+def _attribute(b: _Builder, method: str) -> tuple[Walker, list[Branch], Fused]:
+    """Fuse activations written from primitives, then walk: the activation after each layer, the residual
+    branches, the known structure of composite blocks."""
+    nodes = b.nodes
+    fused = fuse(nodes, lambda k: nodes[k].name or nodes[k].op)
+    for k, expr in fused.composites.items():
+        b.site_of[k] = ActivationSite(nodes[k].name, None, function=expr)
+    norm_names = {n for n, info in b.layers.items() if info.kind == "norm"}
+    walker = Walker(nodes, norm_names, fused.affine)
+    for info in list(b.layers.values()):
+        if info.node is not None and info.kind not in ("norm", "rnn"):
+            found = walker.activation_after(info.node)
+            if found is not None:
+                info.activation, info.activation_fn = nodes[found].name, nodes[found].act
+    branches: list[Branch] = []
+    if method != "static":
+        weight_names = {n for n, info in b.layers.items() if info.kind != "norm"}
+        branches = _branches(nodes, walker, weight_names)
+    block_nodes = {n.name: i for i, n in enumerate(nodes) if n.op == "block"}
+    for cname, cmod in b.composites.items():
+        _expand_composite(cname, cmod, b, branches, block_nodes.get(cname, len(nodes)))
+    return walker, branches, fused
+
+
+def _never_called(b: _Builder, model: nn.Module, method: str) -> None:
+    """Known layers the forward never called (nor any layer above them)."""
+    seen = set(b.layers)
+    for qname, module in model.named_modules():
+        kind = L.layer_kind(module)
+        if kind is None or qname in seen:
+            continue
+        parts = qname.split(".")
+        if any(".".join(parts[:k]) in seen for k in range(1, len(parts))):
+            continue
+        info = b._layer(qname, module, kind, {}, {})
+        info.calls = 0
+        info.reached = method == "static"
+
+
+def _parametrized(model: nn.Module, names: set[str]) -> dict[str, list[str]]:
+    """Parametrized weights: the logical name stands for its originals."""
+    out: dict[str, list[str]] = {}
+    for mname, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            for tname in module.parametrizations:
+                prefix = f"{mname}.parametrizations.{tname}." if mname else f"parametrizations.{tname}."
+                out[f"{mname}.{tname}" if mname else tname] = sorted(n for n in names if n.startswith(prefix))
+    return out
+
+
+def _coverage(
+    b: _Builder,
+    model: nn.Module,
+    named: list[tuple[str, nn.Parameter]],
+    layers: list[LayerInfo],
+    parametrized: dict[str, list[str]],
+    method: str,
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Tied weights, and why each parameter no layer covers is left untouched."""
     first: dict[int, str] = {}
     tied: dict[str, list[str]] = {}
     for n, p in named:
@@ -695,12 +745,9 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     unreached: dict[str, str] = {}
     owners = dict(model.named_modules())
     for n, p in named:
-        if n in covered:
+        if n in covered or (first[id(p)] != n and first[id(p)] in covered):
             continue
-        if first[id(p)] != n and first[id(p)] in covered:
-            continue
-        owner = n.rpartition(".")[0]
-        mod = owners.get(owner.split(".parametrizations")[0])
+        mod = owners.get(n.rpartition(".")[0].split(".parametrizations")[0])
         if n in b.param_uses:
             unreached[n] = f"used by {b.param_uses[n]!r}, not a weight-layer op: left untouched"
         elif method != "static" and n not in b.param_nodes and not (mod is not None and L.is_leaf(mod)):
@@ -714,39 +761,27 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
                 unreached.setdefault(
                     q, "module never called in the traced forward (initialized from its type)"
                 )
-    sites = _sites(b, layers, consumers)
-    return ModelGraph(model, layers, branches, unreached, method, nodes, tied, parametrized, sites)
+    return tied, unreached
 
 
-def _sites(b: _Builder, layers: list[LayerInfo], consumers: list[list[int]]) -> list[ActivationSite]:
-    """Each activation node, tied to the layer whose output it consumes (through shape-only ops and norms)."""
+def _sites(b: _Builder, layers: list[LayerInfo], walker: Walker) -> list[ActivationSite]:
+    """Each activation node, tied to the layer whose output it consumes (through shape-only ops, pools and
+    norms)."""
     by_node = {info.node: info.name for info in layers if info.node is not None}
-    norm_names = {info.name for info in layers if info.kind == "norm"}
     out: list[ActivationSite] = []
-    site_iter = iter(b.sites)
-    for n in b.nodes:
-        if n.op != "act":
+    for k, n in enumerate(b.nodes):
+        if n.op != "act" or k in walker.affine:
             continue
-        site = next(site_iter, None)
-        if site is None:
-            break
-        src = n.inputs[0] if n.inputs else None
-        layer = None
-        while src is not None:
-            node = b.nodes[src]
-            if src in by_node and node.name not in norm_names:
-                layer = by_node[src]
-                break
-            if node.op in ("pass", "pool") or (node.op == "layer" and node.name in norm_names):
-                src = node.inputs[0] if node.inputs else None
-            else:
-                break
-        site.layer = layer
+        site = b.site_of.get(k) or ActivationSite(n.name, None, function=n.name)
+        src = walker.backward(k, SCALE)
+        site.layer = by_node.get(src) if src is not None and walker.category(src) == "layer" else None
         out.append(site)
     return out
 
 
-_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], ModelGraph]] = weakref.WeakKeyDictionary()
+# The graph cache: model -> (fingerprint, graph). Keys are weak and a graph refers to its model weakly, so a
+# cached model is collected as soon as the user drops it.
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Any, ModelGraph]] = weakref.WeakKeyDictionary()
 
 
 Walk = tuple[dict[str, nn.Module], dict[str, torch.Tensor]]
@@ -765,12 +800,8 @@ def named_tensors(model: nn.Module) -> Walk:
 
 
 def _fingerprint(model: nn.Module, walk: Walk | None) -> Any:
-    """Module names and types, parameter names, identities and shapes: what a graph depends on."""
     modules, params = walk or named_tensors(model)
-    return (
-        tuple((n, type(m)) for n, m in modules.items()),
-        tuple((n, id(p), tuple(p.shape)) for n, p in params.items()),
-    )
+    return fingerprint(modules, params)
 
 
 def discover(
@@ -782,20 +813,47 @@ def discover(
 ) -> ModelGraph:
     """Find the weight layers of ``model``, the activation after each, residual branches, tied and
     parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword
-    inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients, global RNG
-    state kept). An fx graph is cached per model while its modules and parameters stay the same
-    (``cache=False`` rebuilds it); ``walk``: :func:`named_tensors` of the model when the caller has it.
+    inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients; global
+    RNGs and buffers kept). An fx graph is cached per model while everything it depends on stays the same
+    (modules, their attributes, parameters: see :mod:`._fingerprint`; ``cache=False`` rebuilds it);
+    ``walk``: :func:`named_tensors` of the model when the caller has it.
     """
     model = unwrap(model)
-    key = _fingerprint(model, walk) if cache and example_input is None else None
-    if key is not None:
+    key = _fingerprint(model, walk)
+    if cache and example_input is None:
         hit = _CACHE.get(model)
         if hit is not None and hit[0] == key:
             return hit[1]
-    graph = _discover(model, example_input)
-    if key is not None and graph.method == "fx":
+    # Classifying a custom module runs it (stochastic depth draws in train mode) and reading a parametrized
+    # weight runs its parametrization (spectral norm's power iteration writes _u/_v in train mode).
+    with kept_rngs(), kept_buffers(model):
+        graph = _discover(model, example_input)
+    graph.key = key
+    # A graph holding the model itself (a root that is one layer) would keep the cache's key alive.
+    if cache and example_input is None and graph.method == "fx" and all(
+        info.module is not model for info in graph.layers
+    ):
         _CACHE[model] = (key, graph)
     return graph
+
+
+def check_graph(graph: ModelGraph, model: nn.Module, walk: Walk | None = None) -> None:
+    """Raise :class:`GraphError` unless ``graph`` was discovered from ``model`` as it is now."""
+    if not isinstance(graph, ModelGraph):
+        raise GraphError(
+            f"graph must be a ModelGraph from initlab.discover(model), got {type(graph).__name__}"
+        )
+    model = unwrap(model)
+    if graph.model_ref() is not model:
+        raise GraphError(
+            "graph= was discovered from a different model: pass graph=discover(model) for this model, "
+            "or leave graph out"
+        )
+    if graph.key is not None and graph.key != _fingerprint(model, walk):
+        raise GraphError(
+            "the model changed since graph= was discovered (modules, attributes or parameters): "
+            "pass graph=discover(model) again, or leave graph out"
+        )
 
 
 def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
@@ -830,21 +888,19 @@ def _run_hooks(model: nn.Module, example_input: Any) -> _Builder:
 
 @contextlib.contextmanager
 def _quiet_forward(model: nn.Module) -> Iterator[None]:
-    """Eval mode, no grad, the global RNG state kept, training flags restored."""
+    """Eval mode, no grad, training flags restored; global RNGs (torch, Python, numpy) and buffers kept."""
     flags = [(m, m.training) for m in model.modules()]
-    rng = torch.get_rng_state()
     model.eval()
     try:
-        with torch.no_grad():
+        with kept_rngs(), kept_buffers(model), torch.no_grad():
             yield
     finally:
-        torch.set_rng_state(rng)
         for m, flag in flags:
             m.training = flag
 
 
 def run_forward(model: nn.Module, example_input: Any) -> Any:
-    """One quiet forward pass (eval mode, no grad, global RNG state kept)."""
+    """One quiet forward pass (eval mode, no grad; global RNGs and buffers kept)."""
     args, kwargs = _split_input(example_input)
     with _quiet_forward(model):
         return model(*args, **kwargs)

@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from . import layers as L
+from ._fuse import Ref, elementwise_call
+from ._record import OpRecorder
 from .graph import ModelGraph, discover, unwrap
 
 
@@ -42,12 +43,18 @@ def _first_tensor(out: Any) -> torch.Tensor | None:
     return None
 
 
-class _Tracker(TorchFunctionMode):
-    def __init__(self, rec: ActivationTrace, raw: dict[int, str], detach: bool):
-        super().__init__()
+class _Tracker:
+    """Records tensors from the calls :class:`OpRecorder` hands on and from module hooks."""
+
+    def __init__(self, rec: ActivationTrace, raw: dict[int, str], detach: bool, fused: set[str]):
         self.rec, self.raw, self.detach = rec, raw, detach
         self.source: dict[int, str] = {}  # id(tensor) -> layer whose output it is (through shape-only ops)
+        # id(tensor) -> layer whose output it is an elementwise function of; for the layers whose activation
+        # discovery fused from primitives (``fused``), the last such tensor is the post-activation
+        self.derived: dict[int, str] = {}
+        self.fused = fused
         self.keep: list[torch.Tensor] = []
+        self.mode = OpRecorder(self.on_call)
 
     def store(self, table: dict[str, torch.Tensor], key: str, t: torch.Tensor) -> None:
         table[key] = t.detach() if self.detach else t
@@ -59,6 +66,7 @@ class _Tracker(TorchFunctionMode):
         self.store(self.rec.pre, name, t)
         self.rec.calls[name] = self.rec.calls.get(name, 0) + 1
         self.source[id(t)] = name
+        self.derived[id(t)] = name
         self.keep.append(t)
 
     def activation(self, x: Any, out: Any, key: str | None, spec: str) -> None:
@@ -73,15 +81,10 @@ class _Tracker(TorchFunctionMode):
     def passthrough(self, x: Any, out: Any) -> None:
         t_in, t_out = _first_tensor(x), _first_tensor(out)
         if t_in is not None and t_out is not None and id(t_in) in self.source:
-            self.source[id(t_out)] = self.source[id(t_in)]
+            self.source[id(t_out)] = self.derived[id(t_out)] = self.source[id(t_in)]
             self.keep.append(t_out)
 
-    def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
-    ) -> Any:
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        name = L.func_name(func)
+    def on_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if name in L.LAYER_FUNCS and self.raw:
             for a in (*args, *kwargs.values()):
                 if isinstance(a, torch.Tensor) and id(a) in self.raw:
@@ -92,7 +95,32 @@ class _Tracker(TorchFunctionMode):
             self.activation(args[0], out, None, spec)
         elif name in L.TRANSPARENT_NAMES and args:
             self.passthrough(args[0], out)
-        return out
+        if spec is not None or elementwise_call(name, _as_refs(args), kwargs):
+            self.elementwise(args, kwargs, out)
+
+    def elementwise(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        owners = {self.derived.get(id(a)) for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)}
+        t_out = _first_tensor(out)
+        if len(owners) != 1 or t_out is None:
+            return
+        layer = owners.pop()
+        if layer is not None:
+            self.derived[id(t_out)] = layer
+            self.keep.append(t_out)
+            if layer in self.fused:
+                self.store(self.rec.post, layer, t_out)
+
+
+def _as_refs(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(Ref(0) if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def _fused_layers(graph: ModelGraph) -> set[str]:
+    """Layers whose activation discovery fused from elementwise primitives (``z * torch.sigmoid(z)``)."""
+    walker, fused = graph.walker, graph.fused
+    if walker is None or not fused:
+        return set()
+    return {i.name for i in graph.layers if i.node is not None and walker.activation_after(i.node) in fused}
 
 
 @contextlib.contextmanager
@@ -110,7 +138,7 @@ def trace_activations(
         for info in graph.layers
         if info.module is None and info.params.get("weight") in params
     }
-    tracker = _Tracker(rec, raw, detach)
+    tracker = _Tracker(rec, raw, detach, _fused_layers(graph))
     handles: list[Any] = []
     norm_or_pass = (*L.NORMS, *L.TRANSPARENT_MODULES)
     modules: dict[str, nn.Module] = dict(model.named_modules())
@@ -135,7 +163,7 @@ def trace_activations(
                     )
                 )
     try:
-        with tracker:
+        with tracker.mode:
             yield rec
     finally:
         for h in handles:

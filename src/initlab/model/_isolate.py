@@ -1,0 +1,78 @@
+"""Forward passes initlab runs for its own purposes leave no trace: global RNGs and buffers are kept.
+
+Discovery, the example-input check and Lazy materialization run the user's model once. That forward may draw
+from torch's global generator (Dropout and stochastic depth in train mode), from Python's ``random`` or
+numpy's global state (a user's forward may call them), and may write buffers (BatchNorm running statistics,
+counters, EMA, KV caches, spectral norm's ``_u``/``_v``). None of this is the user's intent when they ask for
+an initialization, so every such forward runs inside :func:`kept_rngs` and :func:`kept_buffers`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parameter import UninitializedBuffer
+
+
+@contextlib.contextmanager
+def kept_rngs() -> Iterator[None]:
+    """torch's CPU and (initialized) CUDA generators, Python's ``random`` and numpy's global state, as on
+    entry, whatever happens inside."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    py = random.getstate()
+    npy = np.random.get_state()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        random.setstate(py)
+        np.random.set_state(npy)
+
+
+_Saved = tuple[nn.Module, str, torch.Tensor, torch.Tensor | None, int]
+
+
+@contextlib.contextmanager
+def kept_buffers(model: nn.Module) -> Iterator[None]:
+    """Every buffer as on entry: values written in place are copied back, buffers the forward replaced or
+    added are put back or removed (Lazy buffers the forward materializes stay materialized)."""
+    saved: list[_Saved] = []
+    known: set[tuple[int, str]] = set()
+    for module in model.modules():
+        for name, buf in module._buffers.items():
+            known.add((id(module), name))
+            if buf is None or isinstance(buf, UninitializedBuffer):
+                continue  # materializing these is the point of the forward that meets them
+            copy = None if buf.device.type == "meta" else buf.detach().clone()
+            saved.append((module, name, buf, copy, _version(buf)))
+    try:
+        yield
+    finally:
+        _restore(model, saved, known)
+
+
+def _version(t: torch.Tensor) -> int:
+    try:
+        return int(t._version)
+    except RuntimeError:  # inference tensors have no version counter
+        return -1
+
+
+def _restore(model: nn.Module, saved: list[_Saved], known: set[tuple[int, str]]) -> None:
+    for module, name, buf, copy, version in saved:
+        if module._buffers.get(name) is not buf:
+            module._buffers[name] = buf
+        if copy is not None and (version < 0 or _version(buf) != version):
+            with torch.no_grad():
+                buf.copy_(copy)
+    for module in model.modules():
+        for name in [n for n in module._buffers if (id(module), n) not in known]:
+            del module._buffers[name]
