@@ -32,6 +32,8 @@ from ..catalog import activations as acts
 from ..catalog.activations import Activation
 from ..catalog.fans import Fans
 from . import layers as L
+from ._layer_types import RAW
+from ._registry import Kind, LayerType, layer_type
 
 
 @dataclass
@@ -53,15 +55,16 @@ class Node:
 class LayerInfo:
     """A weight layer as discovery found it.
 
-    ``params`` maps each parameter's name within the layer (``weight``, ``bias``, ``weight_hh_l0``,
-    ``out_proj.weight``...) to its qualified name in the model; ``specs`` gives its role, layout and block
-    structure and ``fans`` its fans (per gate block and group). ``activation`` is the catalog spec of the
-    nonlinearity that follows (None: linear or unknown), ``activation_fn`` the catalog object.
+    ``kind`` says how it computes and ``layer_type`` is its registry record (:mod:`._registry`); ``params``
+    maps each parameter's name within the layer (``weight``, ``bias``, ``weight_hh_l0``, ``out_proj.weight``...)
+    to its qualified name in the model; ``specs`` gives its role, layout and block structure and ``fans`` its
+    fans (per gate block and group). ``activation`` is the catalog spec of the nonlinearity that follows
+    (None: linear or unknown), ``activation_fn`` the catalog object.
     """
 
     name: str
     module: nn.Module | None
-    kind: str
+    kind: Kind
     params: dict[str, str]
     specs: dict[str, L.ParamSpec] = field(default_factory=dict, repr=False)
     fans: dict[str, Fans] = field(default_factory=dict)
@@ -74,16 +77,44 @@ class LayerInfo:
     node: int | None = None
     order: float = field(default=float("inf"), repr=False)
 
+    def __post_init__(self) -> None:
+        self.kind = Kind(self.kind)
+
+    @property
+    def layer_type(self) -> LayerType:
+        t = layer_type(self.module) if self.module is not None else None
+        return t if t is not None else RAW
+
     @property
     def module_type(self) -> str:
         return type(self.module).__name__ if self.module is not None else "Parameter"
 
     @property
+    def weight_local(self) -> str:
+        """The name within the layer of its main weight (``weight`` for torch layers)."""
+        for local, spec in self.specs.items():
+            if spec.role not in _BIAS_ROLES and local in self.params:
+                return local
+        return "weight"
+
+    @property
+    def bias_local(self) -> str:
+        """The name within the layer of the main weight's bias (``bias`` for torch layers)."""
+        w = self.weight_local
+        for local, spec in self.specs.items():
+            if spec.role in _BIAS_ROLES and spec.fans_of == w:
+                return local
+        return "bias"
+
+    @property
     def weight_fans(self) -> Fans | None:
         for local, spec in self.specs.items():
-            if spec.role not in ("bias", "rnn_bias", "norm_bias") and local in self.fans:
+            if spec.role not in _BIAS_ROLES and local in self.fans:
                 return self.fans[local]
         return None
+
+
+_BIAS_ROLES = ("bias", "rnn_bias", "norm_bias")
 
 
 @dataclass
@@ -176,7 +207,7 @@ class _Builder:
         self,
         name: str,
         module: nn.Module | None,
-        kind: str,
+        kind: Kind,
         params: dict[str, str],
         specs: dict[str, L.ParamSpec],
     ) -> LayerInfo:
@@ -270,7 +301,7 @@ class _Builder:
             params["bias"] = names[1]
             specs["bias"] = L.ParamSpec("bias", fans_of="weight")
         idx = self.add("layer", data, weight)
-        info = self._layer(weight, None, "raw", params, specs)
+        info = self._layer(weight, None, Kind.RAW, params, specs)
         if info.node is None:
             info.node = idx
             info.order = idx

@@ -28,7 +28,7 @@ from ..catalog.initializers import Context, Initializer
 from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
 from .graph import LayerInfo, ModelGraph, Walk
-from .layers import ParamSpec
+from .layers import Kind, ParamSpec
 from .report import InitReport, Row
 
 SchemeLike = str | Initializer | Mapping[str, Any]
@@ -149,9 +149,7 @@ class ProfileChooser:
             self.profile = Profile(self.name, weight=self.name, rnn_recurrent="orthogonal", forget_bias=1.0)
             self.profile = _with_embedding(self.profile, scheme_profile(self.name).embedding)
         self.torch_default = self.name == "torch:default"
-        weights = [
-            i for i in graph.layers if i.kind in ("linear", "conv", "hf_conv1d", "raw", "conv_transpose")
-        ]
+        weights = [i for i in graph.layers if i.kind.weight]
         self.head = weights[-1].name if weights and self.profile.head else None
         self.n_layer = max(1, math.ceil(len(graph.branches) / 2))
         self._cache: dict[str, Initializer] = {}
@@ -400,10 +398,10 @@ def build_plan(
             row.status, row.scheme, row.rule = "kept", KEEP, choice.rule
             report.rows.append(row)
             continue
-        layer = info or LayerInfo(q, None, "raw", {local: q}, {local: spec})
+        layer = info or LayerInfo(q, None, Kind.RAW, {local: q}, {local: spec})
         draws, note = resolve_choice(choice, layer, spec, shape, q)
         post = choice.post
-        if info is not None and info.kind in ("embedding", "embedding_bag") and local == "weight":
+        if info is not None and info.kind.embedding and local == "weight":
             pad = getattr(info.module, "padding_idx", None)
             if pad is not None:
                 post = (*post, ("row", int(pad), 0.0))
@@ -432,7 +430,7 @@ def build_plan(
                 f"{', '.join(list(tensors)[:4])}"
             )
     for info in graph.layers:
-        if info.kind == "norm" and hasattr(info.module, "reset_running_stats"):
+        if info.kind is Kind.NORM and hasattr(info.module, "reset_running_stats"):
             plan.reset_stats.append(info.name)
     if plan.reset_stats:
         report.notes.append(f"running statistics reset in {len(plan.reset_stats)} normalization layer(s)")
