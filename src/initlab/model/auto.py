@@ -33,13 +33,14 @@ from torch import nn
 
 from ..catalog import draws as d
 from ..catalog.activations import Activation
+from ._layer_types import frozen_norm_gain
+from ._registry import Kind, tensor_of
 from .graph import LayerInfo, ModelGraph
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
 from .plan import Choice, _forget_bias
 from .propagate import Signal, act_moments, output_signal, propagate
 from .report import InitReport
 
-WEIGHT_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "raw", "bilinear")
 SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
 ORTHO_RATIO = 0.05  # depth / width above which Gaussian products fluctuate visibly (log-norm variance ~ L/N)
 
@@ -99,7 +100,7 @@ class AutoChooser:
             for j in n.inputs:
                 consumers[j].append(i)
         self.consumers = consumers
-        norms = {info.name for info in g.layers if info.kind == "norm"}
+        norms = {info.name for info in g.layers if info.kind is Kind.NORM}
         self.unnormalized: set[int] = set()
         for br in g.branches:
             # composites (no add node): a post-norm stream is normalized after each add
@@ -110,8 +111,8 @@ class AutoChooser:
         self.last_of = {br.last: br for br in g.branches if br.last}
         self.last_norm_of = {br.norms[-1]: br for br in g.branches if br.norms}
         self.shortcut = {name for br in g.branches for name in br.shortcut}
-        weights = [i for i in g.layers if i.kind in WEIGHT_KINDS]
-        plain = not norms and not g.branches and all(i.kind in WEIGHT_KINDS for i in g.layers)
+        weights = [i for i in g.layers if i.kind.weight]
+        plain = not norms and not g.branches and all(i.kind.weight for i in g.layers)
         widths = sorted(
             min(f.fan_in, f.fan_out) / f.receptive for i in weights if (f := i.weight_fans) is not None
         )
@@ -162,9 +163,8 @@ class AutoChooser:
 
         before = 1.0
         for info in weights:
-            linear = (
-                info.kind in ("linear", "raw") and info.specs.get("weight", ParamSpec("x")).layout == "torch"
-            )
+            spec = info.specs.get(info.weight_local)
+            linear = info.layer_type.matrix and spec is not None and spec.layout == "torch"
             shape = info.weight_fans
             c = odd_linear_factor(info.activation_fn)
             ok = linear and shape is not None and (c is not None or chain)
@@ -261,14 +261,16 @@ class AutoChooser:
 
     def _decide(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
         x = ins[0]
-        if info.kind in WEIGHT_KINDS:
+        if info.kind.weight:
             return self._weight_layer(info, ins, node)
-        if info.kind in ("embedding", "embedding_bag"):
+        if info.kind.embedding:
             q = info.params.get("weight")
             std = self.tied_std.get(q or "", 1.0)
             self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", "auto:embedding")
             return Signal(std * std, 0.0)
-        if info.kind == "norm":
+        if info.kind is Kind.NORM:
+            if not info.layer_type.normalizes:  # frozen norm: buffers only, a fixed affine map
+                return Signal(frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0), 0.0)
             zero = self.zero_init_residual and info.name in self.last_norm_of
             self._set(
                 info,
@@ -279,23 +281,25 @@ class AutoChooser:
             )
             self._set(info, "bias", d.Constant(0.0), "zeros", "auto:norm")
             return Signal(0.0 if zero else 1.0, 0.0)
-        if info.kind == "rnn":
+        if info.kind is Kind.RNN:
             return self._rnn(info, x)
-        if info.kind == "attention":
+        if info.kind is Kind.ATTENTION:
             return self._attention(info, x)
         return x
 
     def _weight_layer(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
-        fans = info.weight_fans
-        fan_in = max(fans.fan_in if fans is not None else 1.0, 1.0)
-        x = ins[0]
-        q_in = max(x.q, 1e-12) if info.kind != "bilinear" else max(math.prod(s.q for s in ins[:2]), 1e-12)
-        has_bias = "bias" in info.params
+        t, fans = info.layer_type, info.weight_fans
+        # the layer's own map of E[w^2] to the output (linear in it): fan_in for a plain product
+        fan_in = max(t.second_moment(1.0, 1.0, 0.0, fans.fan_in if fans is not None else 1.0), 1e-12)
+        n = t.inputs if len(ins) >= t.inputs else 1
+        q_in = max(math.prod(s.q for s in ins[:n]), 1e-12)
+        w, b = info.weight_local, info.bias_local
+        has_bias = b in info.params
         q_t, why = self._target(info, q_in)
         zero = self.zero_init_residual and info.name in self.last_of and not self.last_of[info.name].norms
         if zero:
-            self._set(info, "weight", d.Constant(0.0), "zeros", "auto:zero_init_residual")
-            self._set(info, "bias", d.Constant(0.0), "zeros", "auto:bias")
+            self._set(info, w, d.Constant(0.0), "zeros", "auto:zero_init_residual")
+            self._set(info, b, d.Constant(0.0), "zeros", "auto:bias")
             self.var_out[info.name] = 0.0
             return Signal(0.0, 0.0)
         # edge of chaos only where the target is the activation's stable point (not a residual budget)
@@ -317,45 +321,36 @@ class AutoChooser:
         label_rule = f"auto:{rule}" + (" (mean-centred)" if center else "")
         if role is not None:
             draw, label = self._looks_linear(info, role, q_in)
-            self._set(info, "weight", draw, label, "auto:looks-linear", post=(("looks_linear", role),))
+            self._set(info, w, draw, label, "auto:looks-linear", post=(("looks_linear", role),))
             sb2, center = 0.0, 0.0
-        elif (
-            self.orthogonal
-            and info.kind in ("linear", "raw")
-            and info.specs["weight"].layout in ("torch", "in_out")
-        ):
+        elif self.orthogonal and info.layer_type.matrix and info.specs[w].layout in ("torch", "in_out"):
             o, i = self._dims(info)
             gain = math.sqrt(sw2 * max(1.0, o / i))
             self._set(
                 info,
-                "weight",
+                w,
                 d.Orthogonal(gain),
                 f"orthogonal(gain={gain:.3g})",
                 label_rule + ", orthogonal",
             )
         else:
             std = math.sqrt(sw2 / fan_in)
-            rows = info.kind in ("linear", "conv", "raw") and info.specs["weight"].layout == "torch"
+            rows = info.kind in (Kind.LINEAR, Kind.CONV, Kind.RAW) and info.specs[w].layout == "torch"
             if (
                 rows and fan_in < SMALL_FAN_IN and not self.portable
             ):  # fixed-norm rows: no chi-square spread of each unit's gain
                 label = f"normal(0, {std:.3g}), rows scaled to norm {math.sqrt(sw2):.3g}"
                 self._set(
-                    info,
-                    "weight",
-                    d.Normal(0.0, std),
-                    label,
-                    label_rule,
-                    post=(("row_norm", math.sqrt(sw2)),),
+                    info, w, d.Normal(0.0, std), label, label_rule, post=(("row_norm", math.sqrt(sw2)),)
                 )
             else:
-                self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
+                self._set(info, w, d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
         if has_bias:
-            post = (("center", info.params["weight"], center),) if center else ()
+            post = (("center", info.params[w], center),) if center else ()
             draw_b: d.Draw = d.Normal(0.0, math.sqrt(sb2)) if sb2 > 0 else d.Constant(0.0)
             label = f"normal(0, {math.sqrt(sb2):.3g})" if sb2 > 0 else "zeros"
             self._set(
-                info, "bias", draw_b, label + (" - mean x W.1" if center else ""), label_rule, post=post
+                info, b, draw_b, label + (" - mean x W.1" if center else ""), label_rule, post=post
             )
         self.var_out[info.name] = q_t
         self.why[info.name] = why
@@ -363,16 +358,15 @@ class AutoChooser:
 
     def _dims(self, info: LayerInfo) -> tuple[int, int]:
         """(outputs, inputs) of the weight as a matrix: rows = dim 0, or the last dim for ``x @ W``."""
-        model = self.graph.model
-        module = info.module
+        w = info.weight_local
         weight = (
-            model.get_parameter(info.params["weight"])
-            if module is None
-            else cast(torch.Tensor, module.weight)
+            self.graph.model.get_parameter(info.params[w])
+            if info.module is None
+            else cast(torch.Tensor, tensor_of(info.module, w))
         )
         shape = tuple(weight.shape)
         rows, cols = int(shape[0]), int(math.prod(shape[1:]))
-        return (cols, rows) if info.specs["weight"].layout == "in_out" else (rows, cols)
+        return (cols, rows) if info.specs[w].layout == "in_out" else (rows, cols)
 
     def _looks_linear(self, info: LayerInfo, role: str, q_in: float) -> tuple[d.Draw, str]:
         o, i = self._dims(info)

@@ -33,7 +33,7 @@ from ..catalog.activations import Activation
 from ..catalog.fans import Fans
 from . import layers as L
 from ._layer_types import RAW
-from ._registry import Kind, LayerType, layer_type
+from ._registry import Kind, LayerType, fix_line, layer_type
 
 
 @dataclass
@@ -55,11 +55,11 @@ class Node:
 class LayerInfo:
     """A weight layer as discovery found it.
 
-    ``kind`` says how it computes and ``layer_type`` is its registry record (:mod:`._registry`); ``params``
-    maps each parameter's name within the layer (``weight``, ``bias``, ``weight_hh_l0``, ``out_proj.weight``...)
-    to its qualified name in the model; ``specs`` gives its role, layout and block structure and ``fans`` its
-    fans (per gate block and group). ``activation`` is the catalog spec of the nonlinearity that follows
-    (None: linear or unknown), ``activation_fn`` the catalog object.
+    ``kind`` says how it computes and ``layer_type`` is its registry record (:mod:`._registry`);
+    ``params`` maps each parameter's name within the layer (``weight``, ``bias``, ``weight_hh_l0``,
+    ``out_proj.weight``...) to its qualified name in the model; ``specs`` gives its role, layout and block
+    structure and ``fans`` its fans (per gate block and group). ``activation`` is the catalog spec of the
+    nonlinearity that follows (None: linear or unknown), ``activation_fn`` the catalog object.
     """
 
     name: str
@@ -662,7 +662,7 @@ def _expand_composite(name: str, module: nn.Module, b: _Builder, branches: list[
             for k, sub in child.named_children():
                 _expand_composite(f"{q}.{k}", sub, b, branches, at)
         elif L.layer_kind(child) is not None:
-            b._layer(q, child, L.layer_kind(child) or "", {}, {}).order = at + len(b.layers) * 1e-6
+            b._layer(q, child, L.layer_kind(child) or Kind.RAW, {}, {}).order = at + len(b.layers) * 1e-6
 
 
 def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
@@ -737,8 +737,8 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
         elif method != "static" and n not in b.param_nodes and not (mod is not None and L.is_leaf(mod)):
             unreached[n] = "never used in the traced forward: left untouched"
         else:
-            kind = type(mod).__name__ if mod is not None else "?"
-            unreached[n] = f"unknown module type {kind}: left untouched"
+            mtype = type(mod).__name__ if mod is not None else "?"
+            unreached[n] = f"unknown module type {mtype}: left untouched; {fix_line(mtype)}"
     for info in layers:
         if not info.reached:
             for q in info.params.values():

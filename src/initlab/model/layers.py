@@ -21,7 +21,6 @@ from ..catalog.fans import Layout
 from . import _layer_types  # noqa: F401 - registers the built-in layer types
 from ._registry import Kind, ParamSpec, layer_type
 
-
 # built-in norm classes (the registry's "norm" type; trace hooks them to record norm inputs)
 NORMS: tuple[type, ...] = (
     nn.modules.batchnorm._NormBase,
