@@ -733,7 +733,8 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
         owner = n.rpartition(".")[0]
         mod = owners.get(owner.split(".parametrizations")[0])
         if n in b.param_uses:
-            unreached[n] = f"used by {b.param_uses[n]!r}, not a weight-layer op: left untouched"
+            fix = f"; {fix_line(type(mod).__name__)}" if mod is not None and layer_type(mod) is None else ""
+            unreached[n] = f"used by {b.param_uses[n]!r}, not a weight-layer op: left untouched{fix}"
         elif method != "static" and n not in b.param_nodes and not (mod is not None and L.is_leaf(mod)):
             unreached[n] = "never used in the traced forward: left untouched"
         else:
