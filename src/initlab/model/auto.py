@@ -17,8 +17,8 @@ A]]`` (Balduzzi et al. 2017) that makes the initial network an exact orthogonal 
 whose sum is not normalized share a variance budget: the last layer of each of the ``B`` branches outputs
 ``1/B`` of the unit stream, so the stream stays within 2x of its input at any depth (Fixup and SkipInit
 spirit, without zeros); ``zero_init_residual=True`` zeroes the last norm (or last layer) of every branch
-instead. Embeddings N(0, 1) (a weight tied between an embedding and a head gets the geometric mean of the two
-scales), norms 1/0, recurrent weights orthogonal per gate block, LSTM forget-gate bias 1, attention q/k/v
+instead. Embeddings N(0, 1) (a weight tied between an embedding and an output head gets the head's scale, so
+the initial logits have unit variance), norms 1/0, recurrent weights orthogonal per gate block, LSTM forget-gate bias 1, attention q/k/v
 blocks at unit logit variance."""
 
 from __future__ import annotations
@@ -203,25 +203,62 @@ class AutoChooser:
         return signals
 
     def _tie(self) -> bool:
-        wants: dict[str, list[float]] = {}
+        """One scale for a weight shared by several uses. Tied input/output embeddings (GPT-2, BERT, OPT,
+        Gemma...): the output use wins. Its scale sets the initial logits (std 1 -> step-0 loss ~ ln V + 1/2),
+        while the input use feeds a norm or a residual stream whose scale the next norm removes; the geometric
+        mean of the two would start the logits at std ~ d^(1/4) (loss 2-3x ln V). Other ties: geometric mean."""
+        wants: dict[str, list[tuple[float, bool]]] = {}
         for info in self.graph.layers:
             for q in info.params.values():
                 c = self.choices.get(q)
                 if c is not None and c.draws and isinstance(c.draws[0], d.Normal):
-                    wants.setdefault(q, []).append(c.draws[0].std)
+                    wants.setdefault(q, []).append((c.draws[0].std, info.kind.embedding))
         changed = False
         for canon, aliases in self.graph.tied.items():
-            stds = [s for name in (canon, *aliases) for s in wants.get(name, [])]
-            if len(stds) > 1 and max(stds) > 1.01 * min(stds):
-                std = math.exp(sum(math.log(max(s, 1e-12)) for s in stds) / len(stds))
-                for name in (canon, *aliases):
-                    self.tied_std[name] = std
-                self.notes.append(
-                    f"{canon} is tied to {', '.join(aliases)}: std {std:.3g}, the geometric mean "
-                    f"of what each use wants ({', '.join(f'{s:.3g}' for s in stds)})"
-                )
-                changed = True
+            uses = [u for name in (canon, *aliases) for u in wants.get(name, [])]
+            stds = [s for s, _ in uses]
+            if len(stds) < 2 or max(stds) <= 1.01 * min(stds):
+                continue
+            outputs = [s for s, emb in uses if not emb]
+            embedding = len(outputs) < len(uses)
+            chosen = outputs if embedding and outputs else stds
+            std = math.exp(sum(math.log(max(s, 1e-12)) for s in chosen) / len(chosen))
+            names = [canon, *aliases]
+            if embedding and outputs:  # embeddings summed with it (positions, segments) keep its scale
+                for n in (canon, *aliases):
+                    names += [q for q in self._summed_embeddings(n) if q not in names]
+            for name in names:
+                self.tied_std[name] = std
+            how = "the output use's, as a tied embedding" if embedding and outputs else "the geometric mean"
+            self.notes.append(
+                f"{canon} is tied to {', '.join(aliases)}: std {std:.3g}, {how} (uses want "
+                f"{', '.join(f'{s:.3g}' for s in stds)})"
+                + (f"; {', '.join(names[1 + len(aliases) :])} summed with it: the same" if len(names) > 1
+                   + len(aliases) else "")
+            )
+            changed = True
         return changed
+
+    def _summed_embeddings(self, param: str) -> list[str]:
+        """Weights of the other embeddings whose output is added to this embedding parameter's output."""
+        nodes = self.graph.nodes
+        emb = {i.node: i for i in self.graph.layers if i.kind.embedding and i.node is not None}
+        mine = [n for n, i in emb.items() if param in i.params.values()]
+
+        def source(j: int) -> int:
+            while nodes[j].op == "pass" and nodes[j].inputs:
+                j = nodes[j].inputs[0]
+            return j
+
+        out: list[str] = []
+        for n in mine:
+            for c in self.consumers[n]:
+                if nodes[c].op != "add":
+                    continue
+                for j in map(source, nodes[c].inputs):
+                    if j in emb and j not in mine:
+                        out += [q for q in emb[j].params.values() if q not in out]
+        return out
 
     def _pre_activation(self, node: int | None) -> _Pre | None:
         """The activation whose output feeds ``node`` (through shape-only ops), with its input variance."""
