@@ -6,6 +6,7 @@ a layer op: without registration its parameters are reported untouched with the 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -32,7 +33,7 @@ WIDTHS = (64, 256, 256, 256)
 
 def _net() -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(WIDTHS[:-1], WIDTHS[1:], strict=True):
+    for a, b in itertools.pairwise(WIDTHS):
         layers += [EinsumLinear(a, b), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 

@@ -18,8 +18,8 @@ whose sum is not normalized share a variance budget: the last layer of each of t
 ``1/B`` of the unit stream, so the stream stays within 2x of its input at any depth (Fixup and SkipInit
 spirit, without zeros); ``zero_init_residual=True`` zeroes the last norm (or last layer) of every branch
 instead. Embeddings N(0, 1) (a weight tied between an embedding and an output head gets the head's scale, so
-the initial logits have unit variance), norms 1/0, recurrent weights orthogonal per gate block, LSTM forget-gate bias 1, attention q/k/v
-blocks at unit logit variance."""
+the initial logits have unit variance), norms 1/0, recurrent weights orthogonal per gate block, LSTM
+forget-gate bias 1, attention q/k/v blocks at unit logit variance."""
 
 from __future__ import annotations
 
@@ -204,9 +204,10 @@ class AutoChooser:
 
     def _tie(self) -> bool:
         """One scale for a weight shared by several uses. Tied input/output embeddings (GPT-2, BERT, OPT,
-        Gemma...): the output use wins. Its scale sets the initial logits (std 1 -> step-0 loss ~ ln V + 1/2),
-        while the input use feeds a norm or a residual stream whose scale the next norm removes; the geometric
-        mean of the two would start the logits at std ~ d^(1/4) (loss 2-3x ln V). Other ties: geometric mean."""
+        Gemma...): the output use wins. Its scale sets the initial logits (std 1: step-0 loss ~ ln V + 1/2),
+        while the input use feeds a norm or a residual stream whose scale the next norm removes; the
+        geometric mean of the two would start the logits at std ~ d^(1/4) (loss 2-3x ln V). Other ties:
+        the geometric mean."""
         wants: dict[str, list[tuple[float, bool]]] = {}
         for info in self.graph.layers:
             for q in info.params.values():
