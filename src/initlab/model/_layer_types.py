@@ -113,6 +113,19 @@ def frozen_norm_gain(module: nn.Module | None) -> float:
     return g if math.isfinite(g) else 1.0
 
 
+def is_named_norm(module: nn.Module) -> bool:
+    """A norm written by hand (HF ``LlamaRMSNorm``, ``T5LayerNorm``...): a leaf whose class name says Norm
+    and whose only parameters are 1-D ``weight``/``bias`` (HF's own init treats these classes as norms, 1/0).
+    A weight that starts at zero is the ``x * (1 + weight)`` convention (Gemma): not planned as 1."""
+    if "Norm" not in type(module).__name__ or next(iter(module.children()), None) is not None:
+        return False
+    params = dict(module.named_parameters(recurse=False))
+    if not params or set(params) - {"weight", "bias"} or any(p.dim() != 1 for p in params.values()):
+        return False
+    w = params.get("weight")
+    return w is None or w.device.type == "meta" or bool(w.detach().ne(0).any())
+
+
 def _register() -> None:
     conv_t = nn.modules.conv._ConvTransposeNd
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LocalResponseNorm)
@@ -130,6 +143,7 @@ def _register() -> None:
         LayerType("norm", Kind.NORM, _norm, norms),
         LayerType("hf_conv1d", Kind.HF_CONV1D, _hf_conv1d, test=is_hf_conv1d, homogeneous=True),
         LayerType("frozen_norm", Kind.NORM, lambda m: {}, test=is_frozen_norm, normalizes=False),
+        LayerType("named_norm", Kind.NORM, _norm, test=is_named_norm),
     ):
         add(t)
 

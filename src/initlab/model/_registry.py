@@ -199,11 +199,21 @@ def unregister(name: str) -> None:
     _BY_CLASS.clear()
 
 
-def fix_line(module_type: str) -> str:
-    """The one-line fix named for a module initlab does not know."""
+def fix_line(module: nn.Module | str) -> str:
+    """The one-line fix named for a module initlab does not know, with its own parameter names."""
+    if isinstance(module, str):
+        return f'teach initlab the layer: initlab.register_layer({module}, params={{"weight": "out_in"}})'
+    params = dict(module.named_parameters(recurse=False))
+    norm = bool(params) and all(p.dim() <= 1 for p in params.values())
+    if norm:
+        layouts = {n: "norm_bias" if "bias" in n else "norm_weight" for n in params}
+    else:
+        layouts = {n: "out_in" if p.dim() >= 2 else "bias" for n, p in params.items()}
+    args = ", ".join(f'"{n}": "{v}"' for n, v in layouts.items())
+    kind = ', kind="norm"' if norm else ""
     return (
-        f"teach initlab the layer: initlab.register_layer({module_type}, "
-        'params={"weight": "out_in", "bias": "bias"}) (layouts: out_in, in_out, ...)'
+        f"teach initlab the layer: initlab.register_layer({type(module).__name__}, params={{{args}}}{kind})"
+        + ("" if norm else " (layouts: out_in, in_out, kernel_in_out, ...)")
     )
 
 

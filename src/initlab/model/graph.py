@@ -33,6 +33,7 @@ from ..catalog.activations import Activation
 from ..catalog.fans import Fans
 from . import layers as L
 from ._layer_types import RAW
+from ._param_rules import attach_expert_layers
 from ._registry import Kind, LayerType, fix_line, layer_type
 
 
@@ -733,13 +734,13 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
         owner = n.rpartition(".")[0]
         mod = owners.get(owner.split(".parametrizations")[0])
         if n in b.param_uses:
-            fix = f"; {fix_line(type(mod).__name__)}" if mod is not None and layer_type(mod) is None else ""
+            fix = f"; {fix_line(mod)}" if mod is not None and layer_type(mod) is None else ""
             unreached[n] = f"used by {b.param_uses[n]!r}, not a weight-layer op: left untouched{fix}"
         elif method != "static" and n not in b.param_nodes and not (mod is not None and L.is_leaf(mod)):
             unreached[n] = "never used in the traced forward: left untouched"
         else:
             mtype = type(mod).__name__ if mod is not None else "?"
-            unreached[n] = f"unknown module type {mtype}: left untouched; {fix_line(mtype)}"
+            unreached[n] = f"unknown module type {mtype}: left untouched; {fix_line(mod or mtype)}"
     for info in layers:
         if not info.reached:
             for q in info.params.values():
@@ -852,6 +853,7 @@ def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
         )
     graph = _analyze(b, model, method)
     graph.notes.extend(notes)
+    attach_expert_layers(graph)  # registry pass: fused MoE expert tensors become per-expert weight layers
     return graph
 
 

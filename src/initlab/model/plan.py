@@ -27,6 +27,7 @@ from ..catalog.fans import Fans
 from ..catalog.initializers import Context, Initializer
 from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
+from ._param_rules import param_rule
 from .graph import LayerInfo, ModelGraph, Walk
 from .layers import Kind, ParamSpec
 from .report import InitReport, Row
@@ -379,6 +380,10 @@ def build_plan(
             fans = info.fans.get(spec.fans_of or local)
             if fans is not None:
                 row.fan_in, row.fan_out = fans.fan_in, fans.fan_out
+        fixed = param_rule(q, shape) if rule_hit is None and info is None else None
+        if fixed is not None:  # a parameter no layer owns, with its architecture's rule (_param_rules)
+            init = None if fixed.scheme is None else _resolve_scheme(fixed.scheme, fixed.label)
+            rule_hit = Rule(q, fixed.scheme or KEEP, fixed.label, init)
         if rule_hit is None and info is None:
             row.status, row.scheme, row.rule = "untouched", "-", "-"
             row.note = graph.unreached.get(q, "")
