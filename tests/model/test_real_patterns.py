@@ -103,3 +103,70 @@ def test_tied_embeddings_start_near_ln_vocab():
     # the position embedding summed with the tied one keeps its scale (tokens not drowned by positions)
     pos = next(r for r in report.rows if r.name == "wpe.weight")
     assert pos.std == row.std
+
+
+class LayerScale(nn.Module):
+    def __init__(self, d: int, init: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((d,), init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Experts(nn.Module):
+    """HF Mixtral's layout: E weight matrices (E, out, in), each used through F.linear."""
+
+    def __init__(self, n: int, d: int, hidden: int) -> None:
+        super().__init__()
+        self.up = nn.Parameter(torch.empty(n, hidden, d).uniform_(-5, 5))
+        self.down = nn.Parameter(torch.empty(n, d, hidden).uniform_(-5, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(x)
+        for e in range(self.up.shape[0]):
+            out = out + F.linear(F.silu(F.linear(x, self.up[e])), self.down[e])
+        return out / self.up.shape[0]
+
+
+class TinyViT(nn.Module):
+    def __init__(self, d: int = 64, patches: int = 16, regs: int = 4) -> None:
+        super().__init__()
+        self.patch = nn.Linear(48, d)
+        self.cls_token = nn.Parameter(torch.full((1, 1, d), 3.0))
+        self.reg_token = nn.Parameter(torch.full((1, regs, d), 3.0))
+        self.pos_embed = nn.Parameter(torch.full((1, patches + 1, d), 3.0))
+        self.relative_position_bias_table = nn.Parameter(torch.full((49, 4), 3.0))
+        self.norm = nn.LayerNorm(d)
+        self.experts = Experts(4, d, 2 * d)
+        self.ls = LayerScale(d)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.patch(x)
+        h = torch.cat([self.cls_token.expand(len(x), -1, -1), h], dim=1) + self.pos_embed
+        h = torch.cat([h, self.reg_token.expand(len(x), -1, -1)], dim=1)
+        h = h + self.ls(self.experts(self.norm(h)))
+        return self.head(h[:, 0] + self.relative_position_bias_table.sum())
+
+
+def test_parameters_no_layer_owns_get_their_authors_rule():
+    model = TinyViT()
+    x = torch.randn(2, 16, 48)
+    for scheme in ("auto", "he_normal"):
+        report = init_model(model, scheme, example_input=x, seed=0)
+        rows = {r.name: r for r in report.rows}
+        assert not [r for r in report.rows if r.status == "untouched"], scheme
+        assert rows["cls_token"].rule == rows["reg_token"].rule == "timm:tokens N(0, 1e-6)"
+        assert rows["pos_embed"].rule == "timm:pos_embed trunc_normal(.02)"
+        assert rows["relative_position_bias_table"].rule.startswith("swin:relative_position_bias_table")
+        assert rows["ls.gamma"].status == "kept" and "constructor value kept" in rows["ls.gamma"].rule
+        assert bool((model.ls.gamma == 1e-5).all())
+        n = model.pos_embed.numel()
+        assert abs(float(model.pos_embed.detach().std()) - 0.02) < 5 * 0.02 / math.sqrt(2 * n)
+        assert float(model.cls_token.detach().abs().max()) < 1e-5
+        # fused experts: fans per expert (fan_in = d for up, 2d for down), the scheme's weight rule
+        up_std = 1 / math.sqrt(64) if scheme == "auto" else math.sqrt(2 / 64)
+        up = model.experts.up.detach()
+        assert abs(float(up.std()) - up_std) < 5 * up_std / math.sqrt(2 * up.numel()), scheme
+        assert any("rule moe_experts" in note for note in report.notes)
