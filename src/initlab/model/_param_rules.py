@@ -29,12 +29,16 @@ class ParamRule:
     scheme: str | None  # a catalog scheme; None keeps the constructor's value
     names: tuple[str, ...]  # globs on the parameter's own name (the last dotted component)
     ndim: tuple[int, ...] = ()  # allowed numbers of dimensions (empty: any)
+    owners: tuple[str, ...] = ()  # and, for ``owned_names``, globs on the owner module's class name
+    owned_names: tuple[str, ...] = ()  # names that match only inside such an owner (a bare ``gamma``)
 
-    def matches(self, name: str, shape: tuple[int, ...]) -> bool:
+    def matches(self, name: str, shape: tuple[int, ...], owner: str = "") -> bool:
         leaf = name.rpartition(".")[2]
         if self.ndim and len(shape) not in self.ndim:
             return False
-        return any(fnmatch.fnmatchcase(leaf, g) for g in self.names)
+        if any(fnmatch.fnmatchcase(leaf, g) for g in self.names):
+            return True
+        return leaf in self.owned_names and any(fnmatch.fnmatchcase(owner, g) for g in self.owners)
 
 
 FIXED_RULES: tuple[ParamRule, ...] = (
@@ -59,15 +63,19 @@ FIXED_RULES: tuple[ParamRule, ...] = (
     ParamRule(
         "layer-scale gamma: constructor value kept",
         None,
-        ("gamma", "gamma_1", "gamma_2", "layer_scale*", "lambda1", "lambda2", "ls_gamma"),
+        ("gamma_1", "gamma_2", "layer_scale*", "lambda1", "lambda2", "ls_gamma"),
         (1, 3, 4),  # (C,), or (C, 1, 1) broadcast over a conv map
+        # a bare ``gamma`` is layer scale only in timm's LayerScale*/ConvNeXt-style blocks (elsewhere: a norm)
+        owners=("*LayerScale*", "ConvNeXtBlock", "*ConvNextLayer*"),
+        owned_names=("gamma",),
     ),
 )
 
 
-def param_rule(name: str, shape: tuple[int, ...]) -> ParamRule | None:
-    """The fixed rule for a parameter no layer owns, or None."""
-    return next((r for r in FIXED_RULES if r.matches(name, shape)), None)
+def param_rule(name: str, shape: tuple[int, ...], owner: nn.Module | None = None) -> ParamRule | None:
+    """The fixed rule for a parameter no layer owns (``owner``: the module holding it), or None."""
+    cls = type(owner).__name__ if owner is not None else ""
+    return next((r for r in FIXED_RULES if r.matches(name, shape, cls)), None)
 
 
 EXPERT_SPEC = ParamSpec("weight", "torch", batched=True)

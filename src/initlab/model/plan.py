@@ -380,7 +380,7 @@ def build_plan(
             fans = info.fans.get(spec.fans_of or local)
             if fans is not None:
                 row.fan_in, row.fan_out = fans.fan_in, fans.fan_out
-        fixed = param_rule(q, shape) if rule_hit is None and info is None else None
+        fixed = param_rule(q, shape, _owner(model, q)) if rule_hit is None and info is None else None
         if fixed is not None:  # a parameter no layer owns, with its architecture's rule (_param_rules)
             init = None if fixed.scheme is None else _resolve_scheme(fixed.scheme, fixed.label)
             rule_hit = Rule(q, fixed.scheme or KEEP, fixed.label, init)
