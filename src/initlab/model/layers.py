@@ -8,13 +8,12 @@ lookups into it)."""
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from torch import nn
 
-from ..backends.torch_activations import module_activation
+from ..backends.torch_activations import function_activation, module_activation
 from ..catalog import activations as acts
 from ..catalog.activations import Activation
 from ..catalog.fans import Layout
@@ -142,46 +141,6 @@ def module_act(module: nn.Module) -> Activation | None:
     return act if _ACT_CACHE[cls] else None
 
 
-def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, key: str, default: Any) -> Any:
-    if len(args) > index:
-        return args[index]
-    return kwargs.get(key, default)
-
-
-def _num(v: Any, default: float) -> float:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
-
-
-_ACT_FUNCS: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], str | None]] = {
-    "relu": lambda a, k: "relu",
-    "relu_": lambda a, k: "relu",
-    "relu6": lambda a, k: "relu6",
-    "tanh": lambda a, k: "tanh",
-    "tanh_": lambda a, k: "tanh",
-    "sigmoid": lambda a, k: "sigmoid",
-    "sigmoid_": lambda a, k: "sigmoid",
-    "selu": lambda a, k: "selu",
-    "selu_": lambda a, k: "selu",
-    "silu": lambda a, k: "silu",
-    "mish": lambda a, k: "mish",
-    "hardswish": lambda a, k: "hardswish",
-    "hardsigmoid": lambda a, k: "hardsigmoid",
-    "softsign": lambda a, k: "softsign",
-    "gelu": lambda a, k: "gelu_tanh" if _arg(a, k, 1, "approximate", "none") == "tanh" else "gelu",
-    "elu": lambda a, k: f"elu({_num(_arg(a, k, 1, 'alpha', 1.0), 1.0)})",
-    "elu_": lambda a, k: f"elu({_num(_arg(a, k, 1, 'alpha', 1.0), 1.0)})",
-    "celu": lambda a, k: f"celu({_num(_arg(a, k, 1, 'alpha', 1.0), 1.0)})",
-    "leaky_relu": lambda a, k: f"leaky_relu({_num(_arg(a, k, 1, 'negative_slope', 0.01), 0.01)})",
-    "leaky_relu_": lambda a, k: f"leaky_relu({_num(_arg(a, k, 1, 'negative_slope', 0.01), 0.01)})",
-    "softplus": lambda a, k: "softplus" if _num(_arg(a, k, 1, "beta", 1.0), 1.0) == 1.0 else None,
-    "hardtanh": lambda a, k: (
-        "hardtanh"
-        if (_num(_arg(a, k, 1, "min_val", -1.0), -1.0), _num(_arg(a, k, 2, "max_val", 1.0), 1.0))
-        == (-1.0, 1.0)
-        else None
-    ),
-    "sin": lambda a, k: "sin",
-}
 ADD_NAMES = frozenset({"add", "__add__", "__radd__", "__iadd__", "add_"})
 MUL_NAMES = frozenset({"mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "__truediv__", "div_"})
 CAT_NAMES = frozenset({"cat", "concat", "concatenate", "stack"})
@@ -287,9 +246,9 @@ def func_name(func: Any) -> str:
 
 
 def function_act(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    """Catalog spec of a functional activation call, or None."""
-    build = _ACT_FUNCS.get(name)
-    return build(args, kwargs) if build is not None else None
+    """Catalog spec of a functional activation call, or None (the catalog's table, via the torch backend)."""
+    act = function_activation(name, args, kwargs)
+    return act.spec if act is not None else None
 
 
 def activation_spec(act: Activation) -> str:
