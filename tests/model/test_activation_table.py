@@ -62,6 +62,6 @@ def test_modules_with_other_parameters_are_not_mistaken():
 @pytest.mark.parametrize("name", ["relu", "tanh", "selu", "silu", "leaky_relu(0.2)"])
 def test_one_gain_function(name):
     for table in ("classic", "variance"):
-        vs = VarianceScaling(scale=1.0, mode="fan_in", distribution="normal", gain="activation", gain_table=table)
+        vs = VarianceScaling(1.0, "fan_in", "normal", gain="activation", gain_table=table)
         assert vs.gain_for(name) == gain(name, table)
     assert gain(name, "variance") == variance_gain(name)
