@@ -83,6 +83,7 @@ class AutoChooser:
         self.notes: list[str] = []
         self.tied_std: dict[str, float] = {}
         self.why: dict[str, str] = {}
+        self._fixed_point: dict[str, bool] = {}
         self.signals: dict[int, Signal] = {}
         self._analyze(orthogonal, looks_linear)
         signals = self._run()
@@ -287,11 +288,15 @@ class AutoChooser:
 
     # ---- per layer ----------------------------------------------------------------------------------------
     def _target(self, info: LayerInfo, q_in: float) -> tuple[float, str]:
+        """The output second moment a layer aims at, and why; ``_fixed_point[name]`` records whether that is
+        the activation's own stable point (where the edge of chaos applies), not a residual budget."""
         br = self.last_of.get(info.name)
+        self._fixed_point[info.name] = False
         if br is not None and br.index in self.unnormalized:
             return self.budget, f"residual budget 1/{len(self.unnormalized)}"
         if info.name in self.shortcut:
             return q_in, "shortcut: keeps the stream"
+        self._fixed_point[info.name] = True
         act = info.activation_fn
         if act is not None and act.saturates:
             return self.q_saturating, f"stable point q*={self.q_saturating:g} of {info.activation}"
@@ -341,58 +346,61 @@ class AutoChooser:
             self.var_out[info.name] = 0.0
             return Signal(0.0, 0.0)
         # edge of chaos only where the target is the activation's stable point (not a residual budget)
-        pre = self._pre_activation(node) if why.startswith(("stable", "unit")) else None
-        v_in, center = q_in, 0.0
-        sw2, sb2, rule = q_t / q_in, 0.0, "variance"
-        if pre is not None:
-            mean, second, slope2 = act_moments(pre.act, pre.spec, pre.q)
-            chi_w2 = 1.0 / max(slope2, 1e-12)
-            sb2_plain = q_t - chi_w2 * second
-            if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second and not self.portable:
-                v_in, center = max(second - mean * mean, 1e-12), mean  # cancel the mean through the bias
-                sb2_plain = q_t - chi_w2 * v_in
-            if sb2_plain >= 0 and (has_bias or sb2_plain < 0.02 * q_t):
-                sw2, sb2, rule = chi_w2, sb2_plain if has_bias else 0.0, "edge of chaos"
-            else:
-                sw2 = q_t / v_in
-        role = self.ll_role.get(info.name)
+        pre = self._pre_activation(node) if self._fixed_point.get(info.name, False) else None
+        sw2, sb2, rule, center = self._scales(pre, q_in, q_t, has_bias)
         label_rule = f"auto:{rule}" + (" (mean-centred)" if center else "")
-        if role is not None:
-            draw, label = self._looks_linear(info, role, q_in)
-            self._set(info, w, draw, label, "auto:looks-linear", post=(("looks_linear", role),))
+        if self._set_weight(info, w, sw2, fan_in, q_in, label_rule):
             sb2, center = 0.0, 0.0
-        elif self.orthogonal and info.layer_type.matrix and info.specs[w].layout in ("torch", "in_out"):
-            o, i = self._dims(info)
-            gain = math.sqrt(sw2 * max(1.0, o / i))
-            self._set(
-                info,
-                w,
-                d.Orthogonal(gain),
-                f"orthogonal(gain={gain:.3g})",
-                label_rule + ", orthogonal",
-            )
-        else:
-            std = math.sqrt(sw2 / fan_in)
-            rows = info.kind in (Kind.LINEAR, Kind.CONV, Kind.RAW) and info.specs[w].layout == "torch"
-            if (
-                rows and fan_in < SMALL_FAN_IN and not self.portable
-            ):  # fixed-norm rows: no chi-square spread of each unit's gain
-                label = f"normal(0, {std:.3g}), rows scaled to norm {math.sqrt(sw2):.3g}"
-                self._set(
-                    info, w, d.Normal(0.0, std), label, label_rule, post=(("row_norm", math.sqrt(sw2)),)
-                )
-            else:
-                self._set(info, w, d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
         if has_bias:
             post = (("center", info.params[w], center),) if center else ()
             draw_b: d.Draw = d.Normal(0.0, math.sqrt(sb2)) if sb2 > 0 else d.Constant(0.0)
             label = f"normal(0, {math.sqrt(sb2):.3g})" if sb2 > 0 else "zeros"
-            self._set(
-                info, b, draw_b, label + (" - mean x W.1" if center else ""), label_rule, post=post
-            )
+            self._set(info, b, draw_b, label + (" - mean x W.1" if center else ""), label_rule, post=post)
         self.var_out[info.name] = q_t
         self.why[info.name] = why
         return Signal(q_t, 0.0)
+
+    def _scales(
+        self, pre: _Pre | None, q_in: float, q_t: float, has_bias: bool
+    ) -> tuple[float, float, str, float]:
+        """(sigma_w^2, sigma_b^2, rule, mean to cancel) for a target ``q_t``: the edge of chaos after an
+        activation where feasible, else the forward variance."""
+        if pre is None:
+            return q_t / q_in, 0.0, "variance", 0.0
+        v_in, center = q_in, 0.0
+        mean, second, slope2 = act_moments(pre.act, pre.spec, pre.q)
+        chi_w2 = 1.0 / max(slope2, 1e-12)
+        sb2_plain = q_t - chi_w2 * second
+        if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second and not self.portable:
+            v_in, center = max(second - mean * mean, 1e-12), mean  # cancel the mean through the bias
+            sb2_plain = q_t - chi_w2 * v_in
+        if sb2_plain >= 0 and (has_bias or sb2_plain < 0.02 * q_t):
+            return chi_w2, sb2_plain if has_bias else 0.0, "edge of chaos", center
+        return q_t / v_in, 0.0, "variance", center
+
+    def _set_weight(
+        self, info: LayerInfo, w: str, sw2: float, fan_in: float, q_in: float, label_rule: str
+    ) -> bool:
+        """Plan the weight for ``sigma_w^2``; True when its structure sets the bias to zero (looks-linear)."""
+        role = self.ll_role.get(info.name)
+        if role is not None:
+            draw, label = self._looks_linear(info, role, q_in)
+            self._set(info, w, draw, label, "auto:looks-linear", post=(("looks_linear", role),))
+            return True
+        if self.orthogonal and info.layer_type.matrix and info.specs[w].layout in ("torch", "in_out"):
+            o, i = self._dims(info)
+            gain = math.sqrt(sw2 * max(1.0, o / i))
+            label = f"orthogonal(gain={gain:.3g})"
+            self._set(info, w, d.Orthogonal(gain), label, label_rule + ", orthogonal")
+            return False
+        std = math.sqrt(sw2 / fan_in)
+        rows = info.kind in (Kind.LINEAR, Kind.CONV, Kind.RAW) and info.specs[w].layout == "torch"
+        if rows and fan_in < SMALL_FAN_IN and not self.portable:  # fixed-norm rows: no chi-square spread
+            label = f"normal(0, {std:.3g}), rows scaled to norm {math.sqrt(sw2):.3g}"
+            self._set(info, w, d.Normal(0.0, std), label, label_rule, post=(("row_norm", math.sqrt(sw2)),))
+        else:
+            self._set(info, w, d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
+        return False
 
     def _dims(self, info: LayerInfo) -> tuple[int, int]:
         """(outputs, inputs) of the weight as a matrix: rows = dim 0, or the last dim for ``x @ W``."""

@@ -34,7 +34,7 @@ from ..catalog.fans import Fans
 from . import layers as L
 from ._layer_types import RAW
 from ._param_rules import attach_expert_layers
-from ._registry import Kind, LayerType, fix_line, layer_type
+from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
 
 
 @dataclass
@@ -530,7 +530,7 @@ def _fill_layer(info: LayerInfo, names: set[str], shapes: dict[str, torch.Size])
             continue
         info.params[local] = q
         info.specs[local] = spec
-        tensor = _get_tensor(info.module, local)
+        tensor = tensor_of(info.module, local)
         if tensor is not None:
             fans = _fans_or_none(spec, tuple(tensor.shape))
             if fans is not None:
@@ -542,15 +542,6 @@ def _fans_or_none(spec: L.ParamSpec, shape: tuple[int, ...]) -> Fans | None:
         return spec.fans(shape)
     except ValueError:
         return None
-
-
-def _get_tensor(module: nn.Module, local: str) -> torch.Tensor | None:
-    obj: Any = module
-    for part in local.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj if isinstance(obj, torch.Tensor) else None
 
 
 def _consumers(nodes: list[Node]) -> list[list[int]]:
