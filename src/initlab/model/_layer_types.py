@@ -79,10 +79,11 @@ def _rnn(module: nn.Module) -> dict[str, ParamSpec]:
 
 def is_hf_conv1d(module: nn.Module) -> bool:
     """HuggingFace ``Conv1D``: a Linear whose weight is stored ``(in, out)``."""
+    if type(module).__name__ != "Conv1D":  # cheap test first: predicates run for every unknown module
+        return False
     w = getattr(module, "weight", None)
     return (
-        type(module).__name__ == "Conv1D"
-        and isinstance(w, torch.Tensor)
+        isinstance(w, torch.Tensor)
         and w.dim() == 2
         and getattr(module, "nf", None) == w.shape[1]
     )
@@ -94,9 +95,9 @@ _FROZEN_BUFFERS = ("weight", "bias", "running_mean", "running_var")
 def is_frozen_norm(module: nn.Module) -> bool:
     """A norm whose affine parameters are buffers (torchvision ``FrozenBatchNorm2d``, HF DETR's copy): no
     parameters, and the four buffers of a batch norm."""
-    if next(iter(module.parameters(recurse=False)), None) is not None:
+    buffers = module._buffers
+    if buffers.get("running_var") is None or any(p is not None for p in module._parameters.values()):
         return False
-    buffers = dict(module.named_buffers(recurse=False))
     return all(isinstance(buffers.get(b), torch.Tensor) for b in _FROZEN_BUFFERS)
 
 
