@@ -51,6 +51,7 @@ _LAZY = {
     "sample": "initlab.backends.numpy_backend",
     "init_model": "initlab.model",
     "InitReport": "initlab.model",
+    "register_layer": "initlab.model",
     "lsuv": "initlab.methods",
     "fixup": "initlab.methods",
     "transfer": "initlab.methods",

@@ -72,7 +72,7 @@ def test_bilinear_bf16_and_compiled_wrapper():
     assert report.row("0.weight").activation == "tanh" and report.rows[0].name == "0.weight"
 
 
-def test_zero_init_residual_and_tied_geometric_mean():
+def test_zero_init_residual_and_tied_embedding_takes_the_head_scale():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
@@ -105,8 +105,9 @@ def test_zero_init_residual_and_tied_geometric_mean():
             return self.head(self.ln(self.emb(idx)))
 
     report = init_model(Tied(), "auto", seed=0)
-    assert report.row("emb.weight").std == pytest.approx(64**-0.25)  # sqrt(1 * 1/sqrt(64))
-    assert any("geometric mean" in n for n in report.notes)
+    # tied input/output embedding: the output use's scale (unit logits), not the geometric mean 64**-0.25
+    assert report.row("emb.weight").std == pytest.approx(64**-0.5)
+    assert any("the output use's, as a tied embedding" in n for n in report.notes)
 
 
 def test_unknown_module_left_untouched_with_reason():

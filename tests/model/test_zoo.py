@@ -332,7 +332,10 @@ def test_zoo_auto_keeps_the_signal(name):
     stds = {k: statistics.median(r[0][k] for r in runs) for k in runs[0][0]}
     out_std = statistics.median(r[1] for r in runs)
     assert stds, "nothing measured"
-    bad = {k: round(v, 3) for k, v in stds.items() if not 0.5 <= v <= 2.0}
+    # a tied embedding carries the LM head's scale (unit logits, step-0 loss ~ ln V), so the stream entering
+    # the first block is ~d^-1/2: LayerNorm is scale-free, and those inputs are not held to the band
+    free = {k for k in stds if name == "gpt_tied" and k.startswith("norm_in:blocks.0.")}
+    bad = {k: round(v, 3) for k, v in stds.items() if not 0.5 <= v <= 2.0 and k not in free}
     assert not bad, f"{name}: hidden stds outside [0.5, 2]: {bad}"
     assert 0.3 <= out_std <= 3.0, f"{name}: output std {out_std:.3f}"
 

@@ -66,34 +66,93 @@ def _softplus(x: Array) -> Array:
     return np.logaddexp(0.0, x)
 
 
-_FACTORIES: dict[str, tuple[Callable[..., Fn], dict[str, float], bool, bool]] = {
-    # name: (factory(**params) -> fn, default params, can_die, saturates)
-    "linear": (lambda: (lambda x: x), {}, False, False),
-    "relu": (lambda: (lambda x: np.maximum(x, 0.0)), {}, True, False),
-    "relu6": (lambda: (lambda x: np.clip(x, 0.0, 6.0)), {}, True, False),
-    "leaky_relu": (_leaky, {"negative_slope": 0.01}, False, False),
-    "prelu": (_leaky, {"negative_slope": 0.25}, False, False),
-    "elu": (_elu, {"alpha": 1.0}, False, False),
-    "celu": (lambda alpha: (lambda x: np.maximum(x, 0) + np.minimum(0, alpha * np.expm1(x / alpha))),
-             {"alpha": 1.0}, False, False),
-    "selu": (lambda: (lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))),
-             {}, False, False),
-    "gelu": (lambda: (lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))), {}, False, False),
-    "gelu_tanh": (lambda: (lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))),
-                  {}, False, False),
-    "silu": (lambda: (lambda x: x * _expit(x)), {}, False, False),
-    "mish": (lambda: (lambda x: x * np.tanh(_softplus(x))), {}, False, False),
-    "softplus": (lambda: _softplus, {}, False, False),
-    "tanh": (lambda: np.tanh, {}, False, True),
-    "sigmoid": (lambda: _expit, {}, False, True),
-    "hardtanh": (lambda: (lambda x: np.clip(x, -1.0, 1.0)), {}, False, True),
-    "hardsigmoid": (lambda: (lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0)), {}, True, True),
-    "hardswish": (lambda: (lambda x: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0)), {}, False, False),
-    "softsign": (lambda: (lambda x: x / (1.0 + np.abs(x))), {}, False, True),
-    "sin": (lambda: np.sin, {}, False, False),
+def _selu(x: Array) -> Array:
+    return SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))
+
+
+@dataclass(frozen=True)
+class TorchForm:
+    """How torch spells an activation, by name (the catalog never imports torch;
+    ``backends.torch_activations`` resolves these names).
+
+    ``functions``: names in ``torch``, ``torch.nn.functional`` or ``Tensor`` (in-place ``name_`` variants
+    implied); ``module``: the ``torch.nn`` class; ``args``: torch's arguments after the input, in order, with
+    torch's defaults (an arg the catalog also names is a parameter, read from the call or the module's
+    attribute); ``fixed``: arguments that must have this value, else it is another function
+    (``gelu(approximate="tanh")`` is ``gelu_tanh``; ``softplus(beta=2)`` is nothing the catalog knows)."""
+
+    functions: tuple[str, ...] = ()
+    module: str | None = None
+    args: tuple[tuple[str, float | str], ...] = ()
+    fixed: tuple[tuple[str, float | str], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Callable[..., Fn]
+    defaults: dict[str, float] = field(default_factory=dict)
+    can_die: bool = False
+    saturates: bool = False
+    relu_like: bool = False  # a rectifier: He-style gains are its usual remedy (diagnostics' advice)
+    torch: TorchForm = TorchForm()
+    aliases: tuple[str, ...] = ()
+
+
+def _tf(functions: str = "", module: str | None = None, args: tuple[tuple[str, float | str], ...] = (),
+        fixed: tuple[tuple[str, float | str], ...] = ()) -> TorchForm:
+    return TorchForm(tuple(functions.split()), module, args, fixed)
+
+
+_APPROX = (("approximate", "none"),)
+# the one activation table: numpy form, defaults, facts, torch spellings and aliases
+_TABLE: dict[str, _Entry] = {
+    "linear": _Entry(lambda: (lambda x: x), torch=_tf("", "Identity"), aliases=("identity", "none", "conv")),
+    "relu": _Entry(lambda: (lambda x: np.maximum(x, 0.0)), {}, True, relu_like=True,
+                   torch=_tf("relu", "ReLU")),
+    "relu6": _Entry(lambda: (lambda x: np.clip(x, 0.0, 6.0)), {}, True, relu_like=True,
+                    torch=_tf("relu6", "ReLU6")),
+    "leaky_relu": _Entry(_leaky, {"negative_slope": 0.01}, relu_like=True, aliases=("leakyrelu",),
+                         torch=_tf("leaky_relu", "LeakyReLU", (("negative_slope", 0.01),))),
+    "prelu": _Entry(_leaky, {"negative_slope": 0.25}, relu_like=True),
+    "elu": _Entry(_elu, {"alpha": 1.0}, relu_like=True, torch=_tf("elu", "ELU", (("alpha", 1.0),))),
+    "celu": _Entry(lambda alpha: (lambda x: np.maximum(x, 0) + np.minimum(0, alpha * np.expm1(x / alpha))),
+                   {"alpha": 1.0}, relu_like=True, torch=_tf("celu", "CELU", (("alpha", 1.0),))),
+    "selu": _Entry(lambda: _selu, torch=_tf("selu", "SELU")),
+    "gelu": _Entry(lambda: (lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))), relu_like=True,
+                   torch=_tf("gelu", "GELU", _APPROX, _APPROX)),
+    "gelu_tanh": _Entry(
+        lambda: (lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))),
+        relu_like=True, aliases=("gelu_new",),
+        torch=_tf("gelu", "GELU", _APPROX, (("approximate", "tanh"),))),
+    "silu": _Entry(lambda: (lambda x: x * _expit(x)), relu_like=True, aliases=("swish",),
+                   torch=_tf("silu", "SiLU")),
+    "mish": _Entry(lambda: (lambda x: x * np.tanh(_softplus(x))), relu_like=True, torch=_tf("mish", "Mish")),
+    "softplus": _Entry(lambda: _softplus, relu_like=True,
+                       torch=_tf("softplus", "Softplus", (("beta", 1.0),), (("beta", 1.0),))),
+    "tanh": _Entry(lambda: np.tanh, saturates=True, torch=_tf("tanh", "Tanh")),
+    "sigmoid": _Entry(lambda: _expit, saturates=True, aliases=("logistic",), torch=_tf("sigmoid", "Sigmoid")),
+    "hardtanh": _Entry(lambda: (lambda x: np.clip(x, -1.0, 1.0)), saturates=True,
+                       torch=_tf("hardtanh", "Hardtanh", (("min_val", -1.0), ("max_val", 1.0)),
+                                 (("min_val", -1.0), ("max_val", 1.0)))),
+    "hardsigmoid": _Entry(lambda: (lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0)), can_die=True, saturates=True,
+                          torch=_tf("hardsigmoid", "Hardsigmoid")),
+    "hardswish": _Entry(lambda: (lambda x: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0)), relu_like=True,
+                        torch=_tf("hardswish", "Hardswish")),
+    "softsign": _Entry(lambda: (lambda x: x / (1.0 + np.abs(x))), saturates=True,
+                       torch=_tf("softsign", "Softsign")),
+    "sin": _Entry(lambda: np.sin, torch=_tf("sin")),
 }
-_ALIASES = {"identity": "linear", "none": "linear", "swish": "silu", "logistic": "sigmoid",
-            "gelu_new": "gelu_tanh", "leakyrelu": "leaky_relu", "conv": "linear"}
+_ALIASES = {alias: name for name, e in _TABLE.items() for alias in e.aliases}
+
+
+def torch_forms() -> dict[str, TorchForm]:
+    """Catalog name -> its torch spelling (for the torch backend to resolve)."""
+    return {name: e.torch for name, e in _TABLE.items()}
+
+
+def relu_like_names() -> frozenset[str]:
+    """Rectifier-family activations (the ones He-style gains are the usual remedy for)."""
+    return frozenset(name for name, e in _TABLE.items() if e.relu_like)
 
 
 # Converters for foreign activation objects (e.g. torch modules), registered by the backends that know them.
@@ -102,7 +161,7 @@ ADAPTERS: list[Callable[[Any], Activation | None]] = []
 
 def activation_names() -> list[str]:
     """Every activation name :func:`activation` knows."""
-    return sorted(_FACTORIES)
+    return sorted(_TABLE)
 
 
 def activation(spec: str | Activation | Callable[[Array], Any], **params: float) -> Activation:
@@ -130,13 +189,14 @@ def activation(spec: str | Activation | Callable[[Array], Any], **params: float)
 def _from_string(spec: str, **params: float) -> Activation:
     name, args, kwargs = parse_call(spec)
     key = _ALIASES.get(name.lower(), name.lower())
-    if key not in _FACTORIES:
+    if key not in _TABLE:
         import difflib
 
-        close = difflib.get_close_matches(key, list(_FACTORIES) + list(_ALIASES), n=3)
+        close = difflib.get_close_matches(key, list(_TABLE) + list(_ALIASES), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(activation_names())}"
         raise ValueError(f"unknown activation {name!r}{hint} (or pass a callable)")
-    factory, defaults, can_die, saturates = _FACTORIES[key]
+    entry = _TABLE[key]
+    defaults = entry.defaults
     merged = dict(defaults)
     names = list(defaults)
     if len(args) > len(names):
@@ -147,5 +207,5 @@ def _from_string(spec: str, **params: float) -> Activation:
     unknown = set(merged) - set(defaults)
     if unknown:
         raise ValueError(f"{key} has no parameter(s) {sorted(unknown)}; it takes {names}")
-    fn = factory(**{k: float(v) for k, v in merged.items()})
-    return Activation(key, fn, {k: float(v) for k, v in merged.items()}, can_die, saturates)
+    fn = entry.factory(**{k: float(v) for k, v in merged.items()})
+    return Activation(key, fn, {k: float(v) for k, v in merged.items()}, entry.can_die, entry.saturates)

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -114,13 +114,16 @@ def variance_gain(phi: ActivationLike, q: float = 1.0) -> float:
     return math.sqrt(q / second)
 
 
-def gain(phi: ActivationLike) -> float:
-    """The classic gain when the table has one, the variance-preserving gain otherwise."""
+def gain(phi: ActivationLike, table: Literal["classic", "variance"] = "classic") -> float:
+    """The one gain function: the classic gain (torch's table) when ``table="classic"`` and the table has
+    one, else the variance-preserving gain ``1 / sqrt(E[phi(z)^2])``. ``VarianceScaling`` calls this."""
     act = activation(phi)
-    try:
-        return classic_gain(act.name, act.params.get("negative_slope"))
-    except ValueError:
-        return variance_gain(act)
+    if table == "classic":
+        try:
+            return classic_gain(act.name, act.params.get("negative_slope"))
+        except ValueError:
+            pass
+    return variance_gain(act)
 
 
 def fixed_point_q(phi: ActivationLike, sigma_w2: float, sigma_b2: float = 0.0, *, q0: float = 1.0,

@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Literal
 from . import draws as d
 from .activations import activation as as_activation
 from .fans import Axes, Fans, Layout, compute_fans
-from .gains import ActivationLike, classic_gain, variance_gain
+from .gains import ActivationLike, classic_gain
+from .gains import gain as one_gain
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
@@ -196,13 +197,7 @@ class VarianceScaling(Initializer):
     def gain_for(self, act: ActivationLike | None) -> float:
         if not isinstance(self.gain, str):
             return float(self.gain)
-        a = as_activation(act if act is not None else self.default_activation)
-        if self.gain_table == "classic":
-            try:
-                return classic_gain(a.name, a.params.get("negative_slope"))
-            except ValueError:
-                pass
-        return variance_gain(a)
+        return one_gain(as_activation(act if act is not None else self.default_activation), self.gain_table)
 
     def variance(self, shape: Sequence[int], ctx: Context | None = None) -> float:
         ctx = ctx or Context()

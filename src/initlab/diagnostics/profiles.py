@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..backends.torch_activations import torch_callable
 from ..catalog.activations import Activation, activation_names
 
 SATURATION_LEVEL = 0.05  # saturated where phi' < 5% of its peak
@@ -89,31 +89,9 @@ def _saturation(d: np.ndarray, peak: float) -> tuple[float, float] | None:
 
 
 def _torch_fn(act: Activation) -> TorchFn:
-    p = act.params
-    table: dict[str, TorchFn] = {
-        "linear": lambda x: x,
-        "relu": F.relu,
-        "relu6": F.relu6,
-        "leaky_relu": lambda x: F.leaky_relu(x, p.get("negative_slope", 0.01)),
-        "prelu": lambda x: F.leaky_relu(x, p.get("negative_slope", 0.25)),
-        "elu": lambda x: F.elu(x, p.get("alpha", 1.0)),
-        "celu": lambda x: F.celu(x, p.get("alpha", 1.0)),
-        "selu": F.selu,
-        "gelu": F.gelu,
-        "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
-        "silu": F.silu,
-        "mish": F.mish,
-        "softplus": F.softplus,
-        "tanh": torch.tanh,
-        "sigmoid": torch.sigmoid,
-        "hardtanh": F.hardtanh,
-        "hardsigmoid": F.hardsigmoid,
-        "hardswish": F.hardswish,
-        "softsign": F.softsign,
-        "sin": torch.sin,
-    }
-    if act.name in table:
-        return table[act.name]
+    found = torch_callable(act)  # the catalog's table, resolved by the torch backend
+    if found is not None:
+        return found
 
     def via_numpy(x: torch.Tensor) -> torch.Tensor:
         out = act(x.detach().double().cpu().numpy())

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..catalog.activations import relu_like_names
 from .format import fmt
 from .records import LayerStats, growth_rate
 
@@ -28,8 +29,7 @@ SHIFT_RISE = 0.3
 SHIFT_NOISE = 3.5  # a shift below 3.5 / sqrt(units) is within the noise of a random zero-mean layer
 ISOMETRY_DB = 60.0
 
-RELU_LIKE = frozenset(("relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "gelu", "gelu_tanh", "silu",
-                       "mish", "hardswish", "softplus"))
+RELU_LIKE = relu_like_names()  # the catalog's activation table says which are rectifiers
 
 
 @dataclass

@@ -15,16 +15,15 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from ..backends.torch_activations import torch_module
 from ..backends.torch_backend import init_, make_generator
 from .data import Dataset
 
 M = TypeVar("M", bound=nn.Module)
 
+# the experiments' activations, as torch modules from the catalog's one activation table
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "linear": nn.Identity,
+    name: torch_module(name) for name in ("relu", "tanh", "sigmoid", "linear")
 }
 
 

@@ -10,10 +10,23 @@ from typing import Any
 import torch
 from torch import nn
 
-# Layers whose output is linear in (weight, bias): multiplying both by s multiplies the output by exactly s,
-# and subtracting m from the bias subtracts m from every output of that channel.
-HOMOGENEOUS: tuple[type[nn.Module], ...] = (
-    nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.MultiheadAttention)
+from ..model._registry import layer_type, tensor_of
+
+
+def homogeneous(module: object) -> bool:
+    t = layer_type(module) if isinstance(module, nn.Module) else None
+    return t is not None and t.homogeneous
+
+
+class _HomogeneousMeta(type):
+    def __instancecheck__(cls, module: object) -> bool:
+        return homogeneous(module)
+
+
+class HOMOGENEOUS(metaclass=_HomogeneousMeta):  # the name the methods import
+    """``isinstance(m, HOMOGENEOUS)``: ``m``'s registered layer type says its output is linear in (weight,
+    bias), so multiplying both by s multiplies the output by exactly s, and subtracting m from the bias
+    subtracts m from every output of that channel (the registry decides, user types included)."""
 
 
 class DataInitError(ValueError):
@@ -22,7 +35,8 @@ class DataInitError(ValueError):
 
 def weight_layers(model: nn.Module, layers: Iterable[nn.Module | str] | None = None) -> dict[nn.Module, str]:
     """The layers to initialize, ``{module: qualified name}``: ``layers`` if given (modules or names), else
-    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention (not the projections inside an attention)."""
+    every layer whose registered type is homogeneous (Linear, Bilinear, Conv, ConvTranspose,
+    MultiheadAttention, HF Conv1D, user types; not the projections inside an attention)."""
     names = {m: n for n, m in model.named_modules()}
     if layers is not None:
         chosen: dict[nn.Module, str] = {}
@@ -34,13 +48,33 @@ def weight_layers(model: nn.Module, layers: Iterable[nn.Module | str] | None = N
         return chosen
     attentions = [m for m in names if isinstance(m, nn.MultiheadAttention)]
     inside_attention = {c for m in attentions for c in m.modules() if c is not m}
-    return {m: n for m, n in names.items() if isinstance(m, HOMOGENEOUS) and m not in inside_attention}
+    return {m: n for m, n in names.items() if homogeneous(m) and m not in inside_attention}
+
+
+def _locals(module: nn.Module) -> tuple[str, str]:
+    """The names of a layer's main weight and its bias, from its registered type."""
+    t = layer_type(module)
+    specs = t.specs(module) if t is not None else {}
+    weight = next((n for n, s in specs.items() if s.role in _WEIGHT_ROLES), "weight")
+    bias = next((n for n, s in specs.items() if s.role == "bias" and s.fans_of == weight), "bias")
+    return weight, bias
+
+
+_WEIGHT_ROLES = ("weight", "attention_out")
+
+
+def _out_axis(module: nn.Module) -> int:
+    """The output-channel axis of the main weight (0 for torch's (out, in, ...); 1 for (in, out) layouts)."""
+    t = layer_type(module)
+    spec = (t.specs(module) if t is not None else {}).get(_locals(module)[0])
+    return 1 if spec is not None and spec.layout in ("in_out", "torch_transposed") else 0
 
 
 def scaled_params(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The (weight, bias) tensors whose product with a scale rescales the output (weight-norm: the gain g)."""
     if isinstance(module, nn.MultiheadAttention):
         return module.out_proj.weight, module.out_proj.bias
+    name, bias_name = _locals(module)
     parametrizations = getattr(module, "parametrizations", None)
     if parametrizations is not None and "weight" in parametrizations:
         plist = parametrizations["weight"]
@@ -48,15 +82,14 @@ def scaled_params(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]
             raise DataInitError(f"cannot rescale the parametrized weight of {type(module).__name__} "
                                 f"({type(plist[0]).__name__}); only weight_norm is supported")
         return plist.original0, _bias(module)
-    weight = getattr(module, "weight", None)
-    if not isinstance(weight, torch.Tensor):
+    weight = tensor_of(module, name)
+    if weight is None:
         raise DataInitError(f"{type(module).__name__} has no weight tensor to rescale")
-    return weight, _bias(module)
+    return weight, tensor_of(module, bias_name)
 
 
 def _bias(module: nn.Module) -> torch.Tensor | None:
-    bias = getattr(module, "bias", None)
-    return bias if isinstance(bias, torch.Tensor) else None
+    return tensor_of(module, _locals(module)[1])
 
 
 def channel_dim(module: nn.Module, out: torch.Tensor) -> int:
@@ -85,12 +118,14 @@ def scale_channels_(module: nn.Module, scale: torch.Tensor | float,
     scale = scale.to(weight.dtype)
     if bias is not None:
         bias.mul_(scale)
-    if weight.dim() == 1 or weight is not getattr(module, "weight", None):  # weight-norm gain (out, 1, ...)
+    if weight.dim() == 1 or weight is not tensor_of(module, _locals(module)[0]):  # weight-norm gain
         weight.mul_(scale.view(-1, *([1] * (weight.dim() - 1))))
     elif isinstance(module, nn.modules.conv._ConvTransposeNd):
         groups = module.groups
         w = weight.view(groups, weight.shape[0] // groups, weight.shape[1], -1)
         w.mul_(scale.view(groups, 1, -1, 1))
+    elif _out_axis(module) == 1:  # (in, out, ...): HF Conv1D, user x @ W layers
+        weight.mul_(scale.view(1, -1, *([1] * (weight.dim() - 2))))
     else:
         weight.mul_(scale.view(-1, *([1] * (weight.dim() - 1))))
 

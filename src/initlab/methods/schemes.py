@@ -16,11 +16,12 @@ from typing import Any
 from torch import nn
 
 from ..model import InitReport, ModelGraph, SchemeOptions, init_model, register_model_scheme
+from ..model._registry import registered
 from ..model.report import Row
 from . import residual
 from ._sweep import DataInitError, scaled_params
 
-DATA_KINDS = ("linear", "conv", "conv_transpose", "attention", "bilinear")
+DATA_KINDS = tuple(t.kind for t in registered() if t.data_init)  # from the layer registry
 
 
 def _options(opts: SchemeOptions, allowed: dict[str, Any], scheme: str) -> dict[str, Any]:

@@ -16,8 +16,11 @@ Public API:
   same validation and all-or-nothing wrapper; ``fn(model, graph, SchemeOptions) -> InitReport``.
 - ``init_model(..., dry_run=True).plan`` / ``apply_plan(model, plan, generator)``: a plan made from shapes
   (meta-device models too), drawn into real tensors later.
-- ``ModelState``: exact snapshots (capture/restore/matches)."""
+- ``ModelState``: exact snapshots (capture/restore/matches).
+- ``register_layer(cls, params={"weight": "out_in", "bias": "bias"}, ...)``: teach initlab a layer type
+  (:mod:`._registry`: ``LayerType``, ``Kind``, ``ParamSpec``, ``layer_type(module)``)."""
 
+from ._registry import Kind, LayerType, ParamSpec, layer_type, register_layer
 from .api import SchemeOptions, init_model, model_schemes, register_model_scheme
 from .graph import ActivationSite, Branch, LayerInfo, ModelGraph, Node, discover, unwrap
 from .plan import Assignment, Plan, apply_plan
@@ -31,10 +34,13 @@ __all__ = [
     "Assignment",
     "Branch",
     "InitReport",
+    "Kind",
     "LayerInfo",
+    "LayerType",
     "ModelGraph",
     "ModelState",
     "Node",
+    "ParamSpec",
     "Plan",
     "Row",
     "SchemeOptions",
@@ -42,7 +48,9 @@ __all__ = [
     "apply_plan",
     "discover",
     "init_model",
+    "layer_type",
     "model_schemes",
+    "register_layer",
     "register_model_scheme",
     "trace_activations",
     "unwrap",

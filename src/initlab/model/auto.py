@@ -17,9 +17,9 @@ A]]`` (Balduzzi et al. 2017) that makes the initial network an exact orthogonal 
 whose sum is not normalized share a variance budget: the last layer of each of the ``B`` branches outputs
 ``1/B`` of the unit stream, so the stream stays within 2x of its input at any depth (Fixup and SkipInit
 spirit, without zeros); ``zero_init_residual=True`` zeroes the last norm (or last layer) of every branch
-instead. Embeddings N(0, 1) (a weight tied between an embedding and a head gets the geometric mean of the two
-scales), norms 1/0, recurrent weights orthogonal per gate block, LSTM forget-gate bias 1, attention q/k/v
-blocks at unit logit variance."""
+instead. Embeddings N(0, 1) (a weight tied between an embedding and an output head gets the head's scale, so
+the initial logits have unit variance), norms 1/0, recurrent weights orthogonal per gate block, LSTM
+forget-gate bias 1, attention q/k/v blocks at unit logit variance."""
 
 from __future__ import annotations
 
@@ -33,13 +33,14 @@ from torch import nn
 
 from ..catalog import draws as d
 from ..catalog.activations import Activation
+from ._layer_types import frozen_norm_gain
+from ._registry import Kind, tensor_of
 from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
 from .plan import Choice, _forget_bias
 from .propagate import Signal, act_moments, output_signal, propagate
 from .report import InitReport
 
-WEIGHT_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "raw", "bilinear")
 SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
 ORTHO_RATIO = 0.05  # depth / width above which Gaussian products fluctuate visibly (log-norm variance ~ L/N)
 
@@ -82,6 +83,7 @@ class AutoChooser:
         self.notes: list[str] = []
         self.tied_std: dict[str, float] = {}
         self.why: dict[str, str] = {}
+        self._fixed_point: dict[str, bool] = {}
         self.signals: dict[int, Signal] = {}
         self._analyze(orthogonal, looks_linear)
         signals = self._run()
@@ -94,8 +96,9 @@ class AutoChooser:
     def _analyze(self, orthogonal: bool | None, looks_linear: bool) -> None:
         g = self.graph
         self.by_name = {info.name: info for info in g.layers}
-        self.walker = g.walker or Walker(g.nodes, (i.name for i in g.layers if i.kind == "norm"))
-        norms = {info.name for info in g.layers if info.kind == "norm"}
+        norms = {info.name for info in g.layers if info.kind is Kind.NORM}
+        self.walker = g.walker or Walker(g.nodes, norms)
+        self.consumers = self.walker.consumers
         self.unnormalized: set[int] = set()
         for br in g.branches:
             # composites (no add node): a post-norm stream is normalized after each add
@@ -106,8 +109,8 @@ class AutoChooser:
         self.last_of = {br.last: br for br in g.branches if br.last}
         self.last_norm_of = {br.norms[-1]: br for br in g.branches if br.norms}
         self.shortcut = {name for br in g.branches for name in br.shortcut}
-        weights = [i for i in g.layers if i.kind in WEIGHT_KINDS]
-        plain = not norms and not g.branches and all(i.kind in WEIGHT_KINDS for i in g.layers)
+        weights = [i for i in g.layers if i.kind.weight]
+        plain = not norms and not g.branches and all(i.kind.weight for i in g.layers)
         widths = sorted(
             min(f.fan_in, f.fan_out) / f.receptive for i in weights if (f := i.weight_fans) is not None
         )
@@ -150,9 +153,8 @@ class AutoChooser:
 
         before = 1.0
         for info in weights:
-            linear = (
-                info.kind in ("linear", "raw") and info.specs.get("weight", ParamSpec("x")).layout == "torch"
-            )
+            spec = info.specs.get(info.weight_local)
+            linear = info.layer_type.matrix and spec is not None and spec.layout == "torch"
             shape = info.weight_fans
             c = odd_linear_factor(info.activation_fn)
             ok = linear and shape is not None and (c is not None or chain)
@@ -191,25 +193,63 @@ class AutoChooser:
         return signals
 
     def _tie(self) -> bool:
-        wants: dict[str, list[float]] = {}
+        """One scale for a weight shared by several uses. Tied input/output embeddings (GPT-2, BERT, OPT,
+        Gemma...): the output use wins. Its scale sets the initial logits (std 1: step-0 loss ~ ln V + 1/2),
+        while the input use feeds a norm or a residual stream whose scale the next norm removes; the
+        geometric mean of the two would start the logits at std ~ d^(1/4) (loss 2-3x ln V). Other ties:
+        the geometric mean."""
+        wants: dict[str, list[tuple[float, bool]]] = {}
         for info in self.graph.layers:
             for q in info.params.values():
                 c = self.choices.get(q)
                 if c is not None and c.draws and isinstance(c.draws[0], d.Normal):
-                    wants.setdefault(q, []).append(c.draws[0].std)
+                    wants.setdefault(q, []).append((c.draws[0].std, info.kind.embedding))
         changed = False
         for canon, aliases in self.graph.tied.items():
-            stds = [s for name in (canon, *aliases) for s in wants.get(name, [])]
-            if len(stds) > 1 and max(stds) > 1.01 * min(stds):
-                std = math.exp(sum(math.log(max(s, 1e-12)) for s in stds) / len(stds))
-                for name in (canon, *aliases):
-                    self.tied_std[name] = std
-                self.notes.append(
-                    f"{canon} is tied to {', '.join(aliases)}: std {std:.3g}, the geometric mean "
-                    f"of what each use wants ({', '.join(f'{s:.3g}' for s in stds)})"
-                )
-                changed = True
+            uses = [u for name in (canon, *aliases) for u in wants.get(name, [])]
+            stds = [s for s, _ in uses]
+            if len(stds) < 2 or max(stds) <= 1.01 * min(stds):
+                continue
+            outputs = [s for s, emb in uses if not emb]
+            embedding = len(outputs) < len(uses)
+            chosen = outputs if embedding and outputs else stds
+            std = math.exp(sum(math.log(max(s, 1e-12)) for s in chosen) / len(chosen))
+            names = [canon, *aliases]
+            if embedding and outputs:  # embeddings summed with it (positions, segments) keep its scale
+                for n in (canon, *aliases):
+                    names += [q for q in self._summed_embeddings(n) if q not in names]
+            for name in names:
+                self.tied_std[name] = std
+            how = "the output use's, as a tied embedding" if embedding and outputs else "the geometric mean"
+            self.notes.append(
+                f"{canon} is tied to {', '.join(aliases)}: std {std:.3g}, {how} (uses want "
+                f"{', '.join(f'{s:.3g}' for s in stds)})"
+                + (f"; {', '.join(names[1 + len(aliases) :])} summed with it: the same" if len(names) > 1
+                   + len(aliases) else "")
+            )
+            changed = True
         return changed
+
+    def _summed_embeddings(self, param: str) -> list[str]:
+        """Weights of the other embeddings whose output is added to this embedding parameter's output."""
+        nodes = self.graph.nodes
+        emb = {i.node: i for i in self.graph.layers if i.kind.embedding and i.node is not None}
+        mine = [n for n, i in emb.items() if param in i.params.values()]
+
+        def source(j: int) -> int:
+            while nodes[j].op == "pass" and nodes[j].inputs:
+                j = nodes[j].inputs[0]
+            return j
+
+        out: list[str] = []
+        for n in mine:
+            for c in self.consumers[n]:
+                if nodes[c].op != "add":
+                    continue
+                for j in map(source, nodes[c].inputs):
+                    if j in emb and j not in mine:
+                        out += [q for q in emb[j].params.values() if q not in out]
+        return out
 
     def _pre_activation(self, node: int | None) -> _Pre | None:
         """The activation whose output feeds ``node`` (through shape-only ops), with its input variance."""
@@ -230,11 +270,15 @@ class AutoChooser:
 
     # ---- per layer ----------------------------------------------------------------------------------------
     def _target(self, info: LayerInfo, q_in: float) -> tuple[float, str]:
+        """The output second moment a layer aims at, and why; ``_fixed_point[name]`` records whether that is
+        the activation's own stable point (where the edge of chaos applies), not a residual budget."""
         br = self.last_of.get(info.name)
+        self._fixed_point[info.name] = False
         if br is not None and br.index in self.unnormalized:
             return self.budget, f"residual budget 1/{len(self.unnormalized)}"
         if info.name in self.shortcut:
             return q_in, "shortcut: keeps the stream"
+        self._fixed_point[info.name] = True
         act = info.activation_fn
         if act is not None and act.saturates:
             return self.q_saturating, f"stable point q*={self.q_saturating:g} of {info.activation}"
@@ -242,14 +286,16 @@ class AutoChooser:
 
     def _decide(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
         x = ins[0]
-        if info.kind in WEIGHT_KINDS:
+        if info.kind.weight:
             return self._weight_layer(info, ins, node)
-        if info.kind in ("embedding", "embedding_bag"):
+        if info.kind.embedding:
             q = info.params.get("weight")
             std = self.tied_std.get(q or "", 1.0)
             self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", "auto:embedding")
             return Signal(std * std, 0.0)
-        if info.kind == "norm":
+        if info.kind is Kind.NORM:
+            if not info.layer_type.normalizes:  # frozen norm: buffers only, a fixed affine map
+                return Signal(frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0), 0.0)
             zero = self.zero_init_residual and info.name in self.last_norm_of
             self._set(
                 info,
@@ -260,100 +306,95 @@ class AutoChooser:
             )
             self._set(info, "bias", d.Constant(0.0), "zeros", "auto:norm")
             return Signal(0.0 if zero else 1.0, 0.0)
-        if info.kind == "rnn":
+        if info.kind is Kind.RNN:
             return self._rnn(info, x)
-        if info.kind == "attention":
+        if info.kind is Kind.ATTENTION:
             return self._attention(info, x)
         return x
 
     def _weight_layer(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
-        fans = info.weight_fans
-        fan_in = max(fans.fan_in if fans is not None else 1.0, 1.0)
-        x = ins[0]
-        q_in = max(x.q, 1e-12) if info.kind != "bilinear" else max(math.prod(s.q for s in ins[:2]), 1e-12)
-        has_bias = "bias" in info.params
+        t, fans = info.layer_type, info.weight_fans
+        # the layer's own map of E[w^2] to the output (linear in it): fan_in for a plain product
+        fan_in = max(t.second_moment(1.0, 1.0, 0.0, fans.fan_in if fans is not None else 1.0), 1e-12)
+        n = t.inputs if len(ins) >= t.inputs else 1
+        q_in = max(math.prod(s.q for s in ins[:n]), 1e-12)
+        w, b = info.weight_local, info.bias_local
+        has_bias = b in info.params
         q_t, why = self._target(info, q_in)
         zero = self.zero_init_residual and info.name in self.last_of and not self.last_of[info.name].norms
         if zero:
-            self._set(info, "weight", d.Constant(0.0), "zeros", "auto:zero_init_residual")
-            self._set(info, "bias", d.Constant(0.0), "zeros", "auto:bias")
+            self._set(info, w, d.Constant(0.0), "zeros", "auto:zero_init_residual")
+            self._set(info, b, d.Constant(0.0), "zeros", "auto:bias")
             self.var_out[info.name] = 0.0
             return Signal(0.0, 0.0)
         # edge of chaos only where the target is the activation's stable point (not a residual budget)
-        pre = self._pre_activation(node) if why.startswith(("stable", "unit")) else None
-        v_in, center = q_in, 0.0
-        sw2, sb2, rule = q_t / q_in, 0.0, "variance"
-        if pre is not None:
-            mean, second, slope2 = act_moments(pre.act, pre.spec, pre.q)
-            chi_w2 = 1.0 / max(slope2, 1e-12)
-            sb2_plain = q_t - chi_w2 * second
-            if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second and not self.portable:
-                v_in, center = max(second - mean * mean, 1e-12), mean  # cancel the mean through the bias
-                sb2_plain = q_t - chi_w2 * v_in
-            if sb2_plain >= 0 and (has_bias or sb2_plain < 0.02 * q_t):
-                sw2, sb2, rule = chi_w2, sb2_plain if has_bias else 0.0, "edge of chaos"
-            else:
-                sw2 = q_t / v_in
-        role = self.ll_role.get(info.name)
+        pre = self._pre_activation(node) if self._fixed_point.get(info.name, False) else None
+        sw2, sb2, rule, center = self._scales(pre, q_in, q_t, has_bias)
         label_rule = f"auto:{rule}" + (" (mean-centred)" if center else "")
-        if role is not None:
-            draw, label = self._looks_linear(info, role, q_in)
-            self._set(info, "weight", draw, label, "auto:looks-linear", post=(("looks_linear", role),))
+        if self._set_weight(info, w, sw2, fan_in, q_in, label_rule):
             sb2, center = 0.0, 0.0
-        elif (
-            self.orthogonal
-            and info.kind in ("linear", "raw")
-            and info.specs["weight"].layout in ("torch", "in_out")
-        ):
-            o, i = self._dims(info)
-            gain = math.sqrt(sw2 * max(1.0, o / i))
-            self._set(
-                info,
-                "weight",
-                d.Orthogonal(gain),
-                f"orthogonal(gain={gain:.3g})",
-                label_rule + ", orthogonal",
-            )
-        else:
-            std = math.sqrt(sw2 / fan_in)
-            rows = info.kind in ("linear", "conv", "raw") and info.specs["weight"].layout == "torch"
-            if (
-                rows and fan_in < SMALL_FAN_IN and not self.portable
-            ):  # fixed-norm rows: no chi-square spread of each unit's gain
-                label = f"normal(0, {std:.3g}), rows scaled to norm {math.sqrt(sw2):.3g}"
-                self._set(
-                    info,
-                    "weight",
-                    d.Normal(0.0, std),
-                    label,
-                    label_rule,
-                    post=(("row_norm", math.sqrt(sw2)),),
-                )
-            else:
-                self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
         if has_bias:
-            post = (("center", info.params["weight"], center),) if center else ()
+            post = (("center", info.params[w], center),) if center else ()
             draw_b: d.Draw = d.Normal(0.0, math.sqrt(sb2)) if sb2 > 0 else d.Constant(0.0)
             label = f"normal(0, {math.sqrt(sb2):.3g})" if sb2 > 0 else "zeros"
-            self._set(
-                info, "bias", draw_b, label + (" - mean x W.1" if center else ""), label_rule, post=post
-            )
+            self._set(info, b, draw_b, label + (" - mean x W.1" if center else ""), label_rule, post=post)
         self.var_out[info.name] = q_t
         self.why[info.name] = why
         return Signal(q_t, 0.0)
 
+    def _scales(
+        self, pre: _Pre | None, q_in: float, q_t: float, has_bias: bool
+    ) -> tuple[float, float, str, float]:
+        """(sigma_w^2, sigma_b^2, rule, mean to cancel) for a target ``q_t``: the edge of chaos after an
+        activation where feasible, else the forward variance."""
+        if pre is None:
+            return q_t / q_in, 0.0, "variance", 0.0
+        v_in, center = q_in, 0.0
+        mean, second, slope2 = act_moments(pre.act, pre.spec, pre.q)
+        chi_w2 = 1.0 / max(slope2, 1e-12)
+        sb2_plain = q_t - chi_w2 * second
+        if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second and not self.portable:
+            v_in, center = max(second - mean * mean, 1e-12), mean  # cancel the mean through the bias
+            sb2_plain = q_t - chi_w2 * v_in
+        if sb2_plain >= 0 and (has_bias or sb2_plain < 0.02 * q_t):
+            return chi_w2, sb2_plain if has_bias else 0.0, "edge of chaos", center
+        return q_t / v_in, 0.0, "variance", center
+
+    def _set_weight(
+        self, info: LayerInfo, w: str, sw2: float, fan_in: float, q_in: float, label_rule: str
+    ) -> bool:
+        """Plan the weight for ``sigma_w^2``; True when its structure sets the bias to zero (looks-linear)."""
+        role = self.ll_role.get(info.name)
+        if role is not None:
+            draw, label = self._looks_linear(info, role, q_in)
+            self._set(info, w, draw, label, "auto:looks-linear", post=(("looks_linear", role),))
+            return True
+        if self.orthogonal and info.layer_type.matrix and info.specs[w].layout in ("torch", "in_out"):
+            o, i = self._dims(info)
+            gain = math.sqrt(sw2 * max(1.0, o / i))
+            label = f"orthogonal(gain={gain:.3g})"
+            self._set(info, w, d.Orthogonal(gain), label, label_rule + ", orthogonal")
+            return False
+        std = math.sqrt(sw2 / fan_in)
+        rows = info.kind in (Kind.LINEAR, Kind.CONV, Kind.RAW) and info.specs[w].layout == "torch"
+        if rows and fan_in < SMALL_FAN_IN and not self.portable:  # fixed-norm rows: no chi-square spread
+            label = f"normal(0, {std:.3g}), rows scaled to norm {math.sqrt(sw2):.3g}"
+            self._set(info, w, d.Normal(0.0, std), label, label_rule, post=(("row_norm", math.sqrt(sw2)),))
+        else:
+            self._set(info, w, d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
+        return False
+
     def _dims(self, info: LayerInfo) -> tuple[int, int]:
         """(outputs, inputs) of the weight as a matrix: rows = dim 0, or the last dim for ``x @ W``."""
-        model = self.graph.model
-        module = info.module
+        w = info.weight_local
         weight = (
-            model.get_parameter(info.params["weight"])
-            if module is None
-            else cast(torch.Tensor, module.weight)
+            self.graph.model.get_parameter(info.params[w])
+            if info.module is None
+            else cast(torch.Tensor, tensor_of(info.module, w))
         )
         shape = tuple(weight.shape)
         rows, cols = int(shape[0]), int(math.prod(shape[1:]))
-        return (cols, rows) if info.specs["weight"].layout == "in_out" else (rows, cols)
+        return (cols, rows) if info.specs[w].layout == "in_out" else (rows, cols)
 
     def _looks_linear(self, info: LayerInfo, role: str, q_in: float) -> tuple[d.Draw, str]:
         o, i = self._dims(info)

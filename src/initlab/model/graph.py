@@ -37,7 +37,10 @@ from ._fingerprint import fingerprint
 from ._fuse import Fused, elementwise_call, fuse
 from ._fuse import Ref as _Ref
 from ._isolate import kept_buffers, kept_rngs
+from ._layer_types import RAW
+from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
+from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
 from ._walk import SHAPE as SHAPE
@@ -66,6 +69,7 @@ class Node:
 class LayerInfo:
     """A weight layer as discovery found it.
 
+    ``kind`` says how it computes and ``layer_type`` is its registry record (:mod:`._registry`);
     ``params`` maps each parameter's name within the layer (``weight``, ``bias``, ``weight_hh_l0``,
     ``out_proj.weight``...) to its qualified name in the model; ``specs`` gives its role, layout and block
     structure and ``fans`` its fans (per gate block and group). ``activation`` is the catalog spec of the
@@ -74,7 +78,7 @@ class LayerInfo:
 
     name: str
     module: nn.Module | None
-    kind: str
+    kind: Kind
     params: dict[str, str]
     specs: dict[str, L.ParamSpec] = field(default_factory=dict, repr=False)
     fans: dict[str, Fans] = field(default_factory=dict)
@@ -87,16 +91,44 @@ class LayerInfo:
     node: int | None = None
     order: float = field(default=float("inf"), repr=False)
 
+    def __post_init__(self) -> None:
+        self.kind = Kind(self.kind)
+
+    @property
+    def layer_type(self) -> LayerType:
+        t = layer_type(self.module) if self.module is not None else None
+        return t if t is not None else RAW
+
     @property
     def module_type(self) -> str:
         return type(self.module).__name__ if self.module is not None else "Parameter"
 
     @property
+    def weight_local(self) -> str:
+        """The name within the layer of its main weight (``weight`` for torch layers)."""
+        for local, spec in self.specs.items():
+            if spec.role not in _BIAS_ROLES and local in self.params:
+                return local
+        return "weight"
+
+    @property
+    def bias_local(self) -> str:
+        """The name within the layer of the main weight's bias (``bias`` for torch layers)."""
+        w = self.weight_local
+        for local, spec in self.specs.items():
+            if spec.role in _BIAS_ROLES and spec.fans_of == w:
+                return local
+        return "bias"
+
+    @property
     def weight_fans(self) -> Fans | None:
         for local, spec in self.specs.items():
-            if spec.role not in ("bias", "rnn_bias", "norm_bias") and local in self.fans:
+            if spec.role not in _BIAS_ROLES and local in self.fans:
                 return self.fans[local]
         return None
+
+
+_BIAS_ROLES = ("bias", "rnn_bias", "norm_bias")
 
 
 @dataclass
@@ -204,7 +236,7 @@ class _Builder:
         self,
         name: str,
         module: nn.Module | None,
-        kind: str,
+        kind: Kind,
         params: dict[str, str],
         specs: dict[str, L.ParamSpec],
     ) -> LayerInfo:
@@ -307,7 +339,7 @@ class _Builder:
             params["bias"] = names[1]
             specs["bias"] = L.ParamSpec("bias", fans_of="weight")
         idx = self.add("layer", data, weight)
-        info = self._layer(weight, None, "raw", params, specs)
+        info = self._layer(weight, None, Kind.RAW, params, specs)
         if info.node is None:
             info.node = idx
             info.order = idx
@@ -556,7 +588,7 @@ def _fill_layer(info: LayerInfo, names: set[str], shapes: dict[str, torch.Size])
             continue
         info.params[local] = q
         info.specs[local] = spec
-        tensor = _get_tensor(info.module, local)
+        tensor = tensor_of(info.module, local)
         if tensor is not None:
             fans = _fans_or_none(spec, tuple(tensor.shape))
             if fans is not None:
@@ -568,15 +600,6 @@ def _fans_or_none(spec: L.ParamSpec, shape: tuple[int, ...]) -> Fans | None:
         return spec.fans(shape)
     except ValueError:
         return None
-
-
-def _get_tensor(module: nn.Module, local: str) -> torch.Tensor | None:
-    obj: Any = module
-    for part in local.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj if isinstance(obj, torch.Tensor) else None
 
 
 def _branches(nodes: list[Node], walker: Walker, weight_layers: set[str]) -> list[Branch]:
@@ -640,7 +663,7 @@ def _expand_composite(name: str, module: nn.Module, b: _Builder, branches: list[
             for k, sub in child.named_children():
                 _expand_composite(f"{q}.{k}", sub, b, branches, at)
         elif L.layer_kind(child) is not None:
-            b._layer(q, child, L.layer_kind(child) or "", {}, {}).order = at + len(b.layers) * 1e-6
+            b._layer(q, child, L.layer_kind(child) or Kind.RAW, {}, {}).order = at + len(b.layers) * 1e-6
 
 
 def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
@@ -749,12 +772,13 @@ def _coverage(
             continue
         mod = owners.get(n.rpartition(".")[0].split(".parametrizations")[0])
         if n in b.param_uses:
-            unreached[n] = f"used by {b.param_uses[n]!r}, not a weight-layer op: left untouched"
+            fix = f"; {fix_line(mod)}" if mod is not None and layer_type(mod) is None else ""
+            unreached[n] = f"used by {b.param_uses[n]!r}, not a weight-layer op: left untouched{fix}"
         elif method != "static" and n not in b.param_nodes and not (mod is not None and L.is_leaf(mod)):
             unreached[n] = "never used in the traced forward: left untouched"
         else:
-            kind = type(mod).__name__ if mod is not None else "?"
-            unreached[n] = f"unknown module type {kind}: left untouched"
+            mtype = type(mod).__name__ if mod is not None else "?"
+            unreached[n] = f"unknown module type {mtype}: left untouched; {fix_line(mod or mtype)}"
     for info in layers:
         if not info.reached:
             for q in info.params.values():
@@ -878,6 +902,7 @@ def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
         )
     graph = _analyze(b, model, method)
     graph.notes.extend(notes)
+    attach_expert_layers(graph)  # registry pass: fused MoE expert tensors become per-expert weight layers
     return graph
 
 

@@ -23,9 +23,10 @@ from ..catalog.fans import Fans
 from ..catalog.initializers import Context, Initializer
 from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
+from ._param_rules import param_rule
 from ._steps import SetRow, SetSlice, Step, as_steps
 from .graph import LayerInfo, ModelGraph
-from .layers import ParamSpec
+from .layers import Kind, ParamSpec
 from .report import InitReport, Row
 
 SchemeLike = str | Initializer | Mapping[str, Any]
@@ -149,9 +150,7 @@ class ProfileChooser:
             self.profile = Profile(self.name, weight=self.name, rnn_recurrent="orthogonal", forget_bias=1.0)
             self.profile = _with_embedding(self.profile, scheme_profile(self.name).embedding)
         self.torch_default = self.name == "torch:default"
-        weights = [
-            i for i in graph.layers if i.kind in ("linear", "conv", "hf_conv1d", "raw", "conv_transpose")
-        ]
+        weights = [i for i in graph.layers if i.kind.weight]
         self.head = weights[-1].name if weights and self.profile.head else None
         self.n_layer = max(1, math.ceil(len(graph.branches) / 2))
         self._cache: dict[str, Initializer] = {}
@@ -379,6 +378,10 @@ def build_plan(
             fans = info.fans.get(spec.fans_of or local)
             if fans is not None:
                 row.fan_in, row.fan_out = fans.fan_in, fans.fan_out
+        fixed = param_rule(q, shape, _owner(model, q)) if rule_hit is None and info is None else None
+        if fixed is not None:  # a parameter no layer owns, with its architecture's rule (_param_rules)
+            init = None if fixed.scheme is None else _resolve_scheme(fixed.scheme, fixed.label)
+            rule_hit = Rule(q, fixed.scheme or KEEP, fixed.label, init)
         if rule_hit is None and info is None:
             row.status, row.scheme, row.rule = "untouched", "-", "-"
             row.note = graph.unreached.get(q, "")
@@ -398,10 +401,10 @@ def build_plan(
             row.status, row.scheme, row.rule = "kept", KEEP, choice.rule
             report.rows.append(row)
             continue
-        layer = info or LayerInfo(q, None, "raw", {local: q}, {local: spec})
+        layer = info or LayerInfo(q, None, Kind.RAW, {local: q}, {local: spec})
         draws, note = resolve_choice(choice, layer, spec, shape, q)
         post = choice.post
-        if info is not None and info.kind in ("embedding", "embedding_bag") and local == "weight":
+        if info is not None and info.kind.embedding and local == "weight":
             pad = getattr(info.module, "padding_idx", None)
             if pad is not None:
                 post = (*as_steps(post), SetRow(int(pad), 0.0))
@@ -430,7 +433,7 @@ def build_plan(
                 f"{', '.join(list(tensors)[:4])}"
             )
     for info in graph.layers:
-        if info.kind == "norm" and hasattr(info.module, "reset_running_stats"):
+        if info.kind is Kind.NORM and hasattr(info.module, "reset_running_stats"):
             plan.reset_stats.append(info.name)
     if plan.reset_stats:
         report.notes.append(f"running statistics reset in {len(plan.reset_stats)} normalization layer(s)")

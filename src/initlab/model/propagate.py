@@ -17,6 +17,8 @@ from functools import lru_cache
 
 from ..catalog.activations import Activation
 from ..catalog.gains import moments
+from ._layer_types import frozen_norm_gain
+from ._registry import Kind
 from .graph import LayerInfo, ModelGraph
 
 POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps (spatial correlation unknown)
@@ -117,6 +119,29 @@ def output_signal(graph: ModelGraph, signals: dict[int, Signal]) -> Signal | Non
     return None
 
 
+def layer_moment(info: LayerInfo, ins: list[Signal], m2: Callable[[str], float]) -> float:
+    """Output second moment of a layer for its input signals, given ``E[p^2]`` of each of its parameters by
+    local name (the layer's registry type says how it computes)."""
+    t, x = info.layer_type, ins[0]
+    if info.kind.weight:
+        q_in = math.prod(s.q for s in ins[: t.inputs]) if len(ins) >= t.inputs else x.q
+        fans = info.weight_fans
+        return t.second_moment(q_in, m2(info.weight_local), m2(info.bias_local), fans.fan_in if fans else 1.0)
+    if info.kind.embedding:
+        return m2("weight")
+    if info.kind is Kind.NORM:
+        if not t.normalizes:  # a frozen norm: a fixed affine map of its input
+            return frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0)
+        return (m2("weight") if "weight" in info.params else 1.0) + m2("bias")
+    if info.kind is Kind.ATTENTION:
+        e = float(getattr(info.module, "embed_dim", 1))
+        w_in = m2("in_proj_weight") or m2("v_proj_weight")
+        return e * m2("out_proj.weight") * e * w_in * x.q
+    if info.kind is Kind.RNN:
+        return 0.1
+    return x.q
+
+
 def evaluate(
     graph: ModelGraph,
     rows: dict[str, tuple[float | None, float | None]],
@@ -138,23 +163,7 @@ def evaluate(
     var: dict[str, float] = {}
 
     def rule(info: LayerInfo, ins: list[Signal], node: int) -> Signal:
-        x = ins[0]
-        fans = info.weight_fans
-        if info.kind in ("linear", "conv", "conv_transpose", "hf_conv1d", "raw", "bilinear"):
-            q_in = x.q if info.kind != "bilinear" else math.prod(s.q for s in ins[:2])
-            q = (fans.fan_in if fans else 1.0) * m2(info, "weight") * q_in + m2(info, "bias")
-        elif info.kind in ("embedding", "embedding_bag"):
-            q = m2(info, "weight")
-        elif info.kind == "norm":
-            q = (m2(info, "weight") if "weight" in info.params else 1.0) + m2(info, "bias")
-        elif info.kind == "attention":
-            e = float(getattr(info.module, "embed_dim", 1))
-            w_in = m2(info, "in_proj_weight") or m2(info, "v_proj_weight")
-            q = e * m2(info, "out_proj.weight") * e * w_in * x.q
-        elif info.kind == "rnn":
-            q = 0.1
-        else:
-            q = x.q
+        q = layer_moment(info, ins, lambda local: m2(info, local))
         var[info.name] = q
         return Signal(q, 0.0)
 

@@ -1,0 +1,153 @@
+"""The built-in layer types of torch (and HF ``Conv1D``, torchvision-style frozen norms), registered in lookup
+order: most specific first (a transposed conv before a conv, every class before the predicates)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._registry import Kind, LayerType, ParamSpec, add, tensor_of
+
+
+def _bias_of(weight: str) -> ParamSpec:
+    return ParamSpec("bias", fans_of=weight)
+
+
+def _linear(module: nn.Module) -> dict[str, ParamSpec]:
+    return {"weight": ParamSpec("weight"), "bias": _bias_of("weight")}
+
+
+def _hf_conv1d(module: nn.Module) -> dict[str, ParamSpec]:
+    return {"weight": ParamSpec("weight", "in_out"), "bias": _bias_of("weight")}
+
+
+def _conv(module: nn.Module) -> dict[str, ParamSpec]:
+    groups = int(getattr(module, "groups", 1))
+    return {"weight": ParamSpec("weight", groups=groups), "bias": _bias_of("weight")}
+
+
+def _conv_transpose(module: nn.Module) -> dict[str, ParamSpec]:
+    groups = int(getattr(module, "groups", 1))
+    stride = tuple(int(s) for s in getattr(module, "stride", (1,)))
+    return {
+        "weight": ParamSpec("weight", "torch_transposed", groups=groups, stride=stride),
+        "bias": _bias_of("weight"),
+    }
+
+
+def _embedding(module: nn.Module) -> dict[str, ParamSpec]:
+    return {"weight": ParamSpec("embedding")}
+
+
+def _norm(module: nn.Module) -> dict[str, ParamSpec]:
+    return {"weight": ParamSpec("norm_weight"), "bias": ParamSpec("norm_bias")}
+
+
+def _attention(module: nn.Module) -> dict[str, ParamSpec]:
+    specs = {n: ParamSpec("attention_in") for n in ("q_proj_weight", "k_proj_weight", "v_proj_weight")}
+    specs["in_proj_weight"] = ParamSpec("attention_in", blocks=3)
+    specs["in_proj_bias"] = ParamSpec("bias", blocks=3, fans_of="in_proj_weight")
+    specs["bias_k"] = ParamSpec("bias")
+    specs["bias_v"] = ParamSpec("bias")
+    specs["out_proj.weight"] = ParamSpec("attention_out")
+    specs["out_proj.bias"] = _bias_of("out_proj.weight")
+    return specs
+
+
+def gates(module: nn.Module) -> int:
+    """Gate blocks stacked along dim 0 of a recurrent weight (LSTM 4, GRU 3, RNN 1)."""
+    mode = getattr(module, "mode", None) or type(module).__name__
+    return 4 if "LSTM" in mode else 3 if "GRU" in mode else 1
+
+
+def _rnn(module: nn.Module) -> dict[str, ParamSpec]:
+    g = gates(module)
+    specs: dict[str, ParamSpec] = {}
+    for name, _ in module.named_parameters(recurse=False):
+        if name.startswith("weight_ih"):
+            specs[name] = ParamSpec("rnn_input", blocks=g)
+        elif name.startswith("weight_hh"):
+            specs[name] = ParamSpec("rnn_recurrent", blocks=g)
+        elif name.startswith("weight_hr"):
+            specs[name] = ParamSpec("rnn_input")
+        elif name.startswith("bias"):
+            specs[name] = ParamSpec("rnn_bias", blocks=g, fans_of=name.replace("bias", "weight"))
+    return specs
+
+
+def is_hf_conv1d(module: nn.Module) -> bool:
+    """HuggingFace ``Conv1D``: a Linear whose weight is stored ``(in, out)``."""
+    if type(module).__name__ != "Conv1D":  # cheap test first: predicates run for every unknown module
+        return False
+    w = getattr(module, "weight", None)
+    return (
+        isinstance(w, torch.Tensor)
+        and w.dim() == 2
+        and getattr(module, "nf", None) == w.shape[1]
+    )
+
+
+_FROZEN_BUFFERS = ("weight", "bias", "running_mean", "running_var")
+
+
+def is_frozen_norm(module: nn.Module) -> bool:
+    """A norm whose affine parameters are buffers (torchvision ``FrozenBatchNorm2d``, HF DETR's copy): no
+    parameters, and the four buffers of a batch norm."""
+    buffers = module._buffers
+    if buffers.get("running_var") is None or any(p is not None for p in module._parameters.values()):
+        return False
+    return all(isinstance(buffers.get(b), torch.Tensor) for b in _FROZEN_BUFFERS)
+
+
+def frozen_norm_gain(module: nn.Module | None) -> float:
+    """``E_c[(w_c / sqrt(var_c + eps))^2]`` of a frozen norm: it multiplies a centred input's second
+    moment by this (identity stats: 1). Nothing to initialize: its buffers are the model's statistics."""
+    if module is None:
+        return 1.0
+    w, var = tensor_of(module, "weight"), tensor_of(module, "running_var")
+    if w is None or var is None or w.device.type == "meta":
+        return 1.0
+    eps = float(getattr(module, "eps", 1e-5))
+    g = float((w.detach().double() ** 2 / (var.detach().double() + eps)).mean())
+    return g if math.isfinite(g) else 1.0
+
+
+def is_named_norm(module: nn.Module) -> bool:
+    """A norm written by hand (HF ``LlamaRMSNorm``, ``T5LayerNorm``...): a leaf whose class name says Norm
+    and whose only parameters are 1-D ``weight``/``bias`` (HF's own init treats these classes as norms, 1/0).
+    A weight that starts at zero is the ``x * (1 + weight)`` convention (Gemma): not planned as 1."""
+    if "Norm" not in type(module).__name__ or next(iter(module.children()), None) is not None:
+        return False
+    params = dict(module.named_parameters(recurse=False))
+    if not params or set(params) - {"weight", "bias"} or any(p.dim() != 1 for p in params.values()):
+        return False
+    w = params.get("weight")
+    return w is None or w.device.type == "meta" or bool(w.detach().ne(0).any())
+
+
+def _register() -> None:
+    conv_t = nn.modules.conv._ConvTransposeNd
+    norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LocalResponseNorm)
+    for t in (
+        LayerType("linear", Kind.LINEAR, _linear, (nn.Linear,), homogeneous=True, data_init=True),
+        LayerType("bilinear", Kind.BILINEAR, _linear, (nn.Bilinear,), homogeneous=True, data_init=True),
+        LayerType("conv_transpose", Kind.CONV_TRANSPOSE, _conv_transpose, (conv_t,), homogeneous=True,
+                  data_init=True),
+        LayerType("conv", Kind.CONV, _conv, (nn.modules.conv._ConvNd,), homogeneous=True, data_init=True),
+        LayerType("embedding", Kind.EMBEDDING, _embedding, (nn.Embedding,)),
+        LayerType("embedding_bag", Kind.EMBEDDING_BAG, _embedding, (nn.EmbeddingBag,)),
+        LayerType("rnn", Kind.RNN, _rnn, (nn.RNNBase, nn.RNNCellBase)),
+        LayerType("attention", Kind.ATTENTION, _attention, (nn.MultiheadAttention,), homogeneous=True,
+                  data_init=True),
+        LayerType("norm", Kind.NORM, _norm, norms),
+        LayerType("hf_conv1d", Kind.HF_CONV1D, _hf_conv1d, test=is_hf_conv1d, homogeneous=True),
+        LayerType("frozen_norm", Kind.NORM, lambda m: {}, test=is_frozen_norm, normalizes=False),
+        LayerType("named_norm", Kind.NORM, _norm, test=is_named_norm),
+    ):
+        add(t)
+
+
+_register()
+RAW = LayerType("raw", Kind.RAW, lambda m: {}, homogeneous=False)

@@ -1,0 +1,112 @@
+"""Parameters no layer owns, initialized as their architectures' authors do, each rule named in the report.
+
+Two kinds of rule, by parameter name and shape:
+
+- **fixed rules** (:func:`param_rule`): the same whatever the scheme, because the authors' value does not
+  depend on a fan: ViT/DeiT ``cls_token``/``dist_token``/register tokens N(0, 1e-6) and ``pos_embed``
+  trunc_normal(std .02) (timm ``init_weights_vit_timm``; HF ViT and torchvision use .02 too),
+  relative-position bias tables trunc_normal(.02) (Swin, BEiT), layer-scale gamma kept at its constructor
+  value (timm ``LayerScale(init_values)``, HF ConvNeXt/DINOv2: the value *is* the method, 1e-6 or 1e-5).
+- **fused MoE expert weights** (:func:`attach_expert_layers`): a 3-D parameter ``(E, out, in)`` of a module
+  named like ``*Experts`` (HF Mixtral, Qwen2-MoE) is E weight matrices used through ``F.linear(x, W[e])``:
+  it becomes a weight layer with fans per expert, so "auto" and every catalog scheme size it like a Linear.
+
+Anything else stays "untouched" with the one-line fix in the report (``rules=`` or ``register_layer``)."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from torch import nn
+
+from ._registry import Kind, ParamSpec
+
+
+@dataclass(frozen=True)
+class ParamRule:
+    label: str  # named in the report's rule column
+    scheme: str | None  # a catalog scheme; None keeps the constructor's value
+    names: tuple[str, ...]  # globs on the parameter's own name (the last dotted component)
+    ndim: tuple[int, ...] = ()  # allowed numbers of dimensions (empty: any)
+    owners: tuple[str, ...] = ()  # and, for ``owned_names``, globs on the owner module's class name
+    owned_names: tuple[str, ...] = ()  # names that match only inside such an owner (a bare ``gamma``)
+
+    def matches(self, name: str, shape: tuple[int, ...], owner: str = "") -> bool:
+        leaf = name.rpartition(".")[2]
+        if self.ndim and len(shape) not in self.ndim:
+            return False
+        if any(fnmatch.fnmatchcase(leaf, g) for g in self.names):
+            return True
+        return leaf in self.owned_names and any(fnmatch.fnmatchcase(owner, g) for g in self.owners)
+
+
+FIXED_RULES: tuple[ParamRule, ...] = (
+    ParamRule(
+        "timm:tokens N(0, 1e-6)",
+        "normal(0, 1e-6)",
+        ("cls_token", "dist_token", "reg_token", "reg_tokens", "register_tokens"),
+        (2, 3),
+    ),
+    ParamRule(
+        "timm:pos_embed trunc_normal(.02)",
+        "timm:trunc_normal(std=0.02)",
+        ("pos_embed", "pos_embedding", "position_embeddings", "absolute_pos_embed"),
+        (2, 3, 4),
+    ),
+    ParamRule(
+        "swin:relative_position_bias_table trunc_normal(.02)",
+        "timm:trunc_normal(std=0.02)",
+        ("relative_position_bias_table",),
+        (2,),
+    ),
+    ParamRule(
+        "layer-scale gamma: constructor value kept",
+        None,
+        ("gamma_1", "gamma_2", "layer_scale*", "lambda1", "lambda2", "ls_gamma"),
+        (1, 3, 4),  # (C,), or (C, 1, 1) broadcast over a conv map
+        # a bare ``gamma`` is layer scale only in timm's LayerScale*/ConvNeXt-style blocks (elsewhere: a norm)
+        owners=("*LayerScale*", "ConvNeXtBlock", "*ConvNextLayer*"),
+        owned_names=("gamma",),
+    ),
+)
+
+
+def param_rule(name: str, shape: tuple[int, ...], owner: nn.Module | None = None) -> ParamRule | None:
+    """The fixed rule for a parameter no layer owns (``owner``: the module holding it), or None."""
+    cls = type(owner).__name__ if owner is not None else ""
+    return next((r for r in FIXED_RULES if r.matches(name, shape, cls)), None)
+
+
+EXPERT_SPEC = ParamSpec("weight", "torch", batched=True)
+
+
+def is_expert_weight(name: str, shape: tuple[int, ...], owner: nn.Module | None) -> bool:
+    """A fused ``(E, out, in)`` expert tensor: 3-D, in a module whose class says it holds experts."""
+    if len(shape) != 3 or shape[0] < 2:
+        return False
+    cls = type(owner).__name__.lower() if owner is not None else ""
+    return "expert" in cls or ".experts." in f".{name}"
+
+
+def attach_expert_layers(graph: object) -> None:
+    """Turn fused expert tensors the walk left unreached into weight layers with per-expert fans."""
+    from .graph import LayerInfo, ModelGraph
+
+    assert isinstance(graph, ModelGraph)
+    params = dict(graph.model.named_parameters())
+    modules = dict(graph.model.named_modules())
+    for q in list(graph.unreached):
+        p = params.get(q)
+        shape = tuple(p.shape) if p is not None else ()
+        if p is None or not is_expert_weight(q, shape, modules.get(q.rpartition(".")[0])):
+            continue
+        fans = EXPERT_SPEC.fans(shape)
+        info = LayerInfo(q, None, Kind.RAW, {"weight": q}, {"weight": EXPERT_SPEC})
+        if fans is not None:
+            info.fans["weight"] = fans
+        graph.layers.append(info)
+        del graph.unreached[q]
+        graph.notes.append(
+            f"{q}: fused expert weights {shape} (E, out, in), fans per expert (rule moe_experts)"
+        )

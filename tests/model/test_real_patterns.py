@@ -1,0 +1,172 @@
+"""Patterns of real models (issue 13 items 2, 3, 5): norms held in buffers, tied input/output embeddings,
+parameters no layer owns (fused MoE experts, ViT tokens, position tables, layer scale)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from initlab.model import init_model
+
+
+class FrozenBN(nn.Module):
+    """torchvision's FrozenBatchNorm2d, re-written: affine parameters and statistics are buffers."""
+
+    def __init__(self, n: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((n,), value))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+
+
+def test_frozen_batchnorm_is_a_norm_and_auto_stays_finite():
+    layers: list[nn.Module] = []
+    c = 3
+    for _ in range(9):
+        layers += [nn.Conv2d(c, 16, 3, padding=1, bias=False), FrozenBN(16), nn.ReLU()]
+        c = 16
+    model = nn.Sequential(*layers)
+    x = torch.randn(64, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    report = init_model(model, "auto", example_input=x[:4], seed=0)
+    stds = [r.std for r in report.rows if r.std is not None]
+    # the first conv sees the unit input, the others a ReLU output (edge of chaos, sigma_w^2 = 2)
+    assert math.isclose(stds[0], math.sqrt(1 / 27), rel_tol=1e-6)
+    # (rel_tol: the frozen norm divides by sqrt(1 + eps))
+    assert all(math.isclose(s, math.sqrt(2 / 144), rel_tol=1e-4) for s in stds[1:]), stds
+    assert not [r for r in report.rows if r.status == "untouched"] and not report.warnings
+    with torch.no_grad():
+        out = model(x)
+    assert bool(torch.isfinite(out).all())
+    q = float((out**2).mean())
+    assert 0.1 < q < 10 and report.output_var is not None and 0.1 < report.output_var < 10
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc, self.out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = (
+            z.reshape(b, t, self.heads, d // self.heads).transpose(1, 2)
+            for z in self.qkv(self.ln1(x)).split(d, dim=-1)
+        )
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.out(F.gelu(self.fc(self.ln2(x))))
+
+
+class TinyGPT(nn.Module):
+    """GPT-2 from plain torch modules: tied token embedding / LM head, learned positions, pre-norm blocks."""
+
+    def __init__(self, vocab: int = 1000, d: int = 256, n_layer: int = 2, ctx: int = 64) -> None:
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
+        self.blocks = nn.ModuleList(Block(d, 4) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for blk in self.blocks:
+            x = blk(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def test_tied_embeddings_start_near_ln_vocab():
+    vocab, d = 1000, 256
+    g = torch.Generator().manual_seed(1)
+    idx, target = (torch.randint(0, vocab, (16, 64), generator=g) for _ in range(2))
+    model = TinyGPT(vocab, d)
+    report = init_model(model, "auto", example_input=idx[:2], seed=0)
+    row = next(r for r in report.rows if r.name == "wte.weight")
+    assert row.std is not None and math.isclose(row.std, 1 / math.sqrt(d), rel_tol=1e-6)  # the head's scale
+    assert model.lm_head.weight is model.wte.weight
+    with torch.no_grad():
+        logits = model(idx)
+    loss = float(F.cross_entropy(logits.reshape(-1, vocab), target.reshape(-1)))
+    # unit-variance logits: E[loss] ~ ln V + 1/2; the geometric-mean tie gave 14.5 (2.1 ln V)
+    assert abs(loss - math.log(vocab)) < 0.15 * math.log(vocab), loss
+    # the position embedding summed with the tied one keeps its scale (tokens not drowned by positions)
+    pos = next(r for r in report.rows if r.name == "wpe.weight")
+    assert pos.std == row.std
+
+
+class LayerScale(nn.Module):
+    def __init__(self, d: int, init: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((d,), init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Experts(nn.Module):
+    """HF Mixtral's layout: E weight matrices (E, out, in), each used through F.linear."""
+
+    def __init__(self, n: int, d: int, hidden: int) -> None:
+        super().__init__()
+        self.up = nn.Parameter(torch.empty(n, hidden, d).uniform_(-5, 5))
+        self.down = nn.Parameter(torch.empty(n, d, hidden).uniform_(-5, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(x)
+        for e in range(self.up.shape[0]):
+            out = out + F.linear(F.silu(F.linear(x, self.up[e])), self.down[e])
+        return out / self.up.shape[0]
+
+
+class TinyViT(nn.Module):
+    def __init__(self, d: int = 64, patches: int = 16, regs: int = 4) -> None:
+        super().__init__()
+        self.patch = nn.Linear(48, d)
+        self.cls_token = nn.Parameter(torch.full((1, 1, d), 3.0))
+        self.reg_token = nn.Parameter(torch.full((1, regs, d), 3.0))
+        self.pos_embed = nn.Parameter(torch.full((1, patches + 1, d), 3.0))
+        self.relative_position_bias_table = nn.Parameter(torch.full((49, 4), 3.0))
+        self.norm = nn.LayerNorm(d)
+        self.experts = Experts(4, d, 2 * d)
+        self.ls = LayerScale(d)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.patch(x)
+        h = torch.cat([self.cls_token.expand(len(x), -1, -1), h], dim=1) + self.pos_embed
+        h = torch.cat([h, self.reg_token.expand(len(x), -1, -1)], dim=1)
+        h = h + self.ls(self.experts(self.norm(h)))
+        return self.head(h[:, 0] + self.relative_position_bias_table.sum())
+
+
+def test_parameters_no_layer_owns_get_their_authors_rule():
+    model = TinyViT()
+    x = torch.randn(2, 16, 48)
+    for scheme in ("auto", "he_normal"):
+        report = init_model(model, scheme, example_input=x, seed=0)
+        rows = {r.name: r for r in report.rows}
+        assert not [r for r in report.rows if r.status == "untouched"], scheme
+        assert rows["cls_token"].rule == rows["reg_token"].rule == "timm:tokens N(0, 1e-6)"
+        assert rows["pos_embed"].rule == "timm:pos_embed trunc_normal(.02)"
+        assert rows["relative_position_bias_table"].rule.startswith("swin:relative_position_bias_table")
+        assert rows["ls.gamma"].status == "kept" and "constructor value kept" in rows["ls.gamma"].rule
+        assert bool((model.ls.gamma == 1e-5).all())
+        n = model.pos_embed.numel()
+        assert abs(float(model.pos_embed.detach().std()) - 0.02) < 5 * 0.02 / math.sqrt(2 * n)
+        assert float(model.cls_token.detach().abs().max()) < 1e-5
+        # fused experts: fans per expert (fan_in = d for up, 2d for down), the scheme's weight rule
+        up_std = 1 / math.sqrt(64) if scheme == "auto" else math.sqrt(2 / 64)
+        up = model.experts.up.detach()
+        assert abs(float(up.std()) - up_std) < 5 * up_std / math.sqrt(2 * up.numel()), scheme
+        assert any("rule moe_experts" in note for note in report.notes)
