@@ -17,6 +17,7 @@ from ..catalog import get
 from ..catalog.fans import Fans, Layout
 from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
+from .seeds import check_seed
 
 RngLike = np.random.Generator | int | None
 
@@ -24,8 +25,10 @@ RngLike = np.random.Generator | int | None
 def _rng(rng: RngLike) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, int | np.integer):
-        return np.random.default_rng(rng)
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+        return np.random.default_rng(check_seed(rng))
     raise TypeError(f"rng must be a numpy Generator, an int seed or None, not {type(rng).__name__}")
 
 
@@ -43,6 +46,7 @@ def sample(scheme: str | Initializer | dict, shape: Sequence[int], rng: RngLike 
         raise TypeError(f"cannot sample dtype {dt}: use a floating-point dtype")
     shape = tuple(int(s) for s in shape)
     draw = get(scheme).resolve(shape, Context(layout, fans, groups, blocks, stride, activation))
+    d.check_representable(draw, float(np.finfo(dt).max), str(dt))
     return draw_array(draw, shape, _rng(rng)).astype(dt, copy=False)
 
 

@@ -79,7 +79,7 @@ def _check_normal(std: float) -> None:
 def _fill(tensor: Tensor, name: str, generator: torch.Generator | None, **params: Any) -> Tensor:
     draw = get(name, **params).resolve(tuple(tensor.shape))
     with torch.no_grad():
-        return fill_(tensor, draw, generator)
+        return fill_(tensor, draw, generator, finite=False)  # torch writes inf for normal_(std=1e300)
 
 
 def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float:

@@ -132,6 +132,7 @@ def counter_fill_(tensor: torch.Tensor, draw: d.Draw, *, seed: int, name: str,
         raise TypeError(f"counter_fill_ expects a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
         raise TypeError(f"cannot initialize a tensor of dtype {tensor.dtype}: use a floating-point tensor")
+    torch_backend.check_dtype(draw, tensor.dtype)
     glob = tuple(tensor.shape) if global_shape is None else tuple(int(s) for s in global_shape)
     starts, length = row_starts(tensor.shape, glob, offset)
     if not isinstance(draw, d.ELEMENTWISE):
