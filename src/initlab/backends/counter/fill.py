@@ -154,11 +154,19 @@ def counter_fill_(tensor: torch.Tensor, draw: d.Draw, *, seed: int, name: str,
     if direct:
         view = tensor.detach().numpy().reshape(len(starts), length)
         fill_array(view, starts, p, engine=engine, threads=threads)
+        _bump_version(tensor)
         return tensor
     buf = np.empty((len(starts), length), dtype=np.float32)
     fill_array(buf, starts, p, engine=engine, threads=threads)
     tensor.copy_(torch.from_numpy(buf).view(tensor.shape))
     return tensor
+
+
+def _bump_version(tensor: torch.Tensor) -> None:
+    """Writes through ``numpy()`` bypass autograd's version counter; an in-place op on an empty view of the
+    tensor (free: no element is touched) bumps it as torch's own fills do, so a backward through a graph
+    that saved the old values raises torch's usual "modified by an inplace operation" error."""
+    tensor.detach().view(-1)[:0].zero_()
 
 
 def _cut(full: torch.Tensor, local_shape: Sequence[int], glob: tuple[int, ...],
