@@ -9,8 +9,10 @@ same Haar distribution as QR-with-sign-fix of a Gaussian matrix, at the cost of 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -209,8 +211,40 @@ def _rejection_chunk(chunk: torch.Tensor, loc: float, scale: float, lo: float, h
         bad = bad[~ok]
 
 
+_ONE_THREAD = threading.RLock()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch's CPU kernels on one intra-op thread inside the block, then restore the count.
+
+    LAPACK-style factorizations (Householder products, QR) split their blocked updates by thread count, so
+    the last bits of an orthogonal matrix depend on ``torch.get_num_threads()``. One thread makes them a
+    function of the seed alone. The lock serializes such blocks across Python threads, so that one block's
+    restore cannot end another's single-threaded section; other threads' torch work meanwhile also runs on
+    one intra-op thread (a slowdown, never a change in values)."""
+    with _ONE_THREAD:
+        before = torch.get_num_threads()
+        if before != 1:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if before != 1:
+                torch.set_num_threads(before)
+
+
 def haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype = torch.float32,
                     device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
+    """A Haar-distributed ``rows x cols`` matrix, the same on any thread count (see :func:`one_thread`)."""
+    if torch.device(device).type != "cpu":  # GPU kernels do not depend on the CPU thread count
+        return _haar_orthogonal(rows, cols, g, dtype, device, out)
+    with one_thread():
+        return _haar_orthogonal(rows, cols, g, dtype, device, out)
+
+
+def _haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype,
+                     device: torch.device | str, out: torch.Tensor | None) -> torch.Tensor:
     """A Haar-distributed ``rows x cols`` matrix with orthonormal rows (rows <= cols) or columns.
 
     Stewart (1980): the Householder vectors of the QR of a Gaussian matrix are independent Gaussian vectors of

@@ -191,7 +191,8 @@ def _orthogonal(g: torch.Tensor, rows: int, cols: int, gain: float) -> torch.Ten
     a = g.reshape(rows, cols)
     if rows < cols:
         a = a.t()
-    q, r = torch.linalg.qr(a)
+    with torch_backend.one_thread():  # QR's values depend on the thread count otherwise
+        q, r = torch.linalg.qr(a)
     q = q * torch.sign(torch.diagonal(r))
     return (q.t() if rows < cols else q).mul_(gain)
 
