@@ -21,7 +21,8 @@ def _model() -> nn.Module:
 
 
 def _same(a: nn.Module, b: nn.Module) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    return all(torch.equal(x, y) for x, y in pairs)
 
 
 @pytest.mark.parametrize("scheme", ["normal(0, 1e300)", "uniform(0, 1e39)", "uniform(-3e38, 3e38)",

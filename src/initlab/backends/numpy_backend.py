@@ -17,7 +17,7 @@ from ..catalog import get
 from ..catalog.fans import Fans, Layout
 from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
-from .seeds import check_seed
+from .checks import check_seed
 
 RngLike = np.random.Generator | int | None
 

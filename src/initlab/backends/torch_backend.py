@@ -24,7 +24,7 @@ from ..catalog.fans import Fans, Layout
 from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
 from ..errors import InitlabTypeError, InitlabValueError
-from .seeds import check_generator, check_seed
+from .checks import check_generator, check_seed
 
 CHUNK = 1 << 18  # elements per pass for multi-pass transforms: stays in L2
 # Truncated normal: reject from the normal (per chunk) when the interval holds at least this much mass, i.e.
@@ -47,7 +47,8 @@ def _check_tensor(tensor: Any) -> None:
     if not isinstance(tensor, torch.Tensor):
         raise InitlabTypeError(f"init_ expects a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
-        raise InitlabTypeError(f"cannot initialize a tensor of dtype {tensor.dtype}: use a floating-point tensor")
+        raise InitlabTypeError(f"cannot initialize a tensor of dtype {tensor.dtype}: "
+                               "use a floating-point tensor")
 
 
 def _work_dtype(t: torch.Tensor) -> torch.dtype:
@@ -137,7 +138,7 @@ def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None,
 
 
 def check_dtype(draw: d.Draw, dtype: torch.dtype) -> None:
-    """Raise if ``draw``'s values would not be finite in ``dtype`` (see :func:`initlab.catalog.draws.reach`)."""
+    """Raise if ``draw``'s values would not be finite in ``dtype`` (:func:`initlab.catalog.draws.reach`)."""
     if dtype.is_floating_point:
         d.check_representable(draw, torch.finfo(dtype).max, str(dtype).removeprefix("torch."))
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..backends.seeds import check_generator, check_seed
+from ..backends.checks import check_generator, check_seed
 from ..errors import InitlabValueError
 from ..model.state import ModelState
 
@@ -188,7 +188,8 @@ def _check_reinit(state: Mapping[str, torch.Tensor], pending: Iterable[str], rei
             try:
                 check_dtype(resolve(t, reinit), t.dtype)
             except (ValueError, TypeError) as exc:
-                raise TransferError(f"reinit={reinit!r} cannot initialize {name} {tuple(t.shape)}: {exc}") from None
+                raise TransferError(
+                    f"reinit={reinit!r} cannot initialize {name} {tuple(t.shape)}: {exc}") from None
 
 
 def _looks_like_safetensors(head: bytes) -> bool:

@@ -12,7 +12,7 @@ import hashlib
 
 import numpy as np
 
-from ..seeds import check_seed
+from ..checks import check_seed
 
 M0, M1 = 0xD2511F53, 0xCD9E8D57  # round multipliers
 W0, W1 = 0x9E3779B9, 0xBB67AE85  # key bumps (golden ratio, sqrt(3) - 1)
