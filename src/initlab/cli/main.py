@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ..errors import InitlabError
+
 # Subcommand modules under initlab.cli, in the order --help lists them.
 COMMANDS = ("catalog", "init", "doctor", "lab", "demo", "materialize")
 
@@ -52,9 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"initlab {args.command}: error: {exc}", file=sys.stderr)
+    except (InitlabError, ValueError, TypeError, OSError) as exc:  # user mistakes: one line, no traceback
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"initlab {args.command}: error: {text}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"initlab {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
