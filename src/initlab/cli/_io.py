@@ -98,6 +98,17 @@ def check_output(path: str, option: str) -> None:
         raise InitlabValueError(f"{option} {path}: no permission to write there; choose another path")
 
 
+def check_output_dir(path: str | os.PathLike[str], option: str) -> None:
+    """Refuse, before any work, an output folder that is a file or lies under a folder that cannot be
+    written (missing folders are created later)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InitlabValueError(f"{option} {p} is a file, not a folder: give a folder name")
+    existing = next((a for a in (p, *p.parents) if a.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InitlabValueError(f"{option} {p}: cannot create or write in {existing}; choose another folder")
+
+
 def apply_umask(path: str) -> None:
     """Give a file written by a library that creates it 0600 the mode a plain ``open()`` gives: 0666 minus
     the process umask (read without changing it where /proc allows)."""
