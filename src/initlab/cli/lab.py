@@ -87,10 +87,8 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from initlab.lab.report import find_runs, write_html
 
-    from ._io import check_output
-
-    if args.out is not None:
-        check_output(str(args.out), "--out")
+    if args.out is not None and args.out.is_dir():  # (a missing folder is created)
+        raise ValueError(f"--out {args.out} is a directory: give a file name, e.g. {args.out / 'index.html'}")
     runs = find_runs(args.dir)
     path = write_html(runs, args.out or args.dir / "index.html")
     print(f"wrote {path} ({len(runs)} experiment{'s' * (len(runs) != 1)})")
