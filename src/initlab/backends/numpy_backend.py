@@ -17,6 +17,7 @@ from ..catalog import get
 from ..catalog.fans import Fans, Layout
 from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
+from ..errors import InitlabTypeError, InitlabValueError
 from .checks import check_seed
 
 RngLike = np.random.Generator | int | None
@@ -44,7 +45,12 @@ def sample(scheme: str | Initializer | dict, shape: Sequence[int], rng: RngLike 
     dt = np.dtype(dtype)
     if dt.kind != "f":
         raise TypeError(f"cannot sample dtype {dt}: use a floating-point dtype")
-    shape = tuple(int(s) for s in shape)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise InitlabTypeError(f"shape must be a sequence of ints, got {shape!r}") from None
+    if any(s < 0 for s in shape):
+        raise InitlabValueError(f"shape must not have negative sizes, got {shape}")
     draw = get(scheme).resolve(shape, Context(layout, fans, groups, blocks, stride, activation))
     d.check_representable(draw, float(np.finfo(dt).max), str(dt))
     return draw_array(draw, shape, _rng(rng)).astype(dt, copy=False)

@@ -39,11 +39,28 @@ def _check_file(path: str) -> None:
 
 
 def load_factory(target: str) -> Any:
-    """The model built by ``FILE.py:NAME`` (NAME a callable returning a module, or a module).
+    """The model built by ``FILE.py:NAME`` (NAME a callable returning a module, or a module). The global
+    random states (torch, numpy, Python) are put back afterwards: building modules draws torch's default
+    init from them, and the CLI run in-process must not move them.
 
     The file is imported as a real module, registered in ``sys.modules`` under a name derived from its path,
     so that ``dataclasses`` with postponed annotations, ``pickle`` of its classes and ``get_type_hints``
     work as they do for an imported module."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        return _load_factory(target)
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+
+
+def _load_factory(target: str) -> Any:
     path, sep, name = target.rpartition(":")
     if not sep or not path or not name:
         raise InitlabValueError(f"expected FILE.py:FACTORY, got {target!r}")

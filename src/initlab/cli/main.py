@@ -46,7 +46,20 @@ def _version() -> str:
     return __version__
 
 
+def _preload_rich() -> None:
+    """``rich.style`` draws from Python's global ``random`` when first imported (an id counter); import it
+    here with the state put back, so that running the CLI in-process leaves ``random`` as it was."""
+    import random
+
+    state = random.getstate()
+    try:
+        import rich.console  # noqa: F401
+    finally:
+        random.setstate(state)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _preload_rich()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

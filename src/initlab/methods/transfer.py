@@ -216,6 +216,10 @@ def _apply_key_map(tensors: dict[str, torch.Tensor], key_map: KeyMap | None
         return {}, dict(tensors)
     if callable(key_map):
         rename = key_map
+    elif not isinstance(key_map, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                     for k, v in key_map.items()):
+        raise TransferError(f"key_map must be {{regex: replacement}} strings or a function name -> name, "
+                            f"got {type(key_map).__name__}")
     else:
         try:
             rules = [(re.compile(p), r) for p, r in key_map.items()]
