@@ -91,3 +91,12 @@ def test_transfer_directory_and_fifo(tmp_path):  # type: ignore[no-untyped-def]
         transfer(_model(), fifo)
     with pytest.raises(TransferError, match="no such file"):
         transfer(_model(), tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("device", ["bogus", 5, None, "cuda" if not torch.cuda.is_available() else "bogus2"])
+def test_check_device(device):  # type: ignore[no-untyped-def]
+    from initlab.backends.checks import check_device
+
+    with pytest.raises(InitlabError, match="device"):
+        check_device(device)
+    assert check_device("cpu") == torch.device("cpu")

@@ -38,3 +38,18 @@ def check_generator(generator: Any, *, names: tuple[str, ...] = ()) -> None:
     hint = "torch cannot draw from a numpy Generator: " if numpy else ""
     raise InitlabTypeError(f"generator must be {allowed}, got {type(generator).__name__}: {hint}"
                            "for a seed, pass seed=N instead")
+
+
+def check_device(device: Any) -> Any:
+    """``device`` as a ``torch.device``, or a clear error for a malformed name (``"bogus"``) or a device
+    torch cannot use here (``"cuda"`` without CUDA)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InitlabValueError(
+            f"unknown device {device!r}: use e.g. 'cpu', 'cuda', 'cuda:0' or 'meta'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InitlabValueError(f"device {device!r}: CUDA is not available here; use device='cpu'")
+    return dev
