@@ -40,6 +40,21 @@ def check_generator(generator: Any, *, names: tuple[str, ...] = ()) -> None:
                            "for a seed, pass seed=N instead")
 
 
+def file_problem(path: Any, wanted: str) -> str | None:
+    """Why ``path`` cannot be read as ``wanted`` (e.g. "a .py file"), or None for a regular file: a missing
+    path, a directory and a FIFO/socket/device each get their own message (a FIFO would block a read)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        return f"no such file: {p}"
+    if p.is_dir():
+        return f"{p} is a directory: give {wanted} inside it"
+    if not p.is_file():
+        return f"{p} is not a regular file (a FIFO, socket or device): give {wanted}"
+    return None
+
+
 def check_device(device: Any) -> Any:
     """``device`` as a ``torch.device``, or a clear error for a malformed name (``"bogus"``) or a device
     torch cannot use here (``"cuda"`` without CUDA)."""

@@ -29,13 +29,11 @@ def _where(exc: BaseException, path: str) -> str:
 
 
 def _check_file(path: str) -> None:
-    p = Path(path)
-    if not p.exists():
-        raise InitlabValueError(f"no such file: {path}")
-    if p.is_dir():
-        raise InitlabValueError(f"{path} is a directory: give the .py file that defines the model")
-    if not p.is_file():
-        raise InitlabValueError(f"{path} is not a regular file (a FIFO, socket or device): give a .py file")
+    from ..backends.checks import file_problem
+
+    problem = file_problem(path, "the .py file that defines the model")
+    if problem:
+        raise InitlabValueError(problem)
 
 
 def load_factory(target: str) -> Any:

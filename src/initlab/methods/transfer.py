@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..backends.checks import check_generator, check_seed
+from ..backends.checks import check_generator, check_seed, file_problem
 from ..errors import InitlabValueError
 from ..model.state import ModelState
 
@@ -147,12 +147,9 @@ def _load(source: Source) -> tuple[str, Any]:
     if not isinstance(source, (str, os.PathLike)):
         raise TransferError(f"source must be a state dict or a file path, got {type(source).__name__}")
     path = Path(source)
-    if not path.exists():
-        raise TransferError(f"no such file: {path}")
-    if path.is_dir():
-        raise TransferError(f"{path} is a directory: pass the weights file inside it (.safetensors or .pt)")
-    if not path.is_file():
-        raise TransferError(f"{path} is not a regular file (a FIFO, socket or device): pass a weights file")
+    problem = file_problem(path, "a weights file (.safetensors or .pt)")
+    if problem:
+        raise TransferError(problem)
     with path.open("rb") as fh:
         head = fh.read(9)
     if path.suffix == ".safetensors" or _looks_like_safetensors(head):
