@@ -189,6 +189,30 @@ def print_table(shape: tuple[int, ...], rows: list[dict[str, Any]], console: Con
     console.print(table)
 
 
+def orthogonal_thread_cost(sizes: list[tuple[int, int]], repeat: int, console: Console
+                           ) -> list[dict[str, Any]]:
+    """Orthogonal draws run on one intra-op thread (so the values do not depend on the thread count,
+    :func:`initlab.backends.torch_backend.one_thread`): seconds per draw against the same construction on
+    ``torch.get_num_threads()`` threads (the code before that change), interleaved in the same run."""
+    from initlab.backends import torch_backend as tb
+
+    threads = torch.get_num_threads()
+    table = Table(title=f"orthogonal: one thread (deterministic) vs {threads} thread(s) (before), float32")
+    for col in ["shape", "one thread ms", f"{threads} threads ms", "cost (ratio)"]:
+        table.add_column(col, justify="right")
+    rows = []
+    for rows_, cols in sizes:
+        g = torch.Generator().manual_seed(0)
+        fixed, free = _paired(lambda r=rows_, c=cols, g=g: tb.haar_orthogonal(r, c, g),  # type: ignore[misc]
+                              lambda r=rows_, c=cols, g=g: tb._haar_orthogonal(  # type: ignore[misc]
+                                  r, c, g, torch.float32, "cpu", None),
+                              repeat, repeat)
+        rows.append({"shape": [rows_, cols], "one_thread_s": fixed, "threads_s": free, "ratio": fixed / free})
+        table.add_row(f"{rows_}x{cols}", f"{fixed * 1e3:.1f}", f"{free * 1e3:.1f}", f"{fixed / free:.2f}x")
+    console.print(table)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -202,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="then the counter-based generator's rows (uniform, normal, +-2 sigma truncated "
                              "normal; 1 and 2 threads) into a float32 tensor of MIB MiB, e.g. 1024 "
                              "(benchmarks/scale_throughput.py)")
+    parser.add_argument("--orthogonal-threads", action="store_true",
+                        help="only the cost of thread-count-independent orthogonal draws "
+                             "(run with --threads 2)")
     parser.add_argument("--large", action=argparse.BooleanOptionalAction, default=True,
                         help="also run the 64M-element tensor (default: yes)")
     args = parser.parse_args(argv)
@@ -209,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     shapes = [(1024, 1024), (2048, 2048)] if args.quick else [(4096, 4096), (8192, 8192)]
     shapes = shapes if args.large else shapes[:1]
     console = Console(width=None if sys.stdout.isatty() else 120)
+    if args.orthogonal_threads:
+        sizes = [(256, 256), (1024, 1024), (2048, 2048), (4096, 1024)]
+        rows = orthogonal_thread_cost(sizes[:3] if args.quick else sizes, args.repeat, console)
+        if args.json:
+            args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads,
+                                             "orthogonal_threads": rows}, indent=1))
+        return 0
     results = {}
     for i, shape in enumerate(shapes):
         rows = measure(shape, args.repeat, args.threads, not args.no_memory and (i == 0 or not args.quick),

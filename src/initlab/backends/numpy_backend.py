@@ -17,6 +17,8 @@ from ..catalog import get
 from ..catalog.fans import Fans, Layout
 from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
+from ..errors import InitlabTypeError, InitlabValueError
+from .checks import check_seed
 
 RngLike = np.random.Generator | int | None
 
@@ -24,8 +26,10 @@ RngLike = np.random.Generator | int | None
 def _rng(rng: RngLike) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, int | np.integer):
-        return np.random.default_rng(rng)
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+        return np.random.default_rng(check_seed(rng))
     raise TypeError(f"rng must be a numpy Generator, an int seed or None, not {type(rng).__name__}")
 
 
@@ -41,8 +45,14 @@ def sample(scheme: str | Initializer | dict, shape: Sequence[int], rng: RngLike 
     dt = np.dtype(dtype)
     if dt.kind != "f":
         raise TypeError(f"cannot sample dtype {dt}: use a floating-point dtype")
-    shape = tuple(int(s) for s in shape)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise InitlabTypeError(f"shape must be a sequence of ints, got {shape!r}") from None
+    if any(s < 0 for s in shape):
+        raise InitlabValueError(f"shape must not have negative sizes, got {shape}")
     draw = get(scheme).resolve(shape, Context(layout, fans, groups, blocks, stride, activation))
+    d.check_representable(draw, float(np.finfo(dt).max), str(dt))
     return draw_array(draw, shape, _rng(rng)).astype(dt, copy=False)
 
 

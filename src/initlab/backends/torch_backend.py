@@ -9,8 +9,10 @@ same Haar distribution as QR-with-sign-fix of a Gaussian matrix, at the cost of 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,6 +23,8 @@ from ..catalog import get
 from ..catalog.fans import Fans, Layout
 from ..catalog.gains import ActivationLike
 from ..catalog.initializers import Context, Initializer
+from ..errors import InitlabTypeError, InitlabValueError
+from .checks import check_generator, check_seed
 
 CHUNK = 1 << 18  # elements per pass for multi-pass transforms: stays in L2
 # Truncated normal: reject from the normal (per chunk) when the interval holds at least this much mass, i.e.
@@ -35,15 +39,16 @@ def make_generator(device: torch.device | str = "cpu", seed: int | None = None) 
     """A private generator: seeded when ``seed`` is given, else from the OS. Never the global one."""
     dev = torch.device(device)
     g = torch.Generator(device=dev if dev.type != "meta" else "cpu")
-    g.manual_seed(int(seed) if seed is not None else secrets.randbits(63))
+    g.manual_seed(check_seed(seed) if seed is not None else secrets.randbits(63))
     return g
 
 
 def _check_tensor(tensor: Any) -> None:
     if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"init_ expects a torch.Tensor, got {type(tensor).__name__}")
+        raise InitlabTypeError(f"init_ expects a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
-        raise TypeError(f"cannot initialize a tensor of dtype {tensor.dtype}: use a floating-point tensor")
+        raise InitlabTypeError(f"cannot initialize a tensor of dtype {tensor.dtype}: "
+                               "use a floating-point tensor")
 
 
 def _work_dtype(t: torch.Tensor) -> torch.dtype:
@@ -77,26 +82,37 @@ def init_(tensor: torch.Tensor, scheme: SchemeLike, generator: torch.Generator |
     0.12
     """
     _check_tensor(tensor)
+    check_generator(generator)
+    if generator is not None and seed is not None:
+        raise InitlabValueError("pass either generator or seed, not both")
+    if seed is not None:
+        check_seed(seed)
     draw = resolve(tensor, scheme, layout=layout, fans=fans, groups=groups, blocks=blocks, stride=stride,
                    activation=activation)
+    check_dtype(draw, tensor.dtype)
     if tensor.device.type == "meta" or tensor.numel() == 0:
         return tensor
     if generator is None:
         generator = make_generator(tensor.device, seed)
-    elif seed is not None:
-        raise ValueError("pass either generator or seed, not both")
     fill_(tensor, draw, generator)
     return tensor
 
 
-def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None) -> torch.Tensor:
+def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None, *,
+          finite: bool = True) -> torch.Tensor:
     """Fill ``tensor`` from a resolved draw (``generator=None``: torch's default generator, as torch.nn.init
     does -- only :mod:`initlab.compat.torch` passes None).
+
+    A draw whose values would overflow the tensor's dtype (``normal(0, 1e300)`` in float32) raises
+    :class:`~initlab.errors.InitlabValueError` before anything is written; ``finite=False`` (torch parity in
+    :mod:`initlab.compat.torch`) writes the infs as torch does.
 
     A contiguous float32/float64 tensor is drawn in one call (bit-identical to ``torch.nn.init`` for uniform
     and normal draws). Half types and non-contiguous tensors are drawn in float32 into small buffers, block by
     block in row-major order, and cast/scattered: extra memory is one block, never the whole tensor.
     """
+    if finite:
+        check_dtype(draw, tensor.dtype)
     if tensor.device.type == "meta" or tensor.numel() == 0:
         return tensor
     work = _work_dtype(tensor)
@@ -119,6 +135,12 @@ def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None)
     if out is not tensor:
         tensor.copy_(out)
     return tensor
+
+
+def check_dtype(draw: d.Draw, dtype: torch.dtype) -> None:
+    """Raise if ``draw``'s values would not be finite in ``dtype`` (:func:`initlab.catalog.draws.reach`)."""
+    if dtype.is_floating_point:
+        d.check_representable(draw, torch.finfo(dtype).max, str(dtype).removeprefix("torch."))
 
 
 def _blocks(t: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
@@ -190,8 +212,40 @@ def _rejection_chunk(chunk: torch.Tensor, loc: float, scale: float, lo: float, h
         bad = bad[~ok]
 
 
+_ONE_THREAD = threading.RLock()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch's CPU kernels on one intra-op thread inside the block, then restore the count.
+
+    LAPACK-style factorizations (Householder products, QR) split their blocked updates by thread count, so
+    the last bits of an orthogonal matrix depend on ``torch.get_num_threads()``. One thread makes them a
+    function of the seed alone. The lock serializes such blocks across Python threads, so that one block's
+    restore cannot end another's single-threaded section; other threads' torch work meanwhile also runs on
+    one intra-op thread (a slowdown, never a change in values)."""
+    with _ONE_THREAD:
+        before = torch.get_num_threads()
+        if before != 1:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if before != 1:
+                torch.set_num_threads(before)
+
+
 def haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype = torch.float32,
                     device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
+    """A Haar-distributed ``rows x cols`` matrix, the same on any thread count (see :func:`one_thread`)."""
+    if torch.device(device).type != "cpu":  # GPU kernels do not depend on the CPU thread count
+        return _haar_orthogonal(rows, cols, g, dtype, device, out)
+    with one_thread():
+        return _haar_orthogonal(rows, cols, g, dtype, device, out)
+
+
+def _haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype,
+                     device: torch.device | str, out: torch.Tensor | None) -> torch.Tensor:
     """A Haar-distributed ``rows x cols`` matrix with orthonormal rows (rows <= cols) or columns.
 
     Stewart (1980): the Householder vectors of the QR of a Gaussian matrix are independent Gaussian vectors of

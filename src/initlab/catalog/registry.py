@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import InitlabTypeError, InitlabValueError
 from . import initializers as I
 from .fans import Axes
 from .parse import format_call, parse_call
@@ -33,7 +34,9 @@ class Entry:
     aliases: tuple[str, ...] = ()
 
     def signature(self) -> str:
-        return f"{self.name}{inspect.signature(self.factory)}"
+        sig = inspect.signature(self.factory)
+        shown = [p for name, p in sig.parameters.items() if not name.startswith("_")]
+        return f"{self.name}{sig.replace(parameters=shown)}"
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def register(name: str, formula: str, origin: str, reference: str, summary: str 
              aliases: tuple[str, ...] = ()) -> Callable[[Factory], Factory]:
     def deco(factory: Factory) -> Factory:
         if name in _REGISTRY:
-            raise ValueError(f"scheme {name!r} registered twice")
+            raise InitlabValueError(f"scheme {name!r} registered twice")
         _REGISTRY[name] = Entry(name, factory, formula, origin, reference, summary, aliases)
         for a in aliases:
             _ALIASES[a] = name
@@ -106,7 +109,7 @@ def canonical(name: str) -> str:
         return _ALIASES[low]
     close = difflib.get_close_matches(low, list(_REGISTRY) + list(_ALIASES), n=4, cutoff=0.6)
     hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "see initlab.available()"
-    raise ValueError(f"unknown scheme {name!r}: {hint}")
+    raise InitlabValueError(f"unknown scheme {name!r}: {hint}")
 
 
 def describe(name: str) -> Entry:
@@ -121,23 +124,47 @@ def get(spec: str | Mapping[str, Any] | I.Initializer, *args: Any, **params: Any
     """
     if isinstance(spec, I.Initializer):
         if args or params:
-            raise ValueError("parameters can only be given with a scheme name")
+            raise InitlabValueError("parameters can only be given with a scheme name")
         return spec
     if isinstance(spec, Mapping):
         return from_config(spec)
     if not isinstance(spec, str):
-        raise TypeError(f"a scheme is a name, a config dict or an Initializer, not {type(spec).__name__}")
+        raise InitlabTypeError(
+            f"a scheme is a name, a config dict or an Initializer, not {type(spec).__name__}")
     raw, cargs, ckw = parse_call(spec)
     name = canonical(raw)
     entry = _REGISTRY[name]
     sig = inspect.signature(entry.factory)
+    twice = sorted(set(ckw) & set(params))
+    if twice:
+        raise InitlabValueError(f"{', '.join(twice)} given both in {spec!r} and as keyword: keep one")
     all_args = cargs + args
+    if len(all_args) > len(_public(sig)):  # positionals would reach the hidden parameters
+        raise InitlabValueError(f"bad parameters for {name}: it takes at most {len(_public(sig))} positional "
+                                f"parameter(s), got "
+                         f"{len(all_args)}; signature: {entry.signature()}")
+    hidden = sorted(k for k in {**ckw, **params} if k.startswith("_"))
+    if hidden:
+        raise InitlabValueError(
+            f"{name} has no parameter {', '.join(hidden)}; signature: {entry.signature()}")
     try:
         bound = sig.bind(*all_args, **{**ckw, **params})
     except TypeError as exc:
-        raise ValueError(f"bad parameters for {name}: {exc}; signature: {entry.signature()}") from None
+        raise InitlabValueError(f"bad parameters for {name}: {exc}; signature: {entry.signature()}") from None
     given = dict(bound.arguments)
-    return Scheme(name, given, entry.factory(**given))
+    try:
+        return Scheme(name, given, entry.factory(**given))
+    except (TypeError, ValueError, ArithmeticError) as exc:  # float(10**400), float("a"), float([1])
+        raw_conversion = isinstance(exc, (TypeError, ArithmeticError)) or str(exc).startswith(
+            ("could not convert", "invalid literal"))
+        if not raw_conversion:
+            raise  # the factories' own messages already name the fix
+        raise InitlabValueError(f"bad parameters for {name}: {exc}; signature: {entry.signature()}") from None
+
+
+def _public(sig: inspect.Signature) -> list[str]:
+    """Parameters a user may set: the dialect families bind their mode and scale as hidden ``_m``/``_s``."""
+    return [p for p in sig.parameters if not p.startswith("_")]
 
 
 def to_config(init: I.Initializer) -> dict[str, Any]:
@@ -147,7 +174,7 @@ def to_config(init: I.Initializer) -> dict[str, Any]:
 def from_config(config: Mapping[str, Any]) -> I.Initializer:
     """Inverse of ``to_config``: ``{"name": ..., "params": {...}}``."""
     if "name" not in config:
-        raise ValueError(f"a scheme config needs a 'name' key, got {dict(config)}")
+        raise InitlabValueError(f"a scheme config needs a 'name' key, got {dict(config)}")
     params = dict(config.get("params") or {})
     if isinstance(params.get("axes"), Mapping):
         axes = params["axes"].items()
@@ -267,7 +294,7 @@ register("gpt2_normal", "N(0, 0.02^2)", "hf", "transformers/models/gpt2/modeling
           "Radford et al. 2019; transformers modeling_gpt2.py", "GPT-2 residual projections (c_proj).")
 def _gpt2_residual(n_layer: int = 12, std: float = 0.02) -> I.Initializer:
     if int(n_layer) < 1:
-        raise ValueError(f"n_layer must be >= 1, got {n_layer}")
+        raise InitlabValueError(f"n_layer must be >= 1, got {n_layer}")
     return I.NormalInit(0.0, float(std) / math.sqrt(2 * int(n_layer)))
 
 

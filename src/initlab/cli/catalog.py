@@ -105,6 +105,8 @@ def worked_example(spec: str, shape: tuple[int, ...]) -> dict[str, Any]:
 
 def run_describe(args: argparse.Namespace) -> int:
     e = describe(args.name)
+    if "(" in args.name:
+        get(args.name)  # the parameters too: a bad value is an error, not a "not applicable" row
     examples = {label: worked_example(args.name, shape) for label, shape in EXAMPLES.items()}
     if args.json:
         print(json.dumps({**_row(e), "signature": e.signature(), "examples": examples}, indent=2))

@@ -25,7 +25,10 @@ def register(sub: Any) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from initlab.lab.demo import run_demo
 
+    from ._io import check_output_dir
+
     if args.seeds < 1:
         raise ValueError("--seeds must be at least 1")
+    check_output_dir(args.out, "--out")
     run_demo(args.out, seeds=args.seeds, progress=not args.no_progress)
     return 0

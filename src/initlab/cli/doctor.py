@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
-import os
 import sys
 from typing import Any
+
+from ._io import check_output, load_factory
+
+__all__ = ["load_factory", "register", "run"]
 
 HELP = "diagnose signal propagation, dead/saturated units and symmetry of a model, per init scheme"
 
@@ -39,6 +41,14 @@ def register(subparsers: Any) -> None:
         metavar="NAME",
         help="also diagnose the model after init_model(copy, NAME); repeatable (e.g. auto, he_normal)",
     )
+    p.add_argument(
+        "--input-dtype",
+        choices=("float32", "long"),
+        default="float32",
+        help="long: token ids (uniform in [0, --vocab)) for embedding models",
+    )
+    p.add_argument("--vocab", type=int, default=2, metavar="N",
+                   help="with --input-dtype long: ids are drawn from [0, N) (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the input, the cotangent and the schemes (0)")
     p.add_argument("--jacobian", action="store_true", help="also measure the input-output Jacobian spectrum")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
@@ -59,38 +69,6 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def load_factory(target: str) -> Any:
-    """The model built by ``FILE.py:NAME`` (NAME a callable returning a module, or a module)."""
-    path, sep, name = target.rpartition(":")
-    if not sep or not path or not name:
-        raise ValueError(f"expected FILE.py:FACTORY, got {target!r}")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    spec = importlib.util.spec_from_file_location(f"_initlab_doctor_{abs(hash(path))}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.pop(0)
-    if not hasattr(module, name):
-        public = [n for n in vars(module) if not n.startswith("_")]
-        raise ValueError(f"{path} defines no {name!r}; it defines {', '.join(public[:12])}")
-    obj = getattr(module, name)
-    model = obj() if callable(obj) and not _is_module(obj) else obj
-    if not _is_module(model):
-        raise TypeError(f"{target} returned {type(model).__name__}, expected a torch.nn.Module")
-    return model
-
-
-def _is_module(obj: Any) -> bool:
-    from torch import nn
-
-    return isinstance(obj, nn.Module)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console, Group
@@ -99,12 +77,21 @@ def run(args: argparse.Namespace) -> int:
     from ..diagnostics.diagnosis import MAX_ROWS
     from ..model import init_model
 
+    for path, option in ((args.html, "--html"), (args.json, "--json")):
+        if path:
+            check_output(path, option)
+    if args.vocab < 1:
+        raise ValueError(f"--vocab must be >= 1, got {args.vocab}")
     models = {target.rpartition(":")[2]: load_factory(target) for target in args.targets}
     if len(models) != len(args.targets):
         raise ValueError("give each FILE.py:FACTORY a distinct FACTORY name")
     first = next(iter(models.values()))
     dtype = next((p.dtype for p in first.parameters() if p.is_floating_point()), torch.float32)
-    batch = torch.randn(args.input_shape, generator=torch.Generator().manual_seed(args.seed)).to(dtype)
+    gen = torch.Generator().manual_seed(args.seed)
+    if args.input_dtype == "long":
+        batch = torch.randint(0, args.vocab, args.input_shape, generator=gen)
+    else:
+        batch = torch.randn(args.input_shape, generator=gen).to(dtype)
     runs = {("as built" if len(models) == 1 else name): m for name, m in models.items()}
     for scheme in args.scheme:
         for name, m in models.items():

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from .doctor import _shape, load_factory
+from ._io import apply_umask, check_output, load_factory
+from .doctor import _shape
 
 
 def register(subparsers: Any) -> None:
@@ -49,6 +50,8 @@ def register(subparsers: Any) -> None:
 def run(args: Any) -> int:
     from ..model import init_model
 
+    if args.out and not args.dry_run:
+        check_output(args.out, "--out")
     model = load_factory(args.target)
     example = None
     if args.input_shape:
@@ -85,3 +88,4 @@ def save_weights(model: torch.nn.Module, path: str) -> None:
         seen[key] = name
         tensors[name] = t.detach().contiguous().cpu()
     save_file(tensors, path, metadata={f"tied:{k}": v for k, v in aliases.items()} or None)
+    apply_umask(path)  # safetensors creates files 0600

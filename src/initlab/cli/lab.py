@@ -64,6 +64,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown experiment {args.name!r}; choose one of {', '.join(EXPERIMENTS)} or 'all'")
     if args.workers is not None and args.workers < 1:
         raise ValueError("--workers must be at least 1")
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    from ._io import check_output_dir
+
+    check_output_dir(args.out, "--out")
     console = Console()
     for name in names:
         result = run_experiment(
@@ -82,6 +87,8 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from initlab.lab.report import find_runs, write_html
 
+    if args.out is not None and args.out.is_dir():  # (a missing folder is created)
+        raise ValueError(f"--out {args.out} is a directory: give a file name, e.g. {args.out / 'index.html'}")
     runs = find_runs(args.dir)
     path = write_html(runs, args.out or args.dir / "index.html")
     print(f"wrote {path} ({len(runs)} experiment{'s' * (len(runs) != 1)})")

@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ..errors import InitlabError
+
 # Subcommand modules under initlab.cli, in the order --help lists them.
 COMMANDS = ("catalog", "init", "doctor", "lab", "demo")
 
@@ -44,7 +46,20 @@ def _version() -> str:
     return __version__
 
 
+def _preload_rich() -> None:
+    """``rich.style`` draws from Python's global ``random`` when first imported (an id counter); import it
+    here with the state put back, so that running the CLI in-process leaves ``random`` as it was."""
+    import random
+
+    state = random.getstate()
+    try:
+        import rich.console  # noqa: F401
+    finally:
+        random.setstate(state)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _preload_rich()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -52,9 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"initlab {args.command}: error: {exc}", file=sys.stderr)
+    except (InitlabError, ValueError, TypeError, OSError) as exc:  # user mistakes: one line, no traceback
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"initlab {args.command}: error: {text}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"initlab {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

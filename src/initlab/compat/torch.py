@@ -15,6 +15,10 @@ Parity, including torch's pitfalls, on purpose:
   different numbers, 10x+ faster, no full-size temporaries.
 - ``sparse_`` draws its zero mask with ``torch.randperm`` on the *global* generator, ignoring ``generator``,
   like torch; the main API's ``"sparse"`` takes the mask from the generator too.
+- Tensors initlab does not draw into (integer, bool, complex; half types for ``orthogonal_``) go to
+  ``torch.nn.init`` itself: the same values or the same ``NotImplementedError``. Bad ranges raise torch's own
+  ``RuntimeError`` (``uniform_(a > b)``, ``normal_(std < 0)``, ``trunc_normal_(a > b)``); the main API raises
+  initlab's ``ValueError`` for them and draws orthogonal matrices in half precision.
 - Fans are torch's ``_calculate_fan_in_and_fan_out`` of the stored shape (no groups, gate blocks, layouts).
 
 Also bit-identical to torch for a given generator state: ``uniform_``, ``normal_``, ``xavier_*``,
@@ -50,10 +54,32 @@ _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_tra
 _TORCH_NAMES = (*_LINEAR, "tanh", "relu", "leaky_relu", "selu")
 
 
+_DRAWN = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_SCRATCH = torch.Generator()  # for torch's own argument checks on empty tensors: nothing is drawn from it
+
+
+def _torch_fallback(tensor: Tensor, name: str, generator: torch.Generator | None, **params: Any) -> bool:
+    """Run ``torch.nn.init``'s own function where initlab does not draw (integer, bool and complex tensors;
+    ``orthogonal_`` on half types): same values or, mostly, the same ``NotImplementedError``."""
+    unsupported = tensor.dtype not in _DRAWN or (name == "orthogonal_" and tensor.dtype.itemsize == 2)
+    if unsupported:
+        getattr(torch.nn.init, name)(tensor, **params, generator=generator)
+    return unsupported
+
+
+def _check_uniform(a: float, b: float) -> None:
+    """torch's RuntimeError for a bad range (from > to, NaN, out of float range), raised by torch itself."""
+    torch.empty(0).uniform_(a, b, generator=_SCRATCH)
+
+
+def _check_normal(std: float) -> None:
+    torch.empty(0).normal_(0.0, std, generator=_SCRATCH)
+
+
 def _fill(tensor: Tensor, name: str, generator: torch.Generator | None, **params: Any) -> Tensor:
     draw = get(name, **params).resolve(tuple(tensor.shape))
     with torch.no_grad():
-        return fill_(tensor, draw, generator)
+        return fill_(tensor, draw, generator, finite=False)  # torch writes inf for normal_(std=1e300)
 
 
 def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float:
@@ -72,6 +98,9 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
     if torch.overrides.has_torch_function_variadic(tensor):
         return torch.overrides.handle_torch_function(uniform_, (tensor,), tensor=tensor, a=a, b=b,
                                                      generator=generator)
+    if _torch_fallback(tensor, "uniform_", generator, a=a, b=b):
+        return tensor
+    _check_uniform(a, b)
     return _fill(tensor, "torch:uniform", generator, a=a, b=b)
 
 
@@ -81,6 +110,9 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
     if torch.overrides.has_torch_function_variadic(tensor):
         return torch.overrides.handle_torch_function(normal_, (tensor,), tensor=tensor, mean=mean, std=std,
                                                      generator=generator)
+    if _torch_fallback(tensor, "normal_", generator, mean=mean, std=std):
+        return tensor
+    _check_normal(std)
     return _fill(tensor, "torch:normal", generator, mean=mean, std=std)
 
 
@@ -92,7 +124,17 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     if (mean < a - 2 * std) or (mean > b + 2 * std):
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
                       "The distribution of values may be incorrect.", stacklevel=2)
+    if _torch_fallback(tensor, "trunc_normal_", generator, mean=mean, std=std, a=a, b=b):
+        return tensor
+    # torch 2.13 rejects from N(mean, std) when [a, b] holds > 0.3 of the mass, else from U(a, b): its
+    # errors (std < 0, a > b; ZeroDivisionError for std=0) come from the draw it picks
+    p = _norm_cdf((b - mean) / std) - _norm_cdf((a - mean) / std)
+    _check_normal(std) if p > 0.3 else _check_uniform(a, b)
     return _fill(tensor, "torch:trunc_normal", generator, mean=mean, std=std, a=a, b=b)
+
+
+def _norm_cdf(x: float) -> float:
+    return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -148,12 +190,16 @@ def _calculate_correct_fan(tensor: Tensor, mode: _FanMode) -> int:
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     """U(+-gain sqrt(6 / (fan_in + fan_out)))."""
     _calculate_fan_in_and_fan_out(tensor)
+    if _torch_fallback(tensor, "xavier_uniform_", generator, gain=gain):
+        return tensor
     return _fill(tensor, "torch:xavier_uniform", generator, gain=gain)
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     """N(0, gain^2 2 / (fan_in + fan_out)), untruncated."""
     _calculate_fan_in_and_fan_out(tensor)
+    if _torch_fallback(tensor, "xavier_normal_", generator, gain=gain):
+        return tensor
     return _fill(tensor, "torch:xavier_normal", generator, gain=gain)
 
 
@@ -164,6 +210,8 @@ def _kaiming(kind: str, tensor: Tensor, a: float, mode: _FanMode, nonlinearity: 
         return tensor
     _calculate_correct_fan(tensor, mode)
     calculate_gain(nonlinearity, a)
+    if _torch_fallback(tensor, f"kaiming_{kind}_", generator, a=a, mode=mode, nonlinearity=nonlinearity):
+        return tensor
     return _fill(tensor, f"torch:kaiming_{kind}", generator, a=a, mode=mode.lower(),
                  nonlinearity=nonlinearity)
 
@@ -188,6 +236,10 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | No
     """``gain * Q`` with Q Haar-distributed, flattened to (dim 0, rest); Householder construction."""
     if tensor.ndimension() < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if tensor.numel() == 0:  # torch returns before it draws
+        return tensor
+    if _torch_fallback(tensor, "orthogonal_", generator, gain=gain):
+        return tensor
     return _fill(tensor, "torch:orthogonal", generator, gain=gain)
 
 
@@ -200,6 +252,9 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
         raise ValueError("Only tensors with 2 dimensions are supported")
     if tensor.is_meta:
         return tensor
+    if _torch_fallback(tensor, "sparse_", generator, sparsity=sparsity, std=std):
+        return tensor
+    _check_normal(std)
     rows, cols = tensor.shape
     num_zeros = math.ceil(sparsity * rows)
     _fill(tensor, "torch:normal", generator, mean=0.0, std=std)

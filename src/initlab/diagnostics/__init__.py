@@ -7,12 +7,20 @@ May import the catalog, backends and model packages (layer discovery, ``ModelSta
 or cli.
 """
 
-from .compare import Comparison, compare
-from .core import diagnose
-from .diagnosis import Diagnosis
-from .monitor import Monitor, Snapshot, monitor
-from .records import LayerStats, ParamStats
-from .verdicts import Verdict
+import random as _random
+
+# rich.console draws from Python's global ``random`` when first imported: keep the user's stream as it was.
+_state = _random.getstate()
+try:
+    from .compare import Comparison, compare
+    from .core import diagnose
+    from .diagnosis import Diagnosis
+    from .monitor import Monitor, Snapshot, monitor
+    from .records import LayerStats, ParamStats
+    from .verdicts import Verdict
+finally:
+    _random.setstate(_state)
+    del _state
 
 __all__ = [
     "Comparison",

@@ -194,10 +194,14 @@ class Diagnosis:
     def summary_text(self) -> Text:
         s = self.summary()
         text = Text()
+        # Overall factors are the quotient of the two printed ends; the per-layer figure is the median of
+        # consecutive ratios, labelled as such so that it cannot read as contradicting them.
         text.append(
             f"signal: input RMS {fmt(s['input_rms'])} -> last layer {fmt(s['output_rms'])} "
-            f"(×{fmt(s['signal_growth'])} per layer); gradient RMS: last layer {fmt(s['grad_rms_last'])} "
-            f"-> first {fmt(s['grad_rms_first'])} (×{fmt(s['grad_growth'])} per layer)"
+            f"(×{fmt(_ratio(s['output_rms'], s['input_rms']))} overall, median ×{fmt(s['signal_growth'])} "
+            f"per layer); gradient RMS: last layer {fmt(s['grad_rms_last'])} -> first "
+            f"{fmt(s['grad_rms_first'])} (×{fmt(_ratio(s['grad_rms_first'], s['grad_rms_last']))} overall, "
+            f"median ×{fmt(s['grad_growth'])} per layer)"
         )
         if self.jacobian:
             text.append(
@@ -236,3 +240,7 @@ def elide(layers: Sequence[LayerStats], max_rows: int | None) -> Iterator[LayerS
     yield from layers[:head]
     yield None
     yield from layers[len(layers) - (max_rows - head) :]
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return num / den if num is not None and den is not None and 0 < den < math.inf else None

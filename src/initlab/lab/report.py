@@ -133,7 +133,7 @@ def _section_html(res: Result, folder: Path) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in res.rows)
     images = []
     for fig in res.figures:
-        data = base64.b64encode((folder / fig).read_bytes()).decode("ascii")
+        data = base64.b64encode(figure_path(folder, fig).read_bytes()).decode("ascii")
         images.append(f'<img alt="{e(fig)}" src="data:image/png;base64,{data}">')
     mode = "quick" if res.quick else "full"
     return (
@@ -143,6 +143,25 @@ def _section_html(res: Result, folder: Path) -> str:
         + "".join(images)
         + f'<p class="meta">{mode} run, seeds {e(_seed_range(res.seeds))}, {res.elapsed_s:.0f} s</p>'
     )
+
+
+def figure_path(folder: Path, fig: Any) -> Path:
+    """The figure file ``fig`` named by a ``results.json`` in ``folder``: only a regular file inside that
+    folder (no absolute path, no ``..``, no symlink leading out), so a crafted ``results.json`` cannot make
+    the page embed another file of the machine."""
+    from ..errors import InitlabValueError
+
+    if not isinstance(fig, str) or not fig:
+        raise InitlabValueError(f"{folder / 'results.json'}: a figure must be a file name, got {fig!r}")
+    base = folder.resolve()
+    path = (base / fig).resolve()
+    if Path(fig).is_absolute() or not path.is_relative_to(base):
+        raise InitlabValueError(f"{folder / 'results.json'} names figure {fig!r} outside its folder: only "
+                                "files inside the run's folder are embedded")
+    if not path.is_file():
+        raise InitlabValueError(f"{folder / 'results.json'} names figure {fig!r}, which is not a file in "
+                                f"{folder}: rerun the experiment or remove it from 'figures'")
+    return path
 
 
 def write_html(runs: Sequence[Path], path: Path, title: str = "initlab lab report") -> Path:

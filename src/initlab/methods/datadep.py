@@ -13,6 +13,7 @@ restore the model exactly on any failure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +22,13 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..backends.checks import check_generator, check_seed
 from ..backends.torch_backend import init_, make_generator
 from ..model.state import ModelState
 from ._sweep import (
     HOMOGENEOUS,
     DataInitError,
+    _tensors,
     channel_dim,
     check_activation,
     check_batch,
@@ -73,7 +76,7 @@ def data_dependent_init(model: nn.Module, batch: Any, *, seed: int | None = None
     attention layer gets zero mean and unit variance on ``batch``. ``pre_init``: the random draw before
     (``"normal"``: N(0, 1); any catalog scheme; ``None`` keeps the weights). Layers without a bias are only
     scaled. Raises :class:`DataInitError` (model unchanged) on a bad batch or a constant/non-finite layer."""
-    check_batch(batch)
+    _check_common(model, batch, seed, generator)
     plan = _checked(model, layers)
     snapshot = ModelState.capture(model)
     try:
@@ -97,7 +100,9 @@ def weight_norm_init(model: nn.Module, batch: Any, *, seed: int | None = None,
     weight_norm``): ``v ~ N(0, v_std)``, then ``g <- 1/sigma``, ``b <- -mu/sigma`` per output channel on
     ``batch``. Layers without weight norm are left alone. Raises :class:`DataInitError` when no layer is
     weight-normalized (model unchanged)."""
-    check_batch(batch)
+    _check_common(model, batch, seed, generator)
+    if not (isinstance(v_std, (int, float)) and math.isfinite(v_std) and v_std > 0):
+        raise DataInitError(f"v_std must be a finite number > 0, got {v_std!r}: the default is v_std=0.05")
     normed = [m for m in weight_layers(model) if _is_weight_normed(m)]
     if not normed:
         legacy = [n for n, m in model.named_modules() if hasattr(m, "weight_g")]
@@ -129,8 +134,25 @@ def _is_weight_normed(module: nn.Module) -> bool:
             and type(module.parametrizations["weight"][0]).__name__ == "_WeightNorm")  # type: ignore[index]
 
 
+def _check_common(model: Any, batch: Any, seed: Any, generator: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise DataInitError(f"expected an nn.Module, got {type(model).__name__}")
+    if seed is not None and generator is not None:
+        raise DataInitError("pass either seed or generator, not both")
+    check_generator(generator)
+    if seed is not None:
+        check_seed(seed)
+    check_batch(batch)
+
+
 def _checked(model: nn.Module, layers: Iterable[nn.Module | str] | None) -> dict[nn.Module, str]:
-    plan = weight_layers(model, layers)
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    try:
+        plan = weight_layers(model, layers)
+    except AttributeError as exc:  # get_submodule's message names the missing part
+        names = [n for n, m in model.named_modules() if isinstance(m, HOMOGENEOUS)][:6]
+        raise DataInitError(f"layers: {exc}; the weight layers are {', '.join(names) or 'none'}") from None
     if not plan:
         raise DataInitError("the model has no weight layer (Linear, Conv, attention) to initialize")
     for module, name in plan.items():
@@ -168,7 +190,14 @@ def _sweep(model: nn.Module, batch: Any, plan: dict[nn.Module, str], method: str
                                           (float(std.min()), float(std.max())), float(mean.abs().max()))
         return replace_primary(output, out)
 
-    sweep(model, batch, plan, hook)
+    try:
+        sweep(model, batch, plan, hook)
+    except DataInitError:
+        raise
+    except Exception as exc:  # the user's forward refused the batch (shape, dtype, device)
+        shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in _tensors(batch))
+        raise DataInitError(f"the batch ({shapes}) does not fit the model: {type(exc).__name__}: "
+                            f"{(str(exc).strip().splitlines() or [''])[0]}") from exc
     report = DataInitReport(method, list(done.values()), [n for m, n in plan.items() if m not in done])
     if any(not isinstance(m, nn.MultiheadAttention) and scaled_params(m)[1] is None for m in done):
         report.notes.append("layers without a bias were scaled but not centred")

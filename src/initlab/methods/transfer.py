@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..backends.checks import check_generator, check_seed, file_problem
+from ..errors import InitlabValueError
 from ..model.state import ModelState
 
 KeyMap = Mapping[str, str] | Callable[[str], str | None]
@@ -28,7 +30,7 @@ Source = Mapping[str, Any] | str | os.PathLike[str]
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "module")
 
 
-class TransferError(ValueError):
+class TransferError(InitlabValueError):
     """The source cannot be transferred into the model; the model was not changed."""
 
 
@@ -91,6 +93,11 @@ def transfer(model: nn.Module, source: Source, *, strict: bool = False, reinit: 
     key-map collisions, or when the file is not a tensor file (a pickle that would run code is refused
     without running it).
     """
+    if seed is not None and generator is not None:
+        raise TransferError("pass either seed or generator, not both")
+    check_generator(generator)
+    if seed is not None:
+        check_seed(seed)
     label, raw = _load(source)
     tensors, ignored = _flatten(raw)
     renamed, mapped = _apply_key_map(tensors, key_map)
@@ -116,14 +123,16 @@ def transfer(model: nn.Module, source: Source, *, strict: bool = False, reinit: 
             report.missing.append(name)
     report.unexpected = [n for n in mapped if n not in state]
     _validate(model, state, mapped, report, strict)
+    pending = [n for n in [*report.shape_mismatched, *report.missing] if _is_parameter(model, n)]
+    pending = [n for n in pending if id(state[n]) not in loaded_ids]
+    if reinit is not None and pending:
+        _check_reinit(state, pending, reinit)
 
     snapshot = ModelState.capture(model)
     try:
         with torch.no_grad():
             for name in report.matched:
                 state[name].copy_(mapped[name])
-        pending = [n for n in [*report.shape_mismatched, *report.missing] if _is_parameter(model, n)]
-        pending = [n for n in pending if id(state[n]) not in loaded_ids]
         if reinit is not None and pending:
             report.reinitialized = _reinitialize(model, pending, reinit, seed, generator)
     except BaseException:
@@ -138,8 +147,9 @@ def _load(source: Source) -> tuple[str, Any]:
     if not isinstance(source, (str, os.PathLike)):
         raise TransferError(f"source must be a state dict or a file path, got {type(source).__name__}")
     path = Path(source)
-    if not path.is_file():
-        raise TransferError(f"no such file: {path}")
+    problem = file_problem(path, "a weights file (.safetensors or .pt)")
+    if problem:
+        raise TransferError(problem)
     with path.open("rb") as fh:
         head = fh.read(9)
     if path.suffix == ".safetensors" or _looks_like_safetensors(head):
@@ -160,6 +170,23 @@ def _load(source: Source) -> tuple[str, Any]:
                             f"unpickles code (torch.load weights_only=True said: {first})") from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise TransferError(f"{path} is neither a safetensors nor a torch.save file: {exc}") from exc
+
+
+def _check_reinit(state: Mapping[str, torch.Tensor], pending: Iterable[str], reinit: Any) -> None:
+    """Resolve ``reinit`` for every weight it will draw, before the model is touched: an unknown scheme, a
+    shape it cannot fill or values its dtype cannot hold raise here, not halfway through."""
+    if isinstance(reinit, str) and reinit == "auto":
+        return
+    from ..backends.torch_backend import check_dtype, resolve
+
+    for name in pending:
+        t = state[name]
+        if t.dim() >= 2:
+            try:
+                check_dtype(resolve(t, reinit), t.dtype)
+            except (ValueError, TypeError) as exc:
+                raise TransferError(
+                    f"reinit={reinit!r} cannot initialize {name} {tuple(t.shape)}: {exc}") from None
 
 
 def _looks_like_safetensors(head: bytes) -> bool:
@@ -186,6 +213,10 @@ def _apply_key_map(tensors: dict[str, torch.Tensor], key_map: KeyMap | None
         return {}, dict(tensors)
     if callable(key_map):
         rename = key_map
+    elif not isinstance(key_map, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                     for k, v in key_map.items()):
+        raise TransferError(f"key_map must be {{regex: replacement}} strings or a function name -> name, "
+                            f"got {type(key_map).__name__}")
     else:
         try:
             rules = [(re.compile(p), r) for p, r in key_map.items()]

@@ -132,6 +132,7 @@ def counter_fill_(tensor: torch.Tensor, draw: d.Draw, *, seed: int, name: str,
         raise TypeError(f"counter_fill_ expects a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
         raise TypeError(f"cannot initialize a tensor of dtype {tensor.dtype}: use a floating-point tensor")
+    torch_backend.check_dtype(draw, tensor.dtype)
     glob = tuple(tensor.shape) if global_shape is None else tuple(int(s) for s in global_shape)
     starts, length = row_starts(tensor.shape, glob, offset)
     if not isinstance(draw, d.ELEMENTWISE):
@@ -153,11 +154,19 @@ def counter_fill_(tensor: torch.Tensor, draw: d.Draw, *, seed: int, name: str,
     if direct:
         view = tensor.detach().numpy().reshape(len(starts), length)
         fill_array(view, starts, p, engine=engine, threads=threads)
+        _bump_version(tensor)
         return tensor
     buf = np.empty((len(starts), length), dtype=np.float32)
     fill_array(buf, starts, p, engine=engine, threads=threads)
     tensor.copy_(torch.from_numpy(buf).view(tensor.shape))
     return tensor
+
+
+def _bump_version(tensor: torch.Tensor) -> None:
+    """Writes through ``numpy()`` bypass autograd's version counter; an in-place op on an empty view of the
+    tensor (free: no element is touched) bumps it as torch's own fills do, so a backward through a graph
+    that saved the old values raises torch's usual "modified by an inplace operation" error."""
+    tensor.detach().view(-1)[:0].zero_()
 
 
 def _cut(full: torch.Tensor, local_shape: Sequence[int], glob: tuple[int, ...],
@@ -182,7 +191,8 @@ def _orthogonal(g: torch.Tensor, rows: int, cols: int, gain: float) -> torch.Ten
     a = g.reshape(rows, cols)
     if rows < cols:
         a = a.t()
-    q, r = torch.linalg.qr(a)
+    with torch_backend.one_thread():  # QR's values depend on the thread count otherwise
+        q, r = torch.linalg.qr(a)
     q = q * torch.sign(torch.diagonal(r))
     return (q.t() if rows < cols else q).mul_(gain)
 

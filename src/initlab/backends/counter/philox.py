@@ -12,6 +12,8 @@ import hashlib
 
 import numpy as np
 
+from ..checks import check_seed
+
 M0, M1 = 0xD2511F53, 0xCD9E8D57  # round multipliers
 W0, W1 = 0x9E3779B9, 0xBB67AE85  # key bumps (golden ratio, sqrt(3) - 1)
 MASK32 = 0xFFFFFFFF
@@ -22,10 +24,7 @@ def derive_key(seed: int, name: str) -> tuple[int, int]:
     """The 64-bit Philox key of parameter ``name`` under ``seed``: the 8-byte BLAKE2b digest (personalization
     ``initlab-ctr``) of ``"<seed>\\0<name>"`` in UTF-8, read as two little-endian 32-bit words. Stable across
     processes, platforms and Python versions (unlike ``hash()``)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    seed = check_seed(seed)
     digest = hashlib.blake2b(f"{int(seed)}\0{name}".encode(), digest_size=8, person=b"initlab-ctr").digest()
     return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")
 

@@ -1,0 +1,22 @@
+"""initlab's error types: a user mistake, reported in one line that names the fix.
+
+Each also derives from the builtin it replaces (``ValueError``, ``TypeError``), so code written against
+earlier releases, which raised the builtins, keeps catching them. Imports nothing from initlab.
+"""
+
+from __future__ import annotations
+
+
+class InitlabError(Exception):
+    """Base class: bad input to initlab (the message says what to change)."""
+
+
+class InitlabValueError(InitlabError, ValueError):
+    """A value that cannot work: out of range, non-finite, unknown name, wrong shape."""
+
+
+class InitlabTypeError(InitlabError, TypeError):
+    """An argument of the wrong type (e.g. ``generator=5``)."""
+
+
+__all__ = ["InitlabError", "InitlabTypeError", "InitlabValueError"]
