@@ -130,7 +130,7 @@ def init_model(
     if graph is None:
         graph = discover(inner, example_input, walk=walk)
     if scheme_name in _MODEL_SCHEMES:
-        if explicit_counter:
+        if explicit_counter and not getattr(_MODEL_SCHEMES[scheme_name], "plan_based", False):
             raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")
         torch_gen = generator if isinstance(generator, torch.Generator) else None
         opts = SchemeOptions(example_input, torch_gen, seed, rules, dry_run, dict(options))
