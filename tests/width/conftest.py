@@ -37,3 +37,7 @@ def on_meta(factory, *args, **kwargs):
 def batch():
     g = torch.Generator().manual_seed(0)
     return torch.randn(64, 40, generator=g), torch.randint(0, 10, (64,), generator=g)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "distributed: spawns torch.distributed (gloo, CPU) process groups")

@@ -1,4 +1,5 @@
 """initlab doctor FILE.py:FACTORY [FILE.py:FACTORY ...] --input-shape 16,784 [--scheme NAME ...]
+initlab doctor FILE.py:FACTORY --widths 64,128,256 --input-shape 16,784   (coordinate check, SP vs μP)
 
 Diagnose a model as built and under each requested scheme (init_model on a deep copy), side by side: per-layer
 signal and gradient, dead and saturated units, symmetry, and verdicts naming a fix."""
@@ -44,6 +45,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     p.add_argument("--json", metavar="PATH", help="write the measurements as JSON")
     p.add_argument("--full", action="store_true", help="print every layer (long tables are elided otherwise)")
+    p.add_argument("--widths", type=_shape, metavar="W1,W2,...",
+                   help="coordinate check instead: FACTORY takes a width; SP vs μP over these widths")
+    p.add_argument("--plot", metavar="PATH", help="with --widths: write the coordinate-check plots (PNG)")
     p.set_defaults(func=run)
 
 
@@ -59,8 +63,9 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def load_factory(target: str) -> Any:
-    """The model built by ``FILE.py:NAME`` (NAME a callable returning a module, or a module)."""
+def load_factory(target: str, call: bool = True) -> Any:
+    """The model built by ``FILE.py:NAME`` (NAME a callable returning a module, or a module); with
+    ``call=False`` the callable itself."""
     path, sep, name = target.rpartition(":")
     if not sep or not path or not name:
         raise ValueError(f"expected FILE.py:FACTORY, got {target!r}")
@@ -79,6 +84,10 @@ def load_factory(target: str) -> Any:
         public = [n for n in vars(module) if not n.startswith("_")]
         raise ValueError(f"{path} defines no {name!r}; it defines {', '.join(public[:12])}")
     obj = getattr(module, name)
+    if not call:
+        if not callable(obj) or _is_module(obj):
+            raise TypeError(f"{target} must be a function of the width, got {type(obj).__name__}")
+        return obj
     model = obj() if callable(obj) and not _is_module(obj) else obj
     if not _is_module(model):
         raise TypeError(f"{target} returned {type(model).__name__}, expected a torch.nn.Module")
@@ -99,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
     from ..diagnostics.diagnosis import MAX_ROWS
     from ..model import init_model
 
+    if args.widths:
+        from ..width._cli import doctor_widths
+
+        print(doctor_widths(load_factory(args.targets[0], call=False), args.widths, args.input_shape,
+                            seed=args.seed, plot=args.plot))
+        return 0
     models = {target.rpartition(":")[2]: load_factory(target) for target in args.targets}
     if len(models) != len(args.targets):
         raise ValueError("give each FILE.py:FACTORY a distinct FACTORY name")

@@ -94,9 +94,12 @@ class CoordCheck:
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
         for ax, q, title in zip(axes, QUANTITIES, ("RMS at init", f"RMS of change after {self.steps} steps",
                                                     "output-gradient RMS at init"), strict=True):
-            for layer, ys in self.series(q).items():
-                ax.plot(self.widths, ys, marker="o", label=layer)
+            data = self.series(q)
+            for k, layer in enumerate(self.layers):  # same colour per layer in every panel
+                if layer in data and any(data[layer]):
+                    ax.plot(self.widths, data[layer], marker="o", label=layer, color=f"C{k % 10}")
             ax.set(xscale="log", yscale="log", xlabel="width", title=f"{self.parametrization}: {title}")
+            ax.minorticks_off()
             ax.set_xticks(self.widths, [str(w) for w in self.widths])
         axes[0].legend(fontsize=7)
         fig.tight_layout()
