@@ -13,7 +13,7 @@ def mlp(width: int, n_in: int = 40, n_out: int = 10) -> nn.Sequential:
 
 
 class TinyLM(nn.Module):
-    """Embedding -> one pre-norm Transformer block (nn.MultiheadAttention + MLP) -> readout, optionally tied."""
+    """Embedding -> a pre-norm Transformer block (nn.MultiheadAttention + MLP) -> readout, optionally tied."""
 
     def __init__(self, d: int, vocab: int = 50, tie: bool = False) -> None:
         super().__init__()

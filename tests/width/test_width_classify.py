@@ -4,9 +4,9 @@ import io
 
 import pytest
 import torch
-from conftest import TinyLM, mlp, on_meta
 
 import initlab
+from conftest import TinyLM, mlp, on_meta
 from initlab.width import classify, remove_mup_forward
 
 

@@ -1,9 +1,8 @@
 """Coordinate check after 5 Adam steps, widths 64..512: under μP every layer's activation change varies by
 less than 2x across widths; under SP the output layer's change grows with width (exponent > 0.25)."""
 
-from conftest import mlp
-
 import initlab
+from conftest import mlp
 
 WIDTHS = [64, 128, 256, 512]
 

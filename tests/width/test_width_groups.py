@@ -5,9 +5,9 @@ import io
 
 import pytest
 import torch
-from conftest import mlp, on_meta
 
 import initlab
+from conftest import mlp, on_meta
 
 
 def _by_class(groups):
@@ -21,7 +21,8 @@ def test_adam_groups():
     assert g["hidden"]["lr"] == pytest.approx(1e-2 / 8) and g["output"]["lr"] == pytest.approx(1e-2 / 8)
     for group in groups:  # decoupled decay: lr x wd the same everywhere
         assert group["lr"] * group["weight_decay"] == pytest.approx(1e-2 * 0.1)
-    assert sorted(n for group in groups for n in group["names"]) == sorted(n for n, _ in mlp(8).named_parameters())
+    names = sorted(n for group in groups for n in group["names"])
+    assert names == sorted(n for n, _ in mlp(8).named_parameters())
     torch.optim.AdamW(groups)  # accepted as is
 
 

@@ -21,7 +21,6 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..catalog.fans import compute_fans
 from ..model.graph import unwrap
 from ..model.layers import ParamSpec, layer_kind, param_specs
 
@@ -141,7 +140,8 @@ def classify(model: nn.Module, base: BaseLike) -> Classification:
     """The μP class of every parameter of ``model``, by comparing its shapes with ``base``'s.
 
     >>> from torch import nn
-    >>> make = lambda w: nn.Sequential(nn.Linear(10, w), nn.ReLU(), nn.Linear(w, w), nn.ReLU(), nn.Linear(w, 3))
+    >>> def make(w):
+    ...     return nn.Sequential(nn.Linear(10, w), nn.ReLU(), nn.Linear(w, w), nn.ReLU(), nn.Linear(w, 3))
     >>> classify(make(256), make(64)).summary()
     '1 input, 1 hidden, 1 output, 2 vector, 1 fixed'
     """
@@ -156,7 +156,7 @@ def classify(model: nn.Module, base: BaseLike) -> Classification:
         )
     by_id: dict[int, list[ParamClass]] = {}
     owners: dict[str, str] = {}
-    for q, mname, module, local, spec, p in slots:
+    for q, mname, module, _, spec, p in slots:
         sib = None
         if spec.fans_of and spec.fans_of in dict(module.named_parameters(recurse=False)):
             sq = f"{mname}.{spec.fans_of}" if mname else spec.fans_of
@@ -174,8 +174,9 @@ def classify(model: nn.Module, base: BaseLike) -> Classification:
             out.params[first.name] = _with(first, first.kind, tied)
             continue
         if kinds != {"input", "output"}:
-            raise ValueError(f"{first.name} is tied to {', '.join(tied)} with classes {sorted(kinds)}: μP has "
-                             "no rule for that; untie them or pass a dict base shape that makes them agree")
+            raise ValueError(f"{first.name} is tied to {', '.join(tied)} with classes {sorted(kinds)}: "
+                             "μP has no rule for that; untie them or pass a dict base shape that makes them "
+                             "agree")
         emb = next(c for c in group if c.kind == "input")
         out.params[emb.name] = _with(emb, "input", tuple(c.name for c in group if c is not emb))
         for c in group:

@@ -135,7 +135,7 @@ def _record(model: nn.Module, batch: Any, grads: bool) -> dict[str, torch.Tensor
                 return
             outs[name] = t.detach().clone()
             if grads and t.requires_grad:
-                t.register_hook(lambda g: grad_rms.__setitem__(name, float(g.float().square().mean().sqrt())))
+                t.register_hook(lambda g: grad_rms.__setitem__(name, _rms(g)))
         return fn
 
     for name, module in model.named_modules():
@@ -145,7 +145,7 @@ def _record(model: nn.Module, batch: Any, grads: bool) -> dict[str, torch.Tensor
         out = model(_inputs(batch))
         outs["<output>"] = out.detach().clone()
         if grads:
-            out.register_hook(lambda g: grad_rms.__setitem__("<output>", float(g.float().square().mean().sqrt())))
+            out.register_hook(lambda g: grad_rms.__setitem__("<output>", _rms(g)))
             _loss(out, batch).backward()
             model.zero_grad(set_to_none=True)
     finally:
@@ -204,12 +204,12 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], b
                 after = _record(model, batch, grads=False)
             for name, value in before.items():
                 if name.startswith("grad:"):
-                    q, layer, v = "grad", name[5:], float(value)  # type: ignore[arg-type]
+                    q, layer, v = "grad", name[5:], float(value)
                 else:
                     assert isinstance(value, torch.Tensor)
                     sums["init"].setdefault(name, [0.0] * len(widths))[k] += _rms(value) / len(seeds)
                     q, layer = "delta", name
-                    v = _rms(after[name] - value) if name in after else math.nan  # type: ignore[operator]
+                    v = _rms(after[name] - value) if name in after else math.nan
                 sums[q].setdefault(layer, [0.0] * len(widths))[k] += v / len(seeds)
     result.layers = list(sums["init"])
     result.init, result.delta, result.grad = sums["init"], sums["delta"], sums["grad"]

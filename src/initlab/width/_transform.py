@@ -123,7 +123,10 @@ def mup_transform(plan: Plan, report: InitReport, classes: Classification, *,
     out = Plan(reset_stats=list(plan.reset_stats))
     for a in plan.assignments:
         f = scale.get(a.name, 1.0)
-        draws = tuple(d.Constant(0.0) for _ in a.draws) if f == 0 else tuple(scale_draw(x, f) for x in a.draws)
+        if f == 0:
+            draws: tuple[d.Draw, ...] = tuple(d.Constant(0.0) for _ in a.draws)
+        else:
+            draws = tuple(scale_draw(x, f) for x in a.draws)
         out.assignments.append(replace(a, draws=draws))
     return out
 
@@ -132,7 +135,8 @@ def _rows(report: InitReport, classes: Classification, scale: dict[str, float], 
     for r in report.rows:
         if r.name not in scale:
             if r.status == "init" and r.name not in classes.params:
-                report.warn(f"{r.name}: not classified for {variant} (parametrized?): left as the base scheme")
+                report.warn(f"{r.name}: not classified for {variant} (parametrized?): left as the base "
+                            "scheme")
             continue
         f, c = scale[r.name], classes[r.name]
         r.scheme = f"{variant}({r.scheme})"
@@ -150,11 +154,12 @@ _DEFAULTS: dict[str, Any] = {"base": None, "base_scheme": "torch:default", "read
 def _options(opts: SchemeOptions, variant: str) -> dict[str, Any]:
     unknown = sorted(set(opts.extra) - set(_DEFAULTS))
     if unknown:
-        raise TypeError(f"unexpected option(s) {unknown} for scheme {variant!r}; it takes {sorted(_DEFAULTS)}")
+        raise TypeError(f"unexpected option(s) {unknown} for scheme {variant!r}; it takes "
+                        f"{sorted(_DEFAULTS)}")
     kw = {**_DEFAULTS, **opts.extra}
     if kw["base"] is None:
-        raise ValueError(f"init_model(model, {variant!r}) needs base=: the same architecture at the base width "
-                         "(`with torch.device('meta'): base = make(64)`) or a dict name -> base shape")
+        raise ValueError(f"init_model(model, {variant!r}) needs base=: the same architecture at the base "
+                         "width (`with torch.device('meta'): base = make(64)`) or a dict name -> base shape")
     if kw["readout"] not in ("mup", "zero"):
         raise ValueError(f"readout must be 'mup' (std / width_mult) or 'zero', got {kw['readout']!r}")
     return kw

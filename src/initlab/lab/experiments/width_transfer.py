@@ -58,11 +58,13 @@ def run(spec: Spec) -> Result:
             for a in ARCHS for p, s in summary[a].items()]
     setup = (f"mnist1d (4000 train), Adam, {len(spec.seeds)} seed(s) (init and batch order). MLP: 2 hidden "
              f"ReLU layers, widths {_ws(cfg, 'mlp')}, {cfg['steps']['mlp']} steps of batch "
-             f"{cfg['batch']['mlp']}. Transformer: 8 tokens x 5 values, linear embedding + learned positions, "
+             f"{cfg['batch']['mlp']}. Transformer: 8 tokens x 5 values, linear embedding + learned "
+             "positions, "
              f"one pre-LN block (4 heads, MLP 2x), mean pool, widths {_ws(cfg, 'transformer')}, "
              f"{cfg['steps']['transformer']} steps of batch {cfg['batch']['transformer']}; attention scale "
              "1/sqrt(head_dim) under SP, 1/head_dim under μP. LR grid 2^k, k = "
-             f"{cfg['log2_lrs'][0]}..{cfg['log2_lrs'][-1]} (x2 steps). Loss: mean training loss over the last "
+             f"{cfg['log2_lrs'][0]}..{cfg['log2_lrs'][-1]} (x2 steps). Loss: mean training loss over the "
+             "last "
              "quarter of the steps, mean over seeds. μP base width = the narrowest width; base scheme "
              "torch:default (SP is torch:default at every width).")
     headers = ["model", "parametrization", "best log2 lr per width", "shift (grid steps)",
@@ -106,9 +108,10 @@ def _answer(summary: dict[str, dict[str, Any]]) -> str:
     for a in ARCHS:
         cells = []
         for p, s in summary[a].items():
-            cells.append(f"{p} moved {s['shift']:+d} grid step(s) (at most {s['max_shift']} from the narrowest "
-                         f"width), wider {'never' if s['wider_not_worse'] else 'sometimes'} worse at the "
-                         "narrowest width's best LR" + (" (an optimum at the grid's edge)" if s["edge"] else ""))
+            edge = " (an optimum at the grid's edge)" if s["edge"] else ""
+            cells.append(f"{p} moved {s['shift']:+d} grid step(s) (at most {s['max_shift']} from the "
+                         f"narrowest width), wider {'never' if s['wider_not_worse'] else 'sometimes'} worse "
+                         f"at the narrowest width's best LR{edge}")
         parts.append(f"{a.upper() if a == 'mlp' else 'Transformer'}: " + "; ".join(cells) + ".")
     mup = [summary[a]["initlab μP"]["max_shift"] for a in ARCHS]
     sp = summary["mlp"]["SP"]["max_shift"]
