@@ -1,6 +1,8 @@
 """Coordinate check after 5 Adam steps, widths 64..512: under μP every layer's activation change varies by
 less than 2x across widths; under SP the output layer's change grows with width (exponent > 0.25)."""
 
+import torch
+
 import initlab
 from conftest import mlp
 
@@ -26,3 +28,9 @@ def test_sp_output_change_grows_with_width(batch):
 def test_zero_readout_is_valid(batch):
     result = initlab.coord_check(mlp, WIDTHS, batch, steps=5, lr=1e-2, readout="zero")
     assert result.unstable("delta") == [], str(result)
+
+
+def test_global_rng_untouched(batch):
+    state = torch.get_rng_state()
+    initlab.coord_check(mlp, [16, 32], batch, steps=1)
+    assert torch.equal(state, torch.get_rng_state())

@@ -159,7 +159,8 @@ def _prepare(make_model: Callable[[int], nn.Module], width: int, base_width: int
     from ..model import init_model
     from ._groups import mup_param_groups
 
-    model = make_model(width)
+    with torch.random.fork_rng(devices=[]):  # the factory's own init draws from the global RNG
+        model = make_model(width)
     if parametrization == "sp":
         init_model(model, init_options.get("base_scheme", "torch:default"), seed=seed)
         groups: Any = model.parameters()
