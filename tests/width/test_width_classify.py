@@ -7,7 +7,7 @@ import torch
 
 import initlab
 from conftest import TinyLM, mlp, on_meta
-from initlab.width import classify, remove_mup_forward
+from initlab.width import classify, mup_forward, remove_mup_forward
 
 
 def test_mlp_classes():
@@ -64,6 +64,7 @@ def test_tied_embedding_is_input_like_with_the_readout_multiplier_in_the_forward
         assert torch.allclose(loaded(x), model(x))
         assert remove_mup_forward(model) == 1
         assert torch.allclose(model(x), hidden @ model.emb.weight.T, atol=1e-5)
+        assert len(mup_forward(model, base)) == 1 and remove_mup_forward(model) == 1
     assert any("tied" in n for n in report.notes)
     # the embedding keeps the base lr under Adam: the same tensor as the readout, one class
     groups = initlab.mup_param_groups(model, 1e-3, base=base)

@@ -10,13 +10,14 @@ named in the report) and the coordinate check (:mod:`._coord`). May import catal
 never diagnostics, lab or cli.
 
 Public API: ``classify(model, base)``, ``mup_transform``, ``mup_param_groups(model, lr, optimizer,
-weight_decay, *, base)``, ``coord_check(make_model, widths, batch, ...)``, ``remove_mup_forward(model)``;
+weight_decay, *, base)``, ``coord_check(make_model, widths, batch, ...)``, ``mup_forward(model, base)`` /
+``remove_mup_forward(model)``;
 ``init_model(model, "mup" | "spectral", base=...)`` once this package is imported (``import initlab`` does
 it on first use of ``init_model``)."""
 
 from ._classify import Classification, ParamClass, classify
 from ._coord import CoordCheck, coord_check
-from ._forward import remove_mup_forward
+from ._forward import mup_forward, remove_mup_forward
 from ._groups import mup_param_groups
 from ._transform import mup_transform
 
@@ -26,6 +27,7 @@ __all__ = [
     "ParamClass",
     "classify",
     "coord_check",
+    "mup_forward",
     "mup_param_groups",
     "mup_transform",
     "remove_mup_forward",

@@ -7,8 +7,8 @@
   multiplier is applied in the forward: a forward pre-hook on the readout module multiplies its input by
   1/width_mult (exactly ``MuReadout.forward``'s ``x / width_mult``), without touching the user's code.
   :func:`remove_mup_forward` removes it; the hook is a plain picklable object, so ``torch.save(model)`` keeps
-  it, a ``state_dict`` does not (call ``init_model(..., "mup", base=..., dry_run=False)`` or
-  :func:`install_readout_hooks` again after loading into a fresh model).
+  it, a ``state_dict`` does not: :func:`mup_forward` installs it on a fresh model (also after ``materialize``
+  or ``init_sharded``, which only draw the weights).
 - Attention 1/d instead of 1/sqrt(d): computed inside ``nn.MultiheadAttention`` /
   ``F.scaled_dot_product_attention``, which initlab cannot rescale exactly from outside (the query bias is
   not scaled by a hook on the input), so it is detected and named with the one-line change."""
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,6 +49,15 @@ def remove_mup_forward(model: nn.Module) -> int:
                 del module._forward_pre_hooks[key]
                 removed += 1
     return removed
+
+
+def mup_forward(model: nn.Module, base: Any) -> list[str]:
+    """Install the forward changes initlab can make for μP (the tied readout's multiplier) on ``model``, e.g.
+    after ``materialize``/``init_sharded`` (which only draw weights) or loading a state dict; one line
+    each."""
+    from ._classify import classify
+
+    return install_readout_hooks(model, classify(model, base).readouts)
 
 
 def install_readout_hooks(model: nn.Module, readouts: Mapping[str, float]) -> list[str]:

@@ -204,7 +204,9 @@ def _scheme(variant: Variant) -> Any:
             report.warn("tied readout: multiply its input by " + ", ".join(
                 f"{s:.4g} ({n})" for n, s in classes.readouts.items()) + " in your forward (forward=False)")
         if opts.dry_run:
-            report.notes += [f"would hook {n}" for n in classes.readouts] if kw["forward"] else []
+            if kw["forward"] and classes.readouts:  # materialize/init_sharded land here: say what they skip
+                report.notes.append(f"readout multiplier hook(s) on {', '.join(classes.readouts)} not "
+                                    "installed by a dry run: initlab.width.mup_forward(model, base) installs them")
             return report
         from ..model.plan_counter import counter_fill
 
