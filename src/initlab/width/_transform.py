@@ -206,7 +206,8 @@ def _scheme(variant: Variant) -> Any:
         if opts.dry_run:
             if kw["forward"] and classes.readouts:  # materialize/init_sharded land here: say what they skip
                 report.notes.append(f"readout multiplier hook(s) on {', '.join(classes.readouts)} not "
-                                    "installed by a dry run: initlab.width.mup_forward(model, base) installs them")
+                                    "installed by a dry run: initlab.width.mup_forward(model, base) installs "
+                                    "them")
             return report
         from ..model.plan_counter import counter_fill
 
