@@ -11,6 +11,7 @@ Packages, one concern each, data flowing one way
 - :mod:`initlab.diagnostics` -- ``diagnose``/``compare``/``monitor``: signal propagation, verdicts, reports.
 - :mod:`initlab.lab` -- reproducible experiments and the demo.
 - :mod:`initlab.scale` -- counter-based generation, sharded and meta-device init.
+- :mod:`initlab.width` -- μP / spectral init, μP learning rates, the coordinate check.
 - :mod:`initlab.cli` -- the ``initlab`` command.
 
 Heavy subpackages load on first use: ``import initlab`` imports neither torch nor matplotlib.
@@ -65,6 +66,8 @@ _LAZY = {
     "monitor": "initlab.diagnostics",
     "materialize": "initlab.scale",
     "on_meta": "initlab.scale",
+    "mup_param_groups": "initlab.width",
+    "coord_check": "initlab.width",
 }
 
 __all__ = [
@@ -88,7 +91,7 @@ _activations.ADAPTERS.append(_torch_adapter)
 
 
 # packages whose import registers init_model schemes (model cannot import them: data flows one way)
-_SCHEME_PLUGINS = ("initlab.methods",)
+_SCHEME_PLUGINS = ("initlab.methods", "initlab.width")
 
 
 def __getattr__(name: str) -> Any:

@@ -36,8 +36,9 @@ def _check_file(path: str) -> None:
         raise InitlabValueError(problem)
 
 
-def load_factory(target: str) -> Any:
-    """The model built by ``FILE.py:NAME`` (NAME a callable returning a module, or a module). The global
+def load_factory(target: str, call: bool = True) -> Any:
+    """The model built by ``FILE.py:NAME`` (NAME a callable returning a module, or a module; with
+    ``call=False`` the callable itself, e.g. a function of the width). The global
     random states (torch, numpy, Python) are put back afterwards: building modules draws torch's default
     init from them, and the CLI run in-process must not move them.
 
@@ -51,14 +52,14 @@ def load_factory(target: str) -> Any:
 
     states = torch.get_rng_state(), np.random.get_state(), random.getstate()
     try:
-        return _load_factory(target)
+        return _load_factory(target, call)
     finally:
         torch.set_rng_state(states[0])
         np.random.set_state(states[1])
         random.setstate(states[2])
 
 
-def _load_factory(target: str) -> Any:
+def _load_factory(target: str, call: bool) -> Any:
     path, sep, name = target.rpartition(":")
     if not sep or not path or not name:
         raise InitlabValueError(f"expected FILE.py:FACTORY, got {target!r}")
@@ -84,6 +85,10 @@ def _load_factory(target: str) -> Any:
         public = [n for n in vars(module) if not n.startswith("_")]
         raise InitlabValueError(f"{path} defines no {name!r}; it defines {', '.join(public[:12])}")
     obj = getattr(module, name)
+    if not call:
+        if not callable(obj) or _is_module(obj):
+            raise InitlabTypeError(f"{target} must be a function of the width, got {type(obj).__name__}")
+        return obj
     try:
         model = obj() if callable(obj) and not _is_module(obj) else obj
     except Exception as exc:

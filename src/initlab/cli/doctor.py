@@ -1,4 +1,5 @@
 """initlab doctor FILE.py:FACTORY [FILE.py:FACTORY ...] --input-shape 16,784 [--scheme NAME ...]
+initlab doctor FILE.py:FACTORY --widths 64,128,256 --input-shape 16,784   (coordinate check, SP vs μP)
 
 Diagnose a model as built and under each requested scheme (init_model on a deep copy), side by side: per-layer
 signal and gradient, dead and saturated units, symmetry, and verdicts naming a fix."""
@@ -54,6 +55,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     p.add_argument("--json", metavar="PATH", help="write the measurements as JSON")
     p.add_argument("--full", action="store_true", help="print every layer (long tables are elided otherwise)")
+    p.add_argument("--widths", type=_shape, metavar="W1,W2,...",
+                   help="coordinate check instead: FACTORY takes a width; SP vs μP over these widths")
+    p.add_argument("--plot", metavar="PATH", help="with --widths: write the coordinate-check plots (PNG)")
     p.set_defaults(func=run)
 
 
@@ -82,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
             check_output(path, option)
     if args.vocab < 1:
         raise ValueError(f"--vocab must be >= 1, got {args.vocab}")
+    if args.widths:
+        from ..width._cli import doctor_widths
+
+        print(doctor_widths(load_factory(args.targets[0], call=False), args.widths, args.input_shape,
+                            seed=args.seed, plot=args.plot))
+        return 0
     models = {target.rpartition(":")[2]: load_factory(target) for target in args.targets}
     if len(models) != len(args.targets):
         raise ValueError("give each FILE.py:FACTORY a distinct FACTORY name")

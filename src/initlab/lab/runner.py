@@ -31,6 +31,7 @@ EXPERIMENTS = (
     "normal-vs-uniform",
     "batchnorm",
     "methods",
+    "width-transfer",
 )
 
 T = TypeVar("T")

@@ -165,7 +165,7 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
     else:
         check_graph(graph, inner, walk)
     if scheme_name in _MODEL_SCHEMES:
-        if generator == "counter":
+        if generator == "counter" and not getattr(_MODEL_SCHEMES[scheme_name], "plan_based", False):
             raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")
         torch_gen = generator if isinstance(generator, torch.Generator) else None
         opts = SchemeOptions(example_input, torch_gen, seed, rules, dry_run, dict(options))

@@ -1,0 +1,38 @@
+"""Coordinate check of the width-transfer experiment's MLP and Transformer, SP vs initlab μP (5 Adam steps,
+lr 2^-7, 64 mnist1d samples): ``python examples/coord_check.py docs/results/width-transfer`` writes
+``coord_check.json`` and the ``coord_*.png`` figures there."""
+
+import json
+import sys
+from functools import partial
+
+from initlab.lab.experiments._common import dataset
+from initlab.lab.experiments._width_models import build
+from initlab.width import coord_check
+
+WIDTHS = {"mlp": [64, 128, 256, 512, 1024], "transformer": [64, 128, 256, 512]}
+
+
+def make(arch: str, param: str, width: int):
+    # SP builds attention with 1/sqrt(head_dim), μP with 1/head_dim (the change the μP report names)
+    return build(arch, width, param).to_empty(device="cpu")
+
+
+def main(out: str) -> None:
+    data = dataset()
+    batch = (data.x_train[:64], data.y_train[:64])
+    res = {}
+    for arch, widths in WIDTHS.items():
+        for p, label in (("sp", "SP"), ("mup", "initlab μP")):
+            r = coord_check(partial(make, arch, label), widths, batch, steps=5, lr=2**-7, parametrization=p)
+            print(arch, r, flush=True)
+            r.plot(f"{out}/coord_{arch}_{p}.png")
+            res[f"{arch}/{p}"] = {"widths": r.widths, "delta": r.delta, "init": r.init,
+                                  "exponent_delta": {x: r.exponent(x) for x in r.layers},
+                                  "ratio_delta": {x: r.ratio(x) for x in r.layers}}
+    with open(f"{out}/coord_check.json", "w") as fh:
+        json.dump(res, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
