@@ -91,7 +91,7 @@ _activations.ADAPTERS.append(_torch_adapter)
 
 
 # packages whose import registers init_model schemes (model cannot import them: data flows one way)
-_SCHEME_PLUGINS = ("initlab.methods", "initlab.width")
+_SCHEME_PLUGINS = ("initlab.methods",)
 
 
 def __getattr__(name: str) -> Any:

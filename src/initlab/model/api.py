@@ -69,7 +69,7 @@ _LAZY_SCHEMES = {
     name: "initlab.methods.schemes"
     for name in ("lsuv", "data_dependent", "weight_norm", "delta_orthogonal_gain", "fixup", "skipinit",
                  "rezero", "zero_residual_norm", "t_fixup", "deepnorm", "gpt2")
-}
+} | {"mup": "initlab.width._transform", "spectral": "initlab.width._transform"}
 
 
 def _known(name: str) -> bool:

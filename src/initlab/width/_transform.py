@@ -224,5 +224,7 @@ def _scheme(variant: Variant) -> Any:
     return scheme
 
 
-register_model_scheme("mup", _scheme("mup"), overwrite=True)
-register_model_scheme("spectral", _scheme("spectral"), overwrite=True)
+def register() -> None:
+    """Called by :mod:`initlab.model` the first time ``"mup"`` or ``"spectral"`` is asked for."""
+    register_model_scheme("mup", _scheme("mup"), overwrite=True)
+    register_model_scheme("spectral", _scheme("spectral"), overwrite=True)
