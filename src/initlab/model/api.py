@@ -13,8 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..backends.checks import check_generator, check_seed
 from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
+from ..errors import InitlabTypeError, InitlabValueError
 from ._apply import Journal, commit_plan, prepare_plan, transaction
 from ._transforms import (
     _TRANSFORMS,
@@ -130,8 +132,7 @@ def init_model(
     >>> report.row("0.weight").std == (2 / 8) ** 0.5
     True
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"init_model expects an nn.Module, got {type(model).__name__}")
+    _validate_call(model, graph)
     _validate_generator(generator, seed)
     inner = unwrap(model)
     with transaction(inner) as journal:
@@ -209,10 +210,28 @@ def _transformed(graph: ModelGraph, t: PlanTransform, rules: list[Rule], options
 
 
 def _validate_generator(generator: Any, seed: Any) -> None:
-    if isinstance(generator, str) and generator not in ("counter", "torch"):
-        raise ValueError(f"generator must be 'counter', 'torch', a torch.Generator or None: {generator!r}")
+    check_generator(generator, names=("counter", "torch"))
+    if seed is not None:
+        check_seed(seed)
     if isinstance(generator, torch.Generator) and seed is not None:
-        raise ValueError("pass either seed or generator, not both")
+        raise InitlabValueError("pass either seed or generator, not both")
+
+
+def _validate_call(model: Any, graph: Any) -> None:
+    """What the arguments' types alone rule out, before anything is read from the model."""
+    if not isinstance(model, nn.Module):
+        raise InitlabTypeError(f"init_model expects an nn.Module, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise InitlabTypeError("a torch.jit.script/trace module cannot be initialized in place: "
+                               "initialize the eager module first, then script it")
+    if graph is not None and not isinstance(graph, ModelGraph):
+        raise InitlabTypeError(
+            f"graph must come from initlab.model.discover(model), got {type(graph).__name__}")
+    legacy = [n for n, m in model.named_modules() if hasattr(m, "weight_g") and hasattr(m, "weight_v")]
+    if legacy:
+        raise InitlabValueError(
+            f"{legacy[0] or 'the model'} uses the deprecated torch.nn.utils.weight_norm (weight_g/weight_v): "
+            "use torch.nn.utils.parametrizations.weight_norm, which initlab initializes through its original")
 
 
 def _plan(

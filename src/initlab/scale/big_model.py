@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..backends.checks import check_device, check_seed
+from ..errors import InitlabValueError
 from ..model import InitReport, init_model
 from ..model._apply import Journal, model_lock, right_inverse, transaction
 from ..model._transforms import add_scalars, check_scalars
@@ -102,20 +104,17 @@ def _progress(total: int, enabled: bool | None, desc: str) -> Any:
 
 def check_seed_device(seed: Any, device: Any) -> torch.device | None:
     """Validate a counter seed and a device before anything is allocated; the device as a torch.device."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    check_seed(seed)
     if device is None:
         return None
+    dev = check_device(device)
     try:
-        dev = torch.device(device)
         torch.empty(0, device=dev)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise ValueError(f"device {device!r} is not usable here ({str(exc).splitlines()[0]}): pass 'cpu', "
-                         "'cuda', 'cuda:0'...") from None
+        raise InitlabValueError(f"device {device!r} is not usable here ({str(exc).splitlines()[0]}): pass "
+                                "'cpu', 'cuda', 'cuda:0'...") from None
     if dev.type == "meta":
-        raise ValueError("device='meta' allocates nothing: pass the device the model should live on")
+        raise InitlabValueError("device='meta' allocates nothing: pass the device the model should live on")
     return dev
 
 
