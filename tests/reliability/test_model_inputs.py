@@ -50,7 +50,7 @@ def test_legacy_weight_norm_names_the_parametrization() -> None:
         legacy = torch.nn.utils.weight_norm(nn.Linear(4, 4))
     m = nn.Sequential(legacy, nn.ReLU())
     before = ModelState.capture(m)
-    with pytest.raises(InitlabError, match="parametrizations.weight_norm"):
+    with pytest.raises(InitlabError, match=r"parametrizations\.weight_norm"):
         initlab.init_model(m, "auto", seed=0)
     assert before.matches(m)
 
