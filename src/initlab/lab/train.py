@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..backends.torch_activations import torch_module
-from ..backends.torch_backend import init_, make_generator
+from ..backends.torch_backend import make_generator
 from .data import Dataset
 
 M = TypeVar("M", bound=nn.Module)
@@ -69,42 +69,20 @@ class ResidualMLP(nn.Module):
         return self.head(self.act(self.blocks(self.stem(x))))
 
 
-def weight_layers(model: nn.Module) -> list[tuple[str, nn.Linear]]:
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-
-
-def following_activation(model: nn.Module) -> dict[str, str]:
-    """Linear name -> the activation that follows it in a Sequential (for He-family gains)."""
-    out: dict[str, str] = {}
-    for parent_name, parent in model.named_modules():
-        if not isinstance(parent, nn.Sequential):
-            continue
-        children = list(parent.named_children())
-        for i, (name, child) in enumerate(children):
-            if isinstance(child, nn.Linear):
-                for _, nxt in children[i + 1 :]:
-                    kind = next(
-                        (k for k, cls in ACTIVATIONS.items() if type(nxt) is cls and k != "linear"), None
-                    )
-                    if kind:
-                        out[f"{parent_name}.{name}" if parent_name else name] = kind
-                        break
-                    if isinstance(nxt, nn.Linear):
-                        break
-    return out
-
-
-@torch.no_grad()
 def init_weights_(model: M, scheme: str, *, seed: int, scale: float = 1.0) -> M:
-    """Every Linear weight from ``scheme`` (with the gain of the activation that follows it), times
-    ``scale``; biases zero. Layers are drawn in order from one generator seeded with ``seed``."""
-    g = make_generator("cpu", seed)
-    acts = following_activation(model)
-    for name, layer in weight_layers(model):
-        init_(layer.weight, scheme, generator=g, activation=acts.get(name, "linear"))
-        layer.weight.mul_(scale)
-        if layer.bias is not None:
-            layer.bias.zero_()
+    """Every weight layer's weight from ``scheme`` (with the gain of the activation that follows it), times
+    ``scale``; biases zero -- through :func:`initlab.init_model` (the ``"scaled"`` plan transform), drawn in
+    plan order from torch's generator seeded with ``seed``."""
+    from ..model import init_model
+
+    has_bias = any(name.endswith("bias") for name, _ in model.named_parameters())
+    rules = {"*.bias": "zeros"} if has_bias else {}
+    if scheme.startswith(("he_", "kaiming_")):  # He's default gain is ReLU's: the lab's heads are linear
+        dry = init_model(model, scheme, seed=seed, generator="torch", dry_run=True)
+        for row in dry.rows:
+            if row.activation is None and row.fan_in is not None and row.name.endswith("weight"):
+                rules[row.name] = f"{scheme}(nonlinearity='linear')"
+    init_model(model, "scaled", base=scheme, factor=scale, seed=seed, generator="torch", rules=rules or None)
     return model
 
 

@@ -206,3 +206,19 @@ def add_scalars(model: nn.Module, scalars: list[AddScalar], journal: Journal) ->
             hooked.add(id(module))
         handle = module.register_forward_pre_hook(s.hook) if s.pre else module.register_forward_hook(s.hook)
         journal.on_undo(handle.remove)
+
+
+# ---- a built-in transform ----------------------------------------------------------------------------------
+def _scaled(edit: PlanEdit, options: dict[str, Any]) -> None:
+    """Every weight layer's main weight times ``factor`` (biases, norms and embeddings as the base planned
+    them): the lab's "what if the init were ×0.1 or ×10 too large" experiments."""
+    factor = float(options["factor"])
+    if not math.isfinite(factor):
+        raise ValueError(f"scaled: factor must be finite, got {factor}")
+    for info in edit.graph.layers:
+        name = info.params.get(info.weight_local)
+        if info.kind.weight and name is not None and edit.assignment(name) is not None and factor != 1.0:
+            edit.scale(name, factor, f"{edit.report.scheme} x {factor:g}")
+
+
+register_plan_transform("scaled", _scaled, defaults={"base": "auto", "factor": 1.0})
