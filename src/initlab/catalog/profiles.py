@@ -31,6 +31,7 @@ class Profile:
     norm_weight: str = "ones"
     norm_bias: str = "zeros"
     head: str | None = None
+    fans: str = "initlab"  # whose fans: "initlab" (exact per group/gate/stride), or a framework's own layers'
     source: str = ""
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -46,18 +47,21 @@ PROFILES: dict[str, Profile] = {
     "torch:default": Profile(
         "torch:default", weight="torch:default", bias="torch:default", embedding="normal(0, 1)",
         rnn_input="torch:default", rnn_recurrent="torch:default", rnn_bias="torch:default",
-        attention_in="torch:xavier_uniform", attention_out="torch:default", source="torch/nn/modules",
+        attention_in="torch:xavier_uniform", attention_out="torch:default", fans="torch",
+        source="torch/nn/modules",
         notes={"rnn": "every RNN parameter U(+-1/sqrt(hidden)): resolved with the recurrent weight's fans",
                "attention": "in_proj xavier_uniform on the stacked (3E, E) matrix, in_proj bias 0, out_proj "
                             "bias 0"}),
     "keras:default": Profile(
         "keras:default", weight="keras:glorot_uniform", embedding="keras:random_uniform",
         rnn_input="keras:glorot_uniform", rnn_recurrent="keras:orthogonal", forget_bias=1.0,
-        attention_in="keras:glorot_uniform", attention_out="keras:glorot_uniform", source="keras layers"),
+        attention_in="keras:glorot_uniform", attention_out="keras:glorot_uniform", fans="keras",
+        source="keras layers",
+        notes={"rnn": "kernel glorot over the whole (in, gates x H) kernel; recurrent ONE orthogonal (H, gates x H)"}),
     "flax:default": Profile(
         "flax:default", weight="jax:lecun_normal", embedding="flax:embed", rnn_input="jax:lecun_normal",
         rnn_recurrent="jax:orthogonal", attention_in="jax:lecun_normal", attention_out="jax:lecun_normal",
-        source="flax/linen"),
+        fans="flax", source="flax/linen"),
     "timm:vit": Profile(
         "timm:vit", weight="vit_trunc_normal", embedding="vit_trunc_normal", attention_in="vit_trunc_normal",
         attention_out="vit_trunc_normal", source="timm init_weights_vit_timm"),

@@ -23,7 +23,7 @@ from torch import nn
 from ..backends.torch_backend import fill_
 from ..catalog import draws as d
 from ..catalog import get
-from ..catalog.fans import Fans
+from ..catalog.fans import Fans, compute_fans, framework_fans
 from ..catalog.initializers import Context, Initializer
 from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
@@ -155,6 +155,8 @@ class ProfileChooser:
         self.head = weights[-1].name if weights and self.profile.head else None
         self.n_layer = max(1, math.ceil(len(graph.branches) / 2))
         self._cache: dict[str, Initializer] = {}
+        # nn.Transformer re-draws every >1-D parameter with xavier_uniform_ after building its layers
+        self.transformers = [n for n, m in graph.model.named_modules() if isinstance(m, nn.Transformer)]
 
     def _init(self, rule: str) -> Initializer:
         if rule == self.name and self.custom is not None:
@@ -174,6 +176,8 @@ class ProfileChooser:
             return "residual_out"
         if layer.kind == "attention" and role == "bias":
             return "zeros_bias"
+        if role == "bias" and type(layer.module).__name__ == "NonDynamicallyQuantizableLinear":
+            return "zeros_bias"  # MultiheadAttention's out_proj, seen on its own: torch zeroes its bias
         return role
 
     def choose(self, layer: LayerInfo, local: str, spec: ParamSpec, shape: tuple[int, ...]) -> Choice:
@@ -184,9 +188,13 @@ class ProfileChooser:
         fans = layer.fans.get(spec.fans_of or local)
         blocks = spec.blocks
         post: tuple[tuple[Any, ...], ...] = ()
-        if self.torch_default and layer.kind == "rnn":
-            fans = _recurrent_fans(layer, local)
-            blocks = 1
+        if self.torch_default and len(shape) > 1 and self._in_transformer(layer):
+            xavier = self._init("torch:xavier_uniform")
+            return Choice(xavier, "torch:xavier_uniform", f"{self.name}:nn.Transformer",
+                          compute_fans(shape, "torch"), 1)
+        native = self._native_fans(layer, local, spec) if self.profile.fans != "initlab" else None
+        if native is not None:
+            fans, blocks = native, 1
         elif self.torch_default and role == "attention_in":
             fans, blocks = spec.__class__(spec.role).fans(shape), 1
         if role == "rnn_bias" and self.profile.forget_bias is not None:
@@ -199,6 +207,35 @@ class ProfileChooser:
             blocks,
             post=post,
         )
+
+    def _in_transformer(self, layer: LayerInfo) -> bool:
+        return any(layer.name.startswith(f"{t}.") or not t for t in self.transformers)
+
+    def _native_fans(self, layer: LayerInfo, local: str, spec: ParamSpec) -> Fans | None:
+        """The fans the profile's framework computes for this parameter's weight (its own layer's kernel
+        shape), or None to keep initlab's exact fans. torch: stored shape, U(+-1/sqrt(H)) for every RNN
+        parameter, 1/sqrt(in1) for Bilinear; Keras: whole-kernel fans for RNNs, depthwise as
+        DepthwiseConv; Flax: ConvTranspose fan_in = in x k (no stride)."""
+        module, fw = layer.module, self.profile.fans
+        if module is None:
+            return None
+        weight = dict(module.named_parameters()).get(spec.fans_of or local)
+        if weight is None or weight.dim() < 2:
+            return None
+        shape = tuple(weight.shape)
+        if layer.kind == "rnn":
+            if fw == "torch":
+                h = int(getattr(module, "hidden_size", shape[-1]))
+                return Fans(h, h)
+            return compute_fans(shape, "torch") if fw == "keras" else None
+        if layer.kind == "bilinear" and fw == "torch":
+            return Fans(shape[1], shape[1])
+        if layer.kind not in ("linear", "conv", "conv_transpose"):
+            return None
+        wspec = layer.specs.get(spec.fans_of or local, spec)
+        groups = int(getattr(module, "groups", 1))
+        depthwise = layer.kind == "conv" and 1 < groups == int(getattr(module, "in_channels", 0))
+        return framework_fans(fw, shape, wspec.layout, groups=groups, depthwise=depthwise)  # type: ignore
 
     def finish(self, report: InitReport) -> None:
         """Predicted output variance of every weight layer and of the model, by propagating the plan."""
@@ -232,12 +269,6 @@ def _with_embedding(p: Profile, embedding: str) -> Profile:
     from dataclasses import replace
 
     return replace(p, embedding=embedding)
-
-
-def _recurrent_fans(layer: LayerInfo, local: str) -> Fans | None:
-    suffix = local.split("_", 2)[-1] if "_l" in local else ""
-    key = f"weight_hh_{suffix}" if suffix.startswith("l") else "weight_hh"
-    return layer.fans.get(key) or next((f for k, f in layer.fans.items() if k.startswith("weight_hh")), None)
 
 
 def _forget_bias(
