@@ -252,3 +252,32 @@ CASES: list[ModuleCase] = [
     *[ModuleCase("keras:default", n, m, r, "keras") for n, m, r in KERAS_MODULES],
     *[ModuleCase("flax:default", n, m, r, "flax.linen") for n, m, r in FLAX_MODULES],
 ]
+
+
+# ---- model families (timm, transformers): the model's own init against the profile -------------------------
+def _timm_vit(**kw: Any) -> Callable[[], nn.Module]:
+    def make() -> nn.Module:
+        from . import _shim
+
+        _shim.install()
+        vit = fw.need("timm.models.vision_transformer")
+        return vit.VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=3, num_heads=4,
+                                     num_classes=10, **kw)
+    return make
+
+
+def _hf_vit() -> nn.Module:
+    tf = fw.need("transformers")
+    config = tf.ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                          image_size=32, patch_size=8)
+    return tf.ViTModel(config, use_mask_token=True)
+
+
+MODEL_CASES: list[ModuleCase] = [
+    ModuleCase("timm:vit", "VisionTransformer reg_tokens=2", _timm_vit(reg_tokens=2),
+               torch_ref(_timm_vit(reg_tokens=2)), "torch"),
+    ModuleCase("timm:vit(fix_init=True)", "VisionTransformer fix_init", _timm_vit(fix_init=True),
+               torch_ref(_timm_vit(fix_init=True)), "torch"),
+    ModuleCase("hf:vit", "ViTModel", _hf_vit, torch_ref(_hf_vit), "transformers"),
+]
+CASES += MODEL_CASES

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import math
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -180,9 +181,38 @@ class ProfileChooser:
             return "zeros_bias"  # MultiheadAttention's out_proj, seen on its own: torch zeroes its bias
         return role
 
+    def named(self, q: str) -> Choice | None:
+        """A profile's rule by parameter name (ViT tokens and position embeddings)."""
+        for glob, rule in self.profile.named:
+            if fnmatch.fnmatchcase(q, glob):
+                return Choice(self._init(rule), rule, f"{self.name}:{glob.lstrip('*')}")
+        return None
+
+    def choose_unowned(self, q: str, module: nn.Module | None, shape: tuple[int, ...]) -> Choice | None:
+        """A parameter no layer owns: a named rule, or PReLU's slope; None leaves it untouched."""
+        found = self.named(q)
+        if found is None and isinstance(module, nn.PReLU) and q.rpartition(".")[2] == "weight":
+            rule = self.profile.prelu
+            return Choice(self._init(rule), rule, f"{self.name}:prelu")
+        return found
+
+    def _fix_init(self, q: str, rule: str) -> str:
+        """timm's fix_init_weight: the block's attn.proj and mlp.fc2 weights divided by sqrt(2 (i + 1))."""
+        hit = re.search(r"(?:^|\.)blocks\.(\d+)\.(?:attn\.proj|mlp\.fc2)\.weight$", q)
+        if not (self.profile.fix_init and hit and rule == "vit_trunc_normal"):
+            return rule
+        s = math.sqrt(2.0 * (int(hit.group(1)) + 1))
+        return f"truncated_normal_abs(0, {0.02 / s!r}, {-2 / s!r}, {2 / s!r})"
+
     def choose(self, layer: LayerInfo, local: str, spec: ParamSpec, shape: tuple[int, ...]) -> Choice:
+        q = f"{layer.name}.{local}" if layer.name else local
+        found = self.named(q)
+        if found is not None:
+            return found
         role = self.role(layer, local, spec)
-        rule = "zeros" if role == "zeros_bias" else self.profile.rule(role)
+        rule = "zeros" if role == "zeros_bias" else self._fix_init(q, self.profile.rule(role))
+        if self.profile.conv and layer.kind in ("conv", "conv_transpose") and role in ("weight", "bias"):
+            rule = self.profile.conv
         if role == "rnn_bias" and not self.torch_default and rule == self.profile.bias:
             rule = self.profile.rnn_bias
         fans = layer.fans.get(spec.fans_of or local)
@@ -412,7 +442,10 @@ def build_plan(
             fans = info.fans.get(spec.fans_of or local)
             if fans is not None:
                 row.fan_in, row.fan_out = fans.fan_in, fans.fan_out
-        if rule_hit is None and info is None:
+        unowned = None
+        if rule_hit is None and info is None and hasattr(chooser, "choose_unowned"):
+            unowned = chooser.choose_unowned(q, _owner(model, q), shape)  # profile rules by name, PReLU
+        if rule_hit is None and info is None and unowned is None:
             row.status, row.scheme, row.rule = "untouched", "-", "-"
             row.note = graph.unreached.get(q, "")
             report.rows.append(row)
@@ -424,6 +457,8 @@ def build_plan(
                 continue
             fans = info.fans.get(spec.fans_of or local) if info else None
             choice = Choice(rule_hit.init, scheme_label(rule_hit.init), rule_hit.label, fans, spec.blocks)
+        elif unowned is not None:
+            choice = unowned
         else:
             assert info is not None
             choice = chooser.choose(info, local, spec, shape)
