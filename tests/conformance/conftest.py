@@ -11,4 +11,5 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+# Keras' own layout tests (test_keras_suite.py) shard over 4 devices: 4 host CPU devices, as its conftest
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")

@@ -447,14 +447,15 @@ class KerasVarianceScaling(Initializer):
 
     def __post_init__(self) -> None:
         _check_finite(scale=self.scale)
+        # Keras' own messages (its tests match them), each with the fix
         if not self.scale > 0:
-            raise ValueError(f"Keras needs scale > 0, got scale={self.scale}: pass a positive float")
+            raise ValueError(f"Argument `scale` must be positive float. Received: scale={self.scale}")
         if self.mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise ValueError(f"Keras' modes are fan_in, fan_out, fan_avg, got {self.mode!r} (fan_geo_avg is "
-                             "JAX's: use jax:variance_scaling)")
+            raise ValueError(f"Invalid `mode` argument: {self.mode}. Please use one of fan_in, fan_out, fan_avg "
+                             "(fan_geo_avg is JAX's: use jax:variance_scaling)")
         if self.distribution not in ("normal", "truncated_normal", "untruncated_normal", "uniform"):
-            raise ValueError(f"unknown distribution {self.distribution!r}; use truncated_normal, "
-                             "untruncated_normal or uniform")
+            raise ValueError(f"Invalid `distribution` argument: {self.distribution}. Please use one of "
+                             "truncated_normal, untruncated_normal, uniform")
 
     def uses_fans(self) -> bool:
         return True
