@@ -29,7 +29,7 @@ def _orthogonality_error(m: np.ndarray, gain: float) -> float:
 
 ORTHO = [("orthogonal", "torch", 1.0), ("orthogonal(gain=2.0)", "torch", 2.0),
          ("torch:orthogonal", "torch", 1.0),
-         # a keras:/jax: name on a torch-layout tensor is the framework's kernel transposed: torch's flattening
+         # keras:/jax: on a torch-layout tensor: the framework's kernel transposed, torch's flattening
          ("keras:orthogonal(0.5)", "torch", 0.5), ("jax:orthogonal", "torch", 1.0),
          ("orthogonal(flatten='keras')", "keras", 1.0)]
 SHAPES = [(3, 4), (4, 3), (20, 2, 3, 4), (2, 3, 4, 5), (64, 64), (100, 30)]

@@ -1,7 +1,7 @@
 """TEST-ONLY import shim: lets ``import timm`` work where torchvision's C extension does not load.
 
-The torchvision wheel paired with torch 2.13 here is a CUDA build; on CPU torch its extension fails to load and
-torchvision's import then fails registering meta kernels for ops that were never defined ("operator
+The torchvision wheel paired with torch 2.13 here is a CUDA build; on CPU torch its extension fails to load
+and torchvision's import then fails registering meta kernels for ops that were never defined ("operator
 torchvision::nms does not exist"). Defining the op schemas first (no kernels: nothing in these tests calls
 them) lets the import finish. initlab itself never imports this; benchmarks/_torchvision_shim.py is the
 benchmark harness's fuller version.

@@ -32,13 +32,16 @@ def law_mismatch(ours: np.ndarray, theirs: np.ndarray) -> str:
     if not np.isfinite(a).all():
         return "left untouched (not finite)"
     if b.std() == 0 or a.std() == 0:
-        if not np.allclose(a, b.mean(), rtol=1e-6, atol=1e-12) or not np.allclose(b, a.mean(), rtol=1e-6,
-                                                                                   atol=1e-12):
+        if not np.allclose(a, b.mean(), rtol=1e-6, atol=1e-12) or not np.allclose(
+            b, a.mean(), rtol=1e-6, atol=1e-12
+        ):
             return f"constants differ: ours {np.unique(a)[:4]} vs {np.unique(b)[:4]}"
         return ""
     se_std = np.hypot(_std_se(a), _std_se(b))
     if abs(a.std() - b.std()) > SE * se_std:
-        return f"std {a.std():.6g} vs {b.std():.6g} (ratio {a.std() / b.std():.4f}, {SE} SE = {SE * se_std:.2g})"
+        return (
+            f"std {a.std():.6g} vs {b.std():.6g} (ratio {a.std() / b.std():.4f}, {SE} SE = {SE * se_std:.2g})"
+        )
     se_mean = np.sqrt(a.var() / a.size + b.var() / b.size)
     if abs(a.mean() - b.mean()) > SE * se_mean:
         return f"mean {a.mean():.6g} vs {b.mean():.6g} ({SE} SE = {SE * se_mean:.2g})"

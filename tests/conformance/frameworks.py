@@ -24,7 +24,7 @@ Maker = Callable[[tuple[int, ...], int], np.ndarray]
 def _import(name: str) -> ModuleType | str:
     try:
         return importlib.import_module(name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is a reason to skip
+    except Exception as exc:
         return f"{name} cannot be imported here: {type(exc).__name__}: {exc}"
 
 
@@ -43,7 +43,7 @@ def timm_weight_init() -> ModuleType:
     spec = importlib.util.find_spec("timm")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("timm is not installed")
-    path = f"{list(spec.submodule_search_locations)[0]}/layers/weight_init.py"
+    path = f"{next(iter(spec.submodule_search_locations))}/layers/weight_init.py"
     file_spec = importlib.util.spec_from_file_location("_timm_weight_init", path)
     assert file_spec is not None and file_spec.loader is not None
     module = importlib.util.module_from_spec(file_spec)
@@ -57,6 +57,7 @@ def jax_init(name: str, *args: Any, **kw: Any) -> Maker:
         f = getattr(jax.nn.initializers, name)
         init = f if name in ("zeros", "ones") else f(*args, **kw)
         return np.asarray(init(jax.random.key(seed), shape, jax.numpy.float32))
+
     return make
 
 
@@ -64,9 +65,12 @@ def flax_init(attr: str, *args: Any, **kw: Any) -> Maker:
     def make(shape: tuple[int, ...], seed: int) -> np.ndarray:
         jax = need("jax")
         linen = need("flax.linen")
-        obj = getattr(linen.linear, attr) if hasattr(linen.linear, attr) else getattr(linen.initializers, attr)
+        obj = (
+            getattr(linen.linear, attr) if hasattr(linen.linear, attr) else getattr(linen.initializers, attr)
+        )
         init = obj(*args, **kw) if (args or kw or attr == "lecun_normal") else obj
         return np.asarray(init(jax.random.key(seed), shape, jax.numpy.float32))
+
     return make
 
 
@@ -75,6 +79,7 @@ def keras_init(cls: str, seeded: bool = True, **kw: Any) -> Maker:
         keras = need("keras")
         init = getattr(keras.initializers, cls)(**kw, **({"seed": seed} if seeded else {}))
         return np.asarray(keras.ops.convert_to_numpy(init(shape, dtype="float32")))
+
     return make
 
 
@@ -89,6 +94,7 @@ def torch_init(fn: Callable[..., Any], *args: Any, **kw: Any) -> Maker:
                 torch.manual_seed(seed)
                 fn(w, *args, **kw)
         return w.numpy()
+
     return make
 
 
@@ -106,6 +112,7 @@ def timm_init(name: str, **kw: Any) -> Maker:
             torch.manual_seed(seed)
             fn(w, **kw)
         return w.numpy()
+
     return make
 
 
@@ -117,4 +124,5 @@ def hf_init(name: str, **kw: Any) -> Maker:
             torch.manual_seed(seed)
             getattr(init, name)(w, **kw)
         return w.numpy()
+
     return make

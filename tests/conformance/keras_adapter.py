@@ -42,7 +42,9 @@ class _Draws:
 
     def __call__(self, shape: Any, dtype: Any = None) -> Any:
         shape = tuple(int(s) for s in shape)
-        w = initlab.init_(torch.empty(shape, dtype=torch.float32), self.scheme(), seed=_seed(self), layout="keras")
+        w = initlab.init_(
+            torch.empty(shape, dtype=torch.float32), self.scheme(), seed=_seed(self), layout="keras"
+        )
         return keras.ops.convert_to_tensor(w.numpy(), dtype=dtype or "float32")
 
 
@@ -52,8 +54,13 @@ def _adapt(base: Any, spec: str, fields: tuple[str, ...] = (), renames: dict[str
     def __init__(self: Any, *args: Any, **kw: Any) -> None:
         base.__init__(self, *args, **kw) if not fields else None
         if fields:  # initlab validates first, so an error is initlab's, not Keras'
-            named = dict(zip(("scale", "mode", "distribution") if spec == "keras:variance_scaling" else fields,
-                             args, strict=False))
+            named = dict(
+                zip(
+                    ("scale", "mode", "distribution") if spec == "keras:variance_scaling" else fields,
+                    args,
+                    strict=False,
+                )
+            )
             named.update({k: v for k, v in kw.items() if k in fields})
             initlab.catalog.get(spec, **{renames.get(k, k): v for k, v in named.items()})
             base.__init__(self, *args, **kw)
@@ -72,8 +79,11 @@ Identity = _adapt(K.Identity, "keras:identity", ("gain",))
 RandomNormal = _adapt(K.RandomNormal, "keras:random_normal", ("mean", "stddev"))
 RandomUniform = _adapt(K.RandomUniform, "keras:random_uniform", ("minval", "maxval"))
 TruncatedNormal = _adapt(K.TruncatedNormal, "keras:truncated_normal", ("mean", "stddev"))
-VarianceScaling = _adapt(K.VarianceScaling, "keras:variance_scaling",
-                         ("scale", "mode", "distribution", "input_axes", "output_axes"))
+VarianceScaling = _adapt(
+    K.VarianceScaling,
+    "keras:variance_scaling",
+    ("scale", "mode", "distribution", "input_axes", "output_axes"),
+)
 Orthogonal = _adapt(K.Orthogonal, "keras:orthogonal", ("gain",))
 GlorotNormal = _adapt(K.GlorotNormal, "keras:glorot_normal")
 GlorotUniform = _adapt(K.GlorotUniform, "keras:glorot_uniform")
@@ -82,9 +92,26 @@ HeUniform = _adapt(K.HeUniform, "keras:he_uniform")
 LecunNormal = _adapt(K.LecunNormal, "keras:lecun_normal")
 LecunUniform = _adapt(K.LecunUniform, "keras:lecun_uniform")
 IdentityInitializer, OrthogonalInitializer = Identity, Orthogonal
-ADAPTED = {c.__name__: c for c in (Zeros, Ones, Constant, Identity, RandomNormal, RandomUniform, TruncatedNormal,
-                                   VarianceScaling, Orthogonal, GlorotNormal, GlorotUniform, HeNormal, HeUniform,
-                                   LecunNormal, LecunUniform)}
+ADAPTED = {
+    c.__name__: c
+    for c in (
+        Zeros,
+        Ones,
+        Constant,
+        Identity,
+        RandomNormal,
+        RandomUniform,
+        TruncatedNormal,
+        VarianceScaling,
+        Orthogonal,
+        GlorotNormal,
+        GlorotUniform,
+        HeNormal,
+        HeUniform,
+        LecunNormal,
+        LecunUniform,
+    )
+}
 MISSING = {"STFT": "Keras' STFT initializer (Fourier/window kernels) has no keras: dialect in initlab"}
 
 

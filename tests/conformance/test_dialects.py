@@ -49,28 +49,57 @@ def _vs(mode: str, dist: str) -> dict[str, str]:
 JAX = [
     Case("jax:uniform(scale=0.3)", fw.jax_init("uniform", 0.3), D),
     Case("jax:normal(stddev=0.2)", fw.jax_init("normal", 0.2), D),
-    Case("jax:truncated_normal(stddev=0.5, lower=-1.5, upper=2.5)",
-         fw.jax_init("truncated_normal", 0.5, lower=-1.5, upper=2.5), D),
-    Case("jax:zeros", fw.jax_init("zeros"), D), Case("jax:ones", fw.jax_init("ones"), D),
+    Case(
+        "jax:truncated_normal(stddev=0.5, lower=-1.5, upper=2.5)",
+        fw.jax_init("truncated_normal", 0.5, lower=-1.5, upper=2.5),
+        D,
+    ),
+    Case("jax:zeros", fw.jax_init("zeros"), D),
+    Case("jax:ones", fw.jax_init("ones"), D),
     Case("jax:constant(value=0.7)", fw.jax_init("constant", 0.7), D),
-    Case("jax:variance_scaling(2.0, 'fan_out', 'normal')", fw.jax_init("variance_scaling", 2.0, **_vs(
-        "fan_out", "normal")), C),
-    Case("jax:variance_scaling(1.0, 'fan_geo_avg', 'uniform')", fw.jax_init("variance_scaling", 1.0, **_vs(
-        "fan_geo_avg", "uniform")), C),
-    Case("jax:variance_scaling(1.0, 'fan_avg', 'truncated_normal')", fw.jax_init(
-        "variance_scaling", 1.0, **_vs("fan_avg", "truncated_normal")), C),
-    Case("jax:variance_scaling(1.0, 'fan_in', 'truncated_normal', in_axis=0, out_axis=(1, 2))",
-         fw.jax_init("variance_scaling", 1.0, "fan_in", "truncated_normal", in_axis=0, out_axis=(1, 2)),
-         (64, 16, 96), twin=False),
-    Case("jax:variance_scaling(3.0, 'fan_avg', 'uniform', in_axis=1, out_axis=2, batch_axis=(0,))",
-         fw.jax_init("variance_scaling", 3.0, "fan_avg", "uniform", in_axis=1, out_axis=2, batch_axis=(0,)),
-         (8, 96, 128), twin=False),
-    *[Case(f"jax:{fam}_{dist}", fw.jax_init(f"{fam}_{dist}"), C)
-      for fam in ("glorot", "he", "lecun") for dist in ("normal", "uniform")],
-    *[Case(f"jax:{fam}_{dist}", fw.jax_init(f"{fam}_{dist}"), D)
-      for fam in ("xavier", "kaiming") for dist in ("normal", "uniform")],
-    Case("jax:glorot_normal(in_axis=0, out_axis=1)", fw.jax_init("glorot_normal", in_axis=0, out_axis=1),
-         (96, 128, 9), twin=False),
+    Case(
+        "jax:variance_scaling(2.0, 'fan_out', 'normal')",
+        fw.jax_init("variance_scaling", 2.0, **_vs("fan_out", "normal")),
+        C,
+    ),
+    Case(
+        "jax:variance_scaling(1.0, 'fan_geo_avg', 'uniform')",
+        fw.jax_init("variance_scaling", 1.0, **_vs("fan_geo_avg", "uniform")),
+        C,
+    ),
+    Case(
+        "jax:variance_scaling(1.0, 'fan_avg', 'truncated_normal')",
+        fw.jax_init("variance_scaling", 1.0, **_vs("fan_avg", "truncated_normal")),
+        C,
+    ),
+    Case(
+        "jax:variance_scaling(1.0, 'fan_in', 'truncated_normal', in_axis=0, out_axis=(1, 2))",
+        fw.jax_init("variance_scaling", 1.0, "fan_in", "truncated_normal", in_axis=0, out_axis=(1, 2)),
+        (64, 16, 96),
+        twin=False,
+    ),
+    Case(
+        "jax:variance_scaling(3.0, 'fan_avg', 'uniform', in_axis=1, out_axis=2, batch_axis=(0,))",
+        fw.jax_init("variance_scaling", 3.0, "fan_avg", "uniform", in_axis=1, out_axis=2, batch_axis=(0,)),
+        (8, 96, 128),
+        twin=False,
+    ),
+    *[
+        Case(f"jax:{fam}_{dist}", fw.jax_init(f"{fam}_{dist}"), C)
+        for fam in ("glorot", "he", "lecun")
+        for dist in ("normal", "uniform")
+    ],
+    *[
+        Case(f"jax:{fam}_{dist}", fw.jax_init(f"{fam}_{dist}"), D)
+        for fam in ("xavier", "kaiming")
+        for dist in ("normal", "uniform")
+    ],
+    Case(
+        "jax:glorot_normal(in_axis=0, out_axis=1)",
+        fw.jax_init("glorot_normal", in_axis=0, out_axis=1),
+        (96, 128, 9),
+        twin=False,
+    ),
     Case("jax:orthogonal(scale=1.5)", fw.jax_init("orthogonal", 1.5), D, "ortho"),
     Case("jax:orthogonal", fw.jax_init("orthogonal"), C, "ortho"),
     Case("jax:orthogonal(column_axis=0)", fw.jax_init("orthogonal", column_axis=0), D, "ortho"),
@@ -80,30 +109,56 @@ JAX = [
 ]
 KERAS = [
     Case("keras:random_normal(mean=0.1, stddev=0.3)", fw.keras_init("RandomNormal", mean=0.1, stddev=0.3), D),
-    Case("keras:random_uniform(minval=-0.2, maxval=0.4)", fw.keras_init("RandomUniform", minval=-0.2,
-                                                                        maxval=0.4), D),
-    Case("keras:truncated_normal(mean=0.1, stddev=0.3)", fw.keras_init("TruncatedNormal", mean=0.1,
-                                                                       stddev=0.3), D),
-    Case("keras:zeros", fw.keras_init("Zeros", False), D), Case("keras:ones", fw.keras_init("Ones", False), D),
+    Case(
+        "keras:random_uniform(minval=-0.2, maxval=0.4)",
+        fw.keras_init("RandomUniform", minval=-0.2, maxval=0.4),
+        D,
+    ),
+    Case(
+        "keras:truncated_normal(mean=0.1, stddev=0.3)",
+        fw.keras_init("TruncatedNormal", mean=0.1, stddev=0.3),
+        D,
+    ),
+    Case("keras:zeros", fw.keras_init("Zeros", False), D),
+    Case("keras:ones", fw.keras_init("Ones", False), D),
     Case("keras:constant(value=0.3)", fw.keras_init("Constant", False, value=0.3), D),
     Case("keras:identity(gain=2.0)", fw.keras_init("Identity", False, gain=2.0), (96, 128), "exact"),
     Case("keras:orthogonal(gain=1.5)", fw.keras_init("Orthogonal", gain=1.5), D, "ortho"),
     Case("keras:orthogonal", fw.keras_init("Orthogonal"), C, "ortho"),
-    *[Case(f"keras:variance_scaling(2.0, '{m}', '{dist}')", fw.keras_init("VarianceScaling", scale=2.0, **_vs(
-        m, dist)), C) for m, dist in (("fan_in", "normal"), ("fan_out", "untruncated_normal"),
-                                       ("fan_avg", "uniform"), ("fan_in", "truncated_normal"))],
-    Case("keras:variance_scaling(1.0, 'fan_avg', 'truncated_normal', input_axes=[0], output_axes=[1, 2])",
-         fw.keras_init("VarianceScaling", scale=1.0, mode="fan_avg", input_axes=[0], output_axes=[1, 2]),
-         (64, 8, 96), twin=False),
-    *[Case(f"keras:{fam}_{dist}", fw.keras_init(f"{fam.capitalize()}{dist.capitalize()}"), C)
-      for fam in ("glorot", "he", "lecun") for dist in ("normal", "uniform")],
+    *[
+        Case(
+            f"keras:variance_scaling(2.0, '{m}', '{dist}')",
+            fw.keras_init("VarianceScaling", scale=2.0, **_vs(m, dist)),
+            C,
+        )
+        for m, dist in (
+            ("fan_in", "normal"),
+            ("fan_out", "untruncated_normal"),
+            ("fan_avg", "uniform"),
+            ("fan_in", "truncated_normal"),
+        )
+    ],
+    Case(
+        "keras:variance_scaling(1.0, 'fan_avg', 'truncated_normal', input_axes=[0], output_axes=[1, 2])",
+        fw.keras_init("VarianceScaling", scale=1.0, mode="fan_avg", input_axes=[0], output_axes=[1, 2]),
+        (64, 8, 96),
+        twin=False,
+    ),
+    *[
+        Case(f"keras:{fam}_{dist}", fw.keras_init(f"{fam.capitalize()}{dist.capitalize()}"), C)
+        for fam in ("glorot", "he", "lecun")
+        for dist in ("normal", "uniform")
+    ],
     Case("keras:default", fw.keras_init("GlorotUniform"), C),
 ]
 TORCH = [
     Case("torch:uniform(a=-0.3, b=0.5)", fw.torch_init(torch.nn.init.uniform_, -0.3, 0.5), D),
     Case("torch:normal(mean=0.1, std=0.3)", fw.torch_init(torch.nn.init.normal_, 0.1, 0.3), D),
-    Case("torch:trunc_normal(mean=0.1, std=0.3, a=-0.2, b=0.5)",
-         fw.torch_init(torch.nn.init.trunc_normal_, 0.1, 0.3, -0.2, 0.5), D),
+    Case(
+        "torch:trunc_normal(mean=0.1, std=0.3, a=-0.2, b=0.5)",
+        fw.torch_init(torch.nn.init.trunc_normal_, 0.1, 0.3, -0.2, 0.5),
+        D,
+    ),
     Case("torch:constant(val=0.3)", fw.torch_init(torch.nn.init.constant_, 0.3), D),
     Case("torch:zeros", fw.torch_init(torch.nn.init.zeros_), D),
     Case("torch:ones", fw.torch_init(torch.nn.init.ones_), D),
@@ -111,31 +166,59 @@ TORCH = [
     Case("torch:dirac(groups=2)", fw.torch_init(torch.nn.init.dirac_, 2), (64, 32, 3, 3), "exact"),
     Case("torch:xavier_uniform(gain=1.5)", fw.torch_init(torch.nn.init.xavier_uniform_, 1.5), C[::-1]),
     Case("torch:xavier_normal(gain=0.5)", fw.torch_init(torch.nn.init.xavier_normal_, 0.5), C[::-1]),
-    Case("torch:kaiming_uniform(a=0.1, mode='fan_out', nonlinearity='leaky_relu')", fw.torch_init(
-        torch.nn.init.kaiming_uniform_, 0.1, "fan_out", "leaky_relu"), C[::-1]),
-    Case("torch:kaiming_normal(nonlinearity='tanh')", fw.torch_init(
-        torch.nn.init.kaiming_normal_, nonlinearity="tanh"), C[::-1]),
+    Case(
+        "torch:kaiming_uniform(a=0.1, mode='fan_out', nonlinearity='leaky_relu')",
+        fw.torch_init(torch.nn.init.kaiming_uniform_, 0.1, "fan_out", "leaky_relu"),
+        C[::-1],
+    ),
+    Case(
+        "torch:kaiming_normal(nonlinearity='tanh')",
+        fw.torch_init(torch.nn.init.kaiming_normal_, nonlinearity="tanh"),
+        C[::-1],
+    ),
     Case("torch:orthogonal(gain=2.0)", fw.torch_init(torch.nn.init.orthogonal_, 2.0), (96, 128, 3), "ortho"),
-    Case("torch:sparse(sparsity=0.3, std=0.05)", fw.torch_init(torch.nn.init.sparse_, 0.3, 0.05), (300, 200),
-         "sparse"),
+    Case(
+        "torch:sparse(sparsity=0.3, std=0.05)",
+        fw.torch_init(torch.nn.init.sparse_, 0.3, 0.05),
+        (300, 200),
+        "sparse",
+    ),
     Case("torch:default", fw.torch_default_linear, (384, 256)),
 ]
 TIMM = [
-    Case("timm:trunc_normal_(mean=0.1, std=0.3, a=-0.2, b=0.5)",
-         fw.timm_init("trunc_normal_", mean=0.1, std=0.3, a=-0.2, b=0.5), D),
-    Case("timm:trunc_normal_tf_(mean=0.1, std=0.3, a=-1.0, b=1.5)",
-         fw.timm_init("trunc_normal_tf_", mean=0.1, std=0.3, a=-1.0, b=1.5), D),
+    Case(
+        "timm:trunc_normal_(mean=0.1, std=0.3, a=-0.2, b=0.5)",
+        fw.timm_init("trunc_normal_", mean=0.1, std=0.3, a=-0.2, b=0.5),
+        D,
+    ),
+    Case(
+        "timm:trunc_normal_tf_(mean=0.1, std=0.3, a=-1.0, b=1.5)",
+        fw.timm_init("trunc_normal_tf_", mean=0.1, std=0.3, a=-1.0, b=1.5),
+        D,
+    ),
     Case("timm:lecun_normal", fw.timm_init("lecun_normal_"), C[::-1]),
-    *[Case(f"timm:variance_scaling(2.0, '{m}', '{dist}')", fw.timm_init("variance_scaling_", scale=2.0, **_vs(
-        m, dist)), C[::-1]) for m, dist in (("fan_in", "normal"), ("fan_out", "truncated_normal"),
-                                             ("fan_avg", "uniform"))],
+    *[
+        Case(
+            f"timm:variance_scaling(2.0, '{m}', '{dist}')",
+            fw.timm_init("variance_scaling_", scale=2.0, **_vs(m, dist)),
+            C[::-1],
+        )
+        for m, dist in (("fan_in", "normal"), ("fan_out", "truncated_normal"), ("fan_avg", "uniform"))
+    ],
 ]
 HF = [
     Case("hf:normal(initializer_range=0.05)", fw.hf_init("normal_", std=0.05), D),
     Case("hf:lecun_normal", fw.hf_init("lecun_normal_"), C[::-1]),
 ]
 CASES = JAX + KERAS + TORCH + TIMM + HF
-NEEDS = {"jax": "jax", "flax": "flax", "keras": "keras", "timm": "torch", "hf": "transformers", "torch": "torch"}
+NEEDS = {
+    "jax": "jax",
+    "flax": "flax",
+    "keras": "keras",
+    "timm": "torch",
+    "hf": "transformers",
+    "torch": "torch",
+}
 
 
 def _native_to_torch(x: np.ndarray) -> np.ndarray:
@@ -167,8 +250,10 @@ def mismatch(case: Case, mine: np.ndarray, theirs: np.ndarray) -> str:
         return "" if np.allclose(mine, theirs, rtol=1e-6, atol=1e-7) else "values differ"
     if case.check == "delta":
         if not np.array_equal(mine != 0, theirs != 0):
-            return f"non-zero taps differ: {np.argwhere(mine.any(axis=(-1, -2)))} vs " \
-                   f"{np.argwhere(theirs.any(axis=(-1, -2)))}"
+            return (
+                f"non-zero taps differ: {np.argwhere(mine.any(axis=(-1, -2)))} vs "
+                f"{np.argwhere(theirs.any(axis=(-1, -2)))}"
+            )
         centre = tuple((k - 1) // 2 for k in case.shape[:-2])
         return structure_mismatch(mine[centre], theirs[centre])
     if case.check == "ortho":

@@ -49,8 +49,9 @@ def compare(case: ModuleCase, reps: int = REPS) -> dict[str, str]:
         if values[0].size != theirs[0].size:
             out[key] = f"size {values[0].shape} vs {theirs[0].shape}"
             continue
-        why = law_mismatch(np.concatenate([v.ravel() for v in values]), np.concatenate([t.ravel() for t in
-                                                                                       theirs]))
+        why = law_mismatch(
+            np.concatenate([v.ravel() for v in values]), np.concatenate([t.ravel() for t in theirs])
+        )
         if not why and theirs[0].ndim >= 2 and min(_flat(theirs[0]).shape) > 1:
             why = structure_mismatch(_flat(values[0].reshape(theirs[0].shape)), _flat(theirs[0]))
         out[key] = why

@@ -90,7 +90,8 @@ register("jax:variance_scaling", "JAX variance_scaling: normal untruncated, trun
          "in_axis/out_axis/batch_axis", "jax", JAX_INIT)(
     lambda scale=1.0, mode="fan_in", distribution="truncated_normal", in_axis=-2, out_axis=-1, batch_axis=():
     _jax_vs(scale, mode, distribution, in_axis, out_axis, batch_axis))
-register("jax:orthogonal", "scale * Q, column_axis=-1 (rest x last dim) or 0 (dim 0 x rest)", "jax", JAX_INIT)(
+register("jax:orthogonal", "scale * Q, column_axis=-1 (rest x last dim) or 0 (dim 0 x rest)", "jax",
+         JAX_INIT)(
     lambda scale=1.0, column_axis=-1:
     I.OrthogonalInit(float(scale), _column_flatten(column_axis), "jax:orthogonal"))
 register("jax:delta_orthogonal", "orthogonal at (k-1)//2", "jax", JAX_INIT)(
@@ -108,7 +109,8 @@ def _axes_arg(axes: object) -> tuple[int, ...] | None:
     return tuple(int(a) for a in axes)  # type: ignore[attr-defined]
 
 
-def _keras_vs(scale: float, mode: str, distribution: str, input_axes: object = None, output_axes: object = None,
+def _keras_vs(scale: float, mode: str, distribution: str, input_axes: object = None,
+              output_axes: object = None,
               name: str = "keras:variance_scaling") -> I.Initializer:
     return I.KerasVarianceScaling(float(scale), mode, str(distribution).lower(), _axes_arg(input_axes),
                                   _axes_arg(output_axes), name)

@@ -7,8 +7,8 @@ every framework's fan-based default are specializations of it (see :mod:`.regist
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, ClassVar, Literal
 
@@ -425,7 +425,8 @@ def native_fans(shape: Sequence[int], ctx: Context, name: str) -> Fans:
     if ctx.fans is not None:
         return ctx.fans
     if ctx.layout == "torch" and len(shape) >= 2:
-        warnings.warn(f"{name} on shape {tuple(shape)}: read in torch's layout (out, in, *k); for a Keras/JAX "
+        warnings.warn(f"{name} on shape {tuple(shape)}: read in torch's layout (out, in, *k); for a "
+                      "Keras/JAX "
                       "kernel (*k, in, out) pass layout='keras'", LayoutWarning, stacklevel=4)
     return ctx.fans_of(shape)
 
@@ -451,7 +452,8 @@ class KerasVarianceScaling(Initializer):
         if not self.scale > 0:
             raise ValueError(f"Argument `scale` must be positive float. Received: scale={self.scale}")
         if self.mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise ValueError(f"Invalid `mode` argument: {self.mode}. Please use one of fan_in, fan_out, fan_avg "
+            raise ValueError(f"Invalid `mode` argument: {self.mode}. Please use one of fan_in, fan_out, "
+                             "fan_avg "
                              "(fan_geo_avg is JAX's: use jax:variance_scaling)")
         if self.distribution not in ("normal", "truncated_normal", "untruncated_normal", "uniform"):
             raise ValueError(f"Invalid `distribution` argument: {self.distribution}. Please use one of "
@@ -517,7 +519,8 @@ class JaxVarianceScaling(Initializer):
             fans = compute_fans(shape, Axes(self.in_axis, self.out_axis, tuple(self.batch_axis)))
         elif len(shape) < 2 and ctx.fans is None:
             raise ValueError(f"{self.name}: JAX computes fans from in_axis=-2, out_axis=-1, which a "
-                             f"{len(shape)}-D shape {tuple(shape)} does not have; pass fans=... or use 'zeros'")
+                             f"{len(shape)}-D shape {tuple(shape)} does not have; pass fans=... or use "
+                             "'zeros'")
         else:
             fans = native_fans(shape, ctx, self.name)
         return inner.resolve(shape, Context(fans=fans))

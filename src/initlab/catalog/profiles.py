@@ -61,9 +61,11 @@ PROFILES: dict[str, Profile] = {
     "keras:default": Profile(
         "keras:default", weight="keras:glorot_uniform", embedding="keras:random_uniform",
         rnn_input="keras:glorot_uniform", rnn_recurrent="keras:orthogonal", forget_bias=1.0,
-        attention_in="keras:glorot_uniform", attention_out="keras:glorot_uniform", fans="keras", prelu="zeros",
+        attention_in="keras:glorot_uniform", attention_out="keras:glorot_uniform", fans="keras",
+        prelu="zeros",
         source="keras layers",
-        notes={"rnn": "kernel glorot over the whole (in, gates x H) kernel; recurrent ONE orthogonal (H, gates x H)"}),
+        notes={"rnn": "kernel glorot over the whole (in, gates x H) kernel; recurrent ONE orthogonal "
+                      "(H, gates x H)"}),
     "flax:default": Profile(
         "flax:default", weight="jax:lecun_normal", embedding="flax:embed", rnn_input="jax:lecun_normal",
         rnn_recurrent="jax:orthogonal", attention_in="jax:lecun_normal", attention_out="jax:lecun_normal",
@@ -86,7 +88,8 @@ PROFILES: dict[str, Profile] = {
         rnn_input="torch:xavier_uniform", rnn_recurrent="torch:xavier_uniform",
         source="transformers PreTrainedModel._init_weights"),
     "hf:vit": Profile(
-        "hf:vit", weight="hf:normal", embedding="hf:normal", attention_in="hf:normal", attention_out="hf:normal",
+        "hf:vit", weight="hf:normal", embedding="hf:normal", attention_in="hf:normal",
+        attention_out="hf:normal",
         rnn_input="torch:xavier_uniform", rnn_recurrent="torch:xavier_uniform",
         named=(("*cls_token", "truncated_normal_abs(0, 0.02, -2, 2)"),
                ("*position_embeddings", "truncated_normal_abs(0, 0.02, -2, 2)"), ("*mask_token", "zeros")),
