@@ -12,7 +12,7 @@ that framework's Dense/Linear/Conv layers (see :mod:`.profiles` for whole-module
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from . import initializers as I
@@ -150,6 +150,19 @@ def _constant(value: object) -> I.Initializer:
     return I.ConstantInit(float(value))
 
 
+def _keras_family(mode: str, scale: float, dist: str, name: str) -> Callable[[], I.Initializer]:
+    def make() -> I.Initializer:
+        return _keras_vs(scale, mode, "truncated_normal" if dist == "normal" else dist, name=name)
+    return make
+
+
+def _jax_family(mode: str, scale: float, dist: str, name: str) -> Callable[..., I.Initializer]:
+    def make(in_axis: object = -2, out_axis: object = -1, batch_axis: object = ()) -> I.Initializer:
+        return _jax_vs(scale, mode, "truncated_normal" if dist == "normal" else dist, in_axis, out_axis,
+                       batch_axis, name)
+    return make
+
+
 _FAMILIES = (("glorot", "fan_avg", 1.0, "xavier"), ("he", "fan_in", 2.0, "kaiming"),
              ("lecun", "fan_in", 1.0, ""))
 for _fam, _mode, _scale, _alias in _FAMILIES:
@@ -157,13 +170,10 @@ for _fam, _mode, _scale, _alias in _FAMILIES:
         _formula = (f"truncated normal, Var = {_scale:g}/{_mode}, corrected by 0.8796" if _dist == "normal"
                     else f"U(+-sqrt(3 * {_scale:g}/{_mode}))")
         register(f"keras:{_fam}_{_dist}", _formula, "keras", KERAS_INIT)(
-            lambda _m=_mode, _s=_scale, _d=_dist, _n=f"keras:{_fam}_{_dist}":
-            _keras_vs(_s, _m, "truncated_normal" if _d == "normal" else _d, name=_n))
+            _keras_family(_mode, _scale, _dist, f"keras:{_fam}_{_dist}"))
         register(f"jax:{_fam}_{_dist}", _formula, "jax", JAX_INIT,
                  aliases=(f"jax:{_alias}_{_dist}",) if _alias else ())(
-            lambda in_axis=-2, out_axis=-1, batch_axis=(), _m=_mode, _s=_scale, _d=_dist,
-            _n=f"jax:{_fam}_{_dist}":
-            _jax_vs(_s, _m, "truncated_normal" if _d == "normal" else _d, in_axis, out_axis, batch_axis, _n))
+            _jax_family(_mode, _scale, _dist, f"jax:{_fam}_{_dist}"))
 
 register("keras:default", "glorot_uniform kernel, zero bias", "keras", KERAS_INIT)(
     lambda: _keras_vs(1.0, "fan_avg", "uniform", name="keras:default"))

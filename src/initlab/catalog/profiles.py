@@ -110,7 +110,7 @@ def profile(name: str) -> Profile | None:
         return None
     if args or set(kwargs) - OPTIONS:
         raise ValueError(f"profile {base} takes only keyword options {sorted(OPTIONS)}, got {name!r}")
-    return replace(PROFILES[base], name=name, **{k: bool(v) for k, v in kwargs.items()})
+    return replace(PROFILES[base], name=name, fix_init=bool(kwargs.get("fix_init", False)))
 
 
 def scheme_profile(scheme: str) -> Profile:
