@@ -29,7 +29,8 @@ def _orthogonality_error(m: np.ndarray, gain: float) -> float:
 
 ORTHO = [("orthogonal", "torch", 1.0), ("orthogonal(gain=2.0)", "torch", 2.0),
          ("torch:orthogonal", "torch", 1.0),
-         ("keras:orthogonal(0.5)", "keras", 0.5), ("jax:orthogonal", "keras", 1.0),
+         # keras:/jax: on a torch-layout tensor: the framework's kernel transposed, torch's flattening
+         ("keras:orthogonal(0.5)", "torch", 0.5), ("jax:orthogonal", "torch", 1.0),
          ("orthogonal(flatten='keras')", "keras", 1.0)]
 SHAPES = [(3, 4), (4, 3), (20, 2, 3, 4), (2, 3, 4, 5), (64, 64), (100, 30)]
 TOL = {torch.float32: 1e-5, torch.float64: 1e-12, torch.float16: 5e-3, torch.bfloat16: 3e-2}

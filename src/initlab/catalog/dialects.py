@@ -12,7 +12,8 @@ that framework's Dense/Linear/Conv layers (see :mod:`.profiles` for whole-module
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 from . import initializers as I
 from .draws import Draw
@@ -65,13 +66,14 @@ register("keras:truncated_normal", "N(mean, stddev^2) cut at +-2 stddev, no corr
     lambda mean=0.0, stddev=0.05: I.TruncatedNormalInit(float(mean), float(stddev), -2.0, 2.0))
 register("keras:zeros", "0", "keras", KERAS_INIT)(lambda: I.ConstantInit(0.0))
 register("keras:ones", "1", "keras", KERAS_INIT)(lambda: I.ConstantInit(1.0))
-register("keras:constant", "value", "keras", KERAS_INIT)(lambda value=0.0: I.ConstantInit(float(value)))
+register("keras:constant", "value (a scalar)", "keras", KERAS_INIT)(lambda value=0.0: _constant(value))
 register("keras:identity", "gain * I", "keras", KERAS_INIT)(lambda gain=1.0: I.IdentityInit(float(gain)))
 register("keras:orthogonal", "gain * Q, flattened (prod(shape[:-1]), shape[-1])", "keras", KERAS_INIT)(
-    lambda gain=1.0: I.OrthogonalInit(float(gain), "keras"))
-register("keras:variance_scaling", "Keras VarianceScaling (truncated normal corrected by 0.8796)", "keras",
-         KERAS_INIT)(lambda scale=1.0, mode="fan_in", distribution="truncated_normal":
-                     I.VarianceScaling(float(scale), mode, distribution))
+    lambda gain=1.0: I.OrthogonalInit(float(gain), "keras", "keras:orthogonal"))
+register("keras:variance_scaling", "Keras VarianceScaling: normal = truncated_normal (corrected by 0.8796), "
+         "untruncated_normal, uniform; input_axes/output_axes", "keras", KERAS_INIT)(
+    lambda scale=1.0, mode="fan_in", distribution="truncated_normal", input_axes=None, output_axes=None:
+    _keras_vs(scale, mode, distribution, input_axes, output_axes))
 
 # ---- jax / flax --------------------------------------------------------------------------------------------
 register("jax:uniform", "U[0, scale) -- not symmetric", "jax", JAX_INIT)(
@@ -83,35 +85,101 @@ register("jax:truncated_normal", "stddev * Z, Z ~ N(0,1) cut at [lower, upper], 
                    I.TruncatedNormalInit(0.0, float(stddev), float(lower), float(upper)))
 register("jax:zeros", "0", "jax", JAX_INIT)(lambda: I.ConstantInit(0.0))
 register("jax:ones", "1", "jax", JAX_INIT)(lambda: I.ConstantInit(1.0))
-register("jax:constant", "value", "jax", JAX_INIT)(lambda value=0.0: I.ConstantInit(float(value)))
-register("jax:variance_scaling", "JAX variance_scaling (truncated corrected by 0.8796)", "jax", JAX_INIT)(
-    lambda scale=1.0, mode="fan_in", distribution="truncated_normal":
-    I.VarianceScaling(float(scale), mode, distribution))
-register("jax:orthogonal", "scale * Q, column_axis=-1", "jax", JAX_INIT)(
-    lambda scale=1.0: I.OrthogonalInit(float(scale), "keras"))
+register("jax:constant", "value", "jax", JAX_INIT)(lambda value=0.0: _constant(value))
+register("jax:variance_scaling", "JAX variance_scaling: normal untruncated, truncated corrected by 0.8796; "
+         "in_axis/out_axis/batch_axis", "jax", JAX_INIT)(
+    lambda scale=1.0, mode="fan_in", distribution="truncated_normal", in_axis=-2, out_axis=-1, batch_axis=():
+    _jax_vs(scale, mode, distribution, in_axis, out_axis, batch_axis))
+register("jax:orthogonal", "scale * Q, column_axis=-1 (rest x last dim) or 0 (dim 0 x rest)", "jax",
+         JAX_INIT)(
+    lambda scale=1.0, column_axis=-1:
+    I.OrthogonalInit(float(scale), _column_flatten(column_axis), "jax:orthogonal"))
 register("jax:delta_orthogonal", "orthogonal at (k-1)//2", "jax", JAX_INIT)(
-    lambda scale=1.0: I.DeltaOrthogonalInit(float(scale)))
+    lambda scale=1.0, column_axis=-1: _delta(scale, column_axis))
 register("flax:embed", "N(0, 1/features): variance_scaling(1, fan_in, normal, out_axis=0)", "flax",
          "flax/linen/linear.py Embed")(
     lambda: I.VarianceScaling(1.0, "fan_in", "normal", axes=Axes(in_axis=0, out_axis=0)))
 
+
+def _axes_arg(axes: object) -> tuple[int, ...] | None:
+    if axes is None:
+        return None
+    if isinstance(axes, int):
+        return (axes,)
+    return tuple(int(a) for a in axes)  # type: ignore[attr-defined]
+
+
+def _keras_vs(scale: float, mode: str, distribution: str, input_axes: object = None,
+              output_axes: object = None,
+              name: str = "keras:variance_scaling") -> I.Initializer:
+    return I.KerasVarianceScaling(float(scale), mode, str(distribution).lower(), _axes_arg(input_axes),
+                                  _axes_arg(output_axes), name)
+
+
+def _jax_axis(axis: object) -> int | tuple[int, ...]:
+    return int(axis) if isinstance(axis, int) else tuple(int(a) for a in axis)  # type: ignore[attr-defined]
+
+
+def _jax_vs(scale: float, mode: str, distribution: str, in_axis: object = -2, out_axis: object = -1,
+            batch_axis: object = (), name: str = "jax:variance_scaling") -> I.Initializer:
+    batch = (batch_axis,) if isinstance(batch_axis, int) else tuple(int(a) for a in batch_axis)  # type: ignore
+    return I.JaxVarianceScaling(float(scale), mode, distribution, _jax_axis(in_axis), _jax_axis(out_axis),
+                                batch, name)
+
+
+def _column_flatten(column_axis: int) -> Literal["torch", "keras"]:
+    # JAX moves column_axis last and flattens the rest; for axis 0 that is the transpose of torch's
+    # (dim 0 x rest) flattening, and the transpose of a Haar matrix is Haar: the same law.
+    if column_axis == -1:
+        return "keras"
+    if column_axis == 0:
+        return "torch"
+    raise ValueError(f"column_axis={column_axis} is not supported: use -1 (JAX's default, columns last) or 0")
+
+
+def _delta(scale: float, column_axis: int) -> I.Initializer:
+    if column_axis != -1:
+        raise ValueError(f"delta_orthogonal: column_axis={column_axis} is not supported, use -1")
+    return I.DeltaOrthogonalInit(float(scale))
+
+
+def _constant(value: object) -> I.Initializer:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"constant: only a scalar value is supported, got {type(value).__name__}; for an "
+                         "array copy it into the tensor (tensor.copy_(...))")
+    return I.ConstantInit(float(value))
+
+
+def _keras_family(mode: str, scale: float, dist: str, name: str) -> Callable[[], I.Initializer]:
+    def make() -> I.Initializer:
+        return _keras_vs(scale, mode, "truncated_normal" if dist == "normal" else dist, name=name)
+    return make
+
+
+def _jax_family(mode: str, scale: float, dist: str, name: str) -> Callable[..., I.Initializer]:
+    def make(in_axis: object = -2, out_axis: object = -1, batch_axis: object = ()) -> I.Initializer:
+        return _jax_vs(scale, mode, "truncated_normal" if dist == "normal" else dist, in_axis, out_axis,
+                       batch_axis, name)
+    return make
+
+
 _FAMILIES = (("glorot", "fan_avg", 1.0, "xavier"), ("he", "fan_in", 2.0, "kaiming"),
              ("lecun", "fan_in", 1.0, ""))
-for _fw, _src in (("keras", KERAS_INIT), ("jax", JAX_INIT)):
-    for _fam, _mode, _scale, _alias in _FAMILIES:
-        _jax_alias = _alias if _fw == "jax" else ""  # jax.nn.initializers also has xavier_*/kaiming_*
-        register(f"{_fw}:{_fam}_normal", f"truncated normal, Var = {_scale:g}/{_mode}, corrected by 0.8796",
-                 _fw, _src, aliases=(f"jax:{_jax_alias}_normal",) if _jax_alias else ())(
-            lambda _m=_mode, _s=_scale: I.VarianceScaling(_s, _m, "truncated_normal"))
-        register(f"{_fw}:{_fam}_uniform", f"U(+-sqrt(3 * {_scale:g}/{_mode}))", _fw, _src,
-                 aliases=(f"jax:{_jax_alias}_uniform",) if _jax_alias else ())(
-            lambda _m=_mode, _s=_scale: I.VarianceScaling(_s, _m, "uniform"))
+for _fam, _mode, _scale, _alias in _FAMILIES:
+    for _dist in ("normal", "uniform"):
+        _formula = (f"truncated normal, Var = {_scale:g}/{_mode}, corrected by 0.8796" if _dist == "normal"
+                    else f"U(+-sqrt(3 * {_scale:g}/{_mode}))")
+        register(f"keras:{_fam}_{_dist}", _formula, "keras", KERAS_INIT)(
+            _keras_family(_mode, _scale, _dist, f"keras:{_fam}_{_dist}"))
+        register(f"jax:{_fam}_{_dist}", _formula, "jax", JAX_INIT,
+                 aliases=(f"jax:{_alias}_{_dist}",) if _alias else ())(
+            _jax_family(_mode, _scale, _dist, f"jax:{_fam}_{_dist}"))
 
 register("keras:default", "glorot_uniform kernel, zero bias", "keras", KERAS_INIT)(
-    lambda: I.VarianceScaling(1.0, "fan_avg", "uniform"))
+    lambda: _keras_vs(1.0, "fan_avg", "uniform", name="keras:default"))
 register("flax:default", "lecun_normal kernel (truncated, corrected), zero bias", "flax",
          "flax/linen/linear.py default_kernel_init")(
-    lambda: I.VarianceScaling(1.0, "fan_in", "truncated_normal"))
+    lambda: _jax_vs(1.0, "fan_in", "truncated_normal", name="flax:default"))
 
 # ---- timm --------------------------------------------------------------------------------------------------
 register("timm:trunc_normal_", "torch semantics: absolute [a, b]", "timm", TIMM_INIT,

@@ -136,3 +136,33 @@ def compute_fans(
     if isinstance(fan_in, float) and fan_in.is_integer():
         fan_in = int(fan_in)
     return Fans(fan_in, fan_out, receptive)
+
+
+Framework = Literal["torch", "keras", "flax"]
+
+
+def framework_fans(framework: Framework, shape: Sequence[int], layout: Layout = "torch", *, groups: int = 1,
+                   depthwise: bool = False) -> Fans:
+    """The fans ``framework``'s own layer computes for a weight stored the torch way (``layout`` "torch" or
+    "torch_transposed"), i.e. for the framework's kernel transposed into that storage.
+
+    torch: ``_calculate_fan_in_and_fan_out`` of the stored shape (dim 1 x k, dim 0 x k: no groups, stride or
+    layout). Keras: the kernel ``(*k, in/groups, out)`` -- the same numbers, except DepthwiseConv
+    ``(*k, in, multiplier)`` (``depthwise``: fan_in = in x k, fan_out = multiplier x k) -- and Conv*Transpose
+    ``(*k, out, in)``, again torch's numbers. Flax/JAX: as torch for convs, but ConvTranspose's kernel is
+    ``(*k, in, out)``: fan_in = in x k whatever the stride.
+
+    >>> framework_fans("keras", (128, 1, 3, 3), groups=64, depthwise=True)   # DepthwiseConv2D(3, 2) on 64 ch
+    Fans(fan_in=576, fan_out=18, receptive=9)
+    >>> framework_fans("flax", (64, 128, 4, 4), "torch_transposed")
+    Fans(fan_in=1024, fan_out=2048, receptive=16)
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 2:
+        raise ValueError(f"fans need a weight with at least 2 dims, got shape {shape}")
+    receptive = _prod(shape[2:])
+    if framework == "keras" and depthwise and layout == "torch":
+        return Fans(groups * receptive, shape[0] // max(groups, 1) * receptive, receptive)
+    if framework == "flax" and layout == "torch_transposed":
+        return Fans(shape[0] * receptive, shape[1] * groups * receptive, receptive)
+    return compute_fans(shape, "torch")

@@ -7,6 +7,7 @@ every framework's fan-based default are specializations of it (see :mod:`.regist
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, ClassVar, Literal
@@ -67,6 +68,7 @@ class Initializer:
 
     def get_config(self) -> dict[str, Any]:
         return asdict(self) if is_dataclass(self) else {}
+
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.config_name, "params": self.get_config()}
@@ -317,6 +319,7 @@ class OrthogonalInit(Initializer):
     config_name: ClassVar[str] = "orthogonal"
     gain: float = 1.0
     flatten: Literal["torch", "keras"] = "torch"
+    native: str = ""  # a keras:/jax: name: "keras" flattening means "the framework's kernel", layout-aware
 
     def __post_init__(self) -> None:
         _check_finite(gain=self.gain)
@@ -327,7 +330,15 @@ class OrthogonalInit(Initializer):
         if len(shape) < 2:
             raise ValueError(f"orthogonal needs a weight with at least 2 dims, got shape {tuple(shape)}: "
                              "use it on matrices or conv kernels, not on biases")
-        return d.Orthogonal(float(self.gain), self.flatten)
+        flatten = self.flatten
+        ctx = ctx or Context()
+        if self.native and ctx.fans is None and ctx.layout == "torch":
+            native_fans(shape, ctx, self.native)  # says which layout it assumed
+        if self.native and flatten == "keras" and ctx.layout in ("torch", "torch_transposed"):
+            # Keras/JAX flatten their (*k, in, out) kernel to (prod(k) in, out); the same kernel stored the
+            # torch way is its transpose, (out, in prod(k)) up to a column permutation: the same Haar law.
+            flatten = "torch"
+        return d.Orthogonal(float(self.gain), flatten)
 
 
 @dataclass(frozen=True)
@@ -396,3 +407,115 @@ class ZerOInit(Initializer):
         if len(shape) != 2:
             raise ValueError(f"zero_hadamard (ZerO) needs a 2-D weight, got shape {tuple(shape)}")
         return d.ZerO((ctx or Context()).layout in ("keras", "jax", "in_out"))
+
+
+class LayoutWarning(UserWarning):
+    """A framework-dialect scheme was given a bare shape and had to assume which layout it is stored in."""
+
+
+def native_fans(shape: Sequence[int], ctx: Context, name: str) -> Fans:
+    """Fans for a ``keras:``/``jax:`` scheme: the context's (fans, or the layout's), and a
+    :class:`LayoutWarning` when nothing says whether ``shape`` is torch's ``(out, in, *k)`` or the framework's
+    ``(*k, in, out)`` (init_model always says: it passes the layer's fans)."""
+    if ctx.fans is not None:
+        return ctx.fans
+    if ctx.layout == "torch" and len(shape) >= 2:
+        warnings.warn(f"{name} on shape {tuple(shape)}: read in torch's layout (out, in, *k); for a "
+                      "Keras/JAX "
+                      "kernel (*k, in, out) pass layout='keras'", LayoutWarning, stacklevel=4)
+    return ctx.fans_of(shape)
+
+
+@dataclass(frozen=True)
+class KerasVarianceScaling(Initializer):
+    """Keras 3 ``VarianceScaling``: "normal" means truncated (Keras maps it to truncated_normal),
+    ``untruncated_normal`` is the plain normal; ``scale > 0``; modes fan_in/fan_out/fan_avg only;
+    ``input_axes``/``output_axes`` (both given) make the fans products of those axes of the shape as given
+    (EinsumDense/MultiHeadAttention kernels); a 1-D shape has fan_in = fan_out = its length."""
+
+    config_name: ClassVar[str] = "keras:variance_scaling"
+    scale: float = 1.0
+    mode: str = "fan_in"
+    distribution: str = "truncated_normal"
+    input_axes: tuple[int, ...] | None = None
+    output_axes: tuple[int, ...] | None = None
+    name: str = "keras:variance_scaling"
+
+    def __post_init__(self) -> None:
+        _check_finite(scale=self.scale)
+        # Keras' own messages (its tests match them), each with the fix
+        if not self.scale > 0:
+            raise ValueError(f"Argument `scale` must be positive float. Received: scale={self.scale}")
+        if self.mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise ValueError(f"Invalid `mode` argument: {self.mode}. Please use one of fan_in, fan_out, "
+                             "fan_avg "
+                             "(fan_geo_avg is JAX's: use jax:variance_scaling)")
+        if self.distribution not in ("normal", "truncated_normal", "untruncated_normal", "uniform"):
+            raise ValueError(f"Invalid `distribution` argument: {self.distribution}. Please use one of "
+                             "truncated_normal, untruncated_normal, uniform")
+
+    def uses_fans(self) -> bool:
+        return True
+
+    def fans(self, shape: Sequence[int], ctx: Context) -> Fans:
+        if self.input_axes is not None and self.output_axes is not None:
+            n = len(shape)
+            fi = math.prod(int(shape[a]) for a in _axes(self.input_axes, n))
+            fo = math.prod(int(shape[a]) for a in _axes(self.output_axes, n))
+            return Fans(fi, fo)
+        if len(shape) < 2 and ctx.fans is None:
+            size = int(shape[0]) if len(shape) == 1 else 1
+            return Fans(size, size)
+        return native_fans(shape, ctx, self.name)
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        ctx = ctx or Context()
+        dist = {"normal": "truncated_normal", "untruncated_normal": "normal"}.get(self.distribution,
+                                                                                    self.distribution)
+        inner = VarianceScaling(float(self.scale), self.mode, dist)
+        return inner.resolve(shape, Context(fans=self.fans(shape, ctx)))
+
+
+def _axes(axes: Sequence[int], ndim: int) -> tuple[int, ...]:
+    out = []
+    for a in axes:
+        if not -ndim <= int(a) < ndim:
+            raise ValueError(f"axis {a} is out of range for a {ndim}-D weight")
+        out.append(int(a) % ndim)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class JaxVarianceScaling(Initializer):
+    """``jax.nn.initializers.variance_scaling``: "normal" is untruncated, fan_geo_avg allowed, and
+    ``in_axis``/``out_axis``/``batch_axis`` (as JAX, with the receptive field the product of the other axes)
+    index the shape as given. With the default axes the context's layout decides (torch's by default)."""
+
+    config_name: ClassVar[str] = "jax:variance_scaling"
+    scale: float = 1.0
+    mode: str = "fan_in"
+    distribution: str = "truncated_normal"
+    in_axis: int | tuple[int, ...] = -2
+    out_axis: int | tuple[int, ...] = -1
+    batch_axis: tuple[int, ...] = ()
+    name: str = "jax:variance_scaling"
+
+    def __post_init__(self) -> None:
+        VarianceScaling(self.scale, self.mode, self.distribution)  # validates
+
+    def uses_fans(self) -> bool:
+        return True
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        ctx = ctx or Context()
+        inner = VarianceScaling(float(self.scale), self.mode, self.distribution)
+        default = (self.in_axis, self.out_axis, tuple(self.batch_axis)) == (-2, -1, ())
+        if not default:
+            fans = compute_fans(shape, Axes(self.in_axis, self.out_axis, tuple(self.batch_axis)))
+        elif len(shape) < 2 and ctx.fans is None:
+            raise ValueError(f"{self.name}: JAX computes fans from in_axis=-2, out_axis=-1, which a "
+                             f"{len(shape)}-D shape {tuple(shape)} does not have; pass fans=... or use "
+                             "'zeros'")
+        else:
+            fans = native_fans(shape, ctx, self.name)
+        return inner.resolve(shape, Context(fans=fans))

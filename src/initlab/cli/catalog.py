@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 from typing import Any
 
 from rich.console import Console
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from ..catalog import describe, entries, get
 from ..catalog import draws as d
+from ..catalog.initializers import LayoutWarning
 from ..catalog.registry import Entry
 
 EXAMPLES = {"Linear weight (256, 128): out 256, in 128": (256, 128),
@@ -79,7 +81,9 @@ def markdown_table(chosen: list[Entry] | None = None) -> str:
 def worked_example(spec: str, shape: tuple[int, ...]) -> dict[str, Any]:
     """What ``spec`` gives on a weight of ``shape`` (torch layout): distribution, std and bounds per entry."""
     try:
-        draw = get(spec).resolve(shape)
+        with warnings.catch_warnings():  # the example says its layout (torch's): no LayoutWarning
+            warnings.simplefilter("ignore", LayoutWarning)
+            draw = get(spec).resolve(shape)
     except ValueError as exc:
         return {"shape": list(shape), "error": str(exc)}
     out: dict[str, Any] = {"shape": list(shape), "draw": repr(draw)}

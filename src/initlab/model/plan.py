@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ from torch import nn
 
 from ..catalog import draws as d
 from ..catalog import get
-from ..catalog.fans import Fans
+from ..catalog.fans import Fans, compute_fans, framework_fans
 from ..catalog.initializers import Context, Initializer
 from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
@@ -154,6 +155,8 @@ class ProfileChooser:
         self.head = weights[-1].name if weights and self.profile.head else None
         self.n_layer = max(1, math.ceil(len(graph.branches) / 2))
         self._cache: dict[str, Initializer] = {}
+        # nn.Transformer re-draws every >1-D parameter with xavier_uniform_ after building its layers
+        self.transformers = [n for n, m in graph.model.named_modules() if isinstance(m, nn.Transformer)]
 
     def _init(self, rule: str) -> Initializer:
         if rule == self.name and self.custom is not None:
@@ -173,19 +176,54 @@ class ProfileChooser:
             return "residual_out"
         if layer.kind == "attention" and role == "bias":
             return "zeros_bias"
+        if role == "bias" and type(layer.module).__name__ == "NonDynamicallyQuantizableLinear":
+            return "zeros_bias"  # MultiheadAttention's out_proj, seen on its own: torch zeroes its bias
         return role
 
+    def named(self, q: str) -> Choice | None:
+        """A profile's rule by parameter name (ViT tokens and position embeddings)."""
+        for glob, rule in self.profile.named:
+            if fnmatch.fnmatchcase(q, glob):
+                return Choice(self._init(rule), rule, f"{self.name}:{glob.lstrip('*')}")
+        return None
+
+    def choose_unowned(self, q: str, module: nn.Module | None, shape: tuple[int, ...]) -> Choice | None:
+        """A parameter no layer owns: a named rule, or PReLU's slope; None leaves it untouched."""
+        found = self.named(q)
+        if found is None and isinstance(module, nn.PReLU) and q.rpartition(".")[2] == "weight":
+            rule = self.profile.prelu
+            return Choice(self._init(rule), rule, f"{self.name}:prelu")
+        return found
+
+    def _fix_init(self, q: str, rule: str) -> str:
+        """timm's fix_init_weight: the block's attn.proj and mlp.fc2 weights divided by sqrt(2 (i + 1))."""
+        hit = re.search(r"(?:^|\.)blocks\.(\d+)\.(?:attn\.proj|mlp\.fc2)\.weight$", q)
+        if not (self.profile.fix_init and hit and rule == "vit_trunc_normal"):
+            return rule
+        s = math.sqrt(2.0 * (int(hit.group(1)) + 1))
+        return f"truncated_normal_abs(0, {0.02 / s!r}, {-2 / s!r}, {2 / s!r})"
+
     def choose(self, layer: LayerInfo, local: str, spec: ParamSpec, shape: tuple[int, ...]) -> Choice:
+        q = f"{layer.name}.{local}" if layer.name else local
+        found = self.named(q)
+        if found is not None:
+            return found
         role = self.role(layer, local, spec)
-        rule = "zeros" if role == "zeros_bias" else self.profile.rule(role)
+        rule = "zeros" if role == "zeros_bias" else self._fix_init(q, self.profile.rule(role))
+        if self.profile.conv and layer.kind in ("conv", "conv_transpose") and role in ("weight", "bias"):
+            rule = self.profile.conv
         if role == "rnn_bias" and not self.torch_default and rule == self.profile.bias:
             rule = self.profile.rnn_bias
         fans = layer.fans.get(spec.fans_of or local)
         blocks = spec.blocks
         post: tuple[Step, ...] = ()
-        if self.torch_default and layer.kind == "rnn":
-            fans = _recurrent_fans(layer, local)
-            blocks = 1
+        if self.torch_default and len(shape) > 1 and self._in_transformer(layer):
+            xavier = self._init("torch:xavier_uniform")
+            return Choice(xavier, "torch:xavier_uniform", f"{self.name}:nn.Transformer",
+                          compute_fans(shape, "torch"), 1)
+        native = self._native_fans(layer, local, spec) if self.profile.fans != "initlab" else None
+        if native is not None:
+            fans, blocks = native, 1
         elif self.torch_default and role == "attention_in":
             fans, blocks = spec.__class__(spec.role).fans(shape), 1
         if role == "rnn_bias" and self.profile.forget_bias is not None:
@@ -198,6 +236,35 @@ class ProfileChooser:
             blocks,
             post=post,
         )
+
+    def _in_transformer(self, layer: LayerInfo) -> bool:
+        return any(layer.name.startswith(f"{t}.") or not t for t in self.transformers)
+
+    def _native_fans(self, layer: LayerInfo, local: str, spec: ParamSpec) -> Fans | None:
+        """The fans the profile's framework computes for this parameter's weight (its own layer's kernel
+        shape), or None to keep initlab's exact fans. torch: stored shape, U(+-1/sqrt(H)) for every RNN
+        parameter, 1/sqrt(in1) for Bilinear; Keras: whole-kernel fans for RNNs, depthwise as
+        DepthwiseConv; Flax: ConvTranspose fan_in = in x k (no stride)."""
+        module, fw = layer.module, self.profile.fans
+        if module is None:
+            return None
+        weight = dict(module.named_parameters()).get(spec.fans_of or local)
+        if weight is None or weight.dim() < 2:
+            return None
+        shape = tuple(weight.shape)
+        if layer.kind == "rnn":
+            if fw == "torch":
+                h = int(getattr(module, "hidden_size", shape[-1]))
+                return Fans(h, h)
+            return compute_fans(shape, "torch") if fw == "keras" else None
+        if layer.kind == "bilinear" and fw == "torch":
+            return Fans(shape[1], shape[1])
+        if layer.kind not in ("linear", "conv", "conv_transpose"):
+            return None
+        wspec = layer.specs.get(spec.fans_of or local, spec)
+        groups = int(getattr(module, "groups", 1))
+        depthwise = layer.kind == "conv" and 1 < groups == int(getattr(module, "in_channels", 0))
+        return framework_fans(fw, shape, wspec.layout, groups=groups, depthwise=depthwise)  # type: ignore
 
     def finish(self, report: InitReport) -> None:
         """Predicted output variance of every weight layer and of the model, by propagating the plan."""
@@ -231,12 +298,6 @@ def _with_embedding(p: Profile, embedding: str) -> Profile:
     from dataclasses import replace
 
     return replace(p, embedding=embedding)
-
-
-def _recurrent_fans(layer: LayerInfo, local: str) -> Fans | None:
-    suffix = local.split("_", 2)[-1] if "_l" in local else ""
-    key = f"weight_hh_{suffix}" if suffix.startswith("l") else "weight_hh"
-    return layer.fans.get(key) or next((f for k, f in layer.fans.items() if k.startswith("weight_hh")), None)
 
 
 def _forget_bias(layer: LayerInfo, local: str, shape: tuple[int, ...], value: float) -> tuple[Any, ...]:
@@ -378,11 +439,15 @@ def build_plan(
             fans = info.fans.get(spec.fans_of or local)
             if fans is not None:
                 row.fan_in, row.fan_out = fans.fan_in, fans.fan_out
-        fixed = param_rule(q, shape, _owner(model, q)) if rule_hit is None and info is None else None
-        if fixed is not None:  # a parameter no layer owns, with its architecture's rule (_param_rules)
-            init = None if fixed.scheme is None else _resolve_scheme(fixed.scheme, fixed.label)
-            rule_hit = Rule(q, fixed.scheme or KEEP, fixed.label, init)
-        if rule_hit is None and info is None:
+        unowned = None
+        if rule_hit is None and info is None and hasattr(chooser, "choose_unowned"):
+            unowned = chooser.choose_unowned(q, _owner(model, q), shape)  # profile rules by name, PReLU
+        if rule_hit is None and info is None and unowned is None:
+            fixed = param_rule(q, shape, _owner(model, q))
+            if fixed is not None:  # a parameter no layer owns, with its architecture's rule (_param_rules)
+                init = None if fixed.scheme is None else _resolve_scheme(fixed.scheme, fixed.label)
+                rule_hit = Rule(q, fixed.scheme or KEEP, fixed.label, init)
+        if rule_hit is None and info is None and unowned is None:
             row.status, row.scheme, row.rule = "untouched", "-", "-"
             row.note = graph.unreached.get(q, "")
             report.rows.append(row)
@@ -394,6 +459,8 @@ def build_plan(
                 continue
             fans = info.fans.get(spec.fans_of or local) if info else None
             choice = Choice(rule_hit.init, scheme_label(rule_hit.init), rule_hit.label, fans, spec.blocks)
+        elif unowned is not None:
+            choice = unowned
         else:
             assert info is not None
             choice = chooser.choose(info, local, spec, shape)
