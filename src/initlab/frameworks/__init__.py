@@ -19,7 +19,7 @@ from typing import Any
 _LAZY = {"host_sample": "._host", "resolve": "._host", "Draws": "._shadow",
          "ShadowBuilder": "._shadow",
          "draw_plan": "._shadow", "init_torch": "._shadow", "order_names": "._shadow",
-         "plan_shadow": "._shadow"}
+         "plan_shadow": "._shadow", "relabel": "._shadow"}
 __all__ = sorted(_LAZY)
 
 

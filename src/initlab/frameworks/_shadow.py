@@ -186,3 +186,16 @@ def init_torch(model: nn.Module, scheme: Any = "auto", *, seed: int | None = Non
         raise
     report.dry_run = False
     return report
+
+
+Label = tuple[str, str, tuple[int, ...] | None]  # variable path, layer class, shape (None: the shadow's)
+
+
+def relabel(report: InitReport, labels: Mapping[str, Label]) -> None:
+    """Report rows named by the framework's variables (``dense/kernel``, its layer class and shape) instead of
+    the shadow's; the shadow's parameter name moves to ``row.layer``."""
+    for row in report.rows:
+        if row.name in labels:
+            path, module, shape = labels[row.name]
+            row.layer, row.name, row.module = row.name, path, module
+            row.shape = shape if shape is not None else row.shape
