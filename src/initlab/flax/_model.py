@@ -53,6 +53,8 @@ class Ctx:
 
 def activation(ctx: Ctx, fn: Any, node: int) -> int:
     name = fn if isinstance(fn, str) else getattr(fn, "__name__", repr(fn))
+    if name == "gelu" and not isinstance(fn, str):  # jax.nn.gelu defaults to the tanh approximation
+        name = "gelu_approximate"
     try:
         return ctx.builder.act(activation_module(str(name)), node)
     except KeyError:
@@ -121,9 +123,9 @@ def _nnx_layer(ctx: Ctx, module: Any, path: str, src: int) -> int:
         return embed(ctx, kind, path, leaves, src)
     if isinstance(module, nnx.LayerNorm | nnx.BatchNorm | nnx.RMSNorm):
         return norm(ctx, kind, path, leaves, src)
-    children = [(k, v) for k, v in _children(module)]
-    if not children:
-        if leaves:
+    children = list(_children(module))
+    if type(module).__module__.startswith("flax.") or not children:  # a Flax layer initlab does not know
+        if leaves or children:
             ctx.skipped.append(f"{path} ({kind})")
         return src
     ctx.notes.append(f"{path or kind}: layers in Flax's graph order; activations between them not seen "
