@@ -44,9 +44,10 @@ class Ctx:
     notes: list[str] = field(default_factory=list)
     hidden: int = 0  # Linen: kernel layers still to come (the activation follows all but the last)
 
-    def slot(self, path: str, kind: str, value: Any, get: Get, set_: Set, need: str,
+    def slot(self, path: str, kind: str, leaf: tuple[Get, Set], need: str,
              convert: Callable[[np.ndarray], np.ndarray] = np.asarray) -> None:
-        shape = tuple(value.shape)
+        get, set_ = leaf
+        shape = tuple(get().shape)
         self.slots.append(Slot(path, shape, get, set_, need, convert))
         self.labels[need] = (path, kind, shape)
 
@@ -69,25 +70,25 @@ def dense_like(ctx: Ctx, kind: str, path: str, leaves: dict[str, Any], src: int,
     bias = "bias" in leaves
     if len(shape) == 2:
         node, p = ctx.builder.layer(lambda: nn.Linear(shape[0], shape[1], bias=bias), src)
-        convert = L.dense
+        convert: Callable[[np.ndarray], np.ndarray] = L.dense
     elif len(shape) in (3, 4, 5):
-        conv_cls = {3: nn.Conv1d, 4: nn.Conv2d, 5: nn.Conv3d}[len(shape)]
+        conv_cls: Any = {3: nn.Conv1d, 4: nn.Conv2d, 5: nn.Conv3d}[len(shape)]
         node, p = ctx.builder.layer(
             lambda: conv_cls(shape[-2] * groups, shape[-1], shape[:-2], groups=groups, bias=bias), src)
         convert = L.conv
     else:
         ctx.skipped.append(f"{path} (kernel of shape {shape})")
         return src
-    ctx.slot(f"{path}/kernel", kind, kernel[0](), *kernel, f"{p}.weight", convert)
+    ctx.slot(f"{path}/kernel", kind, kernel, f"{p}.weight", convert)
     if bias:
-        ctx.slot(f"{path}/bias", kind, leaves["bias"][0](), *leaves["bias"], f"{p}.bias")
+        ctx.slot(f"{path}/bias", kind, leaves["bias"], f"{p}.bias")
     return node
 
 
 def embed(ctx: Ctx, kind: str, path: str, leaves: dict[str, Any], src: int) -> int:
     vocab, dim = leaves["embedding"][0]().shape
     node, p = ctx.builder.layer(lambda: nn.Embedding(vocab, dim), src)
-    ctx.slot(f"{path}/embedding", kind, leaves["embedding"][0](), *leaves["embedding"], f"{p}.weight")
+    ctx.slot(f"{path}/embedding", kind, leaves["embedding"], f"{p}.weight")
     return node
 
 
@@ -96,7 +97,7 @@ def norm(ctx: Ctx, kind: str, path: str, leaves: dict[str, Any], src: int) -> in
     node, p = ctx.builder.layer(lambda: nn.BatchNorm1d(dim) if "Batch" in kind else nn.LayerNorm(dim), src)
     for leaf, attr in (("scale", "weight"), ("bias", "bias")):
         if leaf in leaves:
-            ctx.slot(f"{path}/{leaf}", kind, leaves[leaf][0](), *leaves[leaf], f"{p}.{attr}")
+            ctx.slot(f"{path}/{leaf}", kind, leaves[leaf], f"{p}.{attr}")
     return node
 
 

@@ -53,6 +53,7 @@ def complex_array(draw: d.Draw, shape: tuple[int, ...], rng: np.random.Generator
     if not centred or (isinstance(draw, d.TruncatedNormal) and not -draw.low == draw.high == 2.0):
         raise TypeError(f"{draw} has no complex form in JAX: use a zero-mean normal, uniform or truncated "
                         "normal scheme (e.g. 'jax:glorot_normal') for complex weights")
+    assert isinstance(draw, d.Normal | d.Uniform | d.TruncatedNormal)
     var = float(draw.std) ** 2
     phase = np.exp(2j * math.pi * rng.uniform(size=shape))
     if isinstance(draw, d.Normal):

@@ -13,7 +13,7 @@ from ..frameworks._host import host_sample
 
 
 @keras.saving.register_keras_serializable(package="initlab", name="Initializer")
-class Initializer(keras.initializers.Initializer):  # type: ignore[misc]
+class Initializer(keras.initializers.Initializer):
     """Any initlab catalog scheme (``"he_normal"``, ``"orthogonal(gain=2)"``, ``"torch:default"``...) for a
     Keras weight: fans from Keras' layout ``(*kernel, in, out)``.
 

@@ -73,8 +73,12 @@ def dense(ctx: Ctx, layer: Any, src: int) -> int:
     return _act(ctx, layer, node)
 
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-_CONVT = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_CONV: dict[int, Any] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONVT: dict[int, Any] = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+
+
+def _take(name: str) -> Convert:
+    return lambda d: d[name]
 
 
 def conv(ctx: Ctx, layer: Any, src: int) -> int:
@@ -109,13 +113,14 @@ def embedding(ctx: Ctx, layer: Any, src: int) -> int:
 
 
 def norm(ctx: Ctx, layer: Any, src: int) -> int:
-    gamma, beta = getattr(layer, "gamma", None), getattr(layer, "beta", None)
+    gamma: Any = getattr(layer, "gamma", None)
+    beta: Any = getattr(layer, "beta", None)
     dim = (gamma if gamma is not None else beta).shape[0]
     batch = isinstance(layer, keras.layers.BatchNormalization)
     node, p = ctx.builder.layer(lambda: nn.BatchNorm1d(dim) if batch else nn.LayerNorm(dim), src)
     for var, attr in ((gamma, "weight"), (beta, "bias")):
         if var is not None:
-            ctx.write(layer, var, (f"{p}.{attr}",), lambda d, a=attr: d[f"{p}.{a}"])
+            ctx.write(layer, var, (f"{p}.{attr}",), _take(f"{p}.{attr}"))
     return node
 
 
@@ -167,15 +172,25 @@ def attention(ctx: Ctx, layer: Any, src: int) -> int:
     node, p = ctx.builder.layer(lambda: _SelfAttention(dim, heads, bias), src)
     w, b = f"{p}.attn.in_proj_weight", f"{p}.attn.in_proj_bias"
     for i, dense_ in enumerate((q, k, v)):
-        rows = slice(i * dim, (i + 1) * dim)
-        ctx.write(layer, dense_.kernel, (w,), lambda d, r=rows: L.dense(d[w][r]).reshape(dim, heads, kd))
+        ctx.write(layer, dense_.kernel, (w,), _qkv(w, i, (dim, heads, kd)))
         if bias:
-            ctx.write(layer, dense_.bias, (b,), lambda d, r=rows: d[b][r].reshape(heads, kd))
+            ctx.write(layer, dense_.bias, (b,), _qkv(b, i, (dim, heads, kd)))
     ow, ob = f"{p}.attn.out_proj.weight", f"{p}.attn.out_proj.bias"
     ctx.write(layer, o.kernel, (ow,), lambda d: L.dense(d[ow]).reshape(heads, kd, dim))
     if bias:
         ctx.write(layer, o.bias, (ob,), lambda d: d[ob])
     return node
+
+
+def _qkv(name: str, i: int, dims: tuple[int, int, int]) -> Convert:
+    """Block ``i`` of a packed (3E, E) in_proj weight as a Keras (E, heads, head_dim) kernel, or of the
+    (3E,) bias as (heads, head_dim)."""
+    dim, heads, kd = dims
+
+    def convert(d: dict[str, np.ndarray]) -> np.ndarray:
+        block = d[name][i * dim:(i + 1) * dim]
+        return L.dense(block).reshape(dim, heads, kd) if block.ndim == 2 else block.reshape(heads, kd)
+    return convert
 
 
 class _Unsupported(Exception):
