@@ -7,7 +7,8 @@ import sys
 
 
 def _loaded(code: str) -> set[str]:
-    probe = code + "\nimport sys\nprint(' '.join(m for m in ('keras', 'jax', 'flax', 'torch') if m in sys.modules))"
+    names = "('keras', 'jax', 'flax', 'torch')"
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {names} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return set(out.stdout.split())
 
