@@ -10,7 +10,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e ".[dev,fast]"
+	$(PIP) -e ".[dev,fast,conformance,keras,jax]"
 	$(PY) -c "import torch, initlab; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 

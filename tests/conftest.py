@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Keras 3 defaults to TensorFlow, which is not installed: the Keras tests run on the jax backend
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import torch
 
