@@ -102,27 +102,9 @@ def transfer(model: nn.Module, source: Source, *, strict: bool = False, reinit: 
     tensors, ignored = _flatten(raw)
     renamed, mapped = _apply_key_map(tensors, key_map)
     state = model.state_dict(keep_vars=True)
-    report = TransferReport(label, renamed=renamed, ignored=ignored)
-    for name, target in state.items():
-        if name not in mapped:
-            continue
-        src = mapped[name]
-        if tuple(src.shape) != tuple(target.shape):
-            report.shape_mismatched[name] = (tuple(src.shape), tuple(target.shape))
-        else:
-            report.matched.append(name)
-            if src.dtype != target.dtype:
-                report.cast[name] = (_dtype_name(src), _dtype_name(target))
-    loaded_ids = {id(state[n]) for n in report.matched}
-    for name, target in state.items():
-        if name in mapped:
-            continue
-        if id(target) in loaded_ids:
-            report.tied.append(name)
-        else:
-            report.missing.append(name)
-    report.unexpected = [n for n in mapped if n not in state]
+    report = _match(state, mapped, TransferReport(label, renamed=renamed, ignored=ignored))
     _validate(model, state, mapped, report, strict)
+    loaded_ids = {id(state[n]) for n in report.matched}
     pending = [n for n in [*report.shape_mismatched, *report.missing] if _is_parameter(model, n)]
     pending = [n for n in pending if id(state[n]) not in loaded_ids]
     if reinit is not None and pending:
@@ -138,6 +120,28 @@ def transfer(model: nn.Module, source: Source, *, strict: bool = False, reinit: 
     except BaseException:
         snapshot.restore(model)
         raise
+    return report
+
+
+def _match(state: Mapping[str, torch.Tensor], mapped: Mapping[str, torch.Tensor],
+           report: TransferReport) -> TransferReport:
+    """Sort the model's tensors into matched (same shape), shape-mismatched, tied to a matched one, missing;
+    and the source's into unexpected."""
+    for name, target in state.items():
+        if name not in mapped:
+            continue
+        src = mapped[name]
+        if tuple(src.shape) != tuple(target.shape):
+            report.shape_mismatched[name] = (tuple(src.shape), tuple(target.shape))
+        else:
+            report.matched.append(name)
+            if src.dtype != target.dtype:
+                report.cast[name] = (_dtype_name(src), _dtype_name(target))
+    loaded_ids = {id(state[n]) for n in report.matched}
+    for name, target in state.items():
+        if name not in mapped:
+            (report.tied if id(target) in loaded_ids else report.missing).append(name)
+    report.unexpected = [n for n in mapped if n not in state]
     return report
 
 

@@ -372,142 +372,150 @@ def build_plan(
 ) -> tuple[Plan, InitReport]:
     """One assignment and one report row per distinct parameter (tied weights once). ``params``: the
     model's parameters by qualified name, duplicates included, when the caller has them."""
-    model = graph.model
-    plan = Plan()
-    report = InitReport(scheme_name, method=graph.method, graph=graph, plan=plan)
-    report.notes.extend(graph.notes)
-    tensors = params if params is not None else dict(model.named_parameters(remove_duplicate=False))
-    aliases = {a: canon for canon, al in graph.tied.items() for a in al}
-    done: dict[str, Row] = {}
-    used = [False] * len(rules)
+    planner = _Planner(graph, chooser, rules, scheme_name, params)
     owner_of = graph.param_layer()
     order = [q for info in graph.layers for q in info.params.values()]
     order += [n for n in graph.unreached if n not in owner_of]
     for q in order:
-        canon = aliases.get(q, q)
-        if canon in done or q in done:
-            row = done.get(canon) or done[q]
-            if q != row.name and q not in row.tied:
-                row.tied.append(q)
-                alias_info = owner_of.get(q)
-                for k, rule in enumerate(rules):
-                    if rule.matches(
-                        q,
-                        alias_info[0].name if alias_info else "",
-                        alias_info[0].module if alias_info else None,
-                    ):
-                        used[k] = True
-                        report.warn(
-                            f"{q} is tied to {row.name}: initialized once, by {row.rule} "
-                            f"({rule.label} also matches it)"
-                        )
-                        break
-            continue
-        info_local = owner_of.get(q)
-        tensor: torch.Tensor | None = tensors.get(q)
-        originals = graph.parametrized.get(q, [])
+        planner.param(q)
+    return planner.finish()
+
+
+class _Planner:
+    """``build_plan``'s state: the plan and report so far, which rules matched, which rows are done."""
+
+    def __init__(self, graph: ModelGraph, chooser: Chooser, rules: list[Rule], scheme_name: str,
+                 params: Mapping[str, torch.Tensor] | None) -> None:
+        self.graph, self.chooser, self.rules = graph, chooser, rules
+        self.model = graph.model
+        self.plan = Plan()
+        self.report = InitReport(scheme_name, method=graph.method, graph=graph, plan=self.plan)
+        self.report.notes.extend(graph.notes)
+        self.tensors = params if params is not None else dict(
+            self.model.named_parameters(remove_duplicate=False))
+        self.aliases = {a: canon for canon, al in graph.tied.items() for a in al}
+        self.done: dict[str, Row] = {}
+        self.used = [False] * len(rules)
+        self.owner_of = graph.param_layer()
+
+    def param(self, q: str) -> None:
+        canon = self.aliases.get(q, q)
+        if canon in self.done or q in self.done:
+            self._tied(q, self.done.get(canon) or self.done[q])
+            return
+        tensor: torch.Tensor | None = self.tensors.get(q)
+        originals = self.graph.parametrized.get(q, [])
         if tensor is None and originals:
-            tensor = _logical_tensor(model, q)
+            tensor = _logical_tensor(self.model, q)
         if tensor is None:
-            continue
+            return
         shape = tuple(tensor.shape)
-        if info_local is None:
-            info, local, spec = None, q, ParamSpec("weight")
-            module_type = type(_owner(model, q)).__name__
-        else:
-            info, local = info_local
-            spec = info.specs[local]
-            module_type = info.module_type
-        rule_hit = None
-        for k, rule in enumerate(rules):
-            if rule.matches(
-                q, info.name if info else q.rpartition(".")[0], info.module if info else _owner(model, q)
-            ):
-                used[k] = True
-                rule_hit = rule_hit or rule
-        row = Row(
-            q,
-            module_type,
-            shape,
-            "",
-            "",
-            layer=info.name if info else "",
-            activation=info.activation if info else None,
-        )
-        done[canon] = row
-        if info is not None:
-            fans = info.fans.get(spec.fans_of or local)
-            if fans is not None:
-                row.fan_in, row.fan_out = fans.fan_in, fans.fan_out
-        unowned = None
-        if rule_hit is None and info is None and hasattr(chooser, "choose_unowned"):
-            unowned = chooser.choose_unowned(q, _owner(model, q), shape)  # profile rules by name, PReLU
-        if rule_hit is None and info is None and unowned is None:
-            fixed = param_rule(q, shape, _owner(model, q))
-            if fixed is not None:  # a parameter no layer owns, with its architecture's rule (_param_rules)
-                init = None if fixed.scheme is None else _resolve_scheme(fixed.scheme, fixed.label)
-                rule_hit = Rule(q, fixed.scheme or KEEP, fixed.label, init)
-        if rule_hit is None and info is None and unowned is None:
-            row.status, row.scheme, row.rule = "untouched", "-", "-"
-            row.note = graph.unreached.get(q, "")
-            report.rows.append(row)
-            continue
-        if rule_hit is not None:
-            if rule_hit.init is None:
-                row.status, row.scheme, row.rule = "kept", KEEP, rule_hit.label
-                report.rows.append(row)
-                continue
-            fans = info.fans.get(spec.fans_of or local) if info else None
-            choice = Choice(rule_hit.init, scheme_label(rule_hit.init), rule_hit.label, fans, spec.blocks)
-        elif unowned is not None:
-            choice = unowned
-        else:
-            assert info is not None
-            choice = chooser.choose(info, local, spec, shape)
+        info, local, spec, row = self._row(q, shape)
+        self.done[canon] = row
+        self.report.rows.append(row)
+        choice = self._choice(q, info, local, spec, shape, row)
+        if choice is None:
+            return
         if choice.scheme is None and choice.draws is None:
             row.status, row.scheme, row.rule = "kept", KEEP, choice.rule
-            report.rows.append(row)
-            continue
+            return
+        self._assign(q, info, local, spec, shape, row, choice, bool(originals))
+
+    def _tied(self, q: str, row: Row) -> None:
+        """A second name of a tensor already planned: listed on its row; a rule matching it is reported."""
+        if q == row.name or q in row.tied:
+            return
+        row.tied.append(q)
+        alias = self.owner_of.get(q)
+        for k, rule in enumerate(self.rules):
+            if rule.matches(q, alias[0].name if alias else "", alias[0].module if alias else None):
+                self.used[k] = True
+                self.report.warn(f"{q} is tied to {row.name}: initialized once, by {row.rule} "
+                                 f"({rule.label} also matches it)")
+                break
+
+    def _row(self, q: str, shape: tuple[int, ...]) -> tuple[LayerInfo | None, str, ParamSpec, Row]:
+        found = self.owner_of.get(q)
+        if found is None:
+            row = Row(q, type(_owner(self.model, q)).__name__, shape, "", "")
+            return None, q, ParamSpec("weight"), row
+        info, local = found
+        spec = info.specs[local]
+        row = Row(q, info.module_type, shape, "", "", layer=info.name, activation=info.activation)
+        fans = info.fans.get(spec.fans_of or local)
+        if fans is not None:
+            row.fan_in, row.fan_out = fans.fan_in, fans.fan_out
+        return info, local, spec, row
+
+    def _rule(self, q: str, info: LayerInfo | None) -> Rule | None:
+        """The first user rule matching ``q`` (every matching rule counts as used)."""
+        hit = None
+        module = info.module if info else _owner(self.model, q)
+        for k, rule in enumerate(self.rules):
+            if rule.matches(q, info.name if info else q.rpartition(".")[0], module):
+                self.used[k] = True
+                hit = hit or rule
+        return hit
+
+    def _choice(self, q: str, info: LayerInfo | None, local: str, spec: ParamSpec, shape: tuple[int, ...],
+                row: Row) -> Choice | None:
+        """User rule, else the chooser (for a layer's parameter), else a rule for parameters no layer owns
+        (the profile's by name, then the architecture's: _param_rules); None: kept or untouched."""
+        rule_hit = self._rule(q, info)
+        if rule_hit is None and info is not None:
+            return self.chooser.choose(info, local, spec, shape)
+        if rule_hit is None:
+            unowned = getattr(self.chooser, "choose_unowned", None)
+            choice = unowned(q, _owner(self.model, q), shape) if unowned is not None else None
+            if choice is not None:  # profile rules by name, PReLU
+                return choice
+            fixed = param_rule(q, shape, _owner(self.model, q))
+            if fixed is None:
+                row.status, row.scheme, row.rule = "untouched", "-", "-"
+                row.note = self.graph.unreached.get(q, "")
+                return None
+            init = None if fixed.scheme is None else _resolve_scheme(fixed.scheme, fixed.label)
+            rule_hit = Rule(q, fixed.scheme or KEEP, fixed.label, init)
+        if rule_hit.init is None:
+            row.status, row.scheme, row.rule = "kept", KEEP, rule_hit.label
+            return None
+        fans = info.fans.get(spec.fans_of or local) if info else None
+        return Choice(rule_hit.init, scheme_label(rule_hit.init), rule_hit.label, fans, spec.blocks)
+
+    def _assign(self, q: str, info: LayerInfo | None, local: str, spec: ParamSpec, shape: tuple[int, ...],
+                row: Row, choice: Choice, parametrized: bool) -> None:
         layer = info or LayerInfo(q, None, Kind.RAW, {local: q}, {local: spec})
         draws, note = resolve_choice(choice, layer, spec, shape, q)
-        post = choice.post
+        notes = [note] if note else []
+        post = as_steps(choice.post)
         if info is not None and info.kind.embedding and local == "weight":
             pad = getattr(info.module, "padding_idx", None)
             if pad is not None:
-                post = (*as_steps(post), SetRow(int(pad), 0.0))
-                note = (note + "; " if note else "") + f"padding row {pad} = 0"
+                post = (*post, SetRow(int(pad), 0.0))
+                notes.append(f"padding row {pad} = 0")
         if info is not None and not info.reached:
-            note = (
-                note + "; " if note else ""
-            ) + "layer not reached by the traced forward: planned for a unit input"
+            notes.append("layer not reached by the traced forward: planned for a unit input")
         block_shape = (shape[0] // len(draws), *shape[1:]) if shape else shape
-        mean, std, bound = stats_of(draws[0], block_shape)
-        row.scheme, row.rule, row.std, row.bound, row.mean, row.note = (
-            choice.label,
-            choice.rule,
-            std,
-            bound,
-            mean,
-            note,
-        )
+        row.mean, row.std, row.bound = stats_of(draws[0], block_shape)
+        row.scheme, row.rule, row.note = choice.label, choice.rule, "; ".join(notes)
         owner, attr = _split_owner(q, info)
-        plan.assignments.append(Assignment(q, owner, attr, shape, draws, as_steps(post), bool(originals)))
-        report.rows.append(row)
-    for k, rule in enumerate(rules):
-        if not used[k]:
-            raise ValueError(
-                f"{rule.label} matches no parameter of the model; parameters look like "
-                f"{', '.join(list(tensors)[:4])}"
-            )
-    for info in graph.layers:
-        if info.kind is Kind.NORM and hasattr(info.module, "reset_running_stats"):
-            plan.reset_stats.append(info.name)
-    if plan.reset_stats:
-        report.notes.append(f"running statistics reset in {len(plan.reset_stats)} normalization layer(s)")
-    for name, reason in graph.unreached.items():
-        if name in done and done[name].status == "untouched":
-            report.warn(f"{name}: {reason}")
-    return plan, report
+        self.plan.assignments.append(Assignment(q, owner, attr, shape, draws, post, parametrized))
+
+    def finish(self) -> tuple[Plan, InitReport]:
+        for k, rule in enumerate(self.rules):
+            if not self.used[k]:
+                raise ValueError(f"{rule.label} matches no parameter of the model; parameters look like "
+                                 f"{', '.join(list(self.tensors)[:4])}")
+        for info in self.graph.layers:
+            if info.kind is Kind.NORM and hasattr(info.module, "reset_running_stats"):
+                self.plan.reset_stats.append(info.name)
+        if self.plan.reset_stats:
+            self.report.notes.append(
+                f"running statistics reset in {len(self.plan.reset_stats)} normalization layer(s)")
+        for name, reason in self.graph.unreached.items():
+            if name in self.done and self.done[name].status == "untouched":
+                self.report.warn(f"{name}: {reason}")
+        return self.plan, self.report
 
 
 def _split_owner(q: str, info: LayerInfo | None) -> tuple[str, str]:
