@@ -10,10 +10,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..model.layers import is_hf_conv1d
+
 # Layers whose output is linear in (weight, bias): multiplying both by s multiplies the output by exactly s,
 # and subtracting m from the bias subtracts m from every output of that channel.
 HOMOGENEOUS: tuple[type[nn.Module], ...] = (
     nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.MultiheadAttention)
+
+
+def is_homogeneous(module: nn.Module) -> bool:
+    """Output linear in (weight, bias): one of HOMOGENEOUS, or HF ``Conv1D`` (GPT-2's transposed Linear)."""
+    return isinstance(module, HOMOGENEOUS) or is_hf_conv1d(module)
 
 
 class DataInitError(ValueError):
@@ -22,7 +29,8 @@ class DataInitError(ValueError):
 
 def weight_layers(model: nn.Module, layers: Iterable[nn.Module | str] | None = None) -> dict[nn.Module, str]:
     """The layers to initialize, ``{module: qualified name}``: ``layers`` if given (modules or names), else
-    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention (not the projections inside an attention)."""
+    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention/HF Conv1D (not the projections inside an
+    attention)."""
     names = {m: n for n, m in model.named_modules()}
     if layers is not None:
         chosen: dict[nn.Module, str] = {}
@@ -34,7 +42,7 @@ def weight_layers(model: nn.Module, layers: Iterable[nn.Module | str] | None = N
         return chosen
     attentions = [m for m in names if isinstance(m, nn.MultiheadAttention)]
     inside_attention = {c for m in attentions for c in m.modules() if c is not m}
-    return {m: n for m, n in names.items() if isinstance(m, HOMOGENEOUS) and m not in inside_attention}
+    return {m: n for m, n in names.items() if is_homogeneous(m) and m not in inside_attention}
 
 
 def scaled_params(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -91,6 +99,8 @@ def scale_channels_(module: nn.Module, scale: torch.Tensor | float,
         groups = module.groups
         w = weight.view(groups, weight.shape[0] // groups, weight.shape[1], -1)
         w.mul_(scale.view(groups, 1, -1, 1))
+    elif is_hf_conv1d(module):  # weight stored (in, out)
+        weight.mul_(scale.view(1, -1))
     else:
         weight.mul_(scale.view(-1, *([1] * (weight.dim() - 1))))
 
@@ -173,11 +183,19 @@ def check_activation(name: str, module: nn.Module, out: torch.Tensor) -> float:
     if not math.isfinite(value):  # any NaN/inf element makes the variance non-finite
         raise DataInitError(f"layer {name!r} produced NaN or infinite values on this batch")
     dim = batch_dim(module)
-    first = out.narrow(dim, 0, 1)
-    if bool((out.narrow(dim, 1, 1) == first).all()) and bool((out == first).all()):
+    if same_for_every_sample(out, dim):
         raise DataInitError(f"layer {name!r} produced the same output for every sample of the batch: its "
                             "scale cannot be calibrated (is an earlier layer dead or the input constant?)")
     return value
+
+
+def same_for_every_sample(t: torch.Tensor, dim: int) -> bool:
+    """True when ``t`` is the same along ``dim`` (the batch): also when that dimension has size 1 (a table
+    shared by the batch, e.g. a relative-position MLP's input)."""
+    if t.dim() <= dim or t.shape[dim] < 2:
+        return True
+    first = t.narrow(dim, 0, 1)
+    return bool((t.narrow(dim, 1, 1) == first).all()) and bool((t == first).all())
 
 
 def variance(out: torch.Tensor) -> float:

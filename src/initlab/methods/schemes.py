@@ -61,7 +61,8 @@ def _lsuv(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitRepor
     _rows(report, graph, notes, "lsuv")
     report.notes.append(f"LSUV: tol {result.tol}, max_iter {result.max_iter}, {result.evaluations} layer "
                         f"evaluations in {result.forward_passes} forward pass")
-    report.notes += [f"not reached by the forward pass: {n}" for n in result.skipped]
+    report.notes += [f"LSUV skipped {n}: {result.reasons.get(n, 'not reached by the forward pass')}"
+                     for n in result.skipped]
     if not result.converged:
         report.warn("LSUV did not converge for some layers within max_iter")
     return report
