@@ -50,7 +50,7 @@ def _tv_size(name: str) -> int:
         return 299
     if name.startswith(("vit_", "swin", "maxvit")):
         return 224
-    return 128
+    return 64  # a CNN takes any size: small is fast on a shared CPU
 
 
 def torchvision_entries() -> list[Entry]:
@@ -67,9 +67,10 @@ def torchvision_entries() -> list[Entry]:
 
 
 # ---- timm -------------------------------------------------------------------------------------------------
-_SIZE_WORDS = ["pico", "atto", "femto", "nano", "xxtiny", "xxs", "xx", "xtiny", "xs", "x", "tiny", "ti", "t",
-               "mini", "small", "s", "medium", "m", "base", "b", "large", "l", "huge", "h", "giant", "g"]
+_SIZE_WORDS = ["pico", "atto", "femto", "nano", "xxtiny", "xxs", "xx", "xtiny", "xs", "tiny", "ti", "t",
+               "mini", "small", "s", "medium", "m", "base", "b", "large", "l", "x", "xl", "huge", "h", "giant", "g"]
 _HUGE = re.compile(r"(giant|huge|enormous|gigantic|\d+b_|_\d+b|large|_3\d\d|_4\d\d|_5\d\d)")
+_TOO_BIG = re.compile(r"(giant|huge|enormous|gigantic|\d+b_|_\d+b$|_[4-9]\d\dm)")  # > 300M parameters
 
 
 def _smallness(name: str) -> tuple[int, int, int, int, str]:
@@ -98,8 +99,8 @@ def _timm_input(name: str) -> Callable[[nn.Module, torch.Generator], Batch]:
     def make(model: nn.Module, g: torch.Generator) -> Batch:
         cfg = getattr(model, "pretrained_cfg", {}) or {}
         _, h, w = cfg.get("input_size", (3, 224, 224))
-        if not cfg.get("fixed_input_size", False) and min(h, w) > 160:
-            h = w = 160  # a CNN takes any size: smaller is faster on a shared CPU
+        if not cfg.get("fixed_input_size", False) and min(h, w) > 64:
+            h = w = 64  # a CNN takes any size: smaller is faster on a shared CPU
         return torch.randn(BATCH, 3, h, w, generator=g)
     return make
 
@@ -111,8 +112,23 @@ def timm_entry(name: str, family: str = "") -> Entry:
                  _timm_input(name))
 
 
-def timm_entries() -> list[Entry]:
-    return [timm_entry(min(names, key=_smallness), fam) for fam, names in sorted(timm_families().items())]
+def timm_entries(target: int = 110) -> list[Entry]:
+    """The smallest variant of the largest name family of every timm module (every architecture), then of
+    the next families of the modules that hold several, until ``target`` models."""
+    by_module: dict[str, list[tuple[str, list[str]]]] = {}
+    for fam, names in sorted(timm_families().items()):
+        by_module.setdefault(fam.split("/")[0], []).append((fam, names))
+    for fams in by_module.values():
+        fams.sort(key=lambda f: -len(f[1]))
+    by_module = {m: [f for f in fams if not _TOO_BIG.search(min(f[1], key=_smallness))]
+                 for m, fams in by_module.items()}
+    chosen = [fams[0] for fams in by_module.values() if fams]
+    extra = sorted((f for fams in by_module.values() for f in fams[1:]), key=lambda f: -len(f[1]))
+    chosen += extra[: max(0, target - len(chosen))]
+    return [timm_entry(_PICK.get(fam) or min(names, key=_smallness), fam) for fam, names in chosen]
+
+
+_PICK = {"vision_transformer_sam/samvit": "samvit_base_patch16_224"}  # the others take 1024x1024
 
 
 # ---- HF transformers ---------------------------------------------------------------------------------------
@@ -285,15 +301,9 @@ def hf_entries() -> list[Entry]:
     return out
 
 
-def all_entries(sources: tuple[str, ...] = ("torchvision", "timm", "hf")) -> list[Entry]:
-    out: list[Entry] = []
-    if "hf" in sources:
-        out += hf_entries()
-    if "torchvision" in sources:
-        out += torchvision_entries()
-    if "timm" in sources:
-        out += timm_entries()
-    return out
+def all_entries(sources: tuple[str, ...] = ("hf", "torchvision", "timm")) -> list[Entry]:
+    makers = {"hf": hf_entries, "torchvision": torchvision_entries, "timm": timm_entries}
+    return [e for source in sources for e in makers[source]()]
 
 
 # a CI-size subset: fast models that still cover each input kind and the defects issue 13 names

@@ -233,8 +233,7 @@ def run_diagnose(model: nn.Module, example: Any) -> dict[str, Any]:
     import initlab
 
     try:
-        fwd_bwd(model, example)  # warm-up
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()  # warm: the model ran forward at build time and under auto
         fwd_bwd(model, example)
         t1 = time.perf_counter()
         d = initlab.diagnose(model, example, seed=0)
@@ -459,7 +458,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 # ---- main -------------------------------------------------------------------------------------------------
 def select(args: argparse.Namespace) -> list[zm.Entry]:
-    entries = zm.subset_entries() if args.subset else zm.all_entries()
+    entries = zm.subset_entries() if args.subset else zm.all_entries(tuple(args.sources.split(",")))
     if args.family:
         entries = [e for e in entries if args.family in (e.source, e.family) or args.family in e.name]
     if args.names:
@@ -474,6 +473,7 @@ def main() -> None:
     p.add_argument("--family", help="keep models whose source, family or name contains this")
     p.add_argument("--names", help="comma-separated model names")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--sources", default="hf,torchvision,timm", help="which libraries, in this order")
     p.add_argument("--out", default="benchmarks/results/zoo.json")
     p.add_argument("--md", default="", help="also write a markdown table here (e.g. docs/zoo.md)")
     p.add_argument("--label", default="", help="a label for the table (branch, commit)")

@@ -172,15 +172,25 @@ def test_bad_batches_refused_model_unchanged(bad, message):
     assert snap.matches(model)
 
 
-def test_constant_layer_output_refused_model_unchanged():
+def test_layers_after_a_layer_that_outputs_zeros_are_skipped_with_their_reason():
     class Dead(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x * 0
 
     model = nn.Sequential(nn.Linear(16, 16), Dead(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    report = initlab.lsuv(model, batch(64, 16, seed=0), seed=0)
+    assert [c.name for c in report.layers] == ["0"] and report.skipped == ["2", "4"]
+    assert "input is zero for every sample" in report.reasons["2"]
+    assert "input is the same for every sample" in report.reasons["4"]  # relu(bias of layer 2)
+
+
+def test_constant_output_of_a_varying_input_refused_model_unchanged():
+    model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 4))
+    with torch.no_grad():
+        model[1].weight.zero_()  # output = bias whatever the input: degenerate, not input-independent
     snap = ModelState.capture(model)
-    with pytest.raises(DataInitError, match=r"layer '2' produced the same output for every sample"):
-        initlab.lsuv(model, batch(64, 16, seed=0), seed=0)
+    with pytest.raises(DataInitError, match=r"layer '1' produced the same output for every sample"):
+        initlab.lsuv(model, batch(64, 16, seed=0), seed=0, pre_init=None)
     assert snap.matches(model)  # the first layer had been rescaled: restored
 
 

@@ -99,8 +99,10 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10, 
     (the paper), any catalog scheme, or ``None`` to keep the current weights. ``center``: also move each
     layer's bias so its outputs have zero mean per channel. ``layers``: which modules to calibrate (default:
     every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention). Batch-norm running statistics are left as
-    they were. Raises :class:`DataInitError` (model unchanged) for a non-finite or constant batch, or a layer
-    whose output is non-finite or the same for every sample.
+    they were. A layer whose output cannot depend on the batch -- its input is the same for every sample
+    (positional projections, zero-initialized queries) or it computes a table of batch size 1 -- is skipped
+    and ``report.reasons`` says why. Raises :class:`DataInitError` (model unchanged) for a non-finite or
+    constant batch, or a layer whose output is non-finite, or the same for every sample while its input is not.
     """
     plan = _plan(model, batch, tol, max_iter, target, layers)
     snapshot = ModelState.capture(model)
@@ -199,20 +201,25 @@ SKIP_SHARED_TABLE = ("its output has size 1 along the batch dimension: it comput
                      "pre-init")
 SKIP_SAME_INPUT = ("its input is the same for every sample (a positional or learned-query projection that "
                    "does not see the data), so the batch cannot calibrate it; kept at its pre-init")
+SKIP_ZERO_INPUT = ("its input is zero for every sample (zero-initialized queries, or an earlier layer that "
+                   "outputs zeros), so the batch cannot calibrate it; kept at its pre-init")
 NOT_REACHED = "not reached by the forward pass"
 
 
 def input_independent(module: nn.Module, inp: torch.Tensor | None, out: torch.Tensor) -> str | None:
     """Why this layer's output does not depend on the batch (a reason to skip it), or None. A layer whose
-    *input* varies across samples but whose output does not is not skipped: that is a dead layer, an error."""
+    *input* varies across samples but whose output does not is not skipped: it is degenerate (zero weights),
+    and check_activation refuses it."""
     dim = batch_dim(module)
     if out.dim() > dim and out.shape[dim] == 1:
         return SKIP_SHARED_TABLE
     if not same_for_every_sample(out, dim) or inp is None or not inp.is_floating_point():
         return None
-    if same_for_every_sample(inp, dim) and inp.numel() > 1 and variance(inp) > 0.0:
-        return SKIP_SAME_INPUT if inp.shape[dim] > 1 else SKIP_SHARED_TABLE
-    return None
+    if not same_for_every_sample(inp, dim):
+        return None
+    if not bool(inp.any()):
+        return SKIP_ZERO_INPUT
+    return SKIP_SAME_INPUT if inp.dim() > dim and inp.shape[dim] > 1 else SKIP_SHARED_TABLE
 
 
 class _Calibrator:
