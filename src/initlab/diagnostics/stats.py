@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,15 +164,25 @@ def symmetry(rows: torch.Tensor, grad_rows: torch.Tensor | None = None, rtol: fl
     return Symmetry(units, len(sizes), max(sizes), sum(s for s in sizes if s > 1))
 
 
+SMALL_ROWS = 1 << 14
+
+
+@functools.lru_cache(maxsize=64)
+def _direction(n: int, device: torch.device) -> torch.Tensor:
+    """A fixed direction with entries in [0.5, 1.5), from a private generator (the global one is not touched)."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64).add_(0.5).to(device)
+
+
 def _maybe_twinned(rows: torch.Tensor) -> torch.Tensor:
     """Indices of the rows that may equal another row: equal rows have equal projections on a fixed
     random direction (up to rounding, allowed for), distinct rows almost surely do not. One matrix-vector
     product and a sort of one number per row instead of a lexicographic sort of whole rows."""
     if rows.shape[0] < 2:
         return torch.empty(0, dtype=torch.long)
+    if rows.numel() <= SMALL_ROWS:  # a small matrix: the exact sort is as cheap as the projection
+        return torch.arange(rows.shape[0], device=rows.device)
     x = rows.double()
-    direction = torch.rand(x.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    h = x @ (direction.to(x.device) + 0.5)
+    h = x @ _direction(x.shape[1], x.device)
     if not bool(torch.isfinite(h).all()):
         return torch.arange(rows.shape[0], device=rows.device)  # non-finite weights: compare rows exactly
     tol = 1e-9 * float(x.abs().sum(dim=1).max()) + 1e-300
