@@ -48,9 +48,17 @@ def image(size: int | tuple[int, int], channels: int = 3, key: str | None = None
 def _tv_size(name: str) -> int:
     if name.startswith("inception"):
         return 299
-    if name.startswith(("vit_", "swin", "maxvit")):
+    if name.startswith("maxvit"):
         return 224
-    return 64  # a CNN takes any size: small is fast on a shared CPU
+    return 64  # a CNN takes any size, a torchvision ViT is built for it: small is fast on a shared CPU
+
+
+def _tv_build(name: str, **kwargs: Any) -> nn.Module:
+    import torchvision.models as tvm
+
+    if name.startswith("vit_"):
+        kwargs["image_size"] = 64
+    return tvm.get_model(name, weights=None, **kwargs)
 
 
 def torchvision_entries() -> list[Entry]:
@@ -58,11 +66,11 @@ def torchvision_entries() -> list[Entry]:
 
     out = []
     for name in tvm.list_models(module=tvm):
-        out.append(Entry(name, "torchvision", "classification",
-                         lambda n=name: tvm.get_model(n, weights=None), image(_tv_size(name))))
+        out.append(Entry(name, "torchvision", "classification", lambda n=name: _tv_build(n),
+                         image(_tv_size(name))))
     for name in tvm.list_models(module=tvm.segmentation):
         out.append(Entry(name, "torchvision", "segmentation",
-                         lambda n=name: tvm.get_model(n, weights=None, weights_backbone=None), image(128)))
+                         lambda n=name: _tv_build(n, weights_backbone=None), image(64)))
     return out
 
 
@@ -95,21 +103,50 @@ def timm_families() -> dict[str, list[str]]:
     return families
 
 
+SMALL = 64  # input side wherever the model takes it: a shared CPU runs 300 models
+
+
+def _timm_build(name: str) -> nn.Module:
+    """``img_size=64`` for the fixed-size models that accept it (ViTs...), else the default size. Only the
+    successful construction is timed (``_zoo_build_seconds``), not a failed try or the probe forward."""
+    import time
+
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is not None and getattr(cfg, "fixed_input_size", False):
+        try:
+            start = time.perf_counter()
+            model = timm.create_model(name, pretrained=False, img_size=SMALL)
+            seconds = time.perf_counter() - start
+            with torch.no_grad():
+                model.eval()(torch.zeros(1, 3, SMALL, SMALL))
+            model.train()
+            model._zoo_build_seconds = seconds  # type: ignore[assignment]
+            model._zoo_img_size = SMALL  # type: ignore[assignment]
+            return model
+        except Exception:  # noqa: BLE001 - this architecture needs its own size
+            pass
+    start = time.perf_counter()
+    model = timm.create_model(name, pretrained=False)
+    model._zoo_build_seconds = time.perf_counter() - start  # type: ignore[assignment]
+    return model
+
+
 def _timm_input(name: str) -> Callable[[nn.Module, torch.Generator], Batch]:
     def make(model: nn.Module, g: torch.Generator) -> Batch:
         cfg = getattr(model, "pretrained_cfg", {}) or {}
         _, h, w = cfg.get("input_size", (3, 224, 224))
-        if not cfg.get("fixed_input_size", False) and min(h, w) > 64:
-            h = w = 64  # a CNN takes any size: smaller is faster on a shared CPU
+        if hasattr(model, "_zoo_img_size"):
+            h = w = model._zoo_img_size
+        elif not cfg.get("fixed_input_size", False) and min(h, w) > SMALL:
+            h = w = SMALL  # a CNN takes any size
         return torch.randn(BATCH, 3, h, w, generator=g)
     return make
 
 
 def timm_entry(name: str, family: str = "") -> Entry:
-    import timm
-
-    return Entry(name, "timm", family or name, lambda: timm.create_model(name, pretrained=False),
-                 _timm_input(name))
+    return Entry(name, "timm", family or name, lambda: _timm_build(name), _timm_input(name))
 
 
 def timm_entries(target: int = 110) -> list[Entry]:
@@ -320,8 +357,5 @@ def subset_entries() -> list[Entry]:
         elif name in by_name:
             out.append(by_name[name])
         else:
-            import torchvision.models as tvm
-
-            out.append(Entry(name, "torchvision", "classification",
-                             lambda n=name: tvm.get_model(n, weights=None), image(64)))
+            out.append(Entry(name, "torchvision", "classification", lambda n=name: _tv_build(n), image(64)))
     return out

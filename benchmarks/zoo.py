@@ -26,6 +26,7 @@ with a per-model timeout: a hang or crash costs that model, not the run. Results
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import multiprocessing as mp
@@ -251,7 +252,7 @@ def run_model(entry: zm.Entry) -> dict[str, Any]:
     torch.manual_seed(0)  # construction draws from torch's generator: the worker's own process
     start = time.perf_counter()
     model = entry.build()
-    build_s = time.perf_counter() - start
+    build_s = getattr(model, "_zoo_build_seconds", time.perf_counter() - start)
     model.train()
     example = entry.make_input(model, torch.Generator().manual_seed(1))
     fresh = entry.make_input(model, torch.Generator().manual_seed(2))
@@ -464,7 +465,12 @@ def select(args: argparse.Namespace) -> list[zm.Entry]:
     if args.names:
         wanted = set(args.names.split(","))
         entries = [e for e in entries if e.name in wanted]
-    return entries[: args.limit] if args.limit else entries
+    by_source: dict[str, list[zm.Entry]] = {}
+    for e in entries:
+        by_source.setdefault(e.source, []).append(e)
+    # round-robin over the libraries: a run cut short still covers each of them
+    mixed = [e for group in itertools.zip_longest(*by_source.values()) for e in group if e is not None]
+    return mixed[: args.limit] if args.limit else mixed
 
 
 def main() -> None:
