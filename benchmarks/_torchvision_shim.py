@@ -98,7 +98,7 @@ def install() -> None:
 
 def _has_nms_schema() -> bool:
     try:
-        torch.ops.torchvision.nms.default
+        _ = torch.ops.torchvision.nms.default
     except (AttributeError, RuntimeError):
         return False
     return True

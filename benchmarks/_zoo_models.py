@@ -75,8 +75,8 @@ def torchvision_entries() -> list[Entry]:
 
 
 # ---- timm -------------------------------------------------------------------------------------------------
-_SIZE_WORDS = ["pico", "atto", "femto", "nano", "xxtiny", "xxs", "xx", "xtiny", "xs", "tiny", "ti", "t",
-               "mini", "small", "s", "medium", "m", "base", "b", "large", "l", "x", "xl", "huge", "h", "giant", "g"]
+_SIZE_WORDS = ["pico", "atto", "femto", "nano", "xxtiny", "xxs", "xx", "xtiny", "xs", "tiny", "ti", "t", "mini",
+               "small", "s", "medium", "m", "base", "b", "large", "l", "x", "xl", "huge", "h", "giant", "g"]
 _HUGE = re.compile(r"(giant|huge|enormous|gigantic|\d+b_|_\d+b|large|_3\d\d|_4\d\d|_5\d\d)")
 _TOO_BIG = re.compile(r"(giant|huge|enormous|gigantic|\d+b_|_\d+b$|_[4-9]\d\dm)")  # > 300M parameters
 
@@ -125,7 +125,7 @@ def _timm_build(name: str) -> nn.Module:
             model._zoo_build_seconds = seconds  # type: ignore[assignment]
             model._zoo_img_size = SMALL  # type: ignore[assignment]
             return model
-        except Exception:  # noqa: BLE001 - this architecture needs its own size
+        except Exception:
             pass
     start = time.perf_counter()
     model = timm.create_model(name, pretrained=False)
@@ -183,7 +183,8 @@ def tokens(*keys: str, seq: int = SEQ) -> Callable[[nn.Module, torch.Generator],
 def whisper_input(model: nn.Module, g: torch.Generator) -> Batch:
     c = model.config
     feats = torch.randn(BATCH, c.num_mel_bins, 2 * c.max_source_positions, generator=g)
-    return {"input_features": feats, "decoder_input_ids": torch.randint(0, c.vocab_size, (BATCH, 8), generator=g)}
+    ids = torch.randint(0, c.vocab_size, (BATCH, 8), generator=g)
+    return {"input_features": feats, "decoder_input_ids": ids}
 
 
 def audio(n: int) -> Callable[[nn.Module, torch.Generator], Batch]:
@@ -195,7 +196,8 @@ TEXT = dict(vocab_size=V, hidden_size=64, num_hidden_layers=2, num_attention_hea
 NO_DROP = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 LLAMA = dict(TEXT, num_key_value_heads=2)
 ENC_DEC = dict(vocab_size=V, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-               decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64,
+               decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
+               max_position_embeddings=64,
                dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
 VISION = dict(image_size=32, patch_size=4, num_channels=3, hidden_size=64, num_hidden_layers=2,
               num_attention_heads=4, intermediate_size=128, **NO_DROP)
@@ -246,7 +248,8 @@ HF_SPECS: list[tuple[str, str, str, dict[str, Any], Any, bool, list[str]]] = [
      ["decoder", "untied"]),
     ("gpt-neox", "GPTNeoXForCausalLM", "GPTNeoXConfig", dict(TEXT, hidden_dropout=0.0, attention_dropout=0.0),
      tokens("input_ids"), True, ["decoder", "untied"]),
-    ("mixtral", "MixtralForCausalLM", "MixtralConfig", dict(LLAMA, num_local_experts=4, num_experts_per_tok=2),
+    ("mixtral", "MixtralForCausalLM", "MixtralConfig",
+     dict(LLAMA, num_local_experts=4, num_experts_per_tok=2),
      tokens("input_ids"), True, ["decoder", "moe"]),
     ("qwen2-moe", "Qwen2MoeForCausalLM", "Qwen2MoeConfig",
      dict(LLAMA, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64,
@@ -333,8 +336,10 @@ def hf_build(cls_name: str, cfg_name: str, kwargs: dict[str, Any]) -> nn.Module:
 def hf_entries() -> list[Entry]:
     out = []
     for name, cls_name, cfg_name, kwargs, make, lm, tags in HF_SPECS:
-        out.append(Entry(name, "hf", tags[0], lambda c=cls_name, f=cfg_name, k=kwargs: hf_build(c, f, k), make,
-                         vocab=V if lm else None, tags=tags))
+        def build(c: str = cls_name, f: str = cfg_name, k: dict[str, Any] = kwargs) -> nn.Module:
+            return hf_build(c, f, k)
+
+        out.append(Entry(name, "hf", tags[0], build, make, vocab=V if lm else None, tags=tags))
     return out
 
 

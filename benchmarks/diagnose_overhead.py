@@ -62,8 +62,8 @@ def zoo_ratios(names: list[str], repeat: int) -> None:
         x = entry.make_input(model, torch.Generator().manual_seed(1))
         fwd_bwd(model, x)  # warm-up: allocator, kernels
         initlab.diagnose(model, x, seed=0)  # warm-up: imports, activation profiles
-        pairs = [(timed(lambda: fwd_bwd(model, x), 0), timed(lambda: initlab.diagnose(model, x, seed=0), 0))
-                 for _ in range(repeat)]
+        pairs = [(timed(lambda m=model, b=x: fwd_bwd(m, b), 0),
+                  timed(lambda m=model, b=x: initlab.diagnose(m, b, seed=0), 0)) for _ in range(repeat)]
         ratio = statistics.median(d / p for p, d in pairs)
         ratios.append(ratio)
         print(f"  {name:<22} plain {statistics.median(p for p, _ in pairs):7.3f} s   diagnose "

@@ -1,4 +1,4 @@
-"""initlab on the models people use: torchvision, timm and HF transformers, measured layer by layer (issue 13).
+"""initlab on the models people use: torchvision, timm and HF transformers, layer by layer (issue 13).
 
     python benchmarks/zoo.py --subset                      # a CI-size subset (a minute)
     python benchmarks/zoo.py --out benchmarks/results/zoo.json --md docs/zoo.md    # the whole zoo (an hour+)
@@ -26,6 +26,7 @@ with a per-model timeout: a hang or crash costs that model, not the run. Results
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -203,7 +204,8 @@ def run_lsuv(model: nn.Module, example: Any) -> dict[str, Any]:
         out = forward(model, example)
     return {"status": "ok", "seconds": time.perf_counter() - start, "calibrated": len(calibrated),
             "converged": sum(c.converged for c in rep.layers), "skipped": [str(s) for s in skipped][:20],
-            "skipped_with_reason": _reasoned(skipped, reasons), "silent": silent[:20], "silent_count": len(silent),
+            "skipped_with_reason": _reasoned(skipped, reasons), "silent": silent[:20],
+            "silent_count": len(silent),
             "finite": all(bool(torch.isfinite(t).all()) for t in tensors(out) if t.is_floating_point())}
 
 
@@ -335,10 +337,8 @@ class Pool:
 
     def close(self) -> None:
         for p, conn, *_ in self.slots:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
             p.join(5)
 
 
@@ -356,7 +356,8 @@ def lsuv_ok(r: dict[str, Any]) -> bool:
 def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     n = len(results)
     lms = [r for r in results if _ok(r, "auto") and "lm_ok" in r["auto"]]
-    auto_ratios = [r["auto"]["ratio_to_build"] for r in results if _ok(r, "auto") and "ratio_to_build" in r["auto"]]
+    auto_ratios = [r["auto"]["ratio_to_build"] for r in results
+                   if _ok(r, "auto") and "ratio_to_build" in r["auto"]]
     diag = [r["diagnose"]["ratio"] for r in results if _ok(r, "diagnose")]
     return {
         "models": n,
@@ -410,7 +411,7 @@ def _row(r: dict[str, Any]) -> str:
     moments = f"{m.get('within_3x', '–')}/{m.get('measured', '–')}" if m else "–"
     lm = f"{_fmt(a.get('lm_loss'), '.2f')} / {_fmt(a.get('ln_v'), '.2f')}" if "lm_loss" in a else ""
     diag = r.get("diagnose", {}) if isinstance(r.get("diagnose"), dict) else {}
-    return (f"| {r['source'] if 'source' in r else ''} | {r['name']} | {_cell(r, 'auto')} | {_cell(r, 'he_normal')}"
+    return (f"| {r.get('source', '')} | {r['name']} | {_cell(r, 'auto')} | {_cell(r, 'he_normal')}"
             f" | {lsuv_cell} | {_fmt(diag.get('ratio'), '.1f')} | {_fmt(a.get('ratio_to_build'), '.2f')}"
             f" | {moments} | {_fmt(m.get('worst_ratio'))} | {lm} |")
 
@@ -442,18 +443,21 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"| timeouts/crashes, harness errors | {s['timeouts']}, {s['harness_errors']} |", "",
         "Columns: auto / he_normal: ok, non-finite output or error; LSUV: layers calibrated, weight layers "
         "neither calibrated nor named (silent), layers skipped; diag×: diagnose time / one forward+backward; "
-        "auto×: auto's first call / construction; E[y²] 3×: weight layers whose measured output second moment "
+        "auto×: auto's first call / construction; E[y²] 3×: weight layers whose measured output second "
+        "moment "
         "is within 3× of the report's prediction / layers measured; worst: the measured/predicted ratio "
         "furthest from 1; LM: step-0 loss / ln V.", "",
         "| source | model | auto | he_normal | LSUV | diag× | auto× | E[y²] 3× | worst | LM loss / ln V |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(r) for r in sorted(results, key=lambda r: (r.get("source", ""), r["name"]))]
-    errors = [(r["name"], k, r[k]["error"]) for r in results for k in ("auto", "he_normal", "lsuv", "diagnose")
+    errors = [(r["name"], k, r[k]["error"]) for r in results
+              for k in ("auto", "he_normal", "lsuv", "diagnose")
               if isinstance(r.get(k), dict) and r[k].get("error")]
     errors += [(r["name"], r["status"], r.get("error", "")) for r in results if "status" in r]
     if errors:
-        lines += ["", "## Errors", ""] + [f"- {n} ({k}): {e.splitlines()[0] if e else ''}" for n, k, e in errors]
+        lines += ["", "## Errors", ""]
+        lines += [f"- {n} ({k}): {e.splitlines()[0] if e else ''}" for n, k, e in errors]
     return "\n".join(lines) + "\n"
 
 
@@ -510,7 +514,8 @@ def main() -> None:
         results.append(res)
         stream.write(json.dumps(res, default=str) + "\n")
         stream.flush()
-        print(f"[{len(results)}/{len(entries)}] {res['name']}: {res.get('status') or _brief(res)}", flush=True)
+        status = res.get("status") or _brief(res)
+        print(f"[{len(results)}/{len(entries)}] {res['name']}: {status}", flush=True)
 
     pool = Pool(args.workers, args.timeout)
     try:

@@ -287,7 +287,7 @@ def test_layer_whose_input_is_the_same_for_every_sample_is_skipped_not_fatal():
 
 
 def test_weight_norm_over_dim_2_is_pre_initialized_and_calibrated():
-    conv = nn.utils.parametrizations.weight_norm(nn.Conv1d(8, 8, 5, padding=2, groups=2), name="weight", dim=2)
+    conv = nn.utils.parametrizations.weight_norm(nn.Conv1d(8, 8, 5, padding=2, groups=2), dim=2)
     model = nn.Sequential(nn.Conv1d(4, 8, 1), nn.GELU(), conv)
     x = batch(16, 4, 40, seed=0)
     report = initlab.lsuv(model, x, seed=0)

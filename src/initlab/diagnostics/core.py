@@ -38,7 +38,8 @@ def diagnose(
     ``seed`` (0 when None, so the same call gives the same numbers). ``jacobian=True`` also measures the
     singular values of the input-output Jacobian on up to 4 samples. The effective rank of a weight matrix
     whose both sides exceed 256 (an O(n^3) eigendecomposition, which would cost more than the passes
-    measured) is left out (None) unless ``full_rank=True``; the diagnosis notes how many. Dropout in train mode draws from torch's
+    measured) is left out (None) unless ``full_rank=True``; the diagnosis notes how many. Dropout in train
+    mode draws from torch's
     global generator, whose state is restored afterwards; call ``model.eval()`` first to measure without it.
     Parameters, buffers, ``.grad``, ``requires_grad`` and train/eval modes are restored exactly afterwards,
     also when the pass fails.

@@ -169,7 +169,7 @@ SMALL_ROWS = 1 << 14
 
 @functools.lru_cache(maxsize=64)
 def _direction(n: int, device: torch.device) -> torch.Tensor:
-    """A fixed direction with entries in [0.5, 1.5), from a private generator (the global one is not touched)."""
+    """A fixed direction with entries in [0.5, 1.5), from a private generator (not torch's global one)."""
     return torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64).add_(0.5).to(device)
 
 
@@ -215,7 +215,7 @@ _full_rank = contextvars.ContextVar("initlab_full_rank", default=False)
 
 @contextlib.contextmanager
 def full_rank(enabled: bool = True) -> Iterator[None]:
-    """Compute the effective rank of every weight matrix, however large (``diagnose(..., full_rank=True)``)."""
+    """Compute the effective rank of every weight matrix, however large (``diagnose(full_rank=True)``)."""
     token = _full_rank.set(enabled)
     try:
         yield

@@ -102,7 +102,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10, 
     they were. A layer whose output cannot depend on the batch -- its input is the same for every sample
     (positional projections, zero-initialized queries) or it computes a table of batch size 1 -- is skipped
     and ``report.reasons`` says why. Raises :class:`DataInitError` (model unchanged) for a non-finite or
-    constant batch, or a layer whose output is non-finite, or the same for every sample while its input is not.
+    constant batch, or a layer whose output is non-finite, or the same for every sample while its input
+    is not.
     """
     plan = _plan(model, batch, tol, max_iter, target, layers)
     snapshot = ModelState.capture(model)
