@@ -197,7 +197,7 @@ def run_lsuv(model: nn.Module, example: Any) -> dict[str, Any]:
     skipped = list(getattr(rep, "skipped", []))
     skipped_names = {s.split(":")[0].strip() if isinstance(s, str) else getattr(s, "name", str(s))
                      for s in skipped}
-    reasons = getattr(rep, "skip_reasons", None)
+    reasons = getattr(rep, "reasons", None)
     silent = [n for n in weight_modules(model)
               if n not in calibrated and n not in skipped_names and not _inside_calibrated(n, calibrated)]
     with torch.no_grad():

@@ -347,3 +347,20 @@ def test_hf_conv1d_is_a_weight_layer_and_calibrated_exactly():
     assert all(c.evaluations == 1 for c in report.layers)  # linear in (weight, bias): rescaled in place
     got = layer_variances(model, x, kinds=(Conv1D,))
     assert all(abs(v - 1.0) < report.tol for v in got.values())
+
+
+def test_weight_used_through_another_op_is_named_not_called_unreached():
+    class Matmul(nn.Module):  # Mamba's dt_proj: `dt_proj.weight @ x`
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+            self.proj = nn.Linear(16, 16)
+            self.unused = nn.Linear(16, 16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x @ self.proj.weight.t())
+
+    report = initlab.lsuv(Matmul(), batch(32, 16, seed=0), seed=0)
+    assert [c.name for c in report.layers] == ["fc"] and report.skipped == ["proj", "unused"]
+    assert "used through t outside the module's forward" in report.reasons["proj"]
+    assert report.reasons["unused"] == "not reached by the forward pass"

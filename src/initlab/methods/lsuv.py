@@ -207,6 +207,11 @@ SKIP_ZERO_INPUT = ("its input is zero for every sample (zero-initialized queries
 NOT_REACHED = "not reached by the forward pass"
 
 
+def used_elsewhere(op: str) -> str:
+    return (f"its weight is used through {op} outside the module's forward (not F.linear/F.conv), which LSUV "
+            "cannot rescale in flight; kept at its pre-init")
+
+
 def input_independent(module: nn.Module, inp: torch.Tensor | None, out: torch.Tensor) -> str | None:
     """Why this layer's output does not depend on the batch (a reason to skip it), or None. A layer whose
     *input* varies across samples but whose output does not is not skipped: it is degenerate (zero weights),
@@ -234,6 +239,7 @@ class _Calibrator:
         self.owner: dict[int, str] = {}  # weight tensor -> the layer that calibrated it (tied weights: once)
         self.reasons: dict[str, str] = {}
         self.running: set[nn.Module] = set()  # modules inside their own forward: their hook calibrates them
+        self.used_by: dict[nn.Module, str] = {}  # weights read by other ops outside their module's forward
         self.by_weight: dict[int, list[nn.Module]] = {}  # tied weights: several modules
         for m in plan:
             w = getattr(m, "weight", None)
@@ -317,6 +323,12 @@ class _FunctionalUses(TorchFunctionMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         if func in _FUNCTIONAL:
             return self.calibrator.functional(func, args, kwargs or {})
+        cal = self.calibrator
+        for value in args:
+            modules = cal.by_weight.get(id(value), ()) if isinstance(value, torch.Tensor) else ()
+            for m in modules:
+                if m not in cal.running:
+                    cal.used_by.setdefault(m, getattr(func, "__name__", str(func)))
         return func(*args, **(kwargs or {}))
 
 
@@ -342,8 +354,8 @@ def _sweep(model: nn.Module, batch: Any, plan: dict[nn.Module, str], tol: float,
         buffers.restore()
     results = [cal.states[m].result for m in cal.order]
     reasons = dict(cal.reasons)
-    reasons.update({s.name: NOT_REACHED for s in cal.states.values()
-                    if s.result is None and s.name not in reasons})
+    reasons.update({s.name: used_elsewhere(cal.used_by[m]) if m in cal.used_by else NOT_REACHED
+                    for m, s in cal.states.items() if s.result is None and s.name not in reasons})
     return LSUVReport([r for r in results if r is not None], tol, max_iter, target,
                       evaluations=sum(s.calls for s in cal.states.values()), forward_passes=1,
                       skipped=list(reasons), reasons=reasons)
