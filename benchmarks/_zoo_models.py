@@ -76,7 +76,8 @@ def torchvision_entries() -> list[Entry]:
 
 # ---- timm -------------------------------------------------------------------------------------------------
 _SIZE_WORDS = ["pico", "atto", "femto", "nano", "xxtiny", "xxs", "xx", "xtiny", "xs", "tiny", "ti", "t",
-               "mini", "small", "s", "medium", "m", "base", "b", "large", "l", "x", "xl", "huge", "h", "giant", "g"]
+               "mini", "small", "s", "medium", "m", "base", "b", "large", "l", "x", "xl", "huge", "h",
+               "giant", "g"]
 _HUGE = re.compile(r"(giant|huge|enormous|gigantic|\d+b_|_\d+b|large|_3\d\d|_4\d\d|_5\d\d)")
 _TOO_BIG = re.compile(r"(giant|huge|enormous|gigantic|\d+b_|_\d+b$|_[4-9]\d\dm)")  # > 300M parameters
 
