@@ -269,15 +269,22 @@ def run_model(entry: zm.Entry) -> dict[str, Any]:
         with torch.no_grad():
             model.load_state_dict(initial, strict=True)
 
-    res["auto"] = run_scheme(model, entry, "auto", example, fresh)
-    if "seconds" in res["auto"]:
-        res["auto"]["ratio_to_build"] = res["auto"]["seconds"] / build_s
-    res["diagnose"] = run_diagnose(model, example)
-    reset()
-    res["he_normal"] = run_scheme(model, entry, "he_normal", example, fresh)
-    reset()
-    res["lsuv"] = run_lsuv(model, example)
+    if "auto" in ONLY:
+        res["auto"] = run_scheme(model, entry, "auto", example, fresh)
+        if "seconds" in res["auto"]:
+            res["auto"]["ratio_to_build"] = res["auto"]["seconds"] / build_s
+    if "diagnose" in ONLY:
+        res["diagnose"] = run_diagnose(model, example)
+    if "he_normal" in ONLY:
+        reset()
+        res["he_normal"] = run_scheme(model, entry, "he_normal", example, fresh)
+    if "lsuv" in ONLY:
+        reset()
+        res["lsuv"] = run_lsuv(model, example)
     return res
+
+
+ONLY = {"auto", "diagnose", "he_normal", "lsuv"}
 
 
 # ---- worker pool ------------------------------------------------------------------------------------------
@@ -490,6 +497,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--timeout", type=float, default=240.0, help="seconds per model")
     p.add_argument("--exclude", default="", help="comma-separated model names to leave out")
+    p.add_argument("--only", default="", help="comma-separated subset of auto,diagnose,he_normal,lsuv")
     p.add_argument("--from-jsonl", nargs="*", default=None,
                    help="no run: merge these result streams into --out/--md (later files win)")
     args = p.parse_args()
@@ -501,6 +509,8 @@ def main() -> None:
         write(list(merged.values()), args)
         return
     entries = [e for e in select(args) if e.name not in set(args.exclude.split(","))]
+    if args.only:
+        ONLY.intersection_update(args.only.split(","))
     _ENTRIES.update({e.name: e for e in entries})
     import initlab.diagnostics
     import initlab.methods
