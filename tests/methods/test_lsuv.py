@@ -184,14 +184,33 @@ def test_layers_after_a_layer_that_outputs_zeros_are_skipped_with_their_reason()
     assert "input is the same for every sample" in report.reasons["4"]  # relu(bias of layer 2)
 
 
-def test_constant_output_of_a_varying_input_refused_model_unchanged():
+def test_constant_output_of_a_varying_input_skipped_with_its_reason():
     model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 4))
     with torch.no_grad():
-        model[1].weight.zero_()  # output = bias whatever the input: degenerate, not input-independent
-    snap = ModelState.capture(model)
-    with pytest.raises(DataInitError, match=r"layer '1' produced the same output for every sample"):
-        initlab.lsuv(model, batch(64, 16, seed=0), seed=0, pre_init=None)
-    assert snap.matches(model)  # the first layer had been rescaled: restored
+        model[1].weight.zero_()  # NF-ResNet's zero-initialized last gain: output = bias whatever the input
+    report = initlab.lsuv(model, batch(64, 16, seed=0), seed=0, pre_init=None)
+    assert [c.name for c in report.layers] == ["0"] and report.skipped == ["1", "2"]
+    assert "output is the same for every sample although its input is not" in report.reasons["1"]
+    assert "input is the same for every sample" in report.reasons["2"]
+
+
+class StandardizedConv(nn.Conv2d):
+    """timm's ScaledStdConv2d: the weight is standardized in forward, so rescaling it changes nothing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / w.std(dim=(1, 2, 3), keepdim=True)
+        return torch.nn.functional.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+def test_a_conv_subclass_is_measured_again_not_assumed_linear():
+    model = nn.Sequential(StandardizedConv(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1))
+    x = batch(8, 3, 12, 12, seed=0)
+    report = initlab.lsuv(model, x, seed=0, max_iter=3)
+    first = report.layers[0]
+    assert first.evaluations == first.iterations + 1  # re-run after each rescaling
+    measured = layer_variances(model, x, kinds=(nn.Conv2d,))["0"]
+    assert measured == pytest.approx(first.variance, rel=1e-4)  # the report says what the layer does
 
 
 def test_overflowing_layer_refused_model_unchanged():

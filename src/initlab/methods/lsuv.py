@@ -26,6 +26,7 @@ from torch.overrides import TorchFunctionMode
 from ..backends.torch_backend import init_, make_generator
 from ..model.state import ModelState
 from ._sweep import (
+    HOMOGENEOUS,
     BufferGuard,
     DataInitError,
     batch_dim,
@@ -99,11 +100,11 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10, 
     (the paper), any catalog scheme, or ``None`` to keep the current weights. ``center``: also move each
     layer's bias so its outputs have zero mean per channel. ``layers``: which modules to calibrate (default:
     every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention). Batch-norm running statistics are left as
-    they were. A layer whose output cannot depend on the batch -- its input is the same for every sample
-    (positional projections, zero-initialized queries) or it computes a table of batch size 1 -- is skipped
-    and ``report.reasons`` says why. Raises :class:`DataInitError` (model unchanged) for a non-finite or
-    constant batch, or a layer whose output is non-finite, or the same for every sample while its input
-    is not.
+    they were. A layer whose output does not depend on the batch -- its input is the same for every sample
+    (positional projections, zero-initialized queries), it computes a table of batch size 1, or a zero gain
+    or weight makes its output constant -- is skipped and ``report.reasons`` says why. Raises
+    :class:`DataInitError` (model unchanged) for a non-finite or constant batch, or a layer whose output is
+    non-finite.
     """
     plan = _plan(model, batch, tol, max_iter, target, layers)
     snapshot = ModelState.capture(model)
@@ -202,6 +203,9 @@ SKIP_SHARED_TABLE = ("its output has size 1 along the batch dimension: it comput
                      "pre-init")
 SKIP_SAME_INPUT = ("its input is the same for every sample (a positional or learned-query projection that "
                    "does not see the data), so the batch cannot calibrate it; kept at its pre-init")
+SKIP_DEAD_OUTPUT = ("its output is the same for every sample although its input is not (a zero-initialized "
+                    "weight or gain, as the last layer of a residual branch often has), which rescaling "
+                    "cannot change; kept at its pre-init")
 SKIP_ZERO_INPUT = ("its input is zero for every sample (zero-initialized queries, or an earlier layer that "
                    "outputs zeros), so the batch cannot calibrate it; kept at its pre-init")
 NOT_REACHED = "not reached by the forward pass"
@@ -213,16 +217,14 @@ def used_elsewhere(op: str) -> str:
 
 
 def input_independent(module: nn.Module, inp: torch.Tensor | None, out: torch.Tensor) -> str | None:
-    """Why this layer's output does not depend on the batch (a reason to skip it), or None. A layer whose
-    *input* varies across samples but whose output does not is not skipped: it is degenerate (zero weights),
-    and check_activation refuses it."""
+    """Why this layer's output does not depend on the batch (a reason to skip it), or None."""
     dim = batch_dim(module)
     if out.dim() > dim and out.shape[dim] == 1:
         return SKIP_SHARED_TABLE
     if not same_for_every_sample(out, dim) or inp is None or not inp.is_floating_point():
         return None
     if not same_for_every_sample(inp, dim):
-        return None
+        return SKIP_DEAD_OUTPUT
     if not bool(inp.any()):
         return SKIP_ZERO_INPUT
     return SKIP_SAME_INPUT if inp.dim() > dim and inp.shape[dim] > 1 else SKIP_SHARED_TABLE
@@ -270,7 +272,7 @@ class _Calibrator:
             out = _center(module, out)
             first = current = variance(out)
         iterations, total, evaluations = 0, 1.0, 1
-        exact = is_homogeneous(module) or rerun is None
+        exact = (is_homogeneous(module) and _plain_forward(module)) or rerun is None
         while abs(current - self.target) >= self.tol and iterations < self.max_iter:
             s = (self.target / current) ** 0.5
             scale_channels_(module, s)
@@ -330,6 +332,16 @@ class _FunctionalUses(TorchFunctionMode):
                 if m not in cal.running:
                     cal.used_by.setdefault(m, getattr(func, "__name__", str(func)))
         return func(*args, **(kwargs or {}))
+
+
+_PLAIN = {c.forward for c in (nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
+                              nn.ConvTranspose2d, nn.ConvTranspose3d, nn.MultiheadAttention)}
+
+
+def _plain_forward(module: nn.Module) -> bool:
+    """The class keeps torch's forward (or is HF Conv1D): its output scales exactly with (weight, bias). A
+    subclass may transform the weight first (timm's ScaledStdConv2d standardizes it), so it is re-run."""
+    return type(module).forward in _PLAIN or not isinstance(module, HOMOGENEOUS)
 
 
 def _first_tensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
