@@ -506,6 +506,10 @@ def main() -> None:
         for path in args.from_jsonl:
             with open(path) as f:
                 merged.update({r["name"]: r for r in map(json.loads, f) if r})
+        if any("source" not in r for r in merged.values()):  # a timeout's line has only the name
+            sources = {e.name: e.source for e in zm.all_entries()}
+            for r in merged.values():
+                r.setdefault("source", sources.get(r["name"], ""))
         write(list(merged.values()), args)
         return
     entries = [e for e in select(args) if e.name not in set(args.exclude.split(","))]
@@ -521,6 +525,7 @@ def main() -> None:
     stream = open(args.out + "l", "w")  # noqa: SIM115 - one line per model as it finishes
 
     def sink(res: dict[str, Any]) -> None:
+        res.setdefault("source", _ENTRIES[res["name"]].source)
         results.append(res)
         stream.write(json.dumps(res, default=str) + "\n")
         stream.flush()

@@ -1,0 +1,41 @@
+"""Writes docs/zoo.md: the summary against issue 13's targets, then the per-model table of benchmarks/zoo.py.
+
+    python benchmarks/_zoo_doc.py benchmarks/results/zoo_baseline.json /tmp/table.md > docs/zoo.md
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+
+PLANNED = 234  # 38 HF + 86 torchvision + 110 timm
+
+
+def summary_table(path: str, label: str) -> str:
+    with open(path) as f:
+        d = json.load(f)
+    s, models = d["summary"], d["models"]
+    by_source = collections.Counter(r.get("source", "") for r in models)
+    per = ", ".join(f"{n} {k}" for k, n in sorted(by_source.items()))
+    unpredicted = s["layers_measured"] - s["layers_predicted"]
+    return "\n".join([
+        f"{label}: {s['models']} of the {PLANNED} planned models ({per}); {s['built']} built and measured, "
+        f"{s['timeouts']} over the per-model time limit, {s['harness_errors']} harness errors.", "",
+        "| target (issue 13) | result |", "|---|---|",
+        f"| finite output after auto: 100% | {s['finite_auto']}/{s['built']} |",
+        "| every weight layer's E[y²] within 3× of the plan and in [1e-2, 1e2] | "
+        f"{s['moments_pass']}/{s['built']} models; layers: {s['layers_within_3x']}/{s['layers_predicted']} "
+        "predicted ones within 3×, "
+        f"{s['layers_in_range']}/{s['layers_measured']} in range, {unpredicted} without a prediction |",
+        f"| LM step-0 loss within 15% of ln V | {s['lm_within_15pct']}/{s['lm_models']} |",
+        f"| LSUV succeeds, or names a reason per skipped layer: 100% | {s['lsuv_ok']}/{s['built']} run; "
+        f"{s['lsuv_ok_no_silent']}/{s['built']} with every weight layer calibrated or named with a reason |",
+        f"| auto's first call ≤ 1.5× construction (median), ≤ 4× (worst) | median "
+        f"{s['auto_ratio_median']:.2f}×, worst {s['auto_ratio_max']:.1f}× |",
+        f"| diagnose ≤ 3× one forward+backward (median) | median {s['diagnose_ratio_median']:.1f}×, worst "
+        f"{s['diagnose_ratio_max']:.1f}× |", ""])
+
+
+if __name__ == "__main__":
+    print(summary_table(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "Models"))
