@@ -383,3 +383,14 @@ def test_weight_used_through_another_op_is_named_not_called_unreached():
     assert [c.name for c in report.layers] == ["fc"] and report.skipped == ["proj", "unused"]
     assert "used through t outside the module's forward" in report.reasons["proj"]
     assert report.reasons["unused"] == "not reached by the forward pass"
+
+
+def test_init_model_lsuv_covers_functional_and_conv1d_layers_and_names_skips():
+    report = initlab.init_model(FunctionalAttention(), "lsuv", example_input=batch(32, 6, 16, seed=0))
+    assert [r.name for r in report.rows] == ["qkv.weight", "proj.weight"]
+    gpt2_like = nn.Sequential(Conv1D(32, 16), nn.GELU(), Conv1D(16, 32))
+    report = initlab.init_model(gpt2_like, "lsuv", example_input=batch(64, 5, 16, seed=0))
+    assert [r.name for r in report.rows] == ["0.weight", "2.weight"]
+    report = initlab.init_model(TableBias(), "lsuv", example_input=batch(32, 6, 16, seed=0))
+    assert [r.name for r in report.rows] == ["fc.weight"]
+    assert sum("LSUV skipped cpb_mlp" in n and "size 1 along the batch" in n for n in report.notes) == 2

@@ -29,8 +29,7 @@ class DataInitError(ValueError):
 
 def weight_layers(model: nn.Module, layers: Iterable[nn.Module | str] | None = None) -> dict[nn.Module, str]:
     """The layers to initialize, ``{module: qualified name}``: ``layers`` if given (modules or names), else
-    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention/HF Conv1D (not the projections inside an
-    attention)."""
+    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention (not the projections inside an attention)."""
     names = {m: n for n, m in model.named_modules()}
     if layers is not None:
         chosen: dict[nn.Module, str] = {}
@@ -42,7 +41,7 @@ def weight_layers(model: nn.Module, layers: Iterable[nn.Module | str] | None = N
         return chosen
     attentions = [m for m in names if isinstance(m, nn.MultiheadAttention)]
     inside_attention = {c for m in attentions for c in m.modules() if c is not m}
-    return {m: n for m, n in names.items() if is_homogeneous(m) and m not in inside_attention}
+    return {m: n for m, n in names.items() if isinstance(m, HOMOGENEOUS) and m not in inside_attention}
 
 
 def scaled_params(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:

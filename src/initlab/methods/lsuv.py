@@ -24,6 +24,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..backends.torch_backend import init_, make_generator
+from ..model.layers import is_hf_conv1d
 from ..model.state import ModelState
 from ._sweep import (
     HOMOGENEOUS,
@@ -99,8 +100,9 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10, 
     ``batch``: the model's input (a tensor, or a tuple/dict of arguments). ``pre_init``: ``"orthogonal"``
     (the paper), any catalog scheme, or ``None`` to keep the current weights. ``center``: also move each
     layer's bias so its outputs have zero mean per channel. ``layers``: which modules to calibrate (default:
-    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention). Batch-norm running statistics are left as
-    they were. A layer whose output does not depend on the batch -- its input is the same for every sample
+    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention and HF ``Conv1D``); a layer used through
+    ``F.linear``/``F.conv*`` outside its own forward (torchvision's Swin) is calibrated there. Batch-norm
+    running statistics are left as they were. A layer whose output does not depend on the batch -- its input is the same for every sample
     (positional projections, zero-initialized queries), it computes a table of batch size 1, or a zero gain
     or weight makes its output constant -- is skipped and ``report.reasons`` says why. Raises
     :class:`DataInitError` (model unchanged) for a non-finite or constant batch, or a layer whose output is
@@ -142,6 +144,8 @@ def _plan(model: nn.Module, batch: Any, tol: float, max_iter: int, target: float
         raise DataInitError(f"target variance must be finite and > 0, got {target}")
     check_batch(batch)
     plan = weight_layers(model, layers)
+    if layers is None:  # HF Conv1D (GPT-2's Linear stored (in, out)) is linear in (weight, bias) too
+        plan.update({m: n for n, m in model.named_modules() if is_hf_conv1d(m)})
     if not plan:
         raise DataInitError("the model has no weight layer (Linear, Conv, attention) to calibrate")
     for module, name in plan.items():
