@@ -102,11 +102,11 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10, 
     layer's bias so its outputs have zero mean per channel. ``layers``: which modules to calibrate (default:
     every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention and HF ``Conv1D``); a layer used through
     ``F.linear``/``F.conv*`` outside its own forward (torchvision's Swin) is calibrated there. Batch-norm
-    running statistics are left as they were. A layer whose output does not depend on the batch -- its input is the same for every sample
-    (positional projections, zero-initialized queries), it computes a table of batch size 1, or a zero gain
-    or weight makes its output constant -- is skipped and ``report.reasons`` says why. Raises
-    :class:`DataInitError` (model unchanged) for a non-finite or constant batch, or a layer whose output is
-    non-finite.
+    running statistics are left as they were. A layer whose output does not depend on the batch -- its
+    input is the same for every sample (positional projections, zero-initialized queries), it computes a
+    table of batch size 1, or a zero gain or weight makes its output constant -- is skipped and
+    ``report.reasons`` says why. Raises :class:`DataInitError` (model unchanged) for a non-finite or constant
+    batch, or a layer whose output is non-finite.
     """
     plan = _plan(model, batch, tol, max_iter, target, layers)
     snapshot = ModelState.capture(model)
