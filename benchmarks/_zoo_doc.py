@@ -1,6 +1,7 @@
 """Writes docs/zoo.md: the summary against issue 13's targets, then the per-model table of benchmarks/zoo.py.
 
-    python benchmarks/_zoo_doc.py benchmarks/results/zoo_baseline.json /tmp/table.md > docs/zoo.md
+    python benchmarks/_zoo_doc.py benchmarks/results/zoo_baseline.json "Baseline"
+    python benchmarks/_zoo_doc.py --compare benchmarks/results/zoo_baseline.json benchmarks/results/zoo.json
 """
 
 from __future__ import annotations
@@ -37,5 +38,35 @@ def summary_table(path: str, label: str) -> str:
         f"{s['diagnose_ratio_max']:.1f}× |", ""])
 
 
+
+
+def compare(base_path: str, after_path: str) -> str:
+    """The targets on the models both runs measured: the original code against this branch."""
+    import zoo
+
+    runs = []
+    for path in (base_path, after_path):
+        with open(path) as f:
+            runs.append({r["name"]: r for r in json.load(f)["models"]})
+    common = sorted(set(runs[0]) & set(runs[1]))
+    s0, s1 = (zoo.summary([run[n] for n in common]) for run in runs)
+    rows = [("finite output after auto", "finite_auto"),
+            ("finite output after he_normal", "finite_he_normal"),
+            ("models with every weight layer's E[y²] within 3× and in range", "moments_pass"),
+            ("LM step-0 loss within 15% of ln V", "lm_within_15pct"), ("LSUV runs", "lsuv_ok"),
+            ("LSUV: every weight layer calibrated or named with a reason", "lsuv_ok_no_silent")]
+    lines = [f"On the {len(common)} models both runs measured:", "",
+             "| target | original code | this branch |", "|---|---|---|"]
+    lines += [f"| {label} | {s0[key]}/{s0['built']} | {s1[key]}/{s1['built']} |" for label, key in rows]
+    for label, key in (("auto first call / construction, median", "auto_ratio_median"),
+                       ("diagnose / forward+backward, median", "diagnose_ratio_median"),
+                       ("diagnose / forward+backward, worst", "diagnose_ratio_max")):
+        lines.append(f"| {label} | {s0[key]:.2f}× | {s1[key]:.2f}× |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(summary_table(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "Models"))
+    if sys.argv[1] == "--compare":
+        print(compare(sys.argv[2], sys.argv[3]))
+    else:
+        print(summary_table(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "Models"))
