@@ -57,7 +57,10 @@ def compare(base_path: str, after_path: str) -> str:
             ("LSUV: every weight layer calibrated or named with a reason", "lsuv_ok_no_silent")]
     lines = [f"On the {len(common)} models both runs measured:", "",
              "| target | original code | this branch |", "|---|---|---|"]
-    lines += [f"| {label} | {s0[key]}/{s0['built']} | {s1[key]}/{s1['built']} |" for label, key in rows]
+    for label, key in rows:
+        of = "lm_models" if key == "lm_within_15pct" else "built"
+        lines.append(f"| {label} | {s0[key]}/{s0[of]} | {s1[key]}/{s1[of]} |")
+    lines.append(f"| over the time limit | {s0['timeouts']} | {s1['timeouts']} |")
     for label, key in (("auto first call / construction, median", "auto_ratio_median"),
                        ("diagnose / forward+backward, median", "diagnose_ratio_median"),
                        ("diagnose / forward+backward, worst", "diagnose_ratio_max")):
