@@ -31,6 +31,7 @@ class Entry:
     build: Callable[[], nn.Module]
     make_input: Callable[[nn.Module, torch.Generator], Batch]
     vocab: int | None = None  # language models: step-0 loss is compared with ln(vocab)
+    full_input: Callable[[nn.Module, torch.Generator], Batch] | None = None  # if the small one does not fit
     tags: list[str] = field(default_factory=list)
 
 
@@ -134,20 +135,21 @@ def _timm_build(name: str) -> nn.Module:
     return model
 
 
-def _timm_input(name: str) -> Callable[[nn.Module, torch.Generator], Batch]:
+def _timm_input(name: str, small: bool = True) -> Callable[[nn.Module, torch.Generator], Batch]:
     def make(model: nn.Module, g: torch.Generator) -> Batch:
         cfg = getattr(model, "pretrained_cfg", {}) or {}
         _, h, w = cfg.get("input_size", (3, 224, 224))
         if hasattr(model, "_zoo_img_size"):
             h = w = model._zoo_img_size
-        elif not cfg.get("fixed_input_size", False) and min(h, w) > SMALL:
+        elif small and not cfg.get("fixed_input_size", False) and min(h, w) > SMALL:
             h = w = SMALL  # a CNN takes any size
         return torch.randn(BATCH, 3, h, w, generator=g)
     return make
 
 
 def timm_entry(name: str, family: str = "") -> Entry:
-    return Entry(name, "timm", family or name, lambda: _timm_build(name), _timm_input(name))
+    return Entry(name, "timm", family or name, lambda: _timm_build(name), _timm_input(name),
+                 full_input=_timm_input(name, small=False))
 
 
 def timm_entries(target: int = 110) -> list[Entry]:
