@@ -9,6 +9,11 @@ then backward with a unit random cotangent); the rest is hooks, per-layer reduct
 the exact state snapshot. On a shared, oversubscribed CPU use ``--threads 1``: OpenMP threads that spin-wait
 for a busy core make single timings swing by 5x.
 ``--breakdown`` times each of those alone as well, to show where the overhead goes.
+
+    python benchmarks/diagnose_overhead.py --zoo bert-mlm,gpt2,vit,resnet18,mobilenet_v3_small
+
+times diagnose against one plain forward+backward on models of benchmarks/zoo.py instead (issue 13 target:
+<= 3x at the median); run it with PYTHONPATH pointing at two checkouts to compare before and after.
 """
 
 from __future__ import annotations
@@ -40,6 +45,32 @@ def timed(fn: Callable[[], object], warmup: int = 1) -> float:
     return time.perf_counter() - start
 
 
+def zoo_ratios(names: list[str], repeat: int) -> None:
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _zoo_models as zm
+    from zoo import fwd_bwd
+
+    entries = {e.name: e for e in zm.subset_entries() + zm.hf_entries()}
+    ratios = []
+    for name in names:
+        entry = entries[name]
+        torch.manual_seed(0)
+        model = entry.build()
+        x = entry.make_input(model, torch.Generator().manual_seed(1))
+        fwd_bwd(model, x)  # warm-up: allocator, kernels
+        initlab.diagnose(model, x, seed=0)  # warm-up: imports, activation profiles
+        pairs = [(timed(lambda m=model, b=x: fwd_bwd(m, b), 0),
+                  timed(lambda m=model, b=x: initlab.diagnose(m, b, seed=0), 0)) for _ in range(repeat)]
+        ratio = statistics.median(d / p for p, d in pairs)
+        ratios.append(ratio)
+        print(f"  {name:<22} plain {statistics.median(p for p, _ in pairs):7.3f} s   diagnose "
+              f"{statistics.median(d for _, d in pairs):7.3f} s   ratio {ratio:5.2f}x", flush=True)
+    print(f"median ratio {statistics.median(ratios):.2f}x over {len(ratios)} models (target <= 3x)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small", action="store_true", help="4 layers, d=256, batch 8x64")
@@ -47,9 +78,13 @@ def main() -> None:
     p.add_argument("--breakdown", action="store_true", help="time the overhead's parts alone")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--zoo", default="", help="comma-separated benchmarks/zoo.py models instead")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.zoo:
+        zoo_ratios(args.zoo.split(","), args.repeat)
+        return
     layers, d, heads, batch, seq = (4, 256, 4, 8, 64) if args.small else (12, 768, 12, 16, 128)
     device = torch.device(args.device)
     model = build(layers, d, heads).to(device)

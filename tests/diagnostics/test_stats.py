@@ -176,3 +176,31 @@ def test_custom_activation_modules_get_thresholds_from_their_derivative() -> Non
     assert p.saturation is not None
     assert p.saturation[1] == pytest.approx(math.atanh(math.sqrt(0.95)), abs=4 * STEP)
     assert profile(initlab.activation(Shifted())).dead_edge == pytest.approx(1.0, abs=STEP)
+
+
+def test_symmetry_of_large_matrices_matches_the_exact_row_sort() -> None:
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(300, 80, generator=g)  # above SMALL_ROWS: the projection prefilter decides
+    assert rows.numel() > stats.SMALL_ROWS
+    rows[7] = rows[3]
+    rows[200] = rows[3]
+    rows[11] = rows[12]
+    rows[50, 0] += 1e-6  # a near twin is not a twin
+    rows[51] = rows[50]
+    rows[51, 0] -= 1e-6
+    grads = torch.randn(300, 80, generator=g)
+    grads[200] = grads[3]  # 3 and 200 stay twins, 7 splits off; 11/12 have different gradients
+    _, _, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)  # the exact sort
+    s = stats.symmetry(rows)
+    assert (s.units, s.groups, s.largest, s.twinned) == (300, len(counts), 3, 5) and len(counts) == 297
+    s = stats.symmetry(rows, grads)
+    assert (s.units, s.groups, s.largest, s.twinned) == (300, 299, 2, 2)
+
+
+def test_effective_rank_of_large_matrices_is_opt_in() -> None:
+    w = torch.randn(300, 400, generator=torch.Generator().manual_seed(0))
+    assert stats.effective_rank(w) is None
+    with stats.full_rank():
+        r = stats.effective_rank(w)
+    assert r is not None and 200 < r < 300
+    assert stats.effective_rank(w[:200]) is not None  # one side within the limit: computed

@@ -172,16 +172,45 @@ def test_bad_batches_refused_model_unchanged(bad, message):
     assert snap.matches(model)
 
 
-def test_constant_layer_output_refused_model_unchanged():
+def test_layers_after_a_layer_that_outputs_zeros_are_skipped_with_their_reason():
     class Dead(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x * 0
 
     model = nn.Sequential(nn.Linear(16, 16), Dead(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
-    snap = ModelState.capture(model)
-    with pytest.raises(DataInitError, match=r"layer '2' produced the same output for every sample"):
-        initlab.lsuv(model, batch(64, 16, seed=0), seed=0)
-    assert snap.matches(model)  # the first layer had been rescaled: restored
+    report = initlab.lsuv(model, batch(64, 16, seed=0), seed=0)
+    assert [c.name for c in report.layers] == ["0"] and report.skipped == ["2", "4"]
+    assert "input is zero for every sample" in report.reasons["2"]
+    assert "input is the same for every sample" in report.reasons["4"]  # relu(bias of layer 2)
+
+
+def test_constant_output_of_a_varying_input_skipped_with_its_reason():
+    model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 4))
+    with torch.no_grad():
+        model[1].weight.zero_()  # NF-ResNet's zero-initialized last gain: output = bias whatever the input
+    report = initlab.lsuv(model, batch(64, 16, seed=0), seed=0, pre_init=None)
+    assert [c.name for c in report.layers] == ["0"] and report.skipped == ["1", "2"]
+    assert "output is the same for every sample although its input is not" in report.reasons["1"]
+    assert "input is the same for every sample" in report.reasons["2"]
+
+
+class StandardizedConv(nn.Conv2d):
+    """timm's ScaledStdConv2d: the weight is standardized in forward, so rescaling it changes nothing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / w.std(dim=(1, 2, 3), keepdim=True)
+        return torch.nn.functional.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+def test_a_conv_subclass_is_measured_again_not_assumed_linear():
+    model = nn.Sequential(StandardizedConv(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1))
+    x = batch(8, 3, 12, 12, seed=0)
+    report = initlab.lsuv(model, x, seed=0, max_iter=3)
+    first = report.layers[0]
+    assert first.evaluations == first.iterations + 1  # re-run after each rescaling
+    measured = layer_variances(model, x, kinds=(nn.Conv2d,))["0"]
+    assert measured == pytest.approx(first.variance, rel=1e-4)  # the report says what the layer does
 
 
 def test_overflowing_layer_refused_model_unchanged():
@@ -229,3 +258,139 @@ def test_every_packed_attention_block_is_pre_initialized_and_repeats_are_identic
         if first is None:
             first = state
         assert all(torch.equal(first[k], state[k]) for k in state)
+
+
+# ---- issue 13 item 6: real layer patterns (small plain-torch stand-ins for timm/HF modules) ---------------
+class TableBias(nn.Module):
+    """Swin-V2's cpb_mlp: an MLP over a coordinate table of batch size 1, added to the activations."""
+
+    def __init__(self, d: int = 16, tokens: int = 6) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+        self.register_buffer("coords", torch.linspace(-1, 1, tokens * 2).view(1, tokens, 2))
+        self.cpb_mlp = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) + self.cpb_mlp(self.coords)
+
+
+def test_layer_with_batch_dimension_one_is_skipped_with_a_reason():
+    model = TableBias()
+    report = initlab.lsuv(model, batch(32, 6, 16, seed=0), seed=0)
+    assert [c.name for c in report.layers] == ["fc"]
+    assert set(report.skipped) == {"cpb_mlp.0", "cpb_mlp.2"}
+    assert all("size 1 along the batch dimension" in report.reasons[n] for n in report.skipped)
+    assert "skipped: its output has size 1" in str(report)
+
+
+class PositionalProjection(nn.Module):
+    """A projection of a learned positional table broadcast over the batch (EdgeNeXt/DETR query pos)."""
+
+    def __init__(self, d: int = 16, tokens: int = 6) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(1, tokens, d, generator=torch.Generator().manual_seed(3)))
+        self.pos_proj = nn.Linear(d, d)
+        self.fc = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x + self.pos_proj(self.pos.expand(x.shape[0], -1, -1)))
+
+
+def test_layer_whose_input_is_the_same_for_every_sample_is_skipped_not_fatal():
+    model = PositionalProjection()
+    x = batch(64, 6, 16, seed=0)
+    report = initlab.lsuv(model, x, seed=0)
+    assert [c.name for c in report.layers] == ["fc"] and report.skipped == ["pos_proj"]
+    assert "input is the same for every sample" in report.reasons["pos_proj"]
+    assert abs(layer_variances(model, x)["fc"] - 1.0) < report.tol  # the rest is still calibrated
+
+
+def test_weight_norm_over_dim_2_is_pre_initialized_and_calibrated():
+    conv = nn.utils.parametrizations.weight_norm(nn.Conv1d(8, 8, 5, padding=2, groups=2), dim=2)
+    model = nn.Sequential(nn.Conv1d(4, 8, 1), nn.GELU(), conv)
+    x = batch(16, 4, 40, seed=0)
+    report = initlab.lsuv(model, x, seed=0)
+    assert [c.name for c in report.layers] == ["0", "2"] and report.converged and not report.skipped
+    g, v = conv.parametrizations.weight.original0, conv.parametrizations.weight.original1
+    assert g.shape == (1, 1, 5)
+    with torch.no_grad():
+        assert abs(layer_variances(model, x, kinds=(nn.Conv1d,))["2"] - 1.0) < report.tol
+        # the gain is rescaled, the direction v keeps its orthogonal pre-init
+        assert torch.allclose(conv.weight, g * v / torch.norm_except_dim(v, 2, 2))
+
+
+class FunctionalAttention(nn.Module):
+    """torchvision Swin: the qkv/proj Linears are never called; their weights go through F.linear."""
+
+    def __init__(self, d: int = 16) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = torch.nn.functional.linear(x, self.qkv.weight, self.qkv.bias.clone()).chunk(3, dim=-1)
+        attn = torch.softmax(q @ k.transpose(-1, -2) / 4, dim=-1)
+        return torch.nn.functional.linear(attn @ v, self.proj.weight, self.proj.bias)
+
+
+def test_linear_used_through_f_linear_is_calibrated():
+    model = FunctionalAttention()
+    x = batch(32, 6, 16, seed=0)
+    report = initlab.lsuv(model, x, seed=0)
+    assert [c.name for c in report.layers] == ["qkv", "proj"] and not report.skipped and report.converged
+    with torch.no_grad():
+        qkv = torch.nn.functional.linear(x, model.qkv.weight, model.qkv.bias)
+        assert abs(float(qkv.var(unbiased=False)) - 1.0) < report.tol
+        assert abs(float(model(x).var(unbiased=False)) - 1.0) < report.tol
+
+
+class Conv1D(nn.Module):
+    """HF transformers' Conv1D (GPT-2): a Linear whose weight is stored (in, out), applied with addmm."""
+
+    def __init__(self, nf: int, nx: int) -> None:
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf, generator=torch.Generator().manual_seed(1)) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight)
+        return out.view(*x.shape[:-1], self.nf)
+
+
+def test_hf_conv1d_is_a_weight_layer_and_calibrated_exactly():
+    model = nn.Sequential(Conv1D(32, 16), nn.GELU(), Conv1D(16, 32))
+    x = batch(64, 5, 16, seed=0)
+    report = initlab.lsuv(model, x, seed=0, center=True)
+    assert [c.name for c in report.layers] == ["0", "2"] and report.converged and not report.skipped
+    assert all(c.evaluations == 1 for c in report.layers)  # linear in (weight, bias): rescaled in place
+    got = layer_variances(model, x, kinds=(Conv1D,))
+    assert all(abs(v - 1.0) < report.tol for v in got.values())
+
+
+def test_weight_used_through_another_op_is_named_not_called_unreached():
+    class Matmul(nn.Module):  # Mamba's dt_proj: `dt_proj.weight @ x`
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+            self.proj = nn.Linear(16, 16)
+            self.unused = nn.Linear(16, 16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x @ self.proj.weight.t())
+
+    report = initlab.lsuv(Matmul(), batch(32, 16, seed=0), seed=0)
+    assert [c.name for c in report.layers] == ["fc"] and report.skipped == ["proj", "unused"]
+    assert "used through t outside the module's forward" in report.reasons["proj"]
+    assert report.reasons["unused"] == "not reached by the forward pass"
+
+
+def test_init_model_lsuv_covers_functional_and_conv1d_layers_and_names_skips():
+    report = initlab.init_model(FunctionalAttention(), "lsuv", example_input=batch(32, 6, 16, seed=0))
+    assert [r.name for r in report.rows] == ["qkv.weight", "proj.weight"]
+    gpt2_like = nn.Sequential(Conv1D(32, 16), nn.GELU(), Conv1D(16, 32))
+    report = initlab.init_model(gpt2_like, "lsuv", example_input=batch(64, 5, 16, seed=0))
+    assert [r.name for r in report.rows] == ["0.weight", "2.weight"]
+    report = initlab.init_model(TableBias(), "lsuv", example_input=batch(32, 6, 16, seed=0))
+    assert [r.name for r in report.rows] == ["fc.weight"]
+    assert sum("LSUV skipped cpb_mlp" in n and "size 1 along the batch" in n for n in report.notes) == 2

@@ -28,6 +28,7 @@ def diagnose(
     loss_fn: LossFn | None = None,
     seed: int | None = None,
     jacobian: bool = False,
+    full_rank: bool = False,
 ) -> Diagnosis:
     """Measure, layer by layer, how signal and gradients propagate through ``model`` on ``batch``.
 
@@ -35,7 +36,10 @@ def diagnose(
     ``loss_fn(output, target)`` when given (cross-entropy for integer targets, MSE otherwise, when only
     ``target`` is given), else a unit-variance random cotangent drawn from a private generator seeded with
     ``seed`` (0 when None, so the same call gives the same numbers). ``jacobian=True`` also measures the
-    singular values of the input-output Jacobian on up to 4 samples. Dropout in train mode draws from torch's
+    singular values of the input-output Jacobian on up to 4 samples. The effective rank of a weight matrix
+    whose both sides exceed 256 (an O(n^3) eigendecomposition, which would cost more than the passes
+    measured) is left out (None) unless ``full_rank=True``; the diagnosis notes how many. Dropout in train
+    mode draws from torch's
     global generator, whose state is restored afterwards; call ``model.eval()`` first to measure without it.
     Parameters, buffers, ``.grad``, ``requires_grad`` and train/eval modes are restored exactly afterwards,
     also when the pass fails.
@@ -60,7 +64,9 @@ def diagnose(
         with torch.random.fork_rng(devices=_cuda_devices(model)), torch.enable_grad():
             with Recorder(sites) as recorder:
                 grads, loss = _forward_backward(model, batch, target, loss_fn, seed)
-            layers = recorder.layers(lambda p: grads.get(id(p)))
+            with stats.full_rank(full_rank):
+                layers = recorder.layers(lambda p: grads.get(id(p)))
+            notes = [*notes, *_rank_note(layers)]
             spectrum = None
             if jacobian:
                 from .jacobian import jacobian_spectrum
@@ -86,6 +92,15 @@ def diagnose(
         jacobian=spectrum,
         notes=notes,
     )
+
+
+def _rank_note(layers: list[Any]) -> list[str]:
+    skipped = sum(1 for la in layers if la.effective_rank is None and la.weight is not None
+                  and len(la.weight.shape) >= 2 and "#" not in la.name)
+    if not skipped:
+        return []
+    return [f"effective rank not computed for {skipped} weight matri{'x' if skipped == 1 else 'ces'} larger "
+            f"than {stats.RANK_LIMIT} on both sides (O(n^3)); diagnose(..., full_rank=True) computes them"]
 
 
 def _validate(model: Any, batch: Any, loss_fn: Any) -> None:

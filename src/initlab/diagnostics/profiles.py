@@ -7,7 +7,7 @@ activation the catalog knows -- or any callable it wraps -- gets them without a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -44,10 +44,18 @@ class Profile:
 _CACHE: dict[str, Profile] = {}
 
 
+_PROBE = np.linspace(-8.0, 8.0, 97)
+
+
 def profile(act: Activation) -> Profile:
-    """The profile of a catalog activation (cached by spec for the catalog's named activations)."""
+    """The profile of a catalog activation (cached by spec for the catalog's named activations; a wrapped
+    callable by its name and its values on a probe grid: each HF ``GELUActivation`` module is a new callable,
+    and building a profile evaluates it on 240k points)."""
     if act.name not in activation_names():
-        return _build(act)
+        key = f"{act.name}@{np.asarray(act(_PROBE), dtype=np.float64).tobytes().hex()}"
+        if key not in _CACHE:
+            _CACHE[key] = _build(act)
+        return replace(_CACHE[key], fn=_torch_fn(act))
     if act.spec not in _CACHE:
         _CACHE[act.spec] = _build(act)
     return _CACHE[act.spec]

@@ -5,7 +5,11 @@ Reductions run in float64 so that exploding signals read as large numbers rather
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -48,18 +52,35 @@ def moments(x: torch.Tensor) -> Moments:
     if n == 0:
         return Moments(math.nan, math.nan, math.nan)
     x = _wide(x.detach())
-    scale = _scale(x)
-    if not math.isfinite(scale):
-        return _nonfinite_moments(x)
-    if scale == 0.0:
-        return Moments(0.0, 0.0, 0.0)
-    y = x / scale if scale != 1.0 else x
-    mean = float(y.sum()) / n  # torch sums pairwise: float32 is accurate enough, and 20x faster than float64
-    second = float(torch.linalg.vector_norm(y)) ** 2 / n
+    total, length = _sum_and_norm(x)  # 2 passes; the max-abs pass only when the squares over/underflow
+    if _safe_norm(length, x.dtype):
+        scale, y = 1.0, x
+    else:
+        scale = _scale(x)
+        if not math.isfinite(scale):
+            return _nonfinite_moments(x)
+        if scale == 0.0:
+            return Moments(0.0, 0.0, 0.0)
+        y = x / scale if scale != 1.0 else x
+        total, length = _sum_and_norm(y)
+    mean = total / n  # torch sums pairwise: float32 is accurate enough, and 20x faster than float64
+    second = length**2 / n
     var = second - mean * mean
     if var < 1e-6 * second:  # cancellation: recompute about the mean
         var = float(((y.double() - mean) ** 2).mean())
     return Moments(mean * scale, math.sqrt(max(var, 0.0)) * scale, math.sqrt(second) * scale)
+
+
+def _sum_and_norm(x: torch.Tensor) -> tuple[float, float]:
+    both = torch.stack([x.sum(), torch.linalg.vector_norm(x)])  # one host transfer for the two numbers
+    total, length = both.tolist()
+    return float(total), float(length)
+
+
+def _safe_norm(length: float, dtype: torch.dtype) -> bool:
+    """The norm neither overflowed nor lost its small values to underflow (then no rescaling is needed)."""
+    limit = 1e150 if dtype == torch.float64 else 1e15
+    return math.isfinite(length) and 1.0 / limit < length < limit
 
 
 def _scale(x: torch.Tensor) -> float:
@@ -130,14 +151,46 @@ def symmetry(rows: torch.Tensor, grad_rows: torch.Tensor | None = None, rtol: fl
     units = rows.shape[0]
     if units == 0:
         return Symmetry(0, 0, 0, 0)
-    _, inverse, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
-    sizes = [1] * int((counts == 1).sum())
+    candidates = _maybe_twinned(rows)
+    if candidates.numel() == 0:  # the usual case: every unit distinct, decided without sorting rows
+        return Symmetry(units, units, 1, 0)
+    _, inverse, counts = torch.unique(rows[candidates], dim=0, return_inverse=True, return_counts=True)
+    sizes = [1] * (units - candidates.numel() + int((counts == 1).sum()))
     for gid in torch.nonzero(counts > 1).flatten().tolist():
-        members = torch.nonzero(inverse == gid).flatten()
+        members = candidates[torch.nonzero(inverse == gid).flatten()]
         sizes.extend(
             _split_by_gradient(grad_rows[members] if grad_rows is not None else None, len(members), rtol)
         )
     return Symmetry(units, len(sizes), max(sizes), sum(s for s in sizes if s > 1))
+
+
+SMALL_ROWS = 1 << 14
+
+
+@functools.lru_cache(maxsize=64)
+def _direction(n: int, device: torch.device) -> torch.Tensor:
+    """A fixed direction with entries in [0.5, 1.5), from a private generator (not torch's global one)."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64).add_(0.5).to(device)
+
+
+def _maybe_twinned(rows: torch.Tensor) -> torch.Tensor:
+    """Indices of the rows that may equal another row: equal rows have equal projections on a fixed
+    random direction (up to rounding, allowed for), distinct rows almost surely do not. One matrix-vector
+    product and a sort of one number per row instead of a lexicographic sort of whole rows."""
+    if rows.shape[0] < 2:
+        return torch.empty(0, dtype=torch.long)
+    if rows.numel() <= SMALL_ROWS:  # a small matrix: the exact sort is as cheap as the projection
+        return torch.arange(rows.shape[0], device=rows.device)
+    x = rows.double()
+    h = x @ _direction(x.shape[1], x.device)
+    if not bool(torch.isfinite(h).all()):
+        return torch.arange(rows.shape[0], device=rows.device)  # non-finite weights: compare rows exactly
+    tol = 1e-9 * float(x.abs().sum(dim=1).max()) + 1e-300
+    order = torch.argsort(h)
+    close = (h[order].diff() <= tol).nonzero().flatten()
+    if close.numel() == 0:
+        return torch.empty(0, dtype=torch.long, device=rows.device)
+    return torch.unique(torch.cat([order[close], order[close + 1]]))
 
 
 def _split_by_gradient(grads: torch.Tensor | None, n: int, rtol: float) -> list[int]:
@@ -156,15 +209,38 @@ def _split_by_gradient(grads: torch.Tensor | None, n: int, rtol: float) -> list[
     return sizes
 
 
+RANK_LIMIT = 256  # largest smaller side whose effective rank diagnose computes by default (cost ~ n^3)
+_full_rank = contextvars.ContextVar("initlab_full_rank", default=False)
+
+
+@contextlib.contextmanager
+def full_rank(enabled: bool = True) -> Iterator[None]:
+    """Compute the effective rank of every weight matrix, however large (``diagnose(full_rank=True)``)."""
+    token = _full_rank.set(enabled)
+    try:
+        yield
+    finally:
+        _full_rank.reset(token)
+
+
+def rank_skipped(weight: torch.Tensor) -> bool:
+    """Whether :func:`effective_rank` leaves this weight out by default (its smaller side > RANK_LIMIT)."""
+    return weight.dim() >= 2 and min(weight.shape[0], weight[0].numel()) > RANK_LIMIT and not _full_rank.get()
+
+
 @torch.no_grad()
-def effective_rank(weight: torch.Tensor, transposed: bool = False) -> float:
+def effective_rank(weight: torch.Tensor, transposed: bool = False) -> float | None:
     """exp(entropy of the normalized singular values) (Roy & Vetterli 2007): 1 for rank one, n for n equal.
 
     The singular values come from the eigenvalues of the smaller Gram matrix, an order of magnitude faster
     than an SVD on CPU; eigenvalues within rounding of zero (n·eps·max) count as zero. The entropy barely
-    depends on the small singular values that squaring loses."""
+    depends on the small singular values that squaring loses. None (not computed) for a matrix whose both
+    sides exceed RANK_LIMIT unless inside :func:`full_rank`: its O(n^3) eigendecomposition would cost more
+    than the forward and backward passes diagnose measures."""
     if weight.dim() < 2 or weight.numel() == 0:
         return math.nan
+    if rank_skipped(weight):
+        return None
     w = weight.detach()
     if transposed:
         w = w.transpose(0, 1)
@@ -190,6 +266,11 @@ def norm(t: torch.Tensor | None) -> float | None:
         return None
     t = _wide(t.detach())
     if t.numel() == 0:
+        return 0.0
+    length = float(torch.linalg.vector_norm(t))
+    if _safe_norm(length, t.dtype):
+        return length
+    if length == 0.0 and not bool(t.any()):
         return 0.0
     scale = _scale(t)
     if scale == 1.0:

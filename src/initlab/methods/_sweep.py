@@ -208,11 +208,19 @@ def check_activation(name: str, module: nn.Module, out: torch.Tensor) -> float:
     if not math.isfinite(value):  # any NaN/inf element makes the variance non-finite
         raise DataInitError(f"layer {name!r} produced NaN or infinite values on this batch")
     dim = batch_dim(module)
-    first = out.narrow(dim, 0, 1)
-    if bool((out.narrow(dim, 1, 1) == first).all()) and bool((out == first).all()):
+    if same_for_every_sample(out, dim):
         raise DataInitError(f"layer {name!r} produced the same output for every sample of the batch: its "
                             "scale cannot be calibrated (is an earlier layer dead or the input constant?)")
     return value
+
+
+def same_for_every_sample(t: torch.Tensor, dim: int) -> bool:
+    """True when ``t`` is the same along ``dim`` (the batch): also when that dimension has size 1 (a table
+    shared by the batch, e.g. a relative-position MLP's input)."""
+    if t.dim() <= dim or t.shape[dim] < 2:
+        return True
+    first = t.narrow(dim, 0, 1)
+    return bool((t.narrow(dim, 1, 1) == first).all()) and bool((t == first).all())
 
 
 def variance(out: torch.Tensor) -> float:

@@ -14,29 +14,34 @@ reference that reruns the network for every attempt at every layer (:func:`lsuv_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..backends.torch_backend import init_, make_generator
+from ..model.layers import is_hf_conv1d
 from ..model.state import ModelState
 from ._sweep import (
     HOMOGENEOUS,
     BufferGuard,
     DataInitError,
+    batch_dim,
     channel_dim,
     check_activation,
     check_batch,
     finite_positive,
+    homogeneous,
     primary,
     replace_primary,
     run,
+    same_for_every_sample,
     scale_channels_,
     scaled_params,
-    sweep,
     variance,
     weight_layers,
 )
@@ -65,6 +70,7 @@ class LSUVReport:
     evaluations: int
     forward_passes: int
     skipped: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)  # skipped layer -> why
     algorithm: str = "sweep"
 
     @property
@@ -77,13 +83,13 @@ class LSUVReport:
                 f"{self.forward_passes} forward passes")
         rows = [f"  {c.name:<32} {c.kind:<20} var {c.initial_variance:10.4g} -> {c.variance:.4f}  "
                 f"iters {c.iterations}{'' if c.converged else '  NOT CONVERGED'}" for c in self.layers]
-        rows += [f"  {name:<32} not reached by the forward pass" for name in self.skipped]
+        rows += [f"  {name:<32} skipped: {self.reasons.get(name, NOT_REACHED)}" for name in self.skipped]
         return "\n".join([head, *rows])
 
     def to_dict(self) -> dict[str, Any]:
         return {"algorithm": self.algorithm, "tol": self.tol, "max_iter": self.max_iter,
                 "target": self.target, "evaluations": self.evaluations, "forward_passes": self.forward_passes,
-                "skipped": self.skipped, "layers": [vars(c) for c in self.layers]}
+                "skipped": self.skipped, "reasons": self.reasons, "layers": [vars(c) for c in self.layers]}
 
 
 def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10, seed: int | None = None,
@@ -94,9 +100,13 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10, 
     ``batch``: the model's input (a tensor, or a tuple/dict of arguments). ``pre_init``: ``"orthogonal"``
     (the paper), any catalog scheme, or ``None`` to keep the current weights. ``center``: also move each
     layer's bias so its outputs have zero mean per channel. ``layers``: which modules to calibrate (default:
-    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention). Batch-norm running statistics are left as
-    they were. Raises :class:`DataInitError` (model unchanged) for a non-finite or constant batch, or a layer
-    whose output is non-finite or the same for every sample.
+    every Linear/Bilinear/Conv/ConvTranspose/MultiheadAttention and HF ``Conv1D``); a layer used through
+    ``F.linear``/``F.conv*`` outside its own forward (torchvision's Swin) is calibrated there. Batch-norm
+    running statistics are left as they were. A layer whose output does not depend on the batch -- its
+    input is the same for every sample (positional projections, zero-initialized queries), it computes a
+    table of batch size 1, or a zero gain or weight makes its output constant -- is skipped and
+    ``report.reasons`` says why. Raises :class:`DataInitError` (model unchanged) for a non-finite or constant
+    batch, or a layer whose output is non-finite.
     """
     plan = _plan(model, batch, tol, max_iter, target, layers)
     snapshot = ModelState.capture(model)
@@ -134,6 +144,8 @@ def _plan(model: nn.Module, batch: Any, tol: float, max_iter: int, target: float
         raise DataInitError(f"target variance must be finite and > 0, got {target}")
     check_batch(batch)
     plan = weight_layers(model, layers)
+    if layers is None:  # HF Conv1D (GPT-2's Linear stored (in, out)) is linear in (weight, bias) too
+        plan.update({m: n for n, m in model.named_modules() if is_hf_conv1d(m)})
     if not plan:
         raise DataInitError("the model has no weight layer (Linear, Conv, attention) to calibrate")
     for module, name in plan.items():
@@ -161,10 +173,11 @@ def _pre_init(plan: dict[nn.Module, str], scheme: str | None, seed: int | None,
                 done.add(where)
                 init_(w, scheme, g)
         parametrizations = getattr(module, "parametrizations", None)
-        if parametrizations is not None and "weight" in parametrizations:  # weight norm: g = |v| per row
+        if parametrizations is not None and "weight" in parametrizations:  # weight norm: g = |v| per slice
             plist = parametrizations["weight"]
             v = plist.original1
-            plist.original0.copy_(v.flatten(1).norm(dim=1).view_as(plist.original0))
+            dim = getattr(plist[0], "dim", 0)  # weight_norm(dim=2) (Wav2Vec2's positional conv): g (1, 1, k)
+            plist.original0.copy_(torch.norm_except_dim(v, 2, dim).view_as(plist.original0))
 
 
 def _pre_init_targets(module: nn.Module) -> list[torch.Tensor]:
@@ -189,33 +202,83 @@ class _State:
     result: LayerCalibration | None = None
 
 
-def _sweep(model: nn.Module, batch: Any, plan: dict[nn.Module, str], tol: float, max_iter: int, target: float,
-           center: bool) -> LSUVReport:
-    states = {m: _State(n) for m, n in plan.items()}
-    order: list[nn.Module] = []
-    owner: dict[int, str] = {}  # weight tensor -> the layer that calibrated it (tied weights: once)
+SKIP_SHARED_TABLE = ("its output has size 1 along the batch dimension: it computes a table shared by every "
+                     "sample (e.g. a relative-position MLP), which the batch cannot calibrate; kept at its "
+                     "pre-init")
+SKIP_SAME_INPUT = ("its input is the same for every sample (a positional or learned-query projection that "
+                   "does not see the data), so the batch cannot calibrate it; kept at its pre-init")
+SKIP_DEAD_OUTPUT = ("its output is the same for every sample although its input is not (a zero-initialized "
+                    "weight or gain, as the last layer of a residual branch often has), which rescaling "
+                    "cannot change; kept at its pre-init")
+SKIP_ZERO_INPUT = ("its input is zero for every sample (zero-initialized queries, or an earlier layer that "
+                   "outputs zeros), so the batch cannot calibrate it; kept at its pre-init")
+NOT_REACHED = "not reached by the forward pass"
 
-    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
-        state = states[module]
+
+def used_elsewhere(op: str) -> str:
+    return (f"its weight is used through {op} outside the module's forward (not F.linear/F.conv), which LSUV "
+            "cannot rescale in flight; kept at its pre-init")
+
+
+def input_independent(module: nn.Module, inp: torch.Tensor | None, out: torch.Tensor) -> str | None:
+    """Why this layer's output does not depend on the batch (a reason to skip it), or None."""
+    dim = batch_dim(module)
+    if out.dim() > dim and out.shape[dim] == 1:
+        return SKIP_SHARED_TABLE
+    if not same_for_every_sample(out, dim) or inp is None or not inp.is_floating_point():
+        return None
+    if not same_for_every_sample(inp, dim):
+        return SKIP_DEAD_OUTPUT
+    if not bool(inp.any()):
+        return SKIP_ZERO_INPUT
+    return SKIP_SAME_INPUT if inp.dim() > dim and inp.shape[dim] > 1 else SKIP_SHARED_TABLE
+
+
+class _Calibrator:
+    """The sweep's state: each planned layer is calibrated at its first use, whether the model calls the
+    module (a forward hook) or uses its weight through ``F.linear``/``F.conv*`` (a torch-function mode)."""
+
+    def __init__(self, plan: dict[nn.Module, str], tol: float, max_iter: int, target: float, center: bool):
+        self.states = {m: _State(n) for m, n in plan.items()}
+        self.tol, self.max_iter, self.target, self.center = tol, max_iter, target, center
+        self.order: list[nn.Module] = []
+        self.owner: dict[int, str] = {}  # weight tensor -> the layer that calibrated it (tied weights: once)
+        self.reasons: dict[str, str] = {}
+        self.running: set[nn.Module] = set()  # modules inside their own forward: their hook calibrates them
+        self.used_by: dict[nn.Module, str] = {}  # weights read by other ops outside their module's forward
+        self.by_weight: dict[int, list[nn.Module]] = {}  # tied weights: several modules
+        for m in plan:
+            w = getattr(m, "weight", None)
+            if isinstance(w, torch.Tensor):
+                self.by_weight.setdefault(id(w), []).append(m)
+
+    def calibrate(self, module: nn.Module, inp: torch.Tensor | None, out: torch.Tensor,
+                  rerun: Callable[[], torch.Tensor] | None) -> torch.Tensor | None:
+        """Rescale ``module`` until its output variance is on target; the rescaled output, or None to keep
+        the original one (calibrated before, tied, or skipped with a reason)."""
+        state = self.states[module]
         state.calls += 1
-        if state.result is not None:  # a layer applied twice (shared weights) is calibrated at its first use
+        if state.result is not None or state.name in self.reasons:
             return None
-        order.append(module)
-        out = primary(output)
+        self.order.append(module)
+        reason = input_independent(module, inp, out)
+        if reason is not None:
+            self.reasons[state.name] = reason
+            return None
         first = current = check_activation(state.name, module, out)
         weight_id = id(scaled_params(module)[0])
-        if weight_id in owner:
-            state.result = LayerCalibration(state.name, f"tied to {owner[weight_id]}", first, current, 0, 1.0,
-                                            True, 1)
+        if weight_id in self.owner:
+            state.result = LayerCalibration(state.name, f"tied to {self.owner[weight_id]}", first, current, 0,
+                                            1.0, True, 1)
             return None
-        owner[weight_id] = state.name
-        if center:
+        self.owner[weight_id] = state.name
+        if self.center:
             out = _center(module, out)
             first = current = variance(out)
         iterations, total, evaluations = 0, 1.0, 1
-        exact = isinstance(module, HOMOGENEOUS)
-        while abs(current - target) >= tol and iterations < max_iter:
-            s = (target / current) ** 0.5
+        exact = (homogeneous(module) and _plain_forward(module)) or rerun is None
+        while abs(current - self.target) >= self.tol and iterations < self.max_iter:
+            s = (self.target / current) ** 0.5
             scale_channels_(module, s)
             total *= s
             iterations += 1
@@ -223,19 +286,95 @@ def _sweep(model: nn.Module, batch: Any, plan: dict[nn.Module, str], tol: float,
                 out = out.mul_(s)
                 current *= s * s
             else:
-                out = primary(module.forward(*args, **kwargs))
+                assert rerun is not None
+                out = rerun()
                 evaluations += 1
                 current = check_activation(state.name, module, out)
         state.calls += evaluations - 1
         state.result = LayerCalibration(state.name, type(module).__name__, first, current, iterations, total,
-                                        abs(current - target) < tol, evaluations)
-        return replace_primary(output, out.to(primary(output).dtype))
+                                        abs(current - self.target) < self.tol, evaluations)
+        return out
 
-    sweep(model, batch, plan, hook, with_kwargs=True)
-    results = [states[m].result for m in order]
+    def hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+        self.running.discard(module)
+        out = primary(output)
+        inp = _first_tensor(args, kwargs)
+        new = self.calibrate(module, inp, out, lambda: primary(module.forward(*args, **kwargs)))
+        return None if new is None else replace_primary(output, new.to(out.dtype))
+
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self.running.add(module)
+
+    def functional(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``F.linear(x, layer.weight, ...)`` outside ``layer.forward`` (Swin's qkv/proj in torchvision)."""
+        out = func(*args, **kwargs)
+        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        modules = self.by_weight.get(id(weight), [])
+        if not modules or any(m in self.running for m in modules) or not isinstance(out, torch.Tensor):
+            return out
+        new = self.calibrate(modules[0], args[0] if args else kwargs.get("input"), out, None)
+        return out if new is None else new
+
+
+_FUNCTIONAL = (F.linear, F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
+               F.conv_transpose3d, F.bilinear)
+
+
+class _FunctionalUses(TorchFunctionMode):
+    def __init__(self, calibrator: _Calibrator) -> None:
+        super().__init__()
+        self.calibrator = calibrator
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        if func in _FUNCTIONAL:
+            return self.calibrator.functional(func, args, kwargs or {})
+        cal = self.calibrator
+        for value in args:
+            modules = cal.by_weight.get(id(value), ()) if isinstance(value, torch.Tensor) else ()
+            for m in modules:
+                if m not in cal.running:
+                    cal.used_by.setdefault(m, getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+_PLAIN = {c.forward for c in (nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
+                              nn.ConvTranspose2d, nn.ConvTranspose3d, nn.MultiheadAttention)}
+
+
+def _plain_forward(module: nn.Module) -> bool:
+    """The class keeps torch's forward (or is HF Conv1D): its output scales exactly with (weight, bias). A
+    subclass may transform the weight first (timm's ScaledStdConv2d standardizes it), so it is re-run."""
+    return type(module).forward in _PLAIN or not isinstance(module, HOMOGENEOUS)
+
+
+def _first_tensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            return value
+    return None
+
+
+def _sweep(model: nn.Module, batch: Any, plan: dict[nn.Module, str], tol: float, max_iter: int, target: float,
+           center: bool) -> LSUVReport:
+    cal = _Calibrator(plan, tol, max_iter, target, center)
+    buffers = BufferGuard(model)
+    handles = [m.register_forward_pre_hook(cal.pre_hook) for m in plan]
+    handles += [m.register_forward_hook(cal.hook, with_kwargs=True) for m in plan]
+    try:
+        with torch.no_grad(), _FunctionalUses(cal):
+            run(model, batch)
+    finally:
+        for h in handles:
+            h.remove()
+        buffers.restore()
+    results = [cal.states[m].result for m in cal.order]
+    reasons = dict(cal.reasons)
+    reasons.update({s.name: used_elsewhere(cal.used_by[m]) if m in cal.used_by else NOT_REACHED
+                    for m, s in cal.states.items() if s.result is None and s.name not in reasons})
     return LSUVReport([r for r in results if r is not None], tol, max_iter, target,
-                      evaluations=sum(s.calls for s in states.values()), forward_passes=1,
-                      skipped=[s.name for s in states.values() if s.result is None])
+                      evaluations=sum(s.calls for s in cal.states.values()), forward_passes=1,
+                      skipped=list(reasons), reasons=reasons)
 
 
 def _center(module: nn.Module, out: torch.Tensor) -> torch.Tensor:

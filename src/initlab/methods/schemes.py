@@ -37,8 +37,10 @@ def _batch(opts: SchemeOptions, scheme: str) -> Any:
     return opts.example_input
 
 
-def _data_layers(graph: ModelGraph) -> list[nn.Module]:
-    return [i.module for i in graph.layers if i.kind in DATA_KINDS and i.module is not None and i.reached]
+def _data_layers(graph: ModelGraph, kinds: tuple[str, ...] = DATA_KINDS) -> list[nn.Module]:
+    # unreached modules too: their weights may be used through F.linear (torchvision Swin), which LSUV
+    # calibrates in flight; the sweep names the ones it cannot reach, with the reason
+    return [i.module for i in graph.layers if i.kind in kinds and i.module is not None]
 
 
 def _rows(report: InitReport, graph: ModelGraph, notes: dict[str, str], scheme: str) -> None:
@@ -59,14 +61,16 @@ def _lsuv(model: nn.Module, graph: ModelGraph, opts: SchemeOptions) -> InitRepor
 
     kw = _options(opts, {"tol": 0.1, "max_iter": 10, "pre_init": "orthogonal", "center": False,
                          "target": 1.0}, "lsuv")
-    result = lsuv(model, _batch(opts, "lsuv"), generator=opts.generator, layers=_data_layers(graph), **kw)
+    layers = _data_layers(graph, (*DATA_KINDS, "hf_conv1d"))  # LSUV rescales HF Conv1D exactly
+    result = lsuv(model, _batch(opts, "lsuv"), generator=opts.generator, layers=layers, **kw)
     report = InitReport("lsuv", method=graph.method, graph=graph)
     notes = {c.name: f"var {c.initial_variance:.3g} -> {c.variance:.3f} in {c.iterations} iteration(s)"
              + ("" if c.converged else " (not converged)") for c in result.layers}
     _rows(report, graph, notes, "lsuv")
     report.notes.append(f"LSUV: tol {result.tol}, max_iter {result.max_iter}, {result.evaluations} layer "
                         f"evaluations in {result.forward_passes} forward pass")
-    report.notes += [f"not reached by the forward pass: {n}" for n in result.skipped]
+    report.notes += [f"LSUV skipped {n}: {result.reasons.get(n, 'not reached by the forward pass')}"
+                     for n in result.skipped]
     if not result.converged:
         report.warn("LSUV did not converge for some layers within max_iter")
     return report
