@@ -1,7 +1,7 @@
 """A small fixed subset of benchmarks/zoo.py in CI (issue 13): HF transformers from tiny configs, and
 torchvision/timm models where they import. After ``auto`` and ``he_normal`` the output is finite; LSUV
-calibrates every weight layer or names why it skipped it. Defects that other work on issue 13 fixes are
-``xfail(strict=True)``: when the fix lands they pass, the strict xfail fails, and the marker goes."""
+calibrates every weight layer or names why it skipped it; one regression test each for issue 13's defects 1
+(dict input), 2 (frozen norms), 3 (tied embeddings) and 5 (fused MoE experts) on the real HF models."""
 
 from __future__ import annotations
 
@@ -95,7 +95,6 @@ def first_layer_ratio(name: str, layer: str) -> float:
     return seen[0] / predicted
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 1: a dict example_input is not the model's input")
 def test_vit_with_dict_input_patch_embedding_as_planned() -> None:
     ratio = first_layer_ratio("vit", "vit.embeddings.patch_embeddings.projection")
     assert 1 / 3 <= ratio <= 3
@@ -113,12 +112,10 @@ def test_untied_decoder_step0_loss_near_ln_v() -> None:
     assert abs(lm_loss("gpt2") - 1) <= 0.15  # tied at d=64: d^0.25 = 2.8 is still within 15%
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 3: tied input/output embeddings get the geometric mean")
 def test_tied_mlm_step0_loss_near_ln_v() -> None:
     assert abs(lm_loss("bert-mlm") - 1) <= 0.15
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 5: MoE fused expert tensors are left untouched")
 def test_mixtral_experts_initialized() -> None:
     _, model, batch, _ = build("mixtral")
     report = initlab.init_model(model, "auto", example_input=batch, seed=0)
@@ -139,7 +136,6 @@ def test_vision_finite_after_auto_and_lsuv(name: str) -> None:
     assert_finite(forward(model, fresh))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 2: norms held in buffers (DETR's frozen BN)")
 def test_detr_output_finite_after_auto() -> None:
     _, model, batch, fresh = build("detr")
     initlab.init_model(model, "auto", example_input=batch, seed=0)

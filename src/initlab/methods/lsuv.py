@@ -24,7 +24,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..backends.torch_backend import init_, make_generator
-from ..model.layers import is_hf_conv1d
+from ..model._layer_types import is_hf_conv1d
 from ..model.state import ModelState
 from ._sweep import (
     HOMOGENEOUS,
