@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model._apply import model_lock
 from ..model.state import ModelState
 from . import stats
 from .diagnosis import Diagnosis
@@ -42,7 +43,7 @@ def diagnose(
     mode draws from torch's
     global generator, whose state is restored afterwards; call ``model.eval()`` first to measure without it.
     Parameters, buffers, ``.grad``, ``requires_grad`` and train/eval modes are restored exactly afterwards,
-    also when the pass fails.
+    also when the pass fails; ``init_model`` calls on the same model from other threads wait meanwhile.
 
     >>> import torch, initlab
     >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
@@ -52,6 +53,12 @@ def diagnose(
     """
     _validate(model, batch, loss_fn)
     seed = DEFAULT_SEED if seed is None else int(seed)
+    with model_lock(model):  # an init_model running in another thread must not be undone by our restore
+        return _measure(model, batch, target, loss_fn, seed, jacobian, full_rank)
+
+
+def _measure(model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None, seed: int, jacobian: bool,
+             full_rank: bool) -> Diagnosis:
     state = ModelState.capture(model)
     try:
         sites, notes = layer_sites(model, batch)  # discovery may run the model once
