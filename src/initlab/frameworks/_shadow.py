@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..model import InitReport, init_model
+from ..model._steps import Center, Step
 from ..model.plan import Assignment, Plan
 
 Key = Literal["order", "name"]
@@ -131,8 +132,8 @@ def order_names(plan: Plan) -> dict[str, str]:
 
 
 def _renamed(plan: Plan, names: Mapping[str, str]) -> dict[str, Assignment]:
-    def post(step: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (step[0], names.get(step[1], step[1]), *step[2:]) if step[0] == "center" else step
+    def post(step: Step) -> Step:
+        return replace(step, weight=names.get(step.weight, step.weight)) if isinstance(step, Center) else step
     return {a.name: replace(a, name=names[a.name], post=tuple(post(s) for s in a.post))
             for a in plan.assignments}
 
@@ -170,20 +171,14 @@ def init_torch(model: nn.Module, scheme: Any = "auto", *, seed: int | None = Non
     All or nothing, like ``init_model``."""
     from ..model.graph import unwrap
     from ..model.plan import commit_plan, prepare_plan
-    from ..model.state import ModelState
 
     if key not in ("order", "name"):
         raise ValueError(f"key must be 'order' or 'name', got {key!r}")
     report = plan_shadow(model, scheme, seed, **options)
     assert report.seed is not None
     inner = unwrap(model)
-    prepared = prepare_plan(inner, report.plan, fill=_filler(report.plan, report.seed, key))
-    state = ModelState.capture(prepared.model, only=prepared.fallible)
-    try:
-        commit_plan(prepared)
-    except BaseException:
-        state.restore(prepared.model)
-        raise
+    # the one applier: all or nothing (it restores every tensor on any failure)
+    commit_plan(prepare_plan(inner, report.plan, fill=_filler(report.plan, report.seed, key)))
     report.dry_run = False
     return report
 
