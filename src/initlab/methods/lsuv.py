@@ -27,7 +27,6 @@ from ..backends.torch_backend import init_, make_generator
 from ..model._layer_types import is_hf_conv1d
 from ..model.state import ModelState
 from ._sweep import (
-    HOMOGENEOUS,
     BufferGuard,
     DataInitError,
     batch_dim,
@@ -340,12 +339,15 @@ class _FunctionalUses(TorchFunctionMode):
 
 _PLAIN = {c.forward for c in (nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
                               nn.ConvTranspose2d, nn.ConvTranspose3d, nn.MultiheadAttention)}
+# torch's own homogeneous layers: a subclass of one of these with its own forward may transform the weight
+_TORCH_LINEAR = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.MultiheadAttention)
 
 
 def _plain_forward(module: nn.Module) -> bool:
-    """The class keeps torch's forward (or is HF Conv1D): its output scales exactly with (weight, bias). A
-    subclass may transform the weight first (timm's ScaledStdConv2d standardizes it), so it is re-run."""
-    return type(module).forward in _PLAIN or not isinstance(module, HOMOGENEOUS)
+    """The class keeps torch's forward, or is not a torch layer class (HF Conv1D, a registered user layer,
+    which the registry says is homogeneous): its output scales exactly with (weight, bias). A subclass of a
+    torch layer may transform the weight first (timm's ScaledStdConv2d standardizes it), so it is re-run."""
+    return type(module).forward in _PLAIN or not isinstance(module, _TORCH_LINEAR)
 
 
 def _first_tensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
