@@ -135,8 +135,6 @@ def test_spectral_norm_vectors_do_not_move_in_train_mode(style):
     _check_untouched(model, buffers, rngs)
 
 
-@pytest.mark.xfail(strict=True, reason="plan._logical_tensor reads the parametrized weight in train mode "
-                   "(power iteration): the applier's part (core-applier), not discovery's")
 def test_spectral_norm_vectors_do_not_move_on_dry_run():
     model = nn.Sequential(parametrizations.spectral_norm(nn.Linear(8, 8)), nn.Tanh(), nn.Linear(8, 2)).train()
     buffers = _buffers(model)

@@ -36,10 +36,26 @@ def build(case: str) -> nn.Module:
         return nn.Sequential(weight_norm(nn.Linear(7, 6)), nn.ReLU(), nn.Linear(6, 3))
     if case.startswith("res_"):  # residual schemes: plan transforms
         return ResMLP()
+    if case == "custom":  # a layer type the user registered (weight stored (in, out), used as x @ w)
+        return nn.Sequential(InOutLinear(7, 6), nn.ReLU(), InOutLinear(6, 3))
     if case == "transformer":
         return nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=13, dropout=0.0,
                                           batch_first=True)
     raise ValueError(case)
+
+
+class InOutLinear(nn.Module):
+    """No built-in layer type covers it: taught to initlab with one register_layer call (below)."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.w, self.b = nn.Parameter(torch.empty(n_in, n_out)), nn.Parameter(torch.empty(n_out))
+
+    def forward(self, x):
+        return x @ self.w + self.b
+
+
+initlab.register_layer(InOutLinear, params={"w": "in_out", "b": "bias"})  # in every spawned rank too
 
 
 class Block(nn.Module):
@@ -61,7 +77,7 @@ class ResMLP(nn.Module):
 
 
 RESIDUAL = ("fixup", "t_fixup", "deepnorm", "gpt2", "skipinit")
-CASES = {"linear": "auto", "embedding": "auto", "conv": "he_normal", "transformer": "auto",
+CASES = {"linear": "auto", "embedding": "auto", "conv": "he_normal", "transformer": "auto", "custom": "auto",
          "ortho": "orthogonal", "weight_norm": "he_normal", **{f"res_{s}": s for s in RESIDUAL}}
 
 

@@ -24,6 +24,7 @@ from ..catalog.fans import Fans, compute_fans, framework_fans
 from ..catalog.initializers import Context, Initializer
 from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
+from ._isolate import kept_buffers, kept_rngs
 from ._param_rules import param_rule
 from ._steps import SetRow, SetSlice, Step, as_steps
 from .graph import LayerInfo, ModelGraph
@@ -539,8 +540,8 @@ def _owner(model: nn.Module, q: str) -> nn.Module | None:
 def _logical_tensor(model: nn.Module, q: str) -> torch.Tensor | None:
     owner, _, attr = q.rpartition(".")
     module = model.get_submodule(owner) if owner else model
-    try:
-        with torch.no_grad():
+    try:  # reading a parametrized weight runs its forward (spectral norm's power iteration): keep its state
+        with torch.no_grad(), kept_rngs(), kept_buffers(module):
             value = getattr(module, attr)
     except Exception:
         return None
