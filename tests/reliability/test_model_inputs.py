@@ -61,3 +61,31 @@ def test_materialize_bad_device_is_clear() -> None:
     with pytest.raises(InitlabError, match="device"):
         initlab.materialize(m, "bogus", seed=0)
     assert all(p.is_meta for p in m.parameters())
+
+
+def test_data_methods_name_a_batch_that_does_not_fit() -> None:
+    for batch in (torch.randn(8, 7), torch.ones(8, 4, dtype=torch.long)):
+        for method in (initlab.lsuv, initlab.data_dependent_init):
+            m = _model()
+            before = ModelState.capture(m)
+            with pytest.raises(InitlabError, match="does not fit the model"):
+                method(m, batch, seed=0)
+            assert before.matches(m)
+
+
+def test_fixup_checks_its_example_input_before_tracing() -> None:
+    from initlab.lab.train import ResidualMLP
+
+    for bad, fix in ((torch.randn(8, 7), "does not fit"), (torch.full((8, 16), float("nan")), "NaN")):
+        m = ResidualMLP(16, 8, 2, 4)
+        before = ModelState.capture(m)
+        with pytest.raises(InitlabError, match=fix):
+            initlab.fixup(m, bad)
+        assert before.matches(m) and not any("fixup" in n for n, _ in m.named_parameters())
+
+
+def test_auto_option_and_groups_out_of_range() -> None:
+    with pytest.raises(InitlabError, match="q_saturating"):
+        initlab.init_model(_model(), "auto", q_saturating=float("inf"), seed=0)
+    with pytest.raises(ValueError, match="groups=3"):
+        initlab.init_(torch.empty(10, 4), "he_normal", groups=3, seed=0)

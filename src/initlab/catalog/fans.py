@@ -117,6 +117,8 @@ def compute_fans(
         )
     fan_in: float
     if layout == "torch":
+        if shape[0] % groups:
+            raise ValueError(f"shape {shape}: {shape[0]} output channels do not split into groups={groups}")
         receptive = _prod(shape[2:])
         fan_in = shape[1] * receptive
         fan_out = shape[0] // blocks // groups * receptive

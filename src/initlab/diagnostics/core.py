@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InitlabTypeError, InitlabValueError
 from ..model._apply import model_lock
 from ..model.state import ModelState
 from . import stats
@@ -63,7 +64,7 @@ def _measure(model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None, 
     try:
         sites, notes = layer_sites(model, batch)  # discovery may run the model once
         if not sites:
-            raise ValueError(
+            raise InitlabValueError(
                 f"found no layers to diagnose in {type(model).__name__} (Linear, Conv, Embedding, "
                 "attention...)"
             )
@@ -81,7 +82,7 @@ def _measure(model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None, 
                 spectrum = jacobian_spectrum(model, batch)
     except RuntimeError as exc:
         state.restore(model)
-        raise ValueError(
+        raise InitlabValueError(
             f"diagnose: the forward/backward pass of {type(model).__name__} failed on a batch of "
             f"shape {_shape(batch)}: {exc}"
         ) from exc
@@ -112,21 +113,22 @@ def _rank_note(layers: list[Any]) -> list[str]:
 
 def _validate(model: Any, batch: Any, loss_fn: Any) -> None:
     if not isinstance(model, nn.Module):
-        raise TypeError(f"diagnose expects a torch.nn.Module, got {type(model).__name__}")
+        raise InitlabTypeError(f"diagnose expects a torch.nn.Module, got {type(model).__name__}")
     if loss_fn is not None and not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        raise InitlabTypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     tensors = _tensors(batch)
     if not tensors:
-        raise TypeError(
+        raise InitlabTypeError(
             "batch must be a tensor, a tuple/list of tensors or a dict of tensors, got "
             f"{type(batch).__name__}"
         )
     for t in tensors:
         if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
-            raise ValueError("the batch contains NaN or infinite values; diagnose needs finite inputs")
+            raise InitlabValueError("the batch contains NaN or infinite values; diagnose needs finite inputs")
     meta = [n for n, p in model.named_parameters() if p.device.type == "meta"]
     if meta:
-        raise ValueError(f"parameters on the meta device ({meta[0]}, ...): materialize the model first")
+        raise InitlabValueError(
+            f"parameters on the meta device ({meta[0]}, ...): materialize the model first")
 
 
 def _forward_backward(
@@ -138,7 +140,7 @@ def _forward_backward(
     output = _call(model, batch)
     outputs = [t for t in _tensors(output) if t.is_floating_point() and t.requires_grad]
     if not outputs:
-        raise ValueError(
+        raise InitlabValueError(
             f"{type(model).__name__} returned no floating-point tensor that depends on its "
             "parameters; nothing to differentiate"
         )
@@ -162,7 +164,7 @@ def _loss(output: Any, first: torch.Tensor, target: Any, loss_fn: LossFn | None)
     else:
         loss = loss_fn(output, target) if target is not None else loss_fn(output)
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError("loss_fn must return a scalar tensor")
+        raise InitlabValueError("loss_fn must return a scalar tensor")
     return loss.reshape(())
 
 

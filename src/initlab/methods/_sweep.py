@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import InitlabValueError
 from ..model._registry import layer_type, tensor_of
 
 
@@ -29,7 +30,7 @@ class HOMOGENEOUS(metaclass=_HomogeneousMeta):  # the name the methods import
     subtracts m from every output of that channel (the registry decides, user types included)."""
 
 
-class DataInitError(ValueError):
+class DataInitError(InitlabValueError):
     """A data-driven init cannot run on this model and batch; the model was not changed."""
 
 
@@ -175,11 +176,18 @@ def _tensors(batch: Any) -> list[torch.Tensor]:
 
 
 def run(model: nn.Module, batch: Any) -> Any:
-    if isinstance(batch, Mapping):
-        return model(**batch)
-    if isinstance(batch, (tuple, list)):
-        return model(*batch)
-    return model(batch)
+    """The model's forward on ``batch``; a batch that does not fit (shape, dtype) is a DataInitError."""
+    try:
+        if isinstance(batch, Mapping):
+            return model(**batch)
+        if isinstance(batch, (tuple, list)):
+            return model(*batch)
+        return model(batch)
+    except (RuntimeError, TypeError, IndexError) as exc:
+        kinds = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in _tensors(batch))
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise DataInitError(f"the batch ({kinds}) does not fit the model: {type(exc).__name__}: {first}; "
+                            "pass a batch the model's forward accepts") from exc
 
 
 def sweep(model: nn.Module, batch: Any, modules: Iterable[nn.Module], hook: Any, *,

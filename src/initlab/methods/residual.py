@@ -20,15 +20,17 @@ import torch
 from torch import nn
 
 from ..catalog import draws as d
+from ..errors import InitlabValueError
 from ..model import Branch, InitReport, LayerInfo, ModelGraph, ModelState, discover, init_model
 from ..model._transforms import AddScalar, PlanEdit, register_plan_transform
+from ..model.api import check_example_input
 from ._sweep import model_device, primary, replace_primary
 
 WEIGHT_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "attention", "bilinear", "raw")
 SCALARS = ("fixup_bias_in", "fixup_scale", "fixup_bias_out", "skipinit_alpha")
 
 
-class ResidualError(ValueError):
+class ResidualError(InitlabValueError):
     """A residual rule cannot be applied to this model; the model was not changed."""
 
 
@@ -216,6 +218,7 @@ def _check_untransformed(model: nn.Module) -> None:
 def _transform(model: nn.Module, example_input: Any, rule: str,
                body: Callable[[ModelGraph, _Transformer], TransformReport]) -> TransformReport:
     _check_untransformed(model)
+    check_example_input(model, example_input)
     graph = discover(model, example_input)
     residual_branches(graph, rule)
     snapshot = ModelState.capture(model)

@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from ..errors import InitlabTypeError
 from ..model import InitReport, ModelGraph, SchemeOptions, init_model, register_model_scheme
 from ..model._registry import registered
 from ..model.report import Row
@@ -27,7 +28,8 @@ DATA_KINDS = tuple(t.kind for t in registered() if t.data_init)  # from the laye
 def _options(opts: SchemeOptions, allowed: dict[str, Any], scheme: str) -> dict[str, Any]:
     unknown = sorted(set(opts.extra) - set(allowed))
     if unknown:
-        raise TypeError(f"unexpected option(s) {unknown} for scheme {scheme!r}; it takes {sorted(allowed)}")
+        raise InitlabTypeError(
+            f"unexpected option(s) {unknown} for scheme {scheme!r}; it takes {sorted(allowed)}")
     return {**allowed, **opts.extra}
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..backends.torch_backend import fill_
 from ..catalog import draws as d
+from ..errors import InitlabValueError
 from ._steps import Center, LooksLinear, looks_linear_role
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ def write_looks_linear_(data: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 def cast(value: torch.Tensor, like: torch.Tensor, what: str) -> torch.Tensor:
     """``value`` in the dtype and device of ``like`` (a new tensor when they differ)."""
     if tuple(value.shape) != tuple(like.shape):
-        raise ValueError(f"{what}: shape {tuple(value.shape)} does not fit {tuple(like.shape)}")
+        raise InitlabValueError(f"{what}: shape {tuple(value.shape)} does not fit {tuple(like.shape)}")
     return value.to(dtype=like.dtype, device=like.device)
 
 
@@ -302,7 +303,8 @@ def right_inverse(module: nn.Module, attr: str, value: torch.Tensor,
         getattr(plist, f"original{i}") for i in range(plist.ntensors)]
     values = [out] if isinstance(out, torch.Tensor) else list(out)
     if len(values) != len(originals):
-        raise ValueError(f"{name}: right_inverse gave {len(values)} tensors for {len(originals)} originals")
+        raise InitlabValueError(
+            f"{name}: right_inverse gave {len(values)} tensors for {len(originals)} originals")
     return [*buffers, *((o, cast(v, o, name)) for o, v in zip(originals, values, strict=True))]
 
 
@@ -311,12 +313,13 @@ def _inverse_chain(plist: Any, value: torch.Tensor, name: str) -> Any:
     with torch.no_grad():
         for step in reversed(plist):
             if not hasattr(step, "right_inverse"):
-                raise ValueError(f"{name}: parametrization {type(step).__name__} has no right_inverse: "
+                raise InitlabValueError(
+                    f"{name}: parametrization {type(step).__name__} has no right_inverse: "
                                  "initialize the original tensors (or add a rule 'keep')")
             try:
                 out = step.right_inverse(out)
             except NotImplementedError as exc:
-                raise ValueError(f"{name}: parametrization {type(step).__name__} cannot be set from a "
+                raise InitlabValueError(f"{name}: parametrization {type(step).__name__} cannot be set from a "
                                  f"value ({exc}); add a rule {{{name!r}: 'keep'}}") from None
     return out
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..catalog.fans import Fans, Layout, compute_fans
+from ..errors import InitlabTypeError, InitlabValueError
 
 
 class Kind(StrEnum):
@@ -193,7 +194,7 @@ def unregister(name: str) -> None:
     """Remove a user registration (tests; re-registering the same class replaces it anyway)."""
     t = _BY_NAME.get(name)
     if t is None or t.builtin:
-        raise ValueError(f"{name!r} is not a user-registered layer type")
+        raise InitlabValueError(f"{name!r} is not a user-registered layer type")
     _USER.remove(t)
     del _BY_NAME[name]
     _BY_CLASS.clear()
@@ -243,7 +244,7 @@ _LAYOUTS: dict[str, tuple[Role, Layout]] = {
 
 def _parse_params(cls: type, params: Mapping[str, ParamLayout | ParamSpec]) -> dict[str, ParamSpec]:
     if not params:
-        raise ValueError(f"register_layer({cls.__name__}): params= names at least one parameter")
+        raise InitlabValueError(f"register_layer({cls.__name__}): params= names at least one parameter")
     weights = [n for n, v in params.items() if isinstance(v, str) and v in _LAYOUTS and v != "bias"]
     out: dict[str, ParamSpec] = {}
     for local, value in params.items():
@@ -255,7 +256,7 @@ def _parse_params(cls: type, params: Mapping[str, ParamLayout | ParamSpec]) -> d
             role, layout = _LAYOUTS[value]
             out[local] = ParamSpec(role, layout)
         else:
-            raise ValueError(
+            raise InitlabValueError(
                 f"register_layer({cls.__name__}): parameter {local!r} has layout {value!r}; use one of "
                 f"{', '.join([*_LAYOUTS, 'bias'])} or a ParamSpec"
             )
@@ -282,12 +283,13 @@ def register_layer(
     Every path (``init_model`` with "auto" or a catalog scheme, LSUV, diagnose, sharded init) then handles
     it. Registering the same class again replaces the earlier registration."""
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise TypeError(f"register_layer takes an nn.Module subclass, got {cls!r}")
+        raise InitlabTypeError(f"register_layer takes an nn.Module subclass, got {cls!r}")
     specs = _parse_params(cls, params if params is not None else {"weight": "out_in", "bias": "bias"})
     try:
         k = Kind(kind)
     except ValueError:
-        raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(k.value for k in Kind)}") from None
+        raise InitlabValueError(
+            f"unknown kind {kind!r}; use one of {', '.join(k.value for k in Kind)}") from None
     label = name or f"{cls.__module__}.{cls.__qualname__}"
     if label in _BY_NAME:
         unregister(label)

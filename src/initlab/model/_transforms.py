@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..catalog import draws as d
+from ..errors import InitlabTypeError, InitlabValueError
 from ._apply import Journal
 from ._steps import Scale
 from .graph import ModelGraph
@@ -67,9 +68,10 @@ def register_plan_transform(name: str, fn: TransformFn, *, base: str = "auto",
     has a ``"base"``), then call ``fn(edit, options)`` to edit the plan. ``defaults``: the options the scheme
     takes and their values."""
     if not callable(fn):
-        raise TypeError(f"a plan transform is a callable (edit, options) -> None, got {fn!r}")
+        raise InitlabTypeError(f"a plan transform is a callable (edit, options) -> None, got {fn!r}")
     if name in _TRANSFORMS and not overwrite and _TRANSFORMS[name].fn is not fn:
-        raise ValueError(f"plan transform {name!r} is already registered (pass overwrite=True to replace it)")
+        raise InitlabValueError(
+            f"plan transform {name!r} is already registered (pass overwrite=True to replace it)")
     _TRANSFORMS[name] = PlanTransform(name, fn, base, dict(defaults or {}))
     return fn
 
@@ -77,7 +79,7 @@ def register_plan_transform(name: str, fn: TransformFn, *, base: str = "auto",
 def transform_options(t: PlanTransform, options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - set(t.defaults))
     if unknown:
-        raise TypeError(f"unexpected option(s) {unknown} for scheme {t.name!r}; it takes "
+        raise InitlabTypeError(f"unexpected option(s) {unknown} for scheme {t.name!r}; it takes "
                         f"{sorted(t.defaults)}")
     return {**t.defaults, **options}
 
@@ -123,7 +125,8 @@ class PlanEdit:
         """Multiply the parameter (or its rows ``start:stop``) by ``factor`` after its draws."""
         a = self.assignment(name)
         if a is None:
-            raise ValueError(f"{self.scheme}: {name} is not planned (kept by a rule?): it cannot be scaled")
+            raise InitlabValueError(
+                f"{self.scheme}: {name} is not planned (kept by a rule?): it cannot be scaled")
         start, stop = rows if rows is not None else (0, None)
         self._set(name, replace(a, post=(*a.post, Scale(float(factor), start, stop))))
         row = self._row_of(name)
@@ -142,7 +145,8 @@ class PlanEdit:
     def zero(self, name: str, note: str) -> None:
         a = self.assignment(name)
         if a is None:
-            raise ValueError(f"{self.scheme}: {name} is not planned (kept by a rule?): it cannot be zeroed")
+            raise InitlabValueError(
+                f"{self.scheme}: {name} is not planned (kept by a rule?): it cannot be zeroed")
         self._set(name, replace(a, draws=(d.Constant(0.0),) * len(a.draws), post=()))
         row = self._row_of(name)
         row.std, row.mean, row.bound, row.scheme, row.note = 0.0, 0.0, None, "zeros", note
@@ -152,7 +156,8 @@ class PlanEdit:
 
         a = self.assignment(name)
         if a is None:
-            raise ValueError(f"{self.scheme}: {name} is not planned (kept by a rule?): it cannot be redrawn")
+            raise InitlabValueError(
+                f"{self.scheme}: {name} is not planned (kept by a rule?): it cannot be redrawn")
         self._set(name, replace(a, draws=(draw,) * len(a.draws), post=()))
         row = self._row_of(name)
         row.mean, row.std, row.bound = stats_of(draw, a.shape)
@@ -184,9 +189,11 @@ def check_scalars(model: nn.Module, scalars: list[AddScalar]) -> None:
         try:
             module = model.get_submodule(s.owner) if s.owner else model
         except AttributeError:
-            raise ValueError(f"{s.owner!r} is not a module of the model: cannot add {s.attr}") from None
+            raise InitlabValueError(
+                f"{s.owner!r} is not a module of the model: cannot add {s.attr}") from None
         if hasattr(module, s.attr):
-            raise ValueError(f"{s.owner or 'the model'} already has {s.attr!r}: the scheme was applied "
+            raise InitlabValueError(
+                f"{s.owner or 'the model'} already has {s.attr!r}: the scheme was applied "
                              "before")
 
 
@@ -214,7 +221,7 @@ def _scaled(edit: PlanEdit, options: dict[str, Any]) -> None:
     them): the lab's "what if the init were ×0.1 or ×10 too large" experiments."""
     factor = float(options["factor"])
     if not math.isfinite(factor):
-        raise ValueError(f"scaled: factor must be finite, got {factor}")
+        raise InitlabValueError(f"scaled: factor must be finite, got {factor}")
     for info in edit.graph.layers:
         name = info.params.get(info.weight_local)
         if info.kind.weight and name is not None and edit.assignment(name) is not None and factor != 1.0:

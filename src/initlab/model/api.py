@@ -58,9 +58,11 @@ def register_model_scheme(name: str, fn: ModelSchemeFn, *, overwrite: bool = Fal
     restores. Unknown keyword arguments of ``init_model`` reach ``fn`` as ``options.extra``.
     """
     if not callable(fn):
-        raise TypeError(f"a model scheme is a callable (model, graph, options) -> InitReport, got {fn!r}")
+        raise InitlabTypeError(
+            f"a model scheme is a callable (model, graph, options) -> InitReport, got {fn!r}")
     if name in _MODEL_SCHEMES and not overwrite and _MODEL_SCHEMES[name] is not fn:
-        raise ValueError(f"model scheme {name!r} is already registered (pass overwrite=True to replace it)")
+        raise InitlabValueError(
+            f"model scheme {name!r} is already registered (pass overwrite=True to replace it)")
     _MODEL_SCHEMES[name] = fn
     return fn
 
@@ -150,10 +152,11 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
     rule_list = normalize_rules(rules)
     takes_options = scheme_name in _MODEL_SCHEMES or scheme_name in _TRANSFORMS or scheme_name == "auto"
     if options and not takes_options:
-        raise TypeError(f"unexpected option(s) {sorted(options)} for scheme {scheme_name!r}")
+        raise InitlabTypeError(f"unexpected option(s) {sorted(options)} for scheme {scheme_name!r}")
     if _has_lazy(walk[1]):
         if example_input is None:
-            raise ValueError("the model has Lazy modules: pass example_input so that their shapes are known")
+            raise InitlabValueError(
+                "the model has Lazy modules: pass example_input so that their shapes are known")
         if dry_run:  # shapes from a copy: the user's Lazy modules stay lazy
             return _init(_lazy_probe(inner, example_input), Journal(), scheme, example_input, seed, generator,
                          rules, dry_run, None, options)
@@ -167,7 +170,8 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
         check_graph(graph, inner, walk)
     if scheme_name in _MODEL_SCHEMES:
         if generator == "counter" and not getattr(_MODEL_SCHEMES[scheme_name], "plan_based", False):
-            raise ValueError(f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")
+            raise InitlabValueError(
+                f"generator='counter' draws per-parameter plans, not model scheme {scheme_name}")
         torch_gen = generator if isinstance(generator, torch.Generator) else None
         opts = SchemeOptions(example_input, torch_gen, seed, rules, dry_run, dict(options))
         return _run_model_scheme(inner, graph, scheme_name, opts)
@@ -202,7 +206,8 @@ def _transformed(graph: ModelGraph, t: PlanTransform, rules: list[Rule], options
     base = opts.pop("base", t.base)
     base_name = _validate_scheme(base)
     if base_name in _TRANSFORMS or base_name in _MODEL_SCHEMES:
-        raise ValueError(f"scheme {t.name!r}: base {base!r} must be 'auto', a catalog scheme or a profile")
+        raise InitlabValueError(
+            f"scheme {t.name!r}: base {base!r} must be 'auto', a catalog scheme or a profile")
     plan, report = _plan(graph, base, base_name, rules, {}, params)
     edit = PlanEdit(graph, plan, report, t.name)
     t.fn(edit, opts)
@@ -288,7 +293,7 @@ def _run_model_scheme(model: nn.Module, graph: ModelGraph, name: str, opts: Sche
 # ---- validation --------------------------------------------------------------------------------------------
 def _validate_model(model: nn.Module, params: dict[str, torch.Tensor]) -> None:
     if not params:
-        raise ValueError(f"{type(model).__name__} has no parameters: there is nothing to initialize")
+        raise InitlabValueError(f"{type(model).__name__} has no parameters: there is nothing to initialize")
 
 
 def _validate_scheme(scheme: SchemeLike) -> str:
@@ -300,7 +305,7 @@ def _validate_scheme(scheme: SchemeLike) -> str:
         try:
             get(scheme)
         except ValueError as exc:
-            raise ValueError(
+            raise InitlabValueError(
                 f"{exc}; init_model also accepts {', '.join(model_schemes())} and the profiles "
                 "torch:default, keras:default, flax:default, timm:vit, hf:gpt2, hf:bert"
             ) from None
@@ -326,10 +331,18 @@ def _validate_input(example_input: Any) -> None:
         return
     tensors = _tensors(example_input)
     if not tensors:
-        raise TypeError("example_input must be a tensor, a tuple of tensors or a dict of tensors")
+        raise InitlabTypeError("example_input must be a tensor, a tuple of tensors or a dict of tensors")
     for t in tensors:
         if t.is_floating_point() and t.device.type != "meta" and not bool(torch.isfinite(t).all()):
-            raise ValueError("example_input contains NaN or infinite values")
+            raise InitlabValueError("example_input contains NaN or infinite values")
+
+
+def check_example_input(model: nn.Module, example_input: Any) -> None:
+    """A clear error, before anything changes, for an example input that is not tensors, is not finite or
+    does not fit the model (for the methods that discover on their own: Fixup, SkipInit...)."""
+    _validate_input(example_input)
+    if example_input is not None:
+        _check_forward(model, example_input)
 
 
 def _check_forward(model: nn.Module, example_input: Any) -> None:
@@ -337,7 +350,7 @@ def _check_forward(model: nn.Module, example_input: Any) -> None:
         run_forward(model, example_input)
     except Exception as exc:
         shapes = ", ".join(str(tuple(t.shape)) for t in _tensors(example_input))
-        raise ValueError(
+        raise InitlabValueError(
             f"example_input (shape {shapes}) does not fit the model: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0]}"
         ) from exc
@@ -356,7 +369,8 @@ def _lazy_probe(model: nn.Module, example_input: Any) -> nn.Module:
     try:
         probe = copy.deepcopy(model)
     except Exception as exc:
-        raise ValueError(f"the model has Lazy modules and cannot be copied to infer their shapes ({exc}): "
+        raise InitlabValueError(
+            f"the model has Lazy modules and cannot be copied to infer their shapes ({exc}): "
                          "run it once on a batch before a dry run") from None
     _materialize_lazy(probe, example_input, Journal())
     return probe

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..catalog import draws as d
 from ..catalog.activations import Activation
+from ..errors import InitlabTypeError, InitlabValueError
 from ._layer_types import frozen_norm_gain
 from ._registry import Kind, tensor_of
 from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
@@ -67,12 +68,12 @@ class AutoChooser:
         **options: Any,
     ):
         if options:
-            raise TypeError(
+            raise InitlabTypeError(
                 f"unexpected option(s) for auto: {sorted(options)}; auto takes zero_init_residual, "
                 "orthogonal, looks_linear, q_saturating, portable"
             )
-        if not q_saturating > 0:
-            raise ValueError(f"q_saturating must be > 0, got {q_saturating}")
+        if not (q_saturating > 0 and math.isfinite(q_saturating)):
+            raise InitlabValueError(f"q_saturating must be finite and > 0, got {q_saturating}")
         self.graph = graph
         self.zero_init_residual = zero_init_residual
         self.q_saturating = q_saturating

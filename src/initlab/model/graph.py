@@ -32,6 +32,7 @@ from torch.nn.utils import parametrize
 from ..catalog import activations as acts
 from ..catalog.activations import Activation
 from ..catalog.fans import Fans
+from ..errors import InitlabValueError
 from . import layers as L
 from ._fingerprint import fingerprint
 from ._fuse import Fused, elementwise_call, fuse
@@ -155,7 +156,7 @@ class ActivationSite:
     function: str | None = None
 
 
-class GraphError(ValueError):
+class GraphError(InitlabValueError):
     """A graph that does not describe the model it is used with (another model, or the model before a
     change)."""
 

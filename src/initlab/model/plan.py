@@ -24,6 +24,7 @@ from ..catalog.fans import Fans, compute_fans, framework_fans
 from ..catalog.initializers import Context, Initializer
 from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
+from ..errors import InitlabValueError
 from ._isolate import kept_buffers, kept_rngs
 from ._param_rules import param_rule
 from ._steps import SetRow, SetSlice, Step, as_steps
@@ -108,10 +109,11 @@ def normalize_rules(rules: Any) -> list[Rule]:
     out = []
     for item in items:
         if not (isinstance(item, tuple | list) and len(item) == 2):
-            raise ValueError(f"a rule is a (match, scheme) pair, got {item!r}")
+            raise InitlabValueError(f"a rule is a (match, scheme) pair, got {item!r}")
         match, scheme = item
         if not (isinstance(match, type | str) or callable(match)):
-            raise ValueError(f"a rule matches a module type, a name glob or a predicate, not {match!r}")
+            raise InitlabValueError(
+                f"a rule matches a module type, a name glob or a predicate, not {match!r}")
         label = (
             match.__name__
             if isinstance(match, type)
@@ -128,7 +130,7 @@ def _resolve_scheme(scheme: SchemeLike, where: str) -> Initializer:
     try:
         return get(scheme)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise InitlabValueError(f"{where}: {exc}") from None
 
 
 def scheme_label(init: Initializer) -> str:
@@ -360,7 +362,8 @@ def resolve_choice(
                 "dirac on 2-D: eye",
             )
         else:
-            raise ValueError(f"{name} {tuple(shape)} ({layer.module_type}): {choice.label}: {exc}") from None
+            raise InitlabValueError(
+                f"{name} {tuple(shape)} ({layer.module_type}): {choice.label}: {exc}") from None
     return (draw,) * blocks, note
 
 
@@ -505,7 +508,8 @@ class _Planner:
     def finish(self) -> tuple[Plan, InitReport]:
         for k, rule in enumerate(self.rules):
             if not self.used[k]:
-                raise ValueError(f"{rule.label} matches no parameter of the model; parameters look like "
+                raise InitlabValueError(
+                    f"{rule.label} matches no parameter of the model; parameters look like "
                                  f"{', '.join(list(self.tensors)[:4])}")
         for info in self.graph.layers:
             if info.kind is Kind.NORM and hasattr(info.module, "reset_running_stats"):

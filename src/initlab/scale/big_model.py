@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..backends.checks import check_device, check_seed
-from ..errors import InitlabValueError
+from ..errors import InitlabTypeError, InitlabValueError
 from ..model import InitReport, init_model
 from ..model._apply import Journal, model_lock, right_inverse, transaction
 from ..model._transforms import add_scalars, check_scalars
@@ -91,7 +91,7 @@ def _buffer_fill(name: str, reset: set[str]) -> float:
 def _plan(model: nn.Module, scheme: Any, seed: int, rules: Any, options: dict[str, Any]) -> InitReport:
     report = init_model(model, scheme, seed=seed, rules=rules, dry_run=True, generator="counter", **options)
     if report.plan is None:
-        raise ValueError(f"scheme {scheme!r} has no per-parameter plan: materialize cannot use it")
+        raise InitlabValueError(f"scheme {scheme!r} has no per-parameter plan: materialize cannot use it")
     return report
 
 
@@ -126,13 +126,15 @@ def check_parametrizations(model: nn.Module, plan: Any) -> None:
         owner: Any = model.get_submodule(a.owner) if a.owner else model
         for step in owner.parametrizations[a.attr]:
             if not hasattr(step, "right_inverse"):
-                raise ValueError(f"{a.name}: parametrization {type(step).__name__} has no right_inverse: add "
+                raise InitlabValueError(
+                    f"{a.name}: parametrization {type(step).__name__} has no right_inverse: add "
                                  f"a rule {{{a.name!r}: 'keep'}}")
             with contextlib.suppress(Exception):  # other errors on meta are not conclusive
                 try:
                     step.right_inverse(torch.empty(a.shape, device="meta"))
                 except NotImplementedError as exc:
-                    raise ValueError(f"{a.name}: parametrization {type(step).__name__} cannot be set from a "
+                    raise InitlabValueError(
+                        f"{a.name}: parametrization {type(step).__name__} cannot be set from a "
                                      f"value ({exc}); add a rule {{{a.name!r}: 'keep'}}") from None
 
 
@@ -154,9 +156,10 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
     inner = unwrap(model)
     dev = check_seed_device(seed, device)
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+        raise InitlabTypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     if path is None and not any(t.device.type == "meta" for _, _, _, t, _ in _slots(inner)):
-        raise ValueError("materialize allocates tensors on the meta device and this model has none: use "
+        raise InitlabValueError(
+            "materialize allocates tensors on the meta device and this model has none: use "
                          "init_model(model, scheme, seed=seed) (the same values) or build it under on_meta()")
     with model_lock(inner):
         report = _plan(inner, scheme, seed, rules, options)
@@ -164,7 +167,8 @@ def materialize(model: nn.Module, device: torch.device | str = "cpu", scheme: An
         scalars = getattr(report.plan, "scalars", [])
         check_scalars(inner, scalars)
         if path is not None and scalars:
-            raise ValueError(f"scheme {scheme!r} adds parameters to the model: a safetensors file of the "
+            raise InitlabValueError(
+                f"scheme {scheme!r} adds parameters to the model: a safetensors file of the "
                              "model as built would not hold them; materialize in memory instead")
         if path is not None:
             _write_safetensors(inner, report, seed, path, dtype, progress, threads)
@@ -261,7 +265,7 @@ def _write_safetensors(model: nn.Module, report: InitReport, seed: int, path: st
         seen[id(t)] = name
         kind = dtype if dtype is not None and t.is_floating_point() else t.dtype
         if kind not in _SAFETENSORS_DTYPES:
-            raise TypeError(f"{name}: dtype {kind} has no safetensors code")
+            raise InitlabTypeError(f"{name}: dtype {kind} has no safetensors code")
         entries.append((name, t, is_param, kind))
     header: dict[str, Any] = {"__metadata__": {"format": "pt", "initlab_seed": str(seed),
                                                "initlab_tied": json.dumps(tied)}}

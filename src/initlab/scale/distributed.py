@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..catalog import draws as d
+from ..errors import InitlabValueError
 from ..model import InitReport, init_model
 from ..model._apply import Journal, model_lock, right_inverse, transaction
 from ..model._transforms import add_scalars, check_scalars
@@ -39,7 +40,8 @@ def local_piece(param: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
         shape, offset = compute_local_shape_and_global_offset(param.shape, mesh, placements)
         local = param.to_local()
         if tuple(local.shape) != tuple(shape):
-            raise ValueError(f"local shard {tuple(local.shape)} does not match its placements {tuple(shape)}")
+            raise InitlabValueError(
+                f"local shard {tuple(local.shape)} does not match its placements {tuple(shape)}")
         return local, tuple(int(o) for o in offset)
     return param, (0,) * param.dim()
 
@@ -132,11 +134,12 @@ def init_sharded(model: nn.Module, scheme: Any = "auto", *, seed: int,
                             generator="counter", **options)
         plan = report.plan
         if plan is None:
-            raise ValueError(f"scheme {scheme!r} has no per-parameter plan: init_sharded cannot shard it")
+            raise InitlabValueError(
+                f"scheme {scheme!r} has no per-parameter plan: init_sharded cannot shard it")
         params = dict(inner.named_parameters(remove_duplicate=False))
         for a in plan.assignments:
             if a.name not in params and not a.parametrized:
-                raise ValueError(f"{a.name}: planned but not a parameter of the model")
+                raise InitlabValueError(f"{a.name}: planned but not a parameter of the model")
         check_parametrizations(inner, plan)
         check_scalars(inner, getattr(plan, "scalars", []))
         with transaction(inner) as journal:

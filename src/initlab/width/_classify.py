@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..errors import InitlabTypeError, InitlabValueError
 from ..model.graph import unwrap
 from ..model.layers import ParamSpec, layer_kind, param_specs
 
@@ -84,7 +85,7 @@ def base_shapes(base: BaseLike) -> dict[str, tuple[int, ...]]:
         return {n: tuple(p.shape) for n, p in unwrap(base).named_parameters(remove_duplicate=False)}
     if isinstance(base, Mapping):
         return {str(k): tuple(int(x) for x in v) for k, v in base.items()}
-    raise TypeError(
+    raise InitlabTypeError(
         "base must be the model at its base width (e.g. `with torch.device('meta'): base = make(64)`) or a "
         f"dict parameter name -> base shape, got {type(base).__name__}"
     )
@@ -126,7 +127,7 @@ def _kind(shape: tuple[int, ...], base: tuple[int, ...], fans: tuple[float, ...]
 def _one(q: str, spec: ParamSpec, shape: tuple[int, ...], base: tuple[int, ...],
          sibling: tuple[tuple[int, ...], tuple[int, ...], ParamSpec] | None) -> ParamClass:
     if len(shape) != len(base):
-        raise ValueError(f"{q}: shape {shape} and base shape {base} have different ranks")
+        raise InitlabValueError(f"{q}: shape {shape} and base shape {base} have different ranks")
     if sibling is not None and len(shape) < 2:  # a bias: its scale follows its weight's fan_in
         fi, fo = _fans(sibling[2], sibling[0])
         bfi, bfo = _fans(sibling[2], sibling[1])
@@ -150,7 +151,7 @@ def classify(model: nn.Module, base: BaseLike) -> Classification:
     slots = _slots(model)
     missing = [q for q, *_ in slots if q not in shapes]
     if missing:
-        raise ValueError(
+        raise InitlabValueError(
             f"base has no parameter {missing[0]!r} ({len(missing)} missing): base must be the same "
             f"architecture at the base width; its parameters look like {', '.join(list(shapes)[:3])}"
         )
@@ -174,7 +175,8 @@ def classify(model: nn.Module, base: BaseLike) -> Classification:
             out.params[first.name] = _with(first, first.kind, tied)
             continue
         if kinds != {"input", "output"}:
-            raise ValueError(f"{first.name} is tied to {', '.join(tied)} with classes {sorted(kinds)}: "
+            raise InitlabValueError(
+                f"{first.name} is tied to {', '.join(tied)} with classes {sorted(kinds)}: "
                              "μP has no rule for that; untie them or pass a dict base shape that makes them "
                              "agree")
         emb = next(c for c in group if c.kind == "input")

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import InitlabValueError
+
 Parametrization = Literal["sp", "mup", "spectral"]
 QUANTITIES = ("init", "delta", "grad")
 
@@ -43,7 +45,7 @@ class CoordCheck:
 
     def series(self, quantity: str) -> dict[str, list[float]]:
         if quantity not in QUANTITIES:
-            raise ValueError(f"quantity is one of {QUANTITIES}, got {quantity!r}")
+            raise InitlabValueError(f"quantity is one of {QUANTITIES}, got {quantity!r}")
         return dict(getattr(self, quantity))
 
     def exponent(self, layer: str, quantity: str = "delta") -> float:
@@ -187,9 +189,9 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], b
     ``init_options`` reach ``init_model`` (``readout="zero"``, ``base_scheme=...``)."""
     widths = sorted(int(w) for w in widths)
     if len(widths) < 2:
-        raise ValueError(f"coord_check needs at least two widths, got {widths}")
+        raise InitlabValueError(f"coord_check needs at least two widths, got {widths}")
     if parametrization not in ("sp", "mup", "spectral"):
-        raise ValueError(f"parametrization is 'sp', 'mup' or 'spectral', got {parametrization!r}")
+        raise InitlabValueError(f"parametrization is 'sp', 'mup' or 'spectral', got {parametrization!r}")
     result = CoordCheck(widths, parametrization, steps, optimizer, lr)
     sums: dict[str, dict[str, list[float]]] = {q: {} for q in QUANTITIES}
     for k, width in enumerate(widths):

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from ..errors import InitlabValueError
 from ._classify import BaseLike, ParamClass, classify
 
 Optimizer = Literal["adam", "sgd"]
@@ -57,9 +58,10 @@ def mup_param_groups(model: nn.Module, lr: float, optimizer: Optimizer = "adam",
     >>> opt = torch.optim.AdamW(groups)
     """
     if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' (Adam, AdamW, Adam-like) or 'sgd', got {optimizer!r}")
+        raise InitlabValueError(
+            f"optimizer must be 'adam' (Adam, AdamW, Adam-like) or 'sgd', got {optimizer!r}")
     if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+        raise InitlabValueError(f"lr must be positive, got {lr!r}")
     classes = classify(model, base)
     named = dict(model.named_parameters())
     groups: dict[tuple[str, float], dict[str, Any]] = {}

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from torch import nn
 
 from ..catalog import draws as d
+from ..errors import InitlabTypeError, InitlabValueError
 from ..model import InitReport, ModelGraph, Plan, SchemeOptions, init_model, register_model_scheme
 from ..model.plan import Assignment, commit_plan, prepare_plan, stats_of
 from ._classify import Classification, ParamClass, classify
@@ -73,7 +74,8 @@ def scale_draw(draw: d.Draw, f: float) -> d.Draw:
         return replace(draw, std=draw.std * f)
     if isinstance(draw, d.Orthogonal | d.Eye | d.Dirac | d.DeltaOrthogonal):
         return replace(draw, gain=draw.gain * f)
-    raise ValueError(f"{type(draw).__name__} draws cannot be rescaled for μP: choose another base_scheme")
+    raise InitlabValueError(
+        f"{type(draw).__name__} draws cannot be rescaled for μP: choose another base_scheme")
 
 
 def _std(a: Assignment) -> float | None:
@@ -86,7 +88,8 @@ def _base_std(a: Assignment, c: ParamClass, current: float, base: dict[str, floa
         return current * math.sqrt(c.mult_in)
     value = base.get(a.name)
     if value is None:
-        raise ValueError(f"{a.name}: the base scheme gives no std on the base model; pass a dict base or "
+        raise InitlabValueError(
+            f"{a.name}: the base scheme gives no std on the base model; pass a dict base or "
                          "another base_scheme")
     return value
 
@@ -154,14 +157,15 @@ _DEFAULTS: dict[str, Any] = {"base": None, "base_scheme": "torch:default", "read
 def _options(opts: SchemeOptions, variant: str) -> dict[str, Any]:
     unknown = sorted(set(opts.extra) - set(_DEFAULTS))
     if unknown:
-        raise TypeError(f"unexpected option(s) {unknown} for scheme {variant!r}; it takes "
+        raise InitlabTypeError(f"unexpected option(s) {unknown} for scheme {variant!r}; it takes "
                         f"{sorted(_DEFAULTS)}")
     kw = {**_DEFAULTS, **opts.extra}
     if kw["base"] is None:
-        raise ValueError(f"init_model(model, {variant!r}) needs base=: the same architecture at the base "
+        raise InitlabValueError(
+            f"init_model(model, {variant!r}) needs base=: the same architecture at the base "
                          "width (`with torch.device('meta'): base = make(64)`) or a dict name -> base shape")
     if kw["readout"] not in ("mup", "zero"):
-        raise ValueError(f"readout must be 'mup' (std / width_mult) or 'zero', got {kw['readout']!r}")
+        raise InitlabValueError(f"readout must be 'mup' (std / width_mult) or 'zero', got {kw['readout']!r}")
     return kw
 
 
@@ -170,7 +174,8 @@ def plan_width(model: nn.Module, graph: ModelGraph | None, variant: Variant, kw:
     """Classify, plan the base scheme on the model and the base, transform: nothing in the model changes."""
     classes = classify(model, kw["base"])
     if variant == "spectral" and classes.readouts:
-        raise ValueError("the spectral variant has no rule for a readout tied to the embedding: use 'mup'")
+        raise InitlabValueError(
+            "the spectral variant has no rule for a readout tied to the embedding: use 'mup'")
     report = init_model(model, kw["base_scheme"], graph=graph, rules=rules, dry_run=True)
     base_report = None
     if isinstance(kw["base"], nn.Module):
