@@ -23,7 +23,7 @@ TorchFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class Profile:
+class ActivationProfile:
     """``dead_edge``: a unit is dead when its pre-activation never exceeds it (ReLU: 0).
     ``saturation``: (low, high): pre-activations outside are saturated (tanh: about +-2.18); inf if never."""
 
@@ -41,13 +41,13 @@ class Profile:
         return self.saturation is not None
 
 
-_CACHE: dict[str, Profile] = {}
+_CACHE: dict[str, ActivationProfile] = {}
 
 
 _PROBE = np.linspace(-8.0, 8.0, 97)
 
 
-def profile(act: Activation) -> Profile:
+def profile(act: Activation) -> ActivationProfile:
     """The profile of a catalog activation (cached by spec for the catalog's named activations; a wrapped
     callable by its name and its values on a probe grid: each HF ``GELUActivation`` module is a new callable,
     and building a profile evaluates it on 240k points)."""
@@ -61,7 +61,7 @@ def profile(act: Activation) -> Profile:
     return _CACHE[act.spec]
 
 
-def _build(act: Activation) -> Profile:
+def _build(act: Activation) -> ActivationProfile:
     """Named activations keep the catalog's word on whether they die or saturate; for any other callable
     (a custom module) the derivative decides: zero on a left half-line up to a kink -> it can die (a smooth
     decay, as tanh's, is not death), below 5% of its peak at both ends -> it saturates."""
@@ -77,7 +77,7 @@ def _build(act: Activation) -> Profile:
         saturates = bool(max(d[0], d[-1]) < SATURATION_LEVEL * peak)
     dead_edge = _dead_edge(d, peak) if can_die else None
     saturation = _saturation(d, peak) if saturates else None
-    return Profile(act.spec, dead_edge, saturation, _torch_fn(act))
+    return ActivationProfile(act.spec, dead_edge, saturation, _torch_fn(act))
 
 
 def _dead_edge(d: np.ndarray, peak: float) -> float | None:

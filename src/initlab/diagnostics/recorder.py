@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from . import stats
-from .profiles import Profile, profile
+from .profiles import ActivationProfile, profile
 from .records import LayerStats, ParamStats
 from .sites import Site
 
@@ -44,7 +44,7 @@ class Recorder:
         self.armed = True
         self.calls: list[_Call] = []
         self._handles: list[Any] = []
-        self._profiles: dict[int, Profile | None] = {
+        self._profiles: dict[int, ActivationProfile | None] = {
             id(s): (profile(s.activation) if s.activation is not None else None) for s in self.sites
         }
 
@@ -113,7 +113,7 @@ def first_tensor(output: Any) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def forward_fields(z: torch.Tensor, site: Site, prof: Profile | None, bins: int) -> dict[str, Any]:
+def forward_fields(z: torch.Tensor, site: Site, prof: ActivationProfile | None, bins: int) -> dict[str, Any]:
     z = z.detach() if z.dtype == torch.float64 else z.detach().float()
     post = prof.fn(z) if prof is not None and prof.spec != "linear" else z
     output = stats.moments(z)

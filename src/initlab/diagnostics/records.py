@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from .stats import Histogram, Moments, Symmetry
+from .stats import Histogram, SignalMoments, Symmetry
 
 
 @dataclass
@@ -40,8 +40,8 @@ class LayerStats:
     kind: str
     activation: str | None
     shape: list[int]
-    output: Moments
-    act: Moments
+    output: SignalMoments
+    act: SignalMoments
     dead: float | None = None
     saturated: float | None = None
     grad_norm: float | None = None
@@ -76,8 +76,8 @@ class LayerStats:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LayerStats:
         d = {k: v for k, v in d.items() if k != "mean_shift"}
-        d["output"] = Moments(**d["output"])
-        d["act"] = Moments(**d["act"])
+        d["output"] = SignalMoments(**d["output"])
+        d["act"] = SignalMoments(**d["act"])
         d["params"] = [ParamStats(**{k: v for k, v in p.items() if k != "ratio"}) for p in d["params"]]
         if d.get("symmetry") is not None:
             d["symmetry"] = Symmetry(**{k: v for k, v in d["symmetry"].items() if k != "fraction"})

@@ -16,7 +16,7 @@ import torch
 
 
 @dataclass
-class Moments:
+class SignalMoments:
     mean: float
     std: float
     rms: float
@@ -45,12 +45,12 @@ class Symmetry:
 
 
 @torch.no_grad()
-def moments(x: torch.Tensor) -> Moments:
+def moments(x: torch.Tensor) -> SignalMoments:
     """Mean, std and RMS without copying ``x``; tensors whose squares would overflow or underflow are rescaled
     first, so an exploding float64 signal reads 1e+90, not inf."""
     n = x.numel()
     if n == 0:
-        return Moments(math.nan, math.nan, math.nan)
+        return SignalMoments(math.nan, math.nan, math.nan)
     x = _wide(x.detach())
     total, length = _sum_and_norm(x)  # 2 passes; the max-abs pass only when the squares over/underflow
     if _safe_norm(length, x.dtype):
@@ -60,7 +60,7 @@ def moments(x: torch.Tensor) -> Moments:
         if not math.isfinite(scale):
             return _nonfinite_moments(x)
         if scale == 0.0:
-            return Moments(0.0, 0.0, 0.0)
+            return SignalMoments(0.0, 0.0, 0.0)
         y = x / scale if scale != 1.0 else x
         total, length = _sum_and_norm(y)
     mean = total / n  # torch sums pairwise: float32 is accurate enough, and 20x faster than float64
@@ -68,7 +68,7 @@ def moments(x: torch.Tensor) -> Moments:
     var = second - mean * mean
     if var < 1e-6 * second:  # cancellation: recompute about the mean
         var = float(((y.double() - mean) ** 2).mean())
-    return Moments(mean * scale, math.sqrt(max(var, 0.0)) * scale, math.sqrt(second) * scale)
+    return SignalMoments(mean * scale, math.sqrt(max(var, 0.0)) * scale, math.sqrt(second) * scale)
 
 
 def _sum_and_norm(x: torch.Tensor) -> tuple[float, float]:
@@ -93,9 +93,9 @@ def _scale(x: torch.Tensor) -> float:
     return 1.0 if 1.0 / limit < amax < limit else amax
 
 
-def _nonfinite_moments(x: torch.Tensor) -> Moments:
+def _nonfinite_moments(x: torch.Tensor) -> SignalMoments:
     has_nan = bool(torch.isnan(x).any())
-    return Moments(float(x.double().mean()), math.nan, math.nan if has_nan else math.inf)
+    return SignalMoments(float(x.double().mean()), math.nan, math.nan if has_nan else math.inf)
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..catalog.activations import relu_like_names
 from .format import fmt
@@ -32,10 +32,13 @@ ISOMETRY_DB = 60.0
 RELU_LIKE = relu_like_names()  # the catalog's activation table says which are rectifiers
 
 
+Severity = Literal["problem", "warning"]
+
+
 @dataclass
 class Verdict:
     code: str
-    severity: str  # "problem" or "warning"
+    severity: Severity
     title: str
     evidence: str
     fix: str

@@ -53,7 +53,7 @@ def summarize(values: Sequence[float], level: float = 0.95) -> Summary:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class PairedComparison:
     """Difference a − b with its confidence interval and a two-sided t-test p-value."""
 
     difference: Summary
@@ -68,26 +68,26 @@ class Comparison:
         return {"difference": self.difference.to_dict(), "p_value": self.p_value, "paired": self.paired}
 
 
-def paired(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Comparison:
+def paired(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> PairedComparison:
     """Paired t-test over seeds (run i of ``a`` and of ``b`` share seed i)."""
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape:
         raise ValueError(f"paired samples differ in size: {x.shape} vs {y.shape}")
     diff = x - y
     p = float(stats.ttest_rel(x, y).pvalue) if np.ptp(diff) > 0 else (1.0 if diff[0] == 0 else 0.0)
-    return Comparison(summarize(diff.tolist(), level), p, True)
+    return PairedComparison(summarize(diff.tolist(), level), p, True)
 
 
-def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Comparison:
+def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> PairedComparison:
     """Welch's unequal-variance t-test and interval for mean(a) − mean(b)."""
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
     se = math.sqrt(va + vb)
     diff = float(x.mean() - y.mean())
     if se == 0:
-        return Comparison(Summary(diff, 0.0, x.size + y.size, level), 1.0 if diff == 0 else 0.0, False)
+        return PairedComparison(Summary(diff, 0.0, x.size + y.size, level), 1.0 if diff == 0 else 0.0, False)
     dof = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
     p = float(2 * stats.t.sf(abs(diff) / se, dof))
-    return Comparison(
+    return PairedComparison(
         Summary(diff, float(stats.t.ppf((1 + level) / 2, dof)) * se, x.size + y.size, level), p, False
     )

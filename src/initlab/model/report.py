@@ -12,9 +12,10 @@ import io
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
-STATUSES = ("init", "kept", "untouched")
+Status = Literal["init", "kept", "untouched"]
+STATUSES: tuple[Status, ...] = ("init", "kept", "untouched")
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Row:
     bound: float | None = None
     mean: float | None = None
     var_out: float | None = None
-    status: str = "init"
+    status: Status = "init"
     note: str = ""
     tied: list[str] = field(default_factory=list)
 

@@ -60,7 +60,7 @@ P_HIGH = 1.0 - P_LOW
 
 
 @dataclass(frozen=True)
-class Plan:
+class CounterPlan:
     """A resolved elementwise draw, ready for a kernel: the transform, its six float64 parameters, the key."""
 
     kind: int
@@ -70,17 +70,18 @@ class Plan:
     constant: float | None = None
 
 
-def plan(draw: d.Draw, seed: int, name: str, stream: int = VALUES) -> Plan:
+def plan(draw: d.Draw, seed: int, name: str, stream: int = VALUES) -> CounterPlan:
     """Parameters of the transform for ``draw`` (Constant, Uniform, Normal, TruncatedNormal)."""
     key = derive_key(seed, name)
     if isinstance(draw, d.Constant):
-        return Plan(UNIFORM, (0.0,) * 6, key, stream, constant=float(draw.value))
+        return CounterPlan(UNIFORM, (0.0,) * 6, key, stream, constant=float(draw.value))
     if isinstance(draw, d.Uniform):
         if not draw.high >= draw.low:
             raise ValueError(f"uniform bounds must satisfy low <= high, got {draw}")
-        return Plan(UNIFORM, (float(draw.low), float(draw.high) - float(draw.low), 0, 0, 0, 0), key, stream)
+        width = float(draw.high) - float(draw.low)
+        return CounterPlan(UNIFORM, (float(draw.low), width, 0, 0, 0, 0), key, stream)
     if isinstance(draw, d.Normal):
-        return Plan(NORMAL, (float(draw.mean), float(draw.std), 0, 0, 0, 0), key, stream)
+        return CounterPlan(NORMAL, (float(draw.mean), float(draw.std), 0, 0, 0, 0), key, stream)
     if isinstance(draw, d.TruncatedNormal):
         lo, hi = float(draw.low), float(draw.high)
         if not hi > lo:
@@ -93,7 +94,7 @@ def plan(draw: d.Draw, seed: int, name: str, stream: int = VALUES) -> Plan:
             raise ValueError(f"truncation [{draw.low}, {draw.high}] has no probability mass in float64")
         a_abs, b_abs = sorted((draw.loc + sign * draw.scale * lo, draw.loc + sign * draw.scale * hi))
         params = (pa, pb - pa, float(draw.loc), sign * float(draw.scale), a_abs, b_abs)
-        return Plan(TRUNCATED, params, key, stream)
+        return CounterPlan(TRUNCATED, params, key, stream)
     raise TypeError(f"the counter generator draws elementwise distributions, not {type(draw).__name__}")
 
 
@@ -169,7 +170,7 @@ def words(key: tuple[int, int], index: np.ndarray, stream: int = VALUES) -> tupl
     return philox4x32((lo, hi, zeros + np.uint64(stream), zeros), key)
 
 
-def values(p: Plan, index: np.ndarray) -> np.ndarray:
+def values(p: CounterPlan, index: np.ndarray) -> np.ndarray:
     """float32 values at the given global indices (any order, any shape)."""
     index = np.asarray(index, dtype=np.int64)
     if p.constant is not None:
@@ -192,7 +193,7 @@ def values(p: Plan, index: np.ndarray) -> np.ndarray:
     return np.clip(loc + scale * ndtri_acklam(u), lo, hi).astype(F32)
 
 
-def fill_numpy(out: np.ndarray, starts: np.ndarray, p: Plan, chunk: int = 1 << 18) -> None:
+def fill_numpy(out: np.ndarray, starts: np.ndarray, p: CounterPlan, chunk: int = 1 << 18) -> None:
     """Reference fill of a 2-D ``out``: row ``r`` holds global indices ``starts[r] + arange(cols)``."""
     rows, length = out.shape
     if length == 0:

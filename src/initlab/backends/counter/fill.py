@@ -37,7 +37,7 @@ def has_numba() -> bool:
     return _numba is not None and os.environ.get("INITLAB_NO_NUMBA", "") in ("", "0")
 
 
-def fill_array(out: np.ndarray, starts: np.ndarray, p: counter.Plan, *, engine: Engine = "auto",
+def fill_array(out: np.ndarray, starts: np.ndarray, p: counter.CounterPlan, *, engine: Engine = "auto",
                threads: int | None = None) -> None:
     """Fill a 2-D float32/float64 array whose row ``r`` holds global indices ``starts[r] + arange(cols)``."""
     if p.constant is not None:

@@ -45,7 +45,7 @@ def available() -> bool:
     return os.environ.get("INITLAB_TRITON") == "1" and triton is not None and torch.cuda.is_available()
 
 
-def fill_cuda_(tensor: torch.Tensor, starts: np.ndarray, length: int, p: counter.Plan) -> None:
+def fill_cuda_(tensor: torch.Tensor, starts: np.ndarray, length: int, p: counter.CounterPlan) -> None:
     """Fill a CUDA tensor whose rows of ``length`` elements start at the global indices ``starts``."""
     if p.constant is not None:
         tensor.fill_(p.constant)
