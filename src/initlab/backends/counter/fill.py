@@ -163,10 +163,12 @@ def counter_fill_(tensor: torch.Tensor, draw: d.Draw, *, seed: int, name: str,
 
 
 def _bump_version(tensor: torch.Tensor) -> None:
-    """Writes through ``numpy()`` bypass autograd's version counter; an in-place op on an empty view of the
-    tensor (free: no element is touched) bumps it as torch's own fills do, so a backward through a graph
-    that saved the old values raises torch's usual "modified by an inplace operation" error."""
-    tensor.detach().view(-1)[:0].zero_()
+    """Writes through ``numpy()`` bypass autograd's version counter: bump it as torch's own fills do, so a
+    backward through a graph that saved the old values raises torch's usual "modified by an inplace
+    operation" error (``increment_version``: torch's API for exactly this, ~20x cheaper than an empty op)."""
+    from torch.autograd.graph import increment_version
+
+    increment_version(tensor)
 
 
 def _cut(full: torch.Tensor, local_shape: Sequence[int], glob: tuple[int, ...],
