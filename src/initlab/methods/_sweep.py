@@ -15,19 +15,11 @@ from ..model._registry import layer_type, tensor_of
 
 
 def homogeneous(module: object) -> bool:
+    """``module``'s registered layer type says its output is linear in (weight, bias): multiplying both by s
+    multiplies the output by exactly s, and subtracting m from the bias subtracts m from every output of that
+    channel (the registry decides, user types included)."""
     t = layer_type(module) if isinstance(module, nn.Module) else None
     return t is not None and t.homogeneous
-
-
-class _HomogeneousMeta(type):
-    def __instancecheck__(cls, module: object) -> bool:
-        return homogeneous(module)
-
-
-class HOMOGENEOUS(metaclass=_HomogeneousMeta):  # the name the methods import
-    """``isinstance(m, HOMOGENEOUS)``: ``m``'s registered layer type says its output is linear in (weight,
-    bias), so multiplying both by s multiplies the output by exactly s, and subtracting m from the bias
-    subtracts m from every output of that channel (the registry decides, user types included)."""
 
 
 class DataInitError(InitlabValueError):

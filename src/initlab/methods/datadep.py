@@ -26,12 +26,12 @@ from ..backends.checks import check_generator, check_seed
 from ..backends.torch_backend import init_, make_generator
 from ..model.state import ModelState
 from ._sweep import (
-    HOMOGENEOUS,
     DataInitError,
     _tensors,
     channel_dim,
     check_activation,
     check_batch,
+    homogeneous,
     model_device,
     primary,
     replace_primary,
@@ -151,12 +151,12 @@ def _checked(model: nn.Module, layers: Iterable[nn.Module | str] | None) -> dict
     try:
         plan = weight_layers(model, layers)
     except AttributeError as exc:  # get_submodule's message names the missing part
-        names = [n for n, m in model.named_modules() if isinstance(m, HOMOGENEOUS)][:6]
+        names = [n for n, m in model.named_modules() if homogeneous(m)][:6]
         raise DataInitError(f"layers: {exc}; the weight layers are {', '.join(names) or 'none'}") from None
     if not plan:
         raise DataInitError("the model has no weight layer (Linear, Conv, attention) to initialize")
     for module, name in plan.items():
-        if not isinstance(module, HOMOGENEOUS):
+        if not homogeneous(module):
             raise DataInitError(f"{name!r} ({type(module).__name__}) is not linear in its weight and bias: "
                                 "per-channel normalization needs Linear/Conv/ConvTranspose/attention layers")
         weight, _ = scaled_params(module)

@@ -24,7 +24,6 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..backends.torch_backend import init_, make_generator
-from ..model._layer_types import is_hf_conv1d
 from ..model.state import ModelState
 from ._sweep import (
     BufferGuard,
@@ -142,9 +141,7 @@ def _plan(model: nn.Module, batch: Any, tol: float, max_iter: int, target: float
     if not finite_positive(target):
         raise DataInitError(f"target variance must be finite and > 0, got {target}")
     check_batch(batch)
-    plan = weight_layers(model, layers)
-    if layers is None:  # HF Conv1D (GPT-2's Linear stored (in, out)) is linear in (weight, bias) too
-        plan.update({m: n for n, m in model.named_modules() if is_hf_conv1d(m)})
+    plan = weight_layers(model, layers)  # HF Conv1D included: its registered type is homogeneous
     if not plan:
         raise DataInitError("the model has no weight layer (Linear, Conv, attention) to calibrate")
     for module, name in plan.items():

@@ -411,6 +411,9 @@ class _Planner:
         originals = self.graph.parametrized.get(q, [])
         if tensor is None and originals:
             tensor = _logical_tensor(self.model, q)
+            if tensor is None:  # its parametrization raised when read: say so instead of skipping silently
+                self.report.warn(f"{q}: its parametrized value could not be computed, so it is left "
+                                 f"untouched; fix the parametrization or add a rule {{{q!r}: 'keep'}}")
         if tensor is None:
             return
         shape = tuple(tensor.shape)
