@@ -17,10 +17,9 @@ def test_quick_run(tmp_path):
     assert "grid step" in result.answer
     if importlib.util.find_spec("mup") is not None:
         for arch, by_param in result.data["loss"].items():
-            for w, cells in by_param["initlab μP"].items():
-                for lr, values in cells.items():
-                    peer = by_param["mup package"][w][lr]
-                    assert values == pytest.approx(peer, rel=1e-3), (arch, w, lr)
+            for w, cells in by_param["mup package"].items():  # the peer may stop at a narrower width
+                for lr, peer in cells.items():
+                    assert by_param["initlab μP"][w][lr] == pytest.approx(peer, rel=1e-3), (arch, w, lr)
 
 
 def test_analyse_finds_the_argmin_and_the_shift():

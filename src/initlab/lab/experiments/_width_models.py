@@ -97,8 +97,10 @@ def _setup(arch: str, width: int, base_width: int, param: str, lr: float, seed: 
 
 
 def one_run(arch: str, param: str, width: int, base_width: int, lr: float, seed: int, steps: int,
-            batch: int) -> float:
-    """Mean training loss over the last quarter of ``steps`` Adam steps (nan if it diverged)."""
+            batch: int, n_eval: int) -> tuple[float, float]:
+    """``steps`` Adam steps, then (the loss on the first ``n_eval`` held-out samples, the mean training loss
+    over the last quarter of the steps); (nan, nan) if training diverged. The held-out set is the same for
+    every width, LR and seed, so it adds no noise of its own to a comparison between them."""
     from ._common import dataset
 
     data = dataset()
@@ -113,6 +115,8 @@ def one_run(arch: str, param: str, width: int, base_width: int, lr: float, seed:
         opt.step()
         losses.append(float(loss.detach()))
         if not math.isfinite(losses[-1]):
-            return math.nan
+            return math.nan, math.nan
     tail = losses[-max(1, steps // 4):]
-    return sum(tail) / len(tail)
+    with torch.no_grad():
+        held = float(F.cross_entropy(model(data.x_test[:n_eval]), data.y_test[:n_eval]))
+    return (held if math.isfinite(held) else math.nan), sum(tail) / len(tail)
