@@ -29,3 +29,19 @@ def test_analyse_finds_the_argmin_and_the_shift():
     assert s["best_log2_lr"] == [-2, -3] and s["shift"] == -1
     assert s["loss_at_base_best"] == [0.5, 0.45] and s["wider_not_worse"]
     assert s["best_loss"] == [0.5, 0.4]
+
+
+def test_analyse_reports_the_loss_se_and_the_paired_wider_step():
+    # at the base width's best LR (-2) width 128 is worse than 64 by 0.01 on average, but the per-seed paired
+    # differences (+0.04, -0.02, +0.01) have SE 0.0173: strictly "worse", not beyond 2 SE
+    loss = {"64": {"-3": [1.0, 1.1, 1.2], "-2": [0.50, 0.60, 0.70]},
+            "128": {"-3": [0.9, 0.9, 0.9], "-2": [0.54, 0.58, 0.71]}}
+    s = analyse(loss, [64, 128], [-3, -2])
+    assert s["best_log2_lr"] == [-2, -2]
+    assert s["best_loss_se"][0] == pytest.approx(0.1 / 3**0.5)
+    assert not s["wider_not_worse"] and s["wider_not_worse_2se"]
+    assert s["worst_step_widths"] == "64->128"
+    assert s["worst_step"] == pytest.approx(0.01) and s["worst_step_se"] == pytest.approx(0.03 / 3**0.5)
+    loss["128"]["-2"] = [0.60, 0.70, 0.80]  # +0.1 on every seed: worse beyond any noise
+    s = analyse(loss, [64, 128], [-3, -2])
+    assert not s["wider_not_worse"] and not s["wider_not_worse_2se"]
