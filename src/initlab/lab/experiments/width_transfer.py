@@ -94,8 +94,9 @@ def _setup_text(cfg: dict[str, Any], spec: Spec) -> str:
             f"{lrs['mlp'][0]}..{lrs['mlp'][-1]} (MLP), {lrs['transformer'][0]}..{lrs['transformer'][-1]} "
             f"(Transformer). Loss: cross-entropy after the last step on {cfg['n_eval']} held-out mnist1d "
             "samples (the same for every run), mean over seeds ± its standard error; the argmin is over the "
-            "seed mean. 'Worst wider step': the largest loss increase from one width to the next at the "
-            "narrowest width's best LR, paired over seeds, ± the SE of that paired difference. μP base "
+            "seed mean. 'Worst wider step': of the loss changes from one width to the next at the narrowest "
+            "width's best LR (paired over seeds, ± the SE of that paired difference), the one furthest above "
+            "2 SE. μP base "
             "width = the narrowest width; base scheme torch:default (SP is torch:default at every width).")
 
 
@@ -141,7 +142,9 @@ def analyse(loss: dict[str, dict[str, list[float]]], widths: list[int], lrs: lis
     best = [int(np.argmin(row)) if np.isfinite(row).any() else -1 for row in table]
     at_base = table[:, best[0]] if best[0] >= 0 else np.full(len(widths), math.inf)
     steps = _steps(loss, widths, lrs[best[0]]) if best[0] >= 0 else []
-    worst = max(steps, key=lambda t: t[1], default=(None, math.nan, math.nan))
+    # the step that decides the 2-SE verdict: the largest excess of the mean over twice its SE
+    worst = max(steps, key=lambda t: t[1] - 2 * (t[2] if math.isfinite(t[2]) else 0.0),
+                default=(None, math.nan, math.nan))
     return {
         "best_log2_lr": [lrs[b] if b >= 0 else None for b in best],
         "shift": (best[-1] - best[0]) if min(best) >= 0 else 0,
