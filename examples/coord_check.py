@@ -10,7 +10,7 @@ from initlab.lab.experiments._common import dataset
 from initlab.lab.experiments._width_models import build
 from initlab.width import coord_check
 
-WIDTHS = {"mlp": [64, 128, 256, 512, 1024], "transformer": [64, 128, 256, 512]}
+WIDTHS = {"mlp": [64, 128, 256, 512, 1024], "transformer": [64, 128, 256, 512, 1024]}
 
 
 def make(arch: str, param: str, width: int):
