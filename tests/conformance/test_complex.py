@@ -3,8 +3,9 @@
 initlab draws them twice: through ``initlab.jax.get(name)(key, shape, jnp.complex64)`` (the numpy backend
 behind a ``pure_callback``) and by ``init_`` on a complex64 torch tensor (the torch backend); both from the
 catalog's ``resolve_complex``. Each side's real parts, imaginary parts and moduli must have JAX's law (std
-within 5 SE, KS p > 1e-4, same support), the real and imaginary parts must be uncorrelated as in JAX, and an
-orthogonal draw must be unitary wherever JAX's is. Names JAX refuses complex dtypes for raise on both paths."""
+within 5 SE, KS p > 1e-4, same support), the real and imaginary parts must be uncorrelated as in JAX, and
+an orthogonal draw must be unitary wherever JAX's is. Names JAX refuses complex dtypes for raise on both
+paths."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def complex_mismatch(mine: np.ndarray, theirs: np.ndarray, unitary: bool) -> str
         why = law_mismatch(f(mine), f(theirs))
         if why:
             return f"{part}: {why}"
-    a, b = mine.ravel().astype(np.complex128), theirs.ravel().astype(np.complex128)
+    a = mine.ravel().astype(np.complex128)
     if a.std() > 0:  # E[re * im] = 0 in JAX's forms; 5 SE of the sample correlation
         corr = np.corrcoef(a.real, a.imag)[0, 1]
         if abs(corr) > 5 / np.sqrt(a.size):
@@ -124,7 +125,8 @@ def test_flax_embed_is_jax_circular_normal() -> None:
     """flax:embed names its own axes: N(0, 1/features) becomes a circular normal with E|z|^2 = 1/features."""
     linen = fw.need("flax.linen")
     jax = fw.need("jax")
-    theirs = np.asarray(linen.linear.default_embed_init(jax.random.key(SEED), (1000, 128), jax.numpy.complex64))
+    key = jax.random.key(SEED)
+    theirs = np.asarray(linen.linear.default_embed_init(key, (1000, 128), jax.numpy.complex64))
     for mine in (via_jax("flax:embed", (1000, 128)), via_torch("flax:embed", (1000, 128))):
         assert not complex_mismatch(mine, theirs, False)
 

@@ -155,7 +155,7 @@ def get(spec: str | Mapping[str, Any] | I.Initializer, *args: Any, **params: Any
     except TypeError as exc:
         raise InitlabValueError(f"bad parameters for {name}: {exc}; signature: {entry.signature()}") from None
     # arrays (an array-valued constant) as nested lists: JSON-ready configs, comparable Schemes
-    given = {k: v.tolist() if hasattr(v, "tolist") and getattr(v, "ndim", 0) else v
+    given = {k: v.tolist() if hasattr(v, "tolist") and getattr(v, "ndim", 0) != 0 else v
              for k, v in bound.arguments.items()}
     try:
         return Scheme(name, given, entry.factory(**given))
