@@ -341,7 +341,7 @@ def test_integer_tensors_are_refused_clearly() -> None:
 
 
 def test_array_constant_that_does_not_broadcast_names_the_fix() -> None:
-    with pytest.raises(ValueError, match="does not broadcast.*transpose"):
+    with pytest.raises(ValueError, match=r"does not broadcast.*transpose"):
         initlab.init_(torch.empty(4, 3), initlab.catalog.get("keras:constant", value=[1.0, 2.0, 3.0, 4.0]))
     with pytest.raises(ValueError, match="number or an array"):
         initlab.catalog.get("keras:constant", value=[[1.0], "a"])
