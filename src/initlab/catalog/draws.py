@@ -164,7 +164,7 @@ class Values:
 
 # JAX's divisor for its complex truncated normal (jax.nn.initializers.variance_scaling), commented there as
 # the std of the circular standard normal cut at modulus 2. That std is sqrt(1 - 4 e^-4 / (1 - e^-4)) =
-# 0.96196, so JAX's draws have E|w|^2 = 1.0187 x the variance asked for: reproduced on purpose, this is JAX's law.
+# 0.96196, so JAX's draws have E|w|^2 = 1.0187 x the variance asked for: reproduced on purpose (JAX's law).
 COMPLEX_TRUNC2_STD = 0.95311164380491208
 
 
