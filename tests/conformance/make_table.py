@@ -67,7 +67,7 @@ def dialect_rows() -> list[str]:
             c[2] += 1
     rows = ["| dialect | cases | match | differ | not run |", "|---|---|---|---|---|"]
     rows += [f"| `{f}:` | {sum(c)} | {c[0]} | {c[1]} | {c[2]} |" for f, c in counts.items()]
-    return rows + [complex_row()]
+    return [*rows, complex_row()]
 
 
 def complex_row() -> str:
