@@ -17,6 +17,7 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import tests.conformance.conftest  # noqa: F401  (the suite's XLA flags)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- FIDELITY:BEGIN -->", "<!-- FIDELITY:END -->"
