@@ -141,7 +141,7 @@ EXPECT: dict[str, Expect] = {
 # Schemes whose value is a structured matrix, not iid entries: tested for their algebra instead.
 STRUCTURED = {"orthogonal", "torch:orthogonal", "keras:orthogonal", "jax:orthogonal", "identity", "torch:eye",
               "keras:identity", "dirac", "torch:dirac", "delta_orthogonal", "jax:delta_orthogonal", "sparse",
-              "torch:sparse", "zero_hadamard"}
+              "torch:sparse", "zero_hadamard", "keras:stft"}
 
 
 def expected(name: str, layout: Layout) -> Any:

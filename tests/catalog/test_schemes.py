@@ -61,7 +61,7 @@ def test_numpy_backend_matches_formula(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(available()))
 def test_same_seed_same_tensor_and_global_rng_untouched(name: str) -> None:
-    shape = (8, 8, 3, 3) if "dirac" in name or "delta" in name else (24, 24)
+    shape = (8, 8, 3, 3) if "dirac" in name or "delta" in name else (9, 1, 16) if "stft" in name else (24, 24)
     torch_state, np_state = torch.get_rng_state(), np.random.get_state()
     a, b, c = (torch.empty(shape) for _ in range(3))
     init_(a, name, seed=7)
@@ -70,7 +70,7 @@ def test_same_seed_same_tensor_and_global_rng_untouched(name: str) -> None:
     x, y = sample(name, shape, 7), sample(name, shape, 7)
     assert torch.equal(a, b)
     np.testing.assert_array_equal(x, y)
-    if a.unique().numel() > 2 and "zero" not in name:
+    if a.unique().numel() > 2 and "zero" not in name and "stft" not in name:  # STFT: fixed values
         assert not torch.equal(a, c), "a different seed must give a different tensor"
     assert torch.equal(torch.get_rng_state(), torch_state), "init_ touched torch's global RNG"
     assert all(np.array_equal(u, v) for u, v in zip(np.random.get_state(), np_state, strict=True))

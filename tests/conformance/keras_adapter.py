@@ -91,7 +91,8 @@ HeNormal = _adapt(K.HeNormal, "keras:he_normal")
 HeUniform = _adapt(K.HeUniform, "keras:he_uniform")
 LecunNormal = _adapt(K.LecunNormal, "keras:lecun_normal")
 LecunUniform = _adapt(K.LecunUniform, "keras:lecun_uniform")
-IdentityInitializer, OrthogonalInitializer = Identity, Orthogonal
+STFT = _adapt(K.STFT, "keras:stft", ("side", "window", "scaling", "periodic"))
+IdentityInitializer, OrthogonalInitializer, STFTInitializer = Identity, Orthogonal, STFT
 ADAPTED = {
     c.__name__: c
     for c in (
@@ -110,9 +111,9 @@ ADAPTED = {
         HeUniform,
         LecunNormal,
         LecunUniform,
+        STFT,
     )
 }
-MISSING = {"STFT": "Keras' STFT initializer (Fourier/window kernels) has no keras: dialect in initlab"}
 
 
 def get(identifier: Any) -> Any:
@@ -125,6 +126,4 @@ def get(identifier: Any) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    if name in MISSING:
-        raise AttributeError(f"{name}: {MISSING[name]}")
     return getattr(K, name)

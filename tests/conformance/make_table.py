@@ -17,6 +17,7 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import tests.conformance.conftest  # noqa: F401  (the suite's XLA flags)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- FIDELITY:BEGIN -->", "<!-- FIDELITY:END -->"
@@ -67,7 +68,24 @@ def dialect_rows() -> list[str]:
             c[2] += 1
     rows = ["| dialect | cases | match | differ | not run |", "|---|---|---|---|---|"]
     rows += [f"| `{f}:` | {sum(c)} | {c[0]} | {c[1]} | {c[2]} |" for f, c in counts.items()]
-    return rows
+    return [*rows, complex_row()]
+
+
+def complex_row() -> str:
+    import pytest
+    from tests.conformance.test_complex import CASES, test_complex_draw_matches_jax
+
+    c = [0, 0, 0]
+    for case in CASES:
+        for path in ("jax", "torch"):
+            try:
+                test_complex_draw_matches_jax(case, path)
+                c[0] += 1
+            except pytest.skip.Exception:
+                c[2] += 1
+            except AssertionError:
+                c[1] += 1
+    return f"| `jax:` complex64 (JAX callback and torch paths) | {sum(c)} | {c[0]} | {c[1]} | {c[2]} |"
 
 
 def main(argv: list[str]) -> int:

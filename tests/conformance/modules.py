@@ -340,6 +340,9 @@ def _timm_vit(**kw: Any) -> Callable[[], nn.Module]:
 
 
 def _hf_vit() -> nn.Module:
+    from . import _shim
+
+    _shim.install()  # transformers' ViT imports torchvision too: it must not depend on timm:vit running first
     tf = fw.need("transformers")
     config = tf.ViTConfig(
         hidden_size=64,

@@ -1,7 +1,7 @@
 """Keras 3's own initializer tests (the ``*_test.py`` files shipped in the installed keras package) run with
 ``keras.src.initializers`` replaced by :mod:`.keras_adapter`, i.e. every draw made by initlab's ``keras:``
-dialect. One pytest test per Keras test method; a method that needs an initializer initlab does not have
-(STFT) is skipped with that reason."""
+dialect. One pytest test per Keras test method, all of them adapted (STFT and the array-valued Constant
+included); a Keras test that Keras itself skips on this backend is skipped with Keras' reason."""
 
 from __future__ import annotations
 
@@ -15,11 +15,6 @@ import pytest
 
 from . import frameworks as fw
 
-NOT_SUPPORTED = {
-    "test_stft_initializer": "Keras' STFT initializer is not in initlab's keras: dialect (named as missing)",
-    "test_constant_initializer_array_value": "array-valued Constant is not supported: initlab's "
-    "keras:constant takes a scalar and refuses an array with a clear error",
-}
 FILES = ("constant_initializers_test.py", "random_initializers_test.py", "initializer_test.py")
 
 
@@ -64,8 +59,6 @@ def test_keras_own_test(file: str, method: str) -> None:
     fw.need("keras")
     folder = _keras_dir()
     assert folder is not None
-    if method in NOT_SUPPORTED:
-        pytest.skip(NOT_SUPPORTED[method])
     module = _load(folder / file)
     cls = next(
         c

@@ -66,12 +66,10 @@ def draw_array(draw: d.Draw, shape: tuple[int, ...], rng: np.random.Generator) -
         return rng.uniform(draw.low, draw.high, shape)
     if isinstance(draw, d.TruncatedNormal):
         return draw.loc + draw.scale * truncated_standard_normal(draw.low, draw.high, shape, rng)
-    if isinstance(draw, d.Orthogonal):
-        if draw.flatten == "torch":
-            rows, cols = shape[0], math.prod(shape[1:])
-        else:
-            rows, cols = math.prod(shape[:-1]), shape[-1]
-        return (draw.gain * haar_orthogonal(rows, cols, rng)).reshape(shape)
+    if isinstance(draw, d.Orthogonal | d.DeltaOrthogonal):
+        return _orthogonal(draw, shape, rng, complex_=False)
+    if isinstance(draw, d.Values):
+        return np.broadcast_to(np.asarray(draw.values, dtype=np.float64).reshape(draw.shape), shape).copy()
     if isinstance(draw, d.Eye):
         return draw.gain * np.eye(shape[0], shape[1])
     if isinstance(draw, d.Dirac):
@@ -81,15 +79,6 @@ def draw_array(draw: d.Draw, shape: tuple[int, ...], rng: np.random.Generator) -
         for grp in range(draw.groups):
             for i in range(min(per, shape[1])):
                 out[(grp * per + i, i, *centre)] = draw.gain
-        return out
-    if isinstance(draw, d.DeltaOrthogonal):
-        out = np.zeros(shape)
-        if draw.channels_last:
-            centre = tuple((k - 1) // 2 for k in shape[:-2])
-            out[centre] = draw.gain * haar_orthogonal(shape[-2], shape[-1], rng)
-        else:
-            index: tuple[Any, ...] = (slice(None), slice(None), *((k - 1) // 2 for k in shape[2:]))
-            out[index] = draw.gain * haar_orthogonal(shape[0], shape[1], rng)
         return out
     if isinstance(draw, d.Sparse):
         rows, cols = shape
@@ -112,6 +101,42 @@ def draw_array(draw: d.Draw, shape: tuple[int, ...], rng: np.random.Generator) -
     raise TypeError(f"no sampler for {draw!r}")
 
 
+def _orthogonal(draw: d.Orthogonal | d.DeltaOrthogonal, shape: tuple[int, ...], rng: np.random.Generator,
+                complex_: bool) -> np.ndarray:
+    if isinstance(draw, d.Orthogonal):
+        if draw.flatten == "torch":
+            rows, cols = shape[0], math.prod(shape[1:])
+        else:
+            rows, cols = math.prod(shape[:-1]), shape[-1]
+        return (draw.gain * haar_orthogonal(rows, cols, rng, complex_)).reshape(shape)
+    out = np.zeros(shape, dtype=np.complex128 if complex_ else np.float64)
+    if draw.channels_last:
+        centre = tuple((k - 1) // 2 for k in shape[:-2])
+        out[centre] = draw.gain * haar_orthogonal(shape[-2], shape[-1], rng, complex_)
+    else:
+        index: tuple[Any, ...] = (slice(None), slice(None), *((k - 1) // 2 for k in shape[2:]))
+        out[index] = draw.gain * haar_orthogonal(shape[0], shape[1], rng, complex_)
+    return out
+
+
+def complex_array(draw: d.Draw, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """A complex128 array of ``shape`` from a draw of ``Initializer.resolve_complex``: JAX's complex forms."""
+    if isinstance(draw, d.Constant | d.Values):
+        return draw_array(draw, shape, rng).astype(np.complex128)
+    if isinstance(draw, d.Orthogonal | d.DeltaOrthogonal):
+        return _orthogonal(draw, shape, rng, complex_=True)
+    if not isinstance(draw, d.ComplexCircular):
+        raise TypeError(f"{draw} has no complex form: resolve the scheme with resolve_complex")
+    u = rng.uniform(size=shape)
+    if draw.radial == "normal":
+        r = np.sqrt(-np.log1p(-u))  # r^2 ~ Exp(1): the modulus of a circular normal with E|z|^2 = 1
+    elif draw.radial == "disk":
+        r = np.sqrt(2.0 * u)  # uniform on the disk of radius sqrt(2): E|z|^2 = 1
+    else:  # r^2 ~ Exp(1) cut at 4 (modulus 2), then rescaled to E|z|^2 = 1
+        r = np.sqrt(-np.log1p(u * np.expm1(-4.0))) / d.COMPLEX_TRUNC2_STD
+    return draw.std * r * np.exp(2j * math.pi * rng.uniform(size=shape))
+
+
 def truncated_standard_normal(low: float, high: float, shape: tuple[int, ...],
                               rng: np.random.Generator) -> np.ndarray:
     """N(0, 1) conditioned on [low, high] by the inverse CDF, sampled on the side with relative precision."""
@@ -124,10 +149,20 @@ def truncated_standard_normal(low: float, high: float, shape: tuple[int, ...],
     return -z if flip else z
 
 
-def haar_orthogonal(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
-    """QR of a Gaussian matrix with the sign fix: Haar rows (rows <= cols) or columns."""
+def haar_orthogonal(rows: int, cols: int, rng: np.random.Generator, complex_: bool = False) -> np.ndarray:
+    """QR of a Gaussian matrix with the sign fix: Haar rows (rows <= cols) or columns. ``complex_``: a Haar
+    unitary, from a circular complex Gaussian with the phases of diag R divided out (Mezzadri 2007; JAX's
+    ``random.orthogonal`` on a complex dtype). Complex results are transposed, not conjugated: rows of a
+    wide matrix are then orthonormal under the Hermitian product too."""
     transpose = rows < cols
     n, k = (cols, rows) if transpose else (rows, cols)
-    q, r = np.linalg.qr(rng.standard_normal((n, k)))
-    q = q * np.where(np.diag(r) >= 0, 1.0, -1.0)
+    g = rng.standard_normal((n, k))
+    if complex_:
+        g = (g + 1j * rng.standard_normal((n, k))) / math.sqrt(2.0)
+    q, r = np.linalg.qr(g)
+    diag = np.diag(r)
+    if complex_:
+        q = q * np.where(diag != 0, diag / np.where(diag != 0, np.abs(diag), 1.0), 1.0)
+    else:
+        q = q * np.where(diag >= 0, 1.0, -1.0)
     return q.T if transpose else q

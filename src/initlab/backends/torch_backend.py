@@ -46,9 +46,9 @@ def make_generator(device: torch.device | str = "cpu", seed: int | None = None) 
 def _check_tensor(tensor: Any) -> None:
     if not isinstance(tensor, torch.Tensor):
         raise InitlabTypeError(f"init_ expects a torch.Tensor, got {type(tensor).__name__}")
-    if not tensor.is_floating_point():
+    if not (tensor.is_floating_point() or tensor.dtype in (torch.complex64, torch.complex128)):
         raise InitlabTypeError(f"cannot initialize a tensor of dtype {tensor.dtype}: "
-                               "use a floating-point tensor")
+                               "use a floating-point (or complex64/complex128) tensor")
 
 
 def _work_dtype(t: torch.Tensor) -> torch.dtype:
@@ -62,6 +62,8 @@ def resolve(tensor_or_shape: torch.Tensor | Sequence[int], scheme: SchemeLike, *
     is_tensor = isinstance(tensor_or_shape, torch.Tensor)
     shape = tuple(tensor_or_shape.shape) if is_tensor else tuple(tensor_or_shape)  # type: ignore[union-attr]
     ctx = Context(layout, fans, groups, blocks, stride, activation)
+    if is_tensor and tensor_or_shape.is_complex():  # type: ignore[union-attr]
+        return get(scheme).resolve_complex(shape, ctx)  # JAX's complex forms (the catalog's mechanism)
     return get(scheme).resolve(shape, ctx)
 
 
@@ -94,8 +96,33 @@ def init_(tensor: torch.Tensor, scheme: SchemeLike, generator: torch.Generator |
         return tensor
     if generator is None:
         generator = make_generator(tensor.device, seed)
+    if tensor.is_complex():
+        _fill_complex(tensor, draw, generator)
+        return tensor
     fill_(tensor, draw, generator)
     return tensor
+
+
+def _fill_complex(tensor: torch.Tensor, draw: d.Draw, g: torch.Generator) -> None:
+    """A complex tensor from a draw of ``resolve_complex`` (numpy_backend's ``complex_array``, in torch)."""
+    work = torch.complex128 if tensor.dtype == torch.complex128 else torch.complex64
+    real = torch.float64 if work == torch.complex128 else torch.float32
+    shape, dev = tuple(tensor.shape), tensor.device
+    if isinstance(draw, d.Constant):
+        tensor.fill_(draw.value)
+        return
+    if not isinstance(draw, d.ComplexCircular):
+        tensor.copy_(_structured(shape, draw, g, work, dev))  # values, orthogonal: a Haar unitary
+        return
+    u = torch.rand(shape, generator=g, dtype=real, device=dev)
+    if draw.radial == "normal":
+        r = torch.log1p(u.neg_()).neg_().sqrt_()  # r^2 ~ Exp(1)
+    elif draw.radial == "disk":
+        r = u.mul_(2.0).sqrt_()
+    else:
+        r = torch.log1p(u.mul_(math.expm1(-4.0))).neg_().sqrt_().div_(d.COMPLEX_TRUNC2_STD)
+    theta = torch.rand(shape, generator=g, dtype=real, device=dev).mul_(2 * math.pi)
+    tensor.copy_(torch.polar(r.mul_(draw.std), theta))
 
 
 def fill_(tensor: torch.Tensor, draw: d.Draw, generator: torch.Generator | None, *,
@@ -237,7 +264,11 @@ def one_thread() -> Iterator[None]:
 
 def haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype = torch.float32,
                     device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
-    """A Haar-distributed ``rows x cols`` matrix, the same on any thread count (see :func:`one_thread`)."""
+    """A Haar-distributed ``rows x cols`` matrix, the same on any thread count (see :func:`one_thread`); a
+    Haar unitary for a complex ``dtype``."""
+    if dtype.is_complex:
+        with one_thread():
+            return _haar_unitary(rows, cols, g, dtype, device)
     if torch.device(device).type != "cpu":  # GPU kernels do not depend on the CPU thread count
         return _haar_orthogonal(rows, cols, g, dtype, device, out)
     with one_thread():
@@ -274,6 +305,17 @@ def _haar_orthogonal(rows: int, cols: int, g: torch.Generator | None, dtype: tor
     return q.t() if transpose else q
 
 
+def _haar_unitary(rows: int, cols: int, g: torch.Generator | None, dtype: torch.dtype,
+                  device: torch.device | str) -> torch.Tensor:
+    """QR of a circular complex Gaussian with the phases of diag R divided out (Mezzadri 2007), as JAX's
+    ``random.orthogonal`` on a complex dtype; a wide matrix is the transpose of a tall one, as in JAX."""
+    transpose = rows < cols
+    n, k = (cols, rows) if transpose else (rows, cols)
+    q, r = torch.linalg.qr(torch.randn(n, k, generator=g, dtype=dtype, device=device))
+    q = q * torch.sgn(r.diagonal())
+    return q.t() if transpose else q
+
+
 def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None, work: torch.dtype,
                 device: torch.device, dest: torch.Tensor | None = None) -> torch.Tensor:
     """The matrix of a structured draw; written into ``dest`` (contiguous, ``work`` dtype) where the draw can
@@ -286,6 +328,9 @@ def _structured(shape: tuple[int, ...], draw: d.Draw, g: torch.Generator | None,
         target = dest.view(rows, cols) if dest is not None and rows >= cols else None
         q = haar_orthogonal(rows, cols, g, work, device, out=target).mul_(draw.gain)
         return dest if target is not None and dest is not None else q.reshape(shape)
+    if isinstance(draw, d.Values):
+        values = torch.tensor(draw.values, dtype=work, device=device).reshape(draw.shape)
+        return values.expand(shape).clone()
     if isinstance(draw, d.Eye):
         return torch.eye(shape[0], shape[1], dtype=work, device=device).mul_(draw.gain)
     if isinstance(draw, d.Dirac):

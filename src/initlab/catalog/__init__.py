@@ -2,7 +2,8 @@
 
 Owns scheme names and parameters (:mod:`.registry`, :mod:`.dialects`), the one general mechanism
 (:class:`~.initializers.VarianceScaling`), fans (:mod:`.fans`), activations and gains (:mod:`.activations`,
-:mod:`.gains`), module-default profiles (:mod:`.profiles`) and the primitive draws a backend must implement
+:mod:`.gains`), module-default profiles (:mod:`.profiles`), fixed-value initializers (array constants,
+Keras' STFT: :mod:`.fixed`) and the primitive draws a backend must implement
 (:mod:`.draws`). It imports numpy and scipy only -- never torch or jax -- and nothing else from initlab.
 """
 

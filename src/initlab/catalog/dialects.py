@@ -18,6 +18,7 @@ from typing import Literal
 from . import initializers as I
 from .draws import Draw
 from .fans import Axes
+from .fixed import ArrayConstantInit, STFTInit
 from .registry import JAX_INIT, KERAS_INIT, TIMM_INIT, TORCH_INIT, register
 
 # ---- torch -------------------------------------------------------------------------------------------------
@@ -66,7 +67,14 @@ register("keras:truncated_normal", "N(mean, stddev^2) cut at +-2 stddev, no corr
     lambda mean=0.0, stddev=0.05: I.TruncatedNormalInit(float(mean), float(stddev), -2.0, 2.0))
 register("keras:zeros", "0", "keras", KERAS_INIT)(lambda: I.ConstantInit(0.0))
 register("keras:ones", "1", "keras", KERAS_INIT)(lambda: I.ConstantInit(1.0))
-register("keras:constant", "value (a scalar)", "keras", KERAS_INIT)(lambda value=0.0: _constant(value))
+register("keras:constant", "value: a number, or an array broadcast to the weight's shape", "keras",
+         "keras/src/initializers/constant_initializers.py")(lambda value=0.0: _constant(value))
+register("keras:stft", "cos/sin(-2 pi t f / fft_length) x window / its L2 (density) or L1 (spectrum) norm: "
+         "Conv1D kernel (T, C, F)", "keras", "keras/src/initializers/constant_initializers.py",
+         "Keras' STFT kernel for STFTSpectrogram (side 'real' or 'imag').",
+         aliases=("keras:stft_initializer",))(
+    lambda side="real", window="hann", scaling="density", periodic=False:
+    _stft(side, window, scaling, periodic))
 register("keras:identity", "gain * I", "keras", KERAS_INIT)(lambda gain=1.0: I.IdentityInit(float(gain)))
 register("keras:orthogonal", "gain * Q, flattened (prod(shape[:-1]), shape[-1])", "keras", KERAS_INIT)(
     lambda gain=1.0: I.OrthogonalInit(float(gain), "keras", "keras:orthogonal"))
@@ -85,7 +93,8 @@ register("jax:truncated_normal", "stddev * Z, Z ~ N(0,1) cut at [lower, upper], 
                    I.TruncatedNormalInit(0.0, float(stddev), float(lower), float(upper)))
 register("jax:zeros", "0", "jax", JAX_INIT)(lambda: I.ConstantInit(0.0))
 register("jax:ones", "1", "jax", JAX_INIT)(lambda: I.ConstantInit(1.0))
-register("jax:constant", "value", "jax", JAX_INIT)(lambda value=0.0: _constant(value))
+register("jax:constant", "value: a number, or an array broadcast to the shape (jnp.full)", "jax", JAX_INIT)(
+    lambda value=0.0: _constant(value))
 register("jax:variance_scaling", "JAX variance_scaling: normal untruncated, truncated corrected by 0.8796; "
          "in_axis/out_axis/batch_axis", "jax", JAX_INIT)(
     lambda scale=1.0, mode="fan_in", distribution="truncated_normal", in_axis=-2, out_axis=-1, batch_axis=():
@@ -144,10 +153,17 @@ def _delta(scale: float, column_axis: int) -> I.Initializer:
 
 
 def _constant(value: object) -> I.Initializer:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ValueError(f"constant: only a scalar value is supported, got {type(value).__name__}; for an "
-                         "array copy it into the tensor (tensor.copy_(...))")
-    return I.ConstantInit(float(value))
+    if isinstance(value, bool):
+        raise ValueError("constant: value must be a number or an array of numbers, got a bool")
+    if isinstance(value, int | float):
+        return I.ConstantInit(float(value))
+    arr = ArrayConstantInit.of(value)
+    return I.ConstantInit(arr.values[0]) if arr.shape == () else arr
+
+
+def _stft(side: str, window: object, scaling: str | None, periodic: bool) -> I.Initializer:
+    win = window if window is None or isinstance(window, str) else tuple(float(w) for w in window)  # type: ignore
+    return STFTInit(side, win, scaling, bool(periodic))
 
 
 def _keras_family(mode: str, scale: float, dist: str, name: str) -> Callable[[], I.Initializer]:

@@ -153,8 +153,39 @@ class ZerO:
     channels_last: bool = False
 
 
+@dataclass(frozen=True)
+class Values:
+    """Fixed values (row-major, of ``shape``) broadcast to the weight's shape by numpy's rules: the
+    array-valued ``Constant`` of Keras and JAX, Keras' STFT kernel. A tuple, so the draw stays hashable."""
+
+    values: tuple[float, ...]
+    shape: tuple[int, ...]
+
+
+# JAX's divisor for its complex truncated normal (jax.nn.initializers.variance_scaling), commented there as
+# the std of the circular standard normal cut at modulus 2. That std is sqrt(1 - 4 e^-4 / (1 - e^-4)) =
+# 0.96196, so JAX's draws have E|w|^2 = 1.0187 x the variance asked for: reproduced on purpose (JAX's law).
+COMPLEX_TRUNC2_STD = 0.95311164380491208
+
+
+@dataclass(frozen=True)
+class ComplexCircular:
+    """JAX's complex forms of zero-mean draws: ``z = std * r * exp(2 pi i u)``, ``u`` uniform, ``E|z|^2 =
+    std^2``. ``radial``: "normal" (a circular normal, real and imaginary parts each N(0, std^2 / 2):
+    ``r^2 ~ Exp(1)``), "disk" (uniform on the disk of radius sqrt(2) std: ``r = sqrt(2 u')``), "truncated"
+    (the circular normal cut at modulus 2, rescaled by :data:`COMPLEX_TRUNC2_STD`)."""
+
+    std: float
+    radial: Literal["normal", "disk", "truncated"] = "normal"
+
+    @property
+    def mean(self) -> float:
+        return 0.0
+
+
 Draw = Union[  # noqa: UP007 - a runtime alias used in isinstance-free annotations
-    Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse, ZerO]
+    Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse, ZerO, Values,
+    ComplexCircular]
 ELEMENTWISE = (Constant, Normal, Uniform, TruncatedNormal)
 
 
@@ -179,6 +210,11 @@ def reach(draw: Draw) -> float:
         return NORMAL_REACH * abs(draw.std)
     if isinstance(draw, ZerO):
         return 1.0
+    if isinstance(draw, Values):
+        return max((abs(v) for v in draw.values), default=0.0)
+    if isinstance(draw, ComplexCircular):
+        return abs(draw.std) * (2.0 / COMPLEX_TRUNC2_STD if draw.radial == "truncated" else
+                                math.sqrt(2.0) if draw.radial == "disk" else NORMAL_REACH)
     return abs(getattr(draw, "gain", 1.0))  # orthogonal, eye, dirac, delta-orthogonal: |values| <= gain
 
 

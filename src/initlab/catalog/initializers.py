@@ -63,12 +63,20 @@ class Initializer:
     def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
         raise NotImplementedError
 
+    def resolve_complex(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        """The draw for a complex weight, as JAX draws it (``jax.nn.initializers`` with a complex dtype):
+        constants as they are, zero-mean normal / uniform / truncated-normal variance scaling as
+        :class:`~.draws.ComplexCircular` with ``E|w|^2`` the real variance, orthogonal as a Haar unitary.
+        Schemes JAX refuses complex dtypes for (``uniform``, ``truncated_normal``...) raise."""
+        raise TypeError(f"{self.config_name or type(self).__name__} has no complex form in JAX (jax.random "
+                        "refuses complex dtypes for it): use a zero-mean normal, variance-scaling, "
+                        "orthogonal or constant scheme (e.g. 'jax:glorot_normal') for complex weights")
+
     def uses_fans(self) -> bool:
         return False
 
     def get_config(self) -> dict[str, Any]:
         return asdict(self) if is_dataclass(self) else {}
-
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.config_name, "params": self.get_config()}
@@ -85,6 +93,9 @@ class ConstantInit(Initializer):
     def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
         return d.Constant(float(self.value))
 
+    def resolve_complex(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        return self.resolve(shape, ctx)  # jnp.full(shape, value, complex dtype)
+
 
 @dataclass(frozen=True)
 class NormalInit(Initializer):
@@ -98,6 +109,11 @@ class NormalInit(Initializer):
 
     def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
         return d.Normal(float(self.mean), float(self.std))
+
+    def resolve_complex(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        if self.mean != 0:
+            return super().resolve_complex(shape, ctx)  # jax.nn.initializers.normal has no mean
+        return d.ComplexCircular(float(self.std), "normal")  # jax.random.normal: (N + iN) / sqrt(2)
 
 
 @dataclass(frozen=True)
@@ -222,6 +238,14 @@ class VarianceScaling(Initializer):
         parent = std / d.truncated_std(-t, t) if self.correct else std
         return d.TruncatedNormal(0.0, parent, -t, t)
 
+    def resolve_complex(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        """JAX's complex variance scaling: a circular normal, a uniform disk, or the circular normal cut at
+        modulus 2 (JAX's only truncation: +-2, corrected), each with ``E|w|^2`` the real variance."""
+        if self.distribution == "truncated_normal" and not (self.truncation == 2.0 and self.correct):
+            return super().resolve_complex(shape, ctx)
+        radial = {"normal": "normal", "uniform": "disk", "truncated_normal": "truncated"}[self.distribution]
+        return d.ComplexCircular(math.sqrt(self.variance(shape, ctx)), radial)  # type: ignore[arg-type]
+
     def get_config(self) -> dict[str, Any]:
         cfg = asdict(self)
         if self.axes is None:
@@ -340,6 +364,9 @@ class OrthogonalInit(Initializer):
             flatten = "torch"
         return d.Orthogonal(float(self.gain), flatten)
 
+    def resolve_complex(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        return self.resolve(shape, ctx)  # on a complex weight the backends draw a Haar unitary
+
 
 @dataclass(frozen=True)
 class IdentityInit(Initializer):
@@ -380,6 +407,9 @@ class DeltaOrthogonalInit(Initializer):
         if n_out < n_in:
             raise ValueError(f"delta_orthogonal needs out_channels >= in_channels, got {n_out} < {n_in}")
         return d.DeltaOrthogonal(float(self.gain), ctx.layout in ("keras", "jax"))
+
+    def resolve_complex(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        return self.resolve(shape, ctx)
 
 
 @dataclass(frozen=True)
@@ -506,16 +536,20 @@ class JaxVarianceScaling(Initializer):
     def uses_fans(self) -> bool:
         return True
 
-    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
-        ctx = ctx or Context()
-        inner = VarianceScaling(float(self.scale), self.mode, self.distribution)
+    def _fans(self, shape: Sequence[int], ctx: Context) -> Fans:
         default = (self.in_axis, self.out_axis, tuple(self.batch_axis)) == (-2, -1, ())
         if not default:
-            fans = compute_fans(shape, Axes(self.in_axis, self.out_axis, tuple(self.batch_axis)))
-        elif len(shape) < 2 and ctx.fans is None:
+            return compute_fans(shape, Axes(self.in_axis, self.out_axis, tuple(self.batch_axis)))
+        if len(shape) < 2 and ctx.fans is None:
             raise ValueError(f"{self.name}: JAX computes fans from in_axis=-2, out_axis=-1, which a "
                              f"{len(shape)}-D shape {tuple(shape)} does not have; pass fans=... or use "
                              "'zeros'")
-        else:
-            fans = native_fans(shape, ctx, self.name)
-        return inner.resolve(shape, Context(fans=fans))
+        return native_fans(shape, ctx, self.name)
+
+    def resolve(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        inner = VarianceScaling(float(self.scale), self.mode, self.distribution)
+        return inner.resolve(shape, Context(fans=self._fans(shape, ctx or Context())))
+
+    def resolve_complex(self, shape: Sequence[int], ctx: Context | None = None) -> d.Draw:
+        inner = VarianceScaling(float(self.scale), self.mode, self.distribution)
+        return inner.resolve_complex(shape, Context(fans=self._fans(shape, ctx or Context())))

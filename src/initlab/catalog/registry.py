@@ -50,6 +50,9 @@ class Scheme(I.Initializer):
     def resolve(self, shape: Any, ctx: I.Context | None = None) -> Any:
         return self.initializer.resolve(shape, ctx)
 
+    def resolve_complex(self, shape: Any, ctx: I.Context | None = None) -> Any:
+        return self.initializer.resolve_complex(shape, ctx)
+
     def uses_fans(self) -> bool:
         return self.initializer.uses_fans()
 
@@ -151,7 +154,9 @@ def get(spec: str | Mapping[str, Any] | I.Initializer, *args: Any, **params: Any
         bound = sig.bind(*all_args, **{**ckw, **params})
     except TypeError as exc:
         raise InitlabValueError(f"bad parameters for {name}: {exc}; signature: {entry.signature()}") from None
-    given = dict(bound.arguments)
+    # arrays (an array-valued constant) as nested lists: JSON-ready configs, comparable Schemes
+    given = {k: v.tolist() if hasattr(v, "tolist") and getattr(v, "ndim", 0) != 0 else v
+             for k, v in bound.arguments.items()}
     try:
         return Scheme(name, given, entry.factory(**given))
     except (TypeError, ValueError, ArithmeticError) as exc:  # float(10**400), float("a"), float([1])

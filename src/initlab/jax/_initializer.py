@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..backends.numpy_backend import complex_array
+from ..catalog import Context, compute_fans, to_config
 from ..catalog import get as catalog_get
-from ..catalog import to_config
 from ..frameworks._host import host_sample, resolve
 
 JaxInitializer = Callable[..., jax.Array]
@@ -20,7 +21,9 @@ def get(scheme: Any, *, activation: str | None = None, **params: Any) -> JaxInit
     """A JAX/Flax initializer for any catalog name, call form or config: ``init(key, shape, dtype=float32)``,
     with fans from JAX's layout ``(*kernel, in, out)``. Usable under ``jit`` (the draw runs on the host
     through ``jax.pure_callback``, by the numpy backend, seeded by the key's data). Complex dtypes get JAX's
-    complex forms of zero-mean normal, uniform and truncated-normal draws (E|w|^2 = the real variance).
+    complex forms (:meth:`initlab.catalog.Initializer.resolve_complex`): a circular normal, a uniform disk or
+    a modulus-truncated circular normal with ``E|w|^2`` the real variance, a Haar unitary for orthogonal,
+    constants as they are; schemes JAX refuses complex dtypes for (``jax:uniform``...) raise here too.
 
     >>> import flax.nnx as nnx  # doctest: +SKIP
     >>> nnx.Linear(64, 64, kernel_init=get("he_normal"), rngs=nnx.Rngs(0))  # doctest: +SKIP
@@ -31,18 +34,32 @@ def get(scheme: Any, *, activation: str | None = None, **params: Any) -> JaxInit
         shape = tuple(int(s) for s in shape)
         dt = jnp.dtype(dtype)
         resolve(config, shape, activation)  # bad shapes and fans raise here, not inside the callback
-        if jnp.issubdtype(dt, jnp.complexfloating):
-            host_sample(config, (1,) * len(shape), 0, dt, activation)  # no complex form: raise now
+        cplx = bool(jnp.issubdtype(dt, jnp.complexfloating))
+        if cplx:
+            complex_draw(config, shape, activation)  # no complex form: raise now, not in the callback
         data = _key_words(key)
 
         def host(words: np.ndarray) -> np.ndarray:
-            return host_sample(config, shape, [int(w) for w in np.asarray(words).ravel()], dt, activation)
+            entropy = [int(w) for w in np.asarray(words).ravel()]
+            if cplx:
+                rng = np.random.default_rng(entropy)
+                return complex_array(complex_draw(config, shape, activation), shape, rng).astype(dt)
+            return host_sample(config, shape, entropy, dt, activation)
 
         return jax.pure_callback(host, jax.ShapeDtypeStruct(shape, dt), data)
 
     init.__name__ = f"initlab_{config['name']}".replace(":", "_")
     init.__qualname__ = init.__name__
     return init
+
+
+def complex_draw(scheme: Any, shape: tuple[int, ...], activation: str | None = None) -> Any:
+    """The catalog's complex draw of ``scheme`` for a channels-last weight (fans from JAX's layout, unless the
+    scheme names its own axes, as ``flax:embed``)."""
+    init = catalog_get(scheme)
+    explicit_axes = getattr(getattr(init, "initializer", init), "axes", None) is not None
+    fans = compute_fans(shape, "keras") if len(shape) >= 2 and not explicit_axes else None
+    return init.resolve_complex(shape, Context("keras", fans, activation=activation))
 
 
 def _key_words(key: Any) -> jax.Array:

@@ -231,7 +231,7 @@ def _structured(draw: d.Draw, shape: tuple[int, ...], seed: int, name: str, engi
             keys = _gaussian(shape, seed, name, counter.AUX, engine, threads)
             out.scatter_(0, keys.argsort(dim=0, stable=True)[:n_zero], 0.0)
         return out
-    if isinstance(draw, (d.Eye, d.Dirac, d.ZerO)):  # deterministic: no random numbers at all
+    if isinstance(draw, (d.Eye, d.Dirac, d.ZerO, d.Values)):  # deterministic: no random numbers at all
         unused = torch.Generator().manual_seed(0)
         return torch_backend._structured(shape, draw, unused, torch.float32, torch.device("cpu"))
     raise TypeError(f"the counter generator has no construction for {draw!r}")
