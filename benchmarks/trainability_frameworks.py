@@ -115,8 +115,38 @@ def run_flax(act: str, opt: str, lr: float, init: str, seed: int, steps: int, xy
     return train(*build_flax(act, init, seed, xy[0].shape[1]), opt, lr, seed, steps, xy)
 
 
-RUNNERS: dict[str, Callable[..., float]] = {"keras": run_keras, "flax": run_flax}
-DEFAULTS = {"keras": "keras default (glorot_uniform)", "flax": "flax default (lecun_normal)"}
+def run_torch(act: str, opt: str, lr: float, init: str, seed: int, steps: int, xy: tuple) -> float:
+    """The PyTorch twin (``--frameworks torch``, a reference): the same weights as Keras and Flax
+    (``init_torch``, keyed by layer order), the same batches, torch's Adam / SGD."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from initlab.frameworks import init_torch
+
+    torch.manual_seed(seed)  # PyTorch's default init
+    fn = {"relu": nn.ReLU, "tanh": nn.Tanh}[act]
+    layers: list[nn.Module] = [nn.Linear(xy[0].shape[1], WIDTH), fn()]
+    for _ in range(DEPTH - 2):
+        layers += [nn.Linear(WIDTH, WIDTH), fn()]
+    model = nn.Sequential(*layers, nn.Linear(WIDTH, 10))
+    if init == "initlab auto":
+        init_torch(model, "auto", seed=seed)
+    x, y, xt, yt = (torch.as_tensor(a) for a in xy)
+    optim = (torch.optim.Adam if opt == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
+    for idx in batches(seed, len(x), steps):
+        i = torch.as_tensor(idx)
+        loss = F.cross_entropy(model(x[i]), y[i].long())
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+    with torch.no_grad():
+        return float((model(xt).argmax(1) == yt).float().mean())
+
+
+RUNNERS: dict[str, Callable[..., float]] = {"keras": run_keras, "flax": run_flax, "torch": run_torch}
+DEFAULTS = {"keras": "keras default (glorot_uniform)", "flax": "flax default (lecun_normal)",
+            "torch": "pytorch default"}
 
 
 def _compile_cache() -> None:

@@ -31,8 +31,8 @@ class Slot:
     shape: tuple[int, ...]
     get: Get
     set: Set
-    need: str
-    convert: Callable[[np.ndarray], np.ndarray]
+    needs: tuple[str, ...]  # the shadow tensors its value is made from (an LSTM bias: torch's two)
+    convert: Callable[..., np.ndarray]
 
 
 @dataclass
@@ -44,12 +44,14 @@ class Ctx:
     notes: list[str] = field(default_factory=list)
     hidden: int = 0  # Linen: kernel layers still to come (the activation follows all but the last)
 
-    def slot(self, path: str, kind: str, leaf: tuple[Get, Set], need: str,
-             convert: Callable[[np.ndarray], np.ndarray] = np.asarray) -> None:
+    def slot(self, path: str, kind: str, leaf: tuple[Get, Set], need: str | tuple[str, ...],
+             convert: Callable[..., np.ndarray] = np.asarray) -> None:
         get, set_ = leaf
         shape = tuple(get().shape)
-        self.slots.append(Slot(path, shape, get, set_, need, convert))
-        self.labels[need] = (path, kind, shape)
+        needs = (need,) if isinstance(need, str) else need
+        self.slots.append(Slot(path, shape, get, set_, needs, convert))
+        for n in needs:
+            self.labels[n] = (path, kind, shape if len(needs) == 1 else None)
 
 
 def activation(ctx: Ctx, fn: Any, node: int) -> int:
