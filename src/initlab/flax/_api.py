@@ -31,9 +31,9 @@ def init_model(module_or_params: Any, scheme: Any = "auto", *, seed: int | None 
     once (``jax.make_jaxpr``, nothing is computed): layers are the module tree's parameters as the forward
     uses them, activations the elementwise functions between layers (however written:
     ``x * jax.nn.sigmoid(x)`` is swish), residual adds the adds of two layers' values, an LSTM cell's gate
-    denses one LSTM, an attention block's projections one attention layer. A Linen tree also needs ``apply_fn`` (``module.apply``, called as
-    ``apply_fn(variables, *example_input)``). Parameters the trace does not read are left as they are and
-    named in ``report.warnings``.
+    denses one LSTM, an attention block's projections one attention layer. A Linen tree also needs
+    ``apply_fn`` (``module.apply``, called as ``apply_fn(variables, *example_input)``). Parameters the
+    trace does not read are left as they are and named in ``report.warnings``.
     Without it, layers are read in tree order and ``activation`` is the activation after each hidden layer
     where the tree does not say (Linen trees, NNX modules other than ``nnx.Sequential``); residual adds are
     not seen. ``dry_run=True`` changes nothing.
