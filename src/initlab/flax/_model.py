@@ -1,10 +1,11 @@
 """``initlab.flax.init_model``: Flax NNX modules and Linen parameter trees described as a shadow torch
 skeleton, planned and drawn by the shared path, written back in Flax's layout -- all or nothing.
 
-Discovery reads the module tree in order (``nnx.Sequential`` items, other modules in Flax's graph order; Linen
-trees in the order Linen created the submodules); activations come from the callables of an
-``nnx.Sequential`` or from ``activation=`` (Linen trees and other modules, where the tree does not say which
-activation follows a layer). Residual adds are not seen in this version."""
+Without an example input, discovery reads the module tree in order (``nnx.Sequential`` items, other modules
+in Flax's graph order; Linen trees in the order Linen created the submodules); activations come from the
+callables of an ``nnx.Sequential`` or from ``activation=`` (Linen trees and other modules, where the tree does
+not say which activation follows a layer); residual adds are not seen. With one, :mod:`._trace` reads all of
+it from the forward and uses the layer builders here."""
 
 from __future__ import annotations
 
