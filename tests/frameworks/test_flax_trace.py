@@ -204,3 +204,22 @@ def test_what_the_trace_does_not_read_is_reported_and_left_alone() -> None:
         if k[0] in ("unused", "gru"):
             np.testing.assert_array_equal(np.asarray(after[k]), v)
     assert {r.name for r in report.rows} == {"fc/kernel", "fc/bias", "out/kernel", "out/bias"}
+
+
+class _LinenSeq(linen.Module):
+    @linen.compact
+    def __call__(self, tokens):
+        h = linen.Embed(20, 8)(tokens)
+        h = h + linen.MultiHeadDotProductAttention(num_heads=2)(h)
+        return linen.Dense(3)(jax.nn.relu(linen.RNN(linen.LSTMCell(6))(h)))
+
+
+def test_linen_lstm_cell_and_attention_known_by_their_children() -> None:
+    module, x = _LinenSeq(), jnp.zeros((2, 5), jnp.int32)
+    params = module.init(jax.random.key(0), x)
+    new, report = iflax.init_params(params, seed=0, example_input=x, apply_fn=module.apply)
+    assert not report.warnings and not report.notes
+    assert [r.module for r in report.rows if r.name.endswith("kernel")] == \
+        ["MultiHeadAttention", "MultiHeadAttention", "LSTMCell", "LSTMCell", "Dense"]
+    old, cell = params["params"]["LSTMCell_0"], new["params"]["LSTMCell_0"]
+    assert not np.array_equal(np.asarray(cell["hf"]["kernel"]), np.asarray(old["hf"]["kernel"]))

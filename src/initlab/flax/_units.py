@@ -64,7 +64,8 @@ def lstm(ctx: Ctx, path: str, modules: dict[str, Module], src: int) -> int:
         if "bias" in h.leaves:
             needs = (bhh,) if "bias" in x.leaves else (bih, bhh)
             ctx.slot(f"{h.path}/bias", "LSTMCell", h.leaves["bias"], needs, _block(g, hidden, False))
-    for need, side in ((ih, "i"), (hh, "h"), (bih, "i"), (bhh, "h")):
+    both = "bias" in kids[0].leaves  # else torch's two biases are summed into the hidden side's
+    for need, side in ((ih, "i"), (hh, "h"), (bih, "i" if both else "h"), (bhh, "h")):
         what = "kernel" if need in (ih, hh) else "bias"
         ctx.labels[need] = (f"{path + '/' if path else ''}{side}{{i,f,g,o}}/{what}", "LSTMCell", None)
     return node
