@@ -9,6 +9,7 @@ plan initlab makes for the same torch model). Batches are the same index sequenc
 
     python benchmarks/trainability_frameworks.py                 # 2000 steps, 3 seeds, both frameworks
     python benchmarks/trainability_frameworks.py --steps 200 --seeds 1 --frameworks flax --configs relu-adam
+    python benchmarks/trainability_frameworks.py --frameworks torch --configs relu-adam   # the PyTorch twin
 """
 
 from __future__ import annotations
