@@ -9,6 +9,7 @@ plan initlab makes for the same torch model). Batches are the same index sequenc
 
     python benchmarks/trainability_frameworks.py                 # 2000 steps, 3 seeds, both frameworks
     python benchmarks/trainability_frameworks.py --steps 200 --seeds 1 --frameworks flax --configs relu-adam
+    python benchmarks/trainability_frameworks.py --frameworks torch --configs relu-adam   # the PyTorch twin
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -27,6 +29,7 @@ import numpy as np
 CONFIGS = {"relu-adam": ("relu", "adam", 1e-3), "tanh-sgd": ("tanh", "sgd", 1e-2)}
 TARGET = {"relu-adam": 0.55, "tanh-sgd": 0.45}
 DEPTH, WIDTH, BATCH = 50, 128, 128
+CHUNK = 100  # steps per compiled scan
 
 
 def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -43,73 +46,124 @@ def batches(seed: int, n: int, steps: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, (steps, BATCH))
 
 
-def run_keras(act: str, opt: str, lr: float, init: str, seed: int, steps: int, xy: tuple) -> float:
-    import jax
+Apply = Callable[[Any, Any], Any]  # (params, x) -> logits: a pure function of the parameter pytree
+
+
+def build_keras(act: str, init: str, seed: int, n_in: int) -> tuple[Apply, Any]:
     import keras
-    import optax
 
     import initlab.keras as ikeras
 
-    x, y, xt, yt = xy
     keras.utils.set_random_seed(seed)  # Keras' default init draws from its global seed
     hidden = [keras.layers.Dense(WIDTH, activation=act) for _ in range(DEPTH - 1)]
-    model = keras.Sequential([keras.Input((x.shape[1],)), *hidden, keras.layers.Dense(10)])
+    model = keras.Sequential([keras.Input((n_in,)), *hidden, keras.layers.Dense(10)])
     if init == "initlab auto":
         ikeras.init_model(model, "auto", seed=seed)
-    # Keras' JAX-native training loop (stateless_call under jax.jit; train_on_batch is ~10x slower here),
-    # with the same optax optimizer as the Flax run
-    tx = optax.adam(lr) if opt == "adam" else optax.sgd(lr)
-    params = [v.value for v in model.trainable_variables]
-    state = tx.init(params)
-
-    @jax.jit
-    def step(params, state, xb, yb):  # type: ignore[no-untyped-def]
-        def loss(p):  # type: ignore[no-untyped-def]
-            logits, _ = model.stateless_call(p, [], xb)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-        grads = jax.grad(loss)(params)
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-
-    for idx in batches(seed, len(x), steps):
-        params, state = step(params, state, x[idx], y[idx])
-    logits, _ = model.stateless_call(params, [], xt)
-    return float((np.asarray(logits).argmax(1) == yt).mean())
+    # Keras' JAX-native functional call (train_on_batch is ~10x slower here)
+    return (lambda p, xb: model.stateless_call(p, [], xb)[0]), [v.value for v in model.trainable_variables]
 
 
-def run_flax(act: str, opt: str, lr: float, init: str, seed: int, steps: int, xy: tuple) -> float:
+def build_flax(act: str, init: str, seed: int, n_in: int) -> tuple[Apply, Any]:
     import jax
-    import optax
     from flax import nnx
 
     import initlab.flax as iflax
 
-    x, y, xt, yt = xy
     rngs = nnx.Rngs(seed)
     fn = {"relu": nnx.relu, "tanh": jax.numpy.tanh}[act]
-    items: list = [nnx.Linear(x.shape[1], WIDTH, rngs=rngs), fn]
+    items: list = [nnx.Linear(n_in, WIDTH, rngs=rngs), fn]
     for _ in range(DEPTH - 2):
         items += [nnx.Linear(WIDTH, WIDTH, rngs=rngs), fn]
     model = nnx.Sequential(*items, nnx.Linear(WIDTH, 10, rngs=rngs))
     if init == "initlab auto":
         iflax.init_model(model, "auto", seed=seed)
+    graphdef, params = nnx.split(model, nnx.Param)  # the model has no other state
+    return (lambda p, xb: nnx.merge(graphdef, p)(xb)), params
+
+
+def train(apply: Apply, params: Any, opt: str, lr: float, seed: int, steps: int, xy: tuple) -> float:
+    """``steps`` optax steps, ``CHUNK`` of them per ``jax.jit``-compiled ``lax.scan`` with the data on the
+    device: one dispatch per chunk instead of a per-step Python call (whose pytree flattening -- and
+    ``nnx.jit``'s graph walk -- cost more than the step's arithmetic here). The same optimizer update as
+    ``nnx.Optimizer`` (``tx.update`` then ``optax.apply_updates``), the same batches for every init."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    x, y, xt, yt = (jnp.asarray(a) for a in xy)
     tx = optax.adam(lr) if opt == "adam" else optax.sgd(lr)
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
 
-    @nnx.jit
-    def step(model, optimizer, xb, yb):  # type: ignore[no-untyped-def]
-        def loss(m):  # type: ignore[no-untyped-def]
-            return optax.softmax_cross_entropy_with_integer_labels(m(xb), yb).mean()
-        grads = nnx.grad(loss)(model)
-        optimizer.update(model, grads)
+    def one(carry: Any, idx: Any) -> tuple[Any, None]:
+        p, state = carry
+        def loss(q: Any) -> Any:
+            return optax.softmax_cross_entropy_with_integer_labels(apply(q, x[idx]), y[idx]).mean()
+        updates, state = tx.update(jax.grad(loss)(p), state, p)
+        return (optax.apply_updates(p, updates), state), None
 
+    run = jax.jit(lambda carry, idxs: jax.lax.scan(one, carry, idxs)[0])
+    carry = (params, tx.init(params))
+    order = batches(seed, len(x), steps)
+    for start in range(0, steps, CHUNK):
+        carry = run(carry, jnp.asarray(order[start:start + CHUNK]))
+    return float((np.asarray(apply(carry[0], xt)).argmax(1) == np.asarray(yt)).mean())
+
+
+def run_keras(act: str, opt: str, lr: float, init: str, seed: int, steps: int, xy: tuple) -> float:
+    return train(*build_keras(act, init, seed, xy[0].shape[1]), opt, lr, seed, steps, xy)
+
+
+def run_flax(act: str, opt: str, lr: float, init: str, seed: int, steps: int, xy: tuple) -> float:
+    return train(*build_flax(act, init, seed, xy[0].shape[1]), opt, lr, seed, steps, xy)
+
+
+def run_torch(act: str, opt: str, lr: float, init: str, seed: int, steps: int, xy: tuple) -> float:
+    """The PyTorch twin (``--frameworks torch``, a reference): the same weights as Keras and Flax
+    (``init_torch``, keyed by layer order), the same batches, torch's Adam / SGD."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from initlab.frameworks import init_torch
+
+    torch.manual_seed(seed)  # PyTorch's default init
+    fn = {"relu": nn.ReLU, "tanh": nn.Tanh}[act]
+    layers: list[nn.Module] = [nn.Linear(xy[0].shape[1], WIDTH), fn()]
+    for _ in range(DEPTH - 2):
+        layers += [nn.Linear(WIDTH, WIDTH), fn()]
+    model = nn.Sequential(*layers, nn.Linear(WIDTH, 10))
+    if init == "initlab auto":
+        init_torch(model, "auto", seed=seed)
+    x, y, xt, yt = (torch.as_tensor(a) for a in xy)
+    optim = (torch.optim.Adam if opt == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
     for idx in batches(seed, len(x), steps):
-        step(model, optimizer, x[idx], y[idx])
-    return float((np.asarray(model(xt)).argmax(1) == yt).mean())
+        i = torch.as_tensor(idx)
+        loss = F.cross_entropy(model(x[i]), y[i].long())
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+    with torch.no_grad():
+        return float((model(xt).argmax(1) == yt).float().mean())
 
 
-RUNNERS: dict[str, Callable[..., float]] = {"keras": run_keras, "flax": run_flax}
-DEFAULTS = {"keras": "keras default (glorot_uniform)", "flax": "flax default (lecun_normal)"}
+RUNNERS: dict[str, Callable[..., float]] = {"keras": run_keras, "flax": run_flax, "torch": run_torch}
+DEFAULTS = {"keras": "keras default (glorot_uniform)", "flax": "flax default (lecun_normal)",
+            "torch": "pytorch default"}
+
+
+def _compile_cache() -> None:
+    """Every (framework, config) compiles the same program for each init and seed: XLA's persistent cache
+    compiles it once (a cached executable is the same binary, so the numbers do not change)."""
+    import tempfile
+
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="initlab-xla-"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def _dump(path: str, steps: int, seeds: int, results: dict[str, dict[str, list[float]]]) -> None:
+    with open(path, "w") as fh:
+        json.dump({"steps": steps, "seeds": seeds, "results": results}, fh, indent=2)
 
 
 def main() -> None:
@@ -121,6 +175,7 @@ def main() -> None:
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     xy = data()
+    _compile_cache()
     results: dict[str, dict[str, list[float]]] = {}
     for seed in range(args.seeds):  # seeds outermost: an interrupted run has every cell for its first seeds
         for cname in args.configs.split(","):
@@ -133,17 +188,15 @@ def main() -> None:
                     results.setdefault(f"{fw} {cname}", {}).setdefault(init, []).append(acc)
                     print(f"{fw:5s} {cname:9s} {init:30s} seed {seed}: test acc {acc:.3f} "
                           f"({time.perf_counter() - t0:.0f} s)", flush=True)
+                    if args.json:  # after every run: an interrupted run keeps what it measured
+                        _dump(args.json, args.steps, seed + 1, results)
     head = f"framework, config ({args.steps} steps, {args.seeds} seeds)"
-    print(f"\n| {head} | default | initlab auto | target |")
+    print(f"\n| {head} | default: mean (per seed) | initlab auto: mean (per seed) | target |")
     print("|---|---|---|---|")
     for key, row in results.items():
         fw, cname = key.split()
-        mean = {k: float(np.mean(v)) for k, v in row.items()}
-        auto = mean["initlab auto"]
-        print(f"| {fw}, {cname} | {mean[DEFAULTS[fw]]:.3f} | {auto:.3f} | >= {TARGET[cname]} |")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"steps": args.steps, "seeds": args.seeds, "results": results}, fh, indent=2)
+        cells = {k: f"{np.mean(v):.3f} ({', '.join(f'{a:.3f}' for a in v)})" for k, v in row.items()}
+        print(f"| {fw}, {cname} | {cells[DEFAULTS[fw]]} | {cells['initlab auto']} | >= {TARGET[cname]} |")
 
 
 if __name__ == "__main__":

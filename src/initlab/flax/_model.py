@@ -1,10 +1,11 @@
 """``initlab.flax.init_model``: Flax NNX modules and Linen parameter trees described as a shadow torch
 skeleton, planned and drawn by the shared path, written back in Flax's layout -- all or nothing.
 
-Discovery reads the module tree in order (``nnx.Sequential`` items, other modules in Flax's graph order; Linen
-trees in the order Linen created the submodules); activations come from the callables of an
-``nnx.Sequential`` or from ``activation=`` (Linen trees and other modules, where the tree does not say which
-activation follows a layer). Residual adds are not seen in this version."""
+Without an example input, discovery reads the module tree in order (``nnx.Sequential`` items, other modules
+in Flax's graph order; Linen trees in the order Linen created the submodules); activations come from the
+callables of an ``nnx.Sequential`` or from ``activation=`` (Linen trees and other modules, where the tree does
+not say which activation follows a layer); residual adds are not seen. With one, :mod:`._trace` reads all of
+it from the forward and uses the layer builders here."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ class Slot:
     shape: tuple[int, ...]
     get: Get
     set: Set
-    need: str
-    convert: Callable[[np.ndarray], np.ndarray]
+    needs: tuple[str, ...]  # the shadow tensors its value is made from (an LSTM bias: torch's two)
+    convert: Callable[..., np.ndarray]
 
 
 @dataclass
@@ -44,12 +45,14 @@ class Ctx:
     notes: list[str] = field(default_factory=list)
     hidden: int = 0  # Linen: kernel layers still to come (the activation follows all but the last)
 
-    def slot(self, path: str, kind: str, leaf: tuple[Get, Set], need: str,
-             convert: Callable[[np.ndarray], np.ndarray] = np.asarray) -> None:
+    def slot(self, path: str, kind: str, leaf: tuple[Get, Set], need: str | tuple[str, ...],
+             convert: Callable[..., np.ndarray] = np.asarray) -> None:
         get, set_ = leaf
         shape = tuple(get().shape)
-        self.slots.append(Slot(path, shape, get, set_, need, convert))
-        self.labels[need] = (path, kind, shape)
+        needs = (need,) if isinstance(need, str) else need
+        self.slots.append(Slot(path, shape, get, set_, needs, convert))
+        for n in needs:
+            self.labels[n] = (path, kind, shape if len(needs) == 1 else None)
 
 
 def activation(ctx: Ctx, fn: Any, node: int) -> int:

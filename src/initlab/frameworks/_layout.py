@@ -30,3 +30,16 @@ def gates(w: np.ndarray, order: Sequence[int]) -> np.ndarray:
     """Reorder the gate blocks stacked along dim 0 (torch GRU r,z,n -> Keras z,r,h: ``order=(1, 0, 2)``)."""
     blocks = np.split(w, len(order), axis=0)
     return np.concatenate([blocks[i] for i in order], axis=0)
+
+
+def conv_transpose(w: np.ndarray) -> np.ndarray:
+    """ConvTranspose ``(in, out/groups, *k)`` -> Flax ConvTranspose kernel ``(*k, in, out)``."""
+    return np.ascontiguousarray(w.transpose(*range(2, w.ndim), 0, 1))
+
+
+def qkv(w: np.ndarray, i: int, heads: int) -> np.ndarray:
+    """Block ``i`` (query, key, value) of a packed ``(3E, E)`` in_proj weight as an ``(E, heads, E/heads)``
+    kernel, or of the ``(3E,)`` bias as ``(heads, E/heads)``."""
+    dim = w.shape[0] // 3
+    block = w[i * dim:(i + 1) * dim]
+    return dense(block).reshape(dim, heads, -1) if block.ndim == 2 else block.reshape(heads, -1)

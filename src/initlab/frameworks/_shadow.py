@@ -41,6 +41,17 @@ def activation_module(name: str, negative_slope: float | None = None) -> nn.Modu
     return None if factory is None else factory()
 
 
+class SelfAttention(nn.Module):
+    """A self-attention block as one torch layer (Keras MultiHeadAttention, Flax MultiHeadAttention)."""
+
+    def __init__(self, dim: int, heads: int, bias: bool):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, bias=bias, batch_first=True)
+
+    def forward(self, x: Any) -> Any:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
 @dataclass
 class _Op:
     kind: Literal["input", "layer", "act", "add", "first"]

@@ -11,7 +11,7 @@ import numpy as np
 from torch import nn
 
 from ..frameworks import _layout as L
-from ..frameworks._shadow import Label, ShadowBuilder, activation_module
+from ..frameworks._shadow import Label, SelfAttention, ShadowBuilder, activation_module
 
 Convert = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -152,15 +152,6 @@ def recurrent(ctx: Ctx, layer: Any, src: int) -> int:
     return node
 
 
-class _SelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int, bias: bool):
-        super().__init__()
-        self.attn = nn.MultiheadAttention(dim, heads, bias=bias, batch_first=True)
-
-    def forward(self, x: Any) -> Any:
-        return self.attn(x, x, x, need_weights=False)[0]
-
-
 def attention(ctx: Ctx, layer: Any, src: int) -> int:
     q, k, v, o = layer._query_dense, layer._key_dense, layer._value_dense, layer._output_dense
     dim, heads, kd = q.kernel.shape
@@ -169,7 +160,7 @@ def attention(ctx: Ctx, layer: Any, src: int) -> int:
     if not square:
         raise _Unsupported("MultiHeadAttention with key_dim * num_heads != the model width")
     bias = layer._use_bias
-    node, p = ctx.builder.layer(lambda: _SelfAttention(dim, heads, bias), src)
+    node, p = ctx.builder.layer(lambda: SelfAttention(dim, heads, bias), src)
     w, b = f"{p}.attn.in_proj_weight", f"{p}.attn.in_proj_bias"
     for i, dense_ in enumerate((q, k, v)):
         ctx.write(layer, dense_.kernel, (w,), _qkv(w, i, (dim, heads, kd)))
