@@ -9,10 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..backends.numpy_backend import complex_array
-from ..catalog import Context, compute_fans, to_config
 from ..catalog import get as catalog_get
-from ..frameworks._host import host_sample, resolve
+from ..catalog import to_config
+from ..frameworks._host import complex_draw, host_sample, resolve
 
 JaxInitializer = Callable[..., jax.Array]
 
@@ -41,9 +40,6 @@ def get(scheme: Any, *, activation: str | None = None, **params: Any) -> JaxInit
 
         def host(words: np.ndarray) -> np.ndarray:
             entropy = [int(w) for w in np.asarray(words).ravel()]
-            if cplx:
-                rng = np.random.default_rng(entropy)
-                return complex_array(complex_draw(config, shape, activation), shape, rng).astype(dt)
             return host_sample(config, shape, entropy, dt, activation)
 
         return jax.pure_callback(host, jax.ShapeDtypeStruct(shape, dt), data)
@@ -51,15 +47,6 @@ def get(scheme: Any, *, activation: str | None = None, **params: Any) -> JaxInit
     init.__name__ = f"initlab_{config['name']}".replace(":", "_")
     init.__qualname__ = init.__name__
     return init
-
-
-def complex_draw(scheme: Any, shape: tuple[int, ...], activation: str | None = None) -> Any:
-    """The catalog's complex draw of ``scheme`` for a channels-last weight (fans from JAX's layout, unless the
-    scheme names its own axes, as ``flax:embed``)."""
-    init = catalog_get(scheme)
-    explicit_axes = getattr(getattr(init, "initializer", init), "axes", None) is not None
-    fans = compute_fans(shape, "keras") if len(shape) >= 2 and not explicit_axes else None
-    return init.resolve_complex(shape, Context("keras", fans, activation=activation))
 
 
 def _key_words(key: Any) -> jax.Array:
