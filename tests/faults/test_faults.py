@@ -220,26 +220,34 @@ def test_safetensors_faults_leave_no_file(tmp_path):
 
 
 def test_sigint_from_a_timer_during_commit(monkeypatch):
-    """A real Ctrl-C (SIGINT from another thread) while the commit runs (slowed down): KeyboardInterrupt, and
-    the model as it was."""
+    """A real Ctrl-C (SIGINT from another thread) while the commit runs: KeyboardInterrupt, and the model as it
+    was. The signal is sent once the commit has begun (not after a fixed delay, which a loaded machine could
+    outrun), and the first swap then waits long enough for Python to deliver it."""
     from initlab.model import _apply
 
     model = plain()
     snap = Snapshot.of(model)
     original = _apply.Journal.swap
+    committing = threading.Event()
 
     def slow_swap(self, tensor, new):
-        time.sleep(0.05)
+        committing.set()
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:  # the handler raises KeyboardInterrupt out of this sleep
+            time.sleep(0.01)
         return original(self, tensor, new)
 
+    def interrupt() -> None:
+        if committing.wait(10.0):
+            os.kill(os.getpid(), signal.SIGINT)
+
     monkeypatch.setattr(_apply.Journal, "swap", slow_swap)
-    timer = threading.Timer(0.08, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            init_model(model, "he_normal", seed=0)
-    finally:
-        timer.cancel()
+    sender = threading.Thread(target=interrupt, daemon=True)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        init_model(model, "he_normal", seed=0)
+    sender.join()
+    assert committing.is_set()
     assert snap.same(model)
 
 
