@@ -42,6 +42,7 @@ from ._layer_types import RAW
 from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
+from ._sizes import SIZED, call_sizes
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
 from ._walk import SHAPE as SHAPE
@@ -64,6 +65,8 @@ class Node:
     # an elementwise call (function name, arguments with tensors as _Ref, keyword arguments): what fusing
     # activations written from primitives reads (:mod:`._fuse`)
     call: tuple[str, tuple[Any, ...], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    # sizes the recording pass read from the tensors (:mod:`._sizes`): a contraction length, key counts
+    size: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass
@@ -479,6 +482,8 @@ class _Recorder:
     def on_call(self, fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
             node = self.b.call(fname, tuple(self.ref(args)), self.ref(dict(kwargs)))
+            if fname in SIZED:
+                self.b.nodes[node].size = call_sizes(fname, args, kwargs, out)
             self.bind(out, node)
 
 

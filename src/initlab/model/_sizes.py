@@ -1,0 +1,59 @@
+"""Sizes the second-moment propagation needs and a dataflow node cannot carry by itself, read from the
+tensors of the recording forward pass (hooks discovery): how many entries a product of two activations sums
+over (``q @ k^T``: the head size), and how many keys each row of an attention's probabilities spreads over
+(a causal or padding mask leaves some at exactly 0). Sizes only: the values depend on the weights the plan
+is about to replace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+MATMULS = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm"})
+SOFTMAXES = frozenset({"softmax"})
+MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
+                       "max_pool2d_with_indices", "max_pool3d_with_indices"})
+SIZED = MATMULS | SOFTMAXES | MAX_POOLS  # the calls discovery asks :func:`call_sizes` about
+QUANTILES = 16
+
+
+def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:
+    """``(K,)`` for a product of two activations (the contraction length), ``(k,)`` for a max pool (entries
+    per window, pooling modules are read from the module); for a softmax, quantiles of the
+    number of keys each row of its probabilities spreads over (:func:`key_counts`); ``()`` otherwise."""
+    if fname in MATMULS:
+        a = args[0] if args else None
+        if fname == "__rmatmul__" and len(args) > 1:
+            a = args[1]
+        if isinstance(a, torch.Tensor) and a.dim() >= 1:
+            return (float(a.shape[-1]),)
+        return ()
+    if fname in MAX_POOLS:
+        k = kwargs.get("kernel_size", args[1] if len(args) > 1 else None)
+        return (float(pool_window(k)),) if k is not None else ()
+    if fname in SOFTMAXES and isinstance(out, torch.Tensor) and out.dim() >= 1:
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else -1)
+        return key_counts(out, dim) if isinstance(dim, int) else ()
+    return ()
+
+
+def pool_window(kernel_size: Any) -> int:
+    """Entries in one max-pool window (``kernel_size`` an int or a tuple)."""
+    if isinstance(kernel_size, int):
+        return kernel_size
+    out = 1
+    for k in kernel_size:
+        out *= int(k)
+    return out
+
+
+def key_counts(probs: torch.Tensor, dim: int, points: int = QUANTILES) -> tuple[float, ...]:
+    """Up to ``points`` quantiles of the number of non-zero probabilities per row (a causal mask: 1..S)."""
+    with torch.no_grad():
+        n = (probs.detach() > 0).sum(dim).flatten().double().clamp_min(1.0)
+        if n.numel() == 0:
+            return ()
+        q = torch.linspace(0.5 / points, 1 - 0.5 / points, points, dtype=torch.float64)
+        picked = torch.quantile(n[:1 << 20], q, interpolation="nearest")
+        return tuple(float(v) for v in picked)
