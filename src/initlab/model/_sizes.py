@@ -15,7 +15,7 @@ SOFTMAXES = frozenset({"softmax"})
 MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
                        "max_pool2d_with_indices", "max_pool3d_with_indices"})
 SIZED = MATMULS | SOFTMAXES | MAX_POOLS  # the calls discovery asks :func:`call_sizes` about
-QUANTILES = 16
+QUANTILES = 8
 
 
 def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:

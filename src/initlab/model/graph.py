@@ -37,6 +37,7 @@ from . import layers as L
 from ._fingerprint import fingerprint
 from ._fuse import Fused, elementwise_call, fuse
 from ._fuse import Ref as _Ref
+from ._input_key import InputKey
 from ._isolate import kept_buffers, kept_rngs
 from ._layer_types import RAW
 from ._param_rules import attach_expert_layers
@@ -812,6 +813,9 @@ def _sites(b: _Builder, layers: list[LayerInfo], walker: Walker) -> list[Activat
 # The graph cache: model -> (fingerprint, graph). Keys are weak and a graph refers to its model weakly, so a
 # cached model is collected as soon as the user drops it.
 _CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Any, ModelGraph]] = weakref.WeakKeyDictionary()
+# graphs found with an example_input (hooks, or fx given one): model -> (fingerprint, input key, graph)
+_RUN_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Any, InputKey, ModelGraph]] = (
+    weakref.WeakKeyDictionary())
 
 
 Walk = tuple[dict[str, nn.Module], dict[str, torch.Tensor]]
@@ -845,7 +849,8 @@ def discover(
     parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword
     inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients; global
     RNGs and buffers kept). An fx graph is cached per model while everything it depends on stays the same
-    (modules, their attributes, parameters: see :mod:`._fingerprint`; ``cache=False`` rebuilds it);
+    (modules, their attributes, parameters: see :mod:`._fingerprint`; ``cache=False`` rebuilds it), a graph
+    found with an ``example_input`` while that input is also the same tensors, unmodified (:mod:`._input_key`);
     ``walk``: :func:`named_tensors` of the model when the caller has it.
     """
     model = unwrap(model)
@@ -854,6 +859,10 @@ def discover(
         hit = _CACHE.get(model)
         if hit is not None and hit[0] == key:
             return hit[1]
+    if cache and example_input is not None:  # a graph found by running the model: for the same input only
+        ran = _RUN_CACHE.get(model)
+        if ran is not None and ran[0] == key and ran[1].matches(example_input):
+            return ran[2]
     # Classifying a custom module runs it (stochastic depth draws in train mode) and reading a parametrized
     # weight runs its parametrization (spectral norm's power iteration writes _u/_v in train mode).
     with kept_rngs(), kept_buffers(model):
@@ -864,6 +873,8 @@ def discover(
         info.module is not model for info in graph.layers
     ):
         _CACHE[model] = (key, graph)
+    elif cache and example_input is not None and all(info.module is not model for info in graph.layers):
+        _RUN_CACHE[model] = (key, InputKey(example_input), graph)
     return graph
 
 
