@@ -850,7 +850,7 @@ def discover(
     inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients; global
     RNGs and buffers kept). An fx graph is cached per model while everything it depends on stays the same
     (modules, their attributes, parameters: see :mod:`._fingerprint`; ``cache=False`` rebuilds it), a graph
-    found with an ``example_input`` while that input is also the same tensors, unmodified (:mod:`._input_key`);
+    found with an ``example_input`` while the input is the same tensors, unmodified (:mod:`._input_key`);
     ``walk``: :func:`named_tensors` of the model when the caller has it.
     """
     model = unwrap(model)
