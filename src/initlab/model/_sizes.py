@@ -57,3 +57,20 @@ def key_counts(probs: torch.Tensor, dim: int, points: int = QUANTILES) -> tuple[
         q = torch.linspace(0.5 / points, 1 - 0.5 / points, points, dtype=torch.float64)
         picked = torch.quantile(n[:1 << 20], q, interpolation="nearest")
         return tuple(float(v) for v in picked)
+
+
+HUGE = 1e30  # an additive mask's "minus infinity" (finfo.min): not a value a signal is scaled by
+SAMPLE = 1 << 20
+
+
+def constant_value(out: Any) -> tuple[float, float] | None:
+    """(second moment, mean) of a floating tensor computed from constants and parameters only (rotary
+    tables, ``-exp(A_log)`` of a state-space layer), which the propagation then uses as it is; None for
+    anything else (masks with "minus infinity" entries, integer or boolean tensors)."""
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.numel() == 0:
+        return None
+    with torch.no_grad():
+        x = out.detach().flatten()[:SAMPLE].double()
+        if not bool(torch.isfinite(x).all()) or float(x.abs().max()) >= HUGE:
+            return None
+        return float(x.square().mean()), float(x.mean())

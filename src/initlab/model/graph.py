@@ -43,7 +43,7 @@ from ._layer_types import RAW
 from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
-from ._sizes import SIZED, call_sizes
+from ._sizes import SIZED, call_sizes, constant_value
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
 from ._walk import SHAPE as SHAPE
@@ -68,6 +68,8 @@ class Node:
     call: tuple[str, tuple[Any, ...], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     # sizes the recording pass read from the tensors (:mod:`._sizes`): a contraction length, key counts
     size: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    # (second moment, mean) of a tensor computed from constants and parameters only (hooks discovery)
+    value: tuple[float, float] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -483,8 +485,11 @@ class _Recorder:
     def on_call(self, fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
             node = self.b.call(fname, tuple(self.ref(args)), self.ref(dict(kwargs)))
+            n = self.b.nodes[node]
             if fname in SIZED:
-                self.b.nodes[node].size = call_sizes(fname, args, kwargs, out)
+                n.size = call_sizes(fname, args, kwargs, out)
+            if all(self.b.nodes[j].op == "const" or self.b.nodes[j].value is not None for j in n.inputs):
+                n.value = constant_value(out)
             self.bind(out, node)
 
 

@@ -76,7 +76,9 @@ def propagate(
     for i, n in enumerate(nodes):
         ins = [out[j] for j in n.inputs if j in out]
         x = ins[0] if ins else Signal()
-        if n.op == "input":
+        if n.value is not None and n.op not in ("layer", "input", "param", "output"):
+            out[i] = Signal(*n.value)  # computed from constants and parameters: read in discovery
+        elif n.op == "input":
             out[i] = Signal(1.0, 0.0)
         elif n.op in ("const", "param"):
             out[i] = Signal(0.0, 0.0)
