@@ -6,9 +6,12 @@ is about to replace."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from torch import fx
 
 MATMULS = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm"})
 SOFTMAXES = frozenset({"softmax"})
@@ -74,3 +77,47 @@ def constant_value(out: Any) -> tuple[float, float] | None:
         if not bool(torch.isfinite(x).all()) or float(x.abs().max()) >= HUGE:
             return None
         return float(x.square().mean()), float(x.mean())
+
+
+def fx_sizes(
+    graph: Any, root: torch.nn.Module, example_input: Any, name_of: Callable[[Any], str]
+) -> dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]]:
+    """node -> (:func:`call_sizes`, value) of the calls of an fx graph, read by running it once on
+    ``example_input`` (a traced model: the recording pass of hooks discovery does not run); the value of a
+    call that gives a Python number (a scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``.
+    Empty when the graph has no sized call or cannot be run on that input."""
+    calls = [n for n in graph.nodes if n.op in ("call_function", "call_method")]
+    if not any(name_of(n) in SIZED for n in calls):
+        return {}
+    found: dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] = {}
+    recorded = set(calls)
+
+    class Run(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            if n not in recorded:
+                return super().run_node(n)
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            out = getattr(self, n.op)(n.target, args, kwargs)
+            name = name_of(n)
+            size = call_sizes(name, tuple(args), dict(kwargs), out) if name in SIZED else ()
+            number = type(out) in (int, float)
+            if size or number:
+                found[n] = (size, (float(out) ** 2, float(out)) if number else None)
+            return out
+
+    try:
+        Run(fx.GraphModule(root, graph)).run(*_positional(root, graph, example_input))
+    except Exception:  # an input the traced graph cannot take as given: no sizes (the old prediction)
+        return {}
+    return found
+
+
+def _positional(root: torch.nn.Module, graph: Any, example_input: Any) -> list[Any]:
+    """The example input as the traced graph's placeholders, in order (a dict by name, defaults filled)."""
+    if isinstance(example_input, Mapping):
+        sig = inspect.signature(root.forward)
+        bound = sig.bind_partial(**example_input)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        return [values.get(str(n.target)) for n in graph.nodes if n.op == "placeholder"]
+    return list(example_input) if isinstance(example_input, tuple | list) else [example_input]

@@ -39,7 +39,7 @@ from ._registry import Kind, tensor_of
 from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
 from .plan import Choice, _forget_bias
-from .propagate import Signal, act_moments, output_signal, propagate
+from .propagate import Signal, act_moments, explain_missing, output_signal, propagate
 from .report import InitReport
 
 SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
@@ -546,6 +546,7 @@ class AutoChooser:
         for row in report.rows:
             if row.layer in self.var_out and main.get(row.layer) == row.name:
                 row.var_out = self.var_out[row.layer]
+        explain_missing(self.graph, report.rows)
         report.output_var = self.output_var
         report.notes.extend(self.notes)
 

@@ -43,7 +43,7 @@ from ._layer_types import RAW
 from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
-from ._sizes import SIZED, call_sizes, constant_value
+from ._sizes import SIZED, call_sizes, constant_value, fx_sizes
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
 from ._walk import SHAPE as SHAPE
@@ -406,7 +406,7 @@ def _fx_name(target: Any) -> str:
     return L.func_name(target)
 
 
-def _from_fx(model: nn.Module) -> _Builder:
+def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
     # Decide the leaves before tracing: classifying a custom module runs it, which must not happen under fx.
     graph = _LeafTracer({id(m) for m in model.modules() if L.is_leaf(m)}).trace(model)
     b = _Builder(model)
@@ -445,7 +445,17 @@ def _from_fx(model: nn.Module) -> _Builder:
         elif n.op == "output":
             inputs = tuple(r.node for r in _flatten((ref(n.args),)) if isinstance(r, _Ref))
             ids[n] = b.add("output", inputs)
+    if example_input is not None:  # the sizes hooks discovery reads from the recording pass (:mod:`._sizes`)
+        with _quiet_forward(model):
+            sizes = fx_sizes(graph, model, example_input, _fx_call_name)
+        for n, (size, value) in sizes.items():
+            node = b.nodes[alias.get(ids[n], ids[n])]
+            node.size, node.value = size, value
     return b
+
+
+def _fx_call_name(n: fx.Node) -> str:
+    return str(n.target) if n.op == "call_method" else _fx_name(n.target)
 
 
 # ---- front end 2: one forward pass with hooks and a TorchFunctionMode --------------------------------------
@@ -907,7 +917,7 @@ def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
     b: _Builder | None = None
     method = "fx"
     try:
-        b = _from_root_leaf(model) if L.is_leaf(model) else _from_fx(model)
+        b = _from_root_leaf(model) if L.is_leaf(model) else _from_fx(model, example_input)
     except Exception as exc:  # fx fails on data-dependent control flow, unsupported ops...
         notes.append(
             f"torch.fx could not trace the model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"

@@ -285,3 +285,19 @@ def evaluate(
     signals = propagate(graph, rule, lambda name, x: Signal(max(1.0, x.q), 0.0))
     out = output_signal(graph, signals)
     return var, (out.q if out is not None else None)
+
+
+def explain_missing(graph: ModelGraph, rows: list[Any]) -> None:
+    """Say on each planned layer's main row why it has no predicted output second moment (never a silent
+    None): the forward pass did not reach the layer, or the propagation has no node for it."""
+    infos = {info.name: info for info in graph.layers}
+    for r in rows:
+        info = infos.get(r.layer)
+        if info is None or r.status != "init" or r.var_out is not None:
+            continue
+        if next(iter(info.params.values()), None) != r.name:
+            continue
+        why = ("not predicted: the example forward pass did not reach this layer" if not info.reached
+               else "not predicted: the layer has no node in the traced dataflow")
+        r.note = f"{r.note}; {why}" if r.note else why
+
