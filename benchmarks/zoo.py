@@ -126,14 +126,24 @@ def _in_range(m2: float | None) -> bool | None:
     return None if m2 is None else MOMENT_RANGE[0] <= m2 <= MOMENT_RANGE[1]
 
 
-def lm_loss(out: Any, batch: Any, vocab: int) -> float | None:
+def lm_loss(out: Any, batch: Any, vocab: int, shift: bool = False) -> float | None:
+    """Cross-entropy of the logits against the tokens: the next token for a causal decoder (and the decoder
+    of an encoder-decoder, whose ``decoder_input_ids`` are the labels shifted right), the same position for
+    a masked LM (its unmasked-token loss). Unshifted, a causal LM's logit for the token it was just given
+    (tied embeddings copy it) would make the loss look better than ln V."""
     logits = primary(out)
     if logits is None or logits.shape[-1] != vocab:
         return None
     labels = batch["decoder_input_ids"] if "decoder_input_ids" in batch else batch["input_ids"]
     if logits.shape[:-1] != labels.shape:
         return None
+    if shift:
+        logits, labels = logits[:, :-1], labels[:, 1:]
     return float(torch.nn.functional.cross_entropy(logits.flatten(0, -2).float(), labels.flatten()))
+
+
+def causal(entry: zm.Entry) -> bool:
+    return bool({"decoder", "encoder-decoder"} & set(entry.tags))
 
 
 def summarize_layers(layers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,8 +177,9 @@ def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fre
     res["finite"] = all(bool(torch.isfinite(t).all()) for t in tensors(out) if t.is_floating_point())
     res["moments"] = summarize_layers(layers)
     if entry.vocab:
-        loss = lm_loss(out, fresh, entry.vocab)
+        loss = lm_loss(out, fresh, entry.vocab, shift=causal(entry))
         res["lm_loss"], res["ln_v"] = loss, math.log(entry.vocab)
+        res["lm_loss_same_position"] = lm_loss(out, fresh, entry.vocab)
         res["lm_ok"] = None if loss is None else abs(loss / math.log(entry.vocab) - 1) <= LM_TOL
     return res
 
