@@ -36,6 +36,8 @@ class Signal:
     q: float = 1.0  # second moment of the entries
     mu: float = 0.0  # mean of the entries
     share: float = 1.0  # softmax probabilities (q = -1): E[sum_j p_j^2], the variance an average keeps
+    inv_n: float = 1.0  # softmax probabilities: E[1/n], the share two rows' averages have in common
+    c: float = 0.0  # the part of q every token (position) of a sample shares: a mean, a bias, an average
 
 
 @lru_cache(maxsize=4096)
@@ -104,20 +106,48 @@ def propagate(
                 sum(s.q for s in ins) / max(len(ins), 1), sum(s.mu for s in ins) / max(len(ins), 1)
             )
         elif n.op == "softmax":  # marker q = -1: a probability vector (weights, not a signal)
-            out[i] = Signal(-1.0, 0.0, attention_share(n.size, max(x.q - x.mu**2, 0.0)))
+            s2 = max(x.q - max(x.c, x.mu**2), 0.0)  # what varies across the keys: a shared part cancels
+            inv_n = sum(1.0 / max(k, 1.0) for k in n.size) / len(n.size) if n.size else 1.0
+            out[i] = Signal(-1.0, 0.0, attention_share(n.size, s2), inv_n)
         elif n.op == "block":
             out[i] = block_rule(n.name, x) if block_rule is not None else Signal(1.0, 0.0)
         elif n.op == "other" and len(ins) >= 2:
             out[i] = _product(n.name, n.size, ins)
         elif n.op == "pool":
-            out[i] = Signal(x.mu**2 + max(x.q - x.mu**2, 0.0) * POOL_KEEP, x.mu)
+            c = max(x.c, x.mu**2)
+            out[i] = Signal(c + max(x.q - c, 0.0) * POOL_KEEP, x.mu, c=c)
         elif n.op == "pass" and x.q >= 0 and (k := _max_pool_window(graph, n)) > 1:
             out[i] = _max_pool(nodes, out, n.inputs[0], k)
         elif n.op == "output" or x.q >= 0:
             out[i] = Signal(abs(x.q), x.mu)
         else:  # pass, other: attention probabilities stay probabilities (dropout, a cast, a head mask)
             out[i] = x
+        if n.op in _COMMON_OPS:
+            out[i] = _common(n.op, ins, x, out[i])
     return out
+
+
+_COMMON_OPS = frozenset({"layer", "act", "add", "mul", "cat", "block", "pass", "output"})
+
+
+def _common(op: str, ins: list[Signal], x: Signal, y: Signal) -> Signal:
+    """``y`` with the part of its second moment that all tokens of a sample share (``c``): a linear map or
+    a norm keeps the input's share of it, an activation also makes its mean shared, a sum adds the shared
+    parts, a product multiplies them."""
+    if y.q < 0:
+        return y
+    if op in ("add", "mul", "cat"):
+        cs = [max(s.c, s.mu**2) for s in ins if s.q >= 0]
+        if not cs:
+            return y
+        c = sum(cs) if op == "add" else math.prod(cs) if op == "mul" else sum(cs) / len(cs)
+    elif op == "act":
+        var = x.q - x.mu**2
+        rho = min(max((x.c - x.mu**2) / var, 0.0), 1.0) if var > 1e-12 else 1.0
+        c = y.mu**2 + max(y.q - y.mu**2, 0.0) * rho
+    else:  # layer, block, pass: the input's shared fraction
+        c = y.q * min(x.c / x.q, 1.0) if x.q > 1e-300 and x.c > 0 else 0.0
+    return Signal(y.q, y.mu, y.share, y.inv_n, min(max(c, y.mu**2), y.q))
 
 
 _HERMITE = np.polynomial.hermite_e.hermegauss(80)
@@ -191,12 +221,16 @@ def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
     ``K`` products (``q @ k^T``); anything else: the largest input's second moment."""
     weights = [s for s in ins if s.q < 0]
     values = [s for s in ins if s.q >= 0]
-    if weights and values:
-        v, share = values[-1], weights[0].share
-        return Signal(v.mu**2 + max(v.q - v.mu**2, 0.0) * share, v.mu)
+    if weights and values:  # each row averages the values: what they share passes whole
+        v, p = values[-1], weights[0]
+        c = max(v.c, v.mu**2)
+        rest = max(v.q - c, 0.0)
+        return Signal(c + rest * p.share, v.mu, c=c + rest * p.inv_n)
     if fname in MATMULS and size and len(ins) == 2 and all(s.q > 0 for s in ins):
-        return Signal(size[0] * ins[0].q * ins[1].q, 0.0)
-    return Signal(max(s.q for s in ins), 0.0)
+        a, b = ins  # q @ k^T: the part of k shared by every key is the same in every logit of a row
+        return Signal(size[0] * a.q * b.q, 0.0, c=size[0] * a.q * b.c)
+    big = max(ins, key=lambda s: s.q)
+    return Signal(big.q, 0.0, c=big.c)
 
 
 def attention_share(keys: tuple[float, ...], s2: float) -> float:
