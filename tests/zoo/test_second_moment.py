@@ -213,3 +213,15 @@ def test_attention_share_matches_monte_carlo() -> None:
         ref = float(p.square().sum(-1).mean())
         assert attention_share((float(n),), s2) == pytest.approx(ref, rel=0.1)
     assert attention_share((), 1.0) == 1.0  # no key counts recorded (fx): the value passes whole
+
+
+@pytest.mark.parametrize("scheme", ["auto", "he_normal"])
+def test_attention_over_averaged_tokens_predicted(scheme: str) -> None:
+    """A second attention reads tokens that share the first one's average: that shared part passes its
+    average whole (an i.i.d.-token prediction is ~n/e times too small), and the part of the keys every
+    token shares cancels in the softmax."""
+    torch.manual_seed(0)
+    model = nn.Sequential(Attention(), Attention())
+    report = initlab.init_model(model, scheme, example_input=tokens(model, 1), seed=0)
+    got = measured(model, report, tokens(model, 2))
+    assert_within(got, {"0.o", "1.q", "1.v", "1.o"})
