@@ -4,7 +4,10 @@ Walks the dataflow nodes in execution order carrying, per tensor, the second mom
 ``mu`` of its entries for a unit-variance input: weight layers scale ``q`` by ``fan_in * E[w^2]`` (plus the
 bias), activations map it through the catalog's Gaussian moment map, additions add, concatenations average,
 normalization layers reset it to their scale, shape-only ops keep it, average pooling keeps the mean and half
-of the rest, softmax-weighted averages keep the value's. A ``LayerRule`` decides each weight layer:
+of the rest, a max pool takes the max of its window's entries, a softmax-weighted average keeps ``E[sum p^2]``
+of what differs between tokens and all of what they share (each signal carries that shared part ``c``),
+``q @ k^T`` sums the head size's products, and tensors computed from constants and parameters only carry the
+moments discovery read from them (:mod:`._sizes`). A ``LayerRule`` decides each weight layer:
 :func:`evaluate` reads the planned draws (the report's predicted variances for any scheme); the "auto" scheme
 chooses the scales while walking."""
 
@@ -105,10 +108,8 @@ def propagate(
             out[i] = Signal(
                 sum(s.q for s in ins) / max(len(ins), 1), sum(s.mu for s in ins) / max(len(ins), 1)
             )
-        elif n.op == "softmax":  # marker q = -1: a probability vector (weights, not a signal)
-            s2 = max(x.q - max(x.c, x.mu**2), 0.0)  # what varies across the keys: a shared part cancels
-            inv_n = sum(1.0 / max(k, 1.0) for k in n.size) / len(n.size) if n.size else 1.0
-            out[i] = Signal(-1.0, 0.0, attention_share(n.size, s2), inv_n)
+        elif n.op == "softmax":
+            out[i] = _softmax(n.size, x)
         elif n.op == "block":
             out[i] = block_rule(n.name, x) if block_rule is not None else Signal(1.0, 0.0)
         elif n.op == "other" and len(ins) >= 2:
@@ -125,6 +126,13 @@ def propagate(
         if n.op in _COMMON_OPS:
             out[i] = _common(n.op, ins, x, out[i])
     return out
+
+
+def _softmax(keys: tuple[float, ...], x: Signal) -> Signal:
+    """Marker q = -1: a probability vector (weights, not a signal), with what an average by it keeps."""
+    s2 = max(x.q - max(x.c, x.mu**2), 0.0)  # what varies across the keys: a shared part cancels
+    inv_n = sum(1.0 / max(k, 1.0) for k in keys) / len(keys) if keys else 1.0
+    return Signal(-1.0, 0.0, attention_share(keys, s2), inv_n)
 
 
 _COMMON_OPS = frozenset({"layer", "act", "add", "mul", "cat", "block", "pass", "output"})
