@@ -1,7 +1,8 @@
 """Writes docs/zoo.md: the summary against issue 13's targets, then the per-model table of benchmarks/zoo.py.
 
     python benchmarks/_zoo_doc.py benchmarks/results/zoo_baseline.json "Baseline"
-    python benchmarks/_zoo_doc.py --compare benchmarks/results/zoo_baseline.json benchmarks/results/zoo.json
+    python benchmarks/_zoo_doc.py --compare benchmarks/results/zoo_baseline.json benchmarks/results/zoo.json \
+        [BASE_LABEL AFTER_LABEL]
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def summary_table(path: str, label: str) -> str:
 
 
 
-def compare(base_path: str, after_path: str) -> str:
+def compare(base_path: str, after_path: str,
+            labels: tuple[str, str] = ("original code", "this branch")) -> str:
     """The targets on the models both runs measured: the original code against this branch."""
     import zoo
 
@@ -56,12 +58,18 @@ def compare(base_path: str, after_path: str) -> str:
             ("LM step-0 loss within 15% of ln V", "lm_within_15pct"), ("LSUV runs", "lsuv_ok"),
             ("LSUV: every weight layer calibrated or named with a reason", "lsuv_ok_no_silent")]
     lines = [f"On the {len(common)} models both runs measured:", "",
-             "| target | original code | this branch |", "|---|---|---|"]
+             f"| target | {labels[0]} | {labels[1]} |", "|---|---|---|"]
     for label, key in rows:
         of = "lm_models" if key == "lm_within_15pct" else "built"
         lines.append(f"| {label} | {s0[key]}/{s0[of]} | {s1[key]}/{s1[of]} |")
+    for label, key, of in (("weight layers within 3× of the plan (of those measured)", "layers_within_3x",
+                            "layers_measured"),
+                           ("weight layers with a prediction", "layers_predicted", "layers_measured"),
+                           ("weight layers with E[y²] in [1e-2, 1e2]", "layers_in_range", "layers_measured")):
+        lines.append(f"| {label} | {s0[key]}/{s0[of]} | {s1[key]}/{s1[of]} |")
     lines.append(f"| over the time limit | {s0['timeouts']} | {s1['timeouts']} |")
     for label, key in (("auto first call / construction, median", "auto_ratio_median"),
+                       ("auto first call / construction, worst", "auto_ratio_max"),
                        ("diagnose / forward+backward, median", "diagnose_ratio_median"),
                        ("diagnose / forward+backward, worst", "diagnose_ratio_max")):
         lines.append(f"| {label} | {s0[key]:.2f}× | {s1[key]:.2f}× |")
@@ -70,6 +78,7 @@ def compare(base_path: str, after_path: str) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1] == "--compare":
-        print(compare(sys.argv[2], sys.argv[3]))
+        names = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else ("original code", "this branch")
+        print(compare(sys.argv[2], sys.argv[3], names))
     else:
         print(summary_table(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "Models"))

@@ -82,14 +82,23 @@ def forward(model: nn.Module, batch: Any) -> Any:
 
 
 # ---- measurements -----------------------------------------------------------------------------------------
-def weight_layer_moments(model: nn.Module, report: Any, batch: Any) -> tuple[list[dict[str, Any]], Any]:
-    """E[y^2] of each planned layer's first output on ``batch`` (train mode, no grad), with the prediction."""
+MIN_ENTRIES = 256  # a layer's E[y^2] from fewer output entries (a 2-way classifier on batch 2: 4) is
+# re-measured on more fresh batches: from 4 entries a 3x band fails by chance (chi-square, 4 dof)
+MAX_BATCHES = 32
+
+
+def weight_layer_moments(model: nn.Module, report: Any, batch: Any, more: Any = None
+                         ) -> tuple[list[dict[str, Any]], Any]:
+    """E[y^2] of each planned layer's first output on ``batch`` (train mode, no grad), with the prediction;
+    layers with fewer than MIN_ENTRIES output entries also on up to MAX_BATCHES further fresh batches from
+    ``more(i)``."""
     rows: dict[str, Any] = {}
     for r in report.rows:
         if r.status == "init" and r.layer and r.layer not in rows and r.name.endswith("weight"):
             rows[r.layer] = r
     modules = dict(model.named_modules())
-    seen: dict[str, float] = {}
+    sums: dict[str, list[float]] = {}  # layer -> [sum of squares, entries]
+    fresh: set[str] = set()  # layers already measured in this forward (their first call only)
     handles = []
     for layer in rows:
         module = modules.get(layer)
@@ -98,21 +107,31 @@ def weight_layer_moments(model: nn.Module, report: Any, batch: Any) -> tuple[lis
 
         def hook(m: nn.Module, args: Any, out: Any, layer: str = layer) -> None:
             t = primary(out)
-            if layer not in seen and t is not None:
-                seen[layer] = float(t.detach().double().square().mean())
+            if layer not in fresh and t is not None:
+                fresh.add(layer)
+                acc = sums.setdefault(layer, [0.0, 0])
+                acc[0] += float(t.detach().double().square().sum())
+                acc[1] += t.numel()
         handles.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad(), torch.random.fork_rng():
             torch.manual_seed(0)
             out = forward(model, batch)
+            for i in range(MAX_BATCHES if more is not None else 0):
+                if all(acc[1] >= MIN_ENTRIES for acc in sums.values()):
+                    break
+                fresh.clear()
+                forward(model, more(i))
     finally:
         for h in handles:
             h.remove()
     layers = []
     for layer, r in rows.items():
-        m2 = seen.get(layer)
+        acc = sums.get(layer)
+        m2 = acc[0] / acc[1] if acc and acc[1] else None
         layers.append({"layer": layer, "measured": m2, "predicted": r.var_out,
-                       "ok_ratio": _within(m2, r.var_out), "ok_range": _in_range(m2)})
+                       "entries": acc[1] if acc else 0, "ok_ratio": _within(m2, r.var_out),
+                       "ok_range": _in_range(m2)})
     return layers, out
 
 
@@ -126,14 +145,24 @@ def _in_range(m2: float | None) -> bool | None:
     return None if m2 is None else MOMENT_RANGE[0] <= m2 <= MOMENT_RANGE[1]
 
 
-def lm_loss(out: Any, batch: Any, vocab: int) -> float | None:
+def lm_loss(out: Any, batch: Any, vocab: int, shift: bool = False) -> float | None:
+    """Cross-entropy of the logits against the tokens: the next token for a causal decoder (and the decoder
+    of an encoder-decoder, whose ``decoder_input_ids`` are the labels shifted right), the same position for
+    a masked LM (its unmasked-token loss). Unshifted, a causal LM's logit for the token it was just given
+    (tied embeddings copy it) would make the loss look better than ln V."""
     logits = primary(out)
     if logits is None or logits.shape[-1] != vocab:
         return None
     labels = batch["decoder_input_ids"] if "decoder_input_ids" in batch else batch["input_ids"]
     if logits.shape[:-1] != labels.shape:
         return None
+    if shift:
+        logits, labels = logits[:, :-1], labels[:, 1:]
     return float(torch.nn.functional.cross_entropy(logits.flatten(0, -2).float(), labels.flatten()))
+
+
+def causal(entry: zm.Entry) -> bool:
+    return bool({"decoder", "encoder-decoder"} & set(entry.tags))
 
 
 def summarize_layers(layers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -149,7 +178,8 @@ def summarize_layers(layers: list[dict[str, Any]]) -> dict[str, Any]:
             and all(la["ok_ratio"] and la["ok_range"] for la in predicted)}
 
 
-def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fresh: Any) -> dict[str, Any]:
+def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fresh: Any,
+               more: Any = None) -> dict[str, Any]:
     import initlab
 
     res: dict[str, Any] = {"scheme": scheme}
@@ -163,12 +193,13 @@ def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fre
     res["status"] = "ok"
     res["untouched"] = sum(r.status == "untouched" for r in report.rows)
     res["warnings"] = len(report.warnings)
-    layers, out = weight_layer_moments(model, report, fresh)
+    layers, out = weight_layer_moments(model, report, fresh, more)
     res["finite"] = all(bool(torch.isfinite(t).all()) for t in tensors(out) if t.is_floating_point())
     res["moments"] = summarize_layers(layers)
     if entry.vocab:
-        loss = lm_loss(out, fresh, entry.vocab)
+        loss = lm_loss(out, fresh, entry.vocab, shift=causal(entry))
         res["lm_loss"], res["ln_v"] = loss, math.log(entry.vocab)
+        res["lm_loss_same_position"] = lm_loss(out, fresh, entry.vocab)
         res["lm_ok"] = None if loss is None else abs(loss / math.log(entry.vocab) - 1) <= LM_TOL
     return res
 
@@ -256,6 +287,7 @@ def run_model(entry: zm.Entry) -> dict[str, Any]:
     model = entry.build()
     build_s = getattr(model, "_zoo_build_seconds", time.perf_counter() - start)
     model.train()
+    maker = entry.make_input
     example = entry.make_input(model, torch.Generator().manual_seed(1))
     fresh = entry.make_input(model, torch.Generator().manual_seed(2))
     try:
@@ -264,6 +296,7 @@ def run_model(entry: zm.Entry) -> dict[str, Any]:
     except Exception:  # too small for this architecture (Inception, HaloNet): its own size
         if entry.full_input is None:
             raise
+        maker = entry.full_input
         example = entry.full_input(model, torch.Generator().manual_seed(1))
         fresh = entry.full_input(model, torch.Generator().manual_seed(2))
         with torch.no_grad():
@@ -279,15 +312,18 @@ def run_model(entry: zm.Entry) -> dict[str, Any]:
             for k, v in tensors.items():
                 v.copy_(initial[k])
 
+    def more(i: int) -> Any:  # further fresh batches for layers with few output entries
+        return maker(model, torch.Generator().manual_seed(100 + i))
+
     if "auto" in ONLY:
-        res["auto"] = run_scheme(model, entry, "auto", example, fresh)
+        res["auto"] = run_scheme(model, entry, "auto", example, fresh, more)
         if "seconds" in res["auto"]:
             res["auto"]["ratio_to_build"] = res["auto"]["seconds"] / build_s
     if "diagnose" in ONLY:
         res["diagnose"] = run_diagnose(model, example)
     if "he_normal" in ONLY:
         reset()
-        res["he_normal"] = run_scheme(model, entry, "he_normal", example, fresh)
+        res["he_normal"] = run_scheme(model, entry, "he_normal", example, fresh, more)
     if "lsuv" in ONLY:
         reset()
         res["lsuv"] = run_lsuv(model, example)

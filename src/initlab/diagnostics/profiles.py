@@ -65,10 +65,13 @@ def _build(act: Activation) -> ActivationProfile:
     """Named activations keep the catalog's word on whether they die or saturate; for any other callable
     (a custom module) the derivative decides: zero on a left half-line up to a kink -> it can die (a smooth
     decay, as tanh's, is not death), below 5% of its peak at both ends -> it saturates."""
+    named = act.name in activation_names()
+    if named and not (act.can_die or act.saturates):  # nothing to locate on the grid
+        return ActivationProfile(act.spec, None, None, _torch_fn(act))
     y = act(GRID)
     d = np.abs(np.gradient(y, GRID))
     peak = float(np.nanmax(d)) if np.isfinite(d).any() else 0.0
-    if act.name in activation_names():
+    if named:
         can_die, saturates = act.can_die, act.saturates
     else:
         rising = np.flatnonzero(d > 1e-6 * peak)

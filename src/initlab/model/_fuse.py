@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -245,12 +246,30 @@ def _composite_name(expr: str) -> str:
 
 
 def _catalog_match(y: np.ndarray) -> Activation | None:
-    for name in acts.activation_names():
+    names, table, tol = _catalog_table(tuple(acts.activation_names()))
+    if not names:
+        return None
+    with np.errstate(all="ignore"):
+        ok = (np.abs(table - y) <= tol).all(axis=1)  # np.allclose(y, ref, rtol=1e-6, atol=...) per row
+    hits = np.flatnonzero(ok)
+    return acts.activation(names[int(hits[0])]) if hits.size else None
+
+
+@lru_cache(maxsize=2)
+def _catalog_table(catalog: tuple[str, ...]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Every catalog activation on the grid, once per catalog (a composite is matched against all of
+    them), with each row's tolerance."""
+    names, rows = [], []
+    for name in catalog:
         if name in ("linear", "prelu"):
             continue
-        cand = acts.activation(name)
         with np.errstate(all="ignore"):
-            ref = np.asarray(cand(_GRID), dtype=np.float64)
-        if np.allclose(y, ref, rtol=1e-6, atol=1e-7 * max(1.0, float(np.abs(ref).max()))):
-            return cand
-    return None
+            ref = np.asarray(acts.activation(name)(_GRID), dtype=np.float64)
+        if ref.shape == _GRID.shape and np.isfinite(ref).all():
+            names.append(name)
+            rows.append(ref)
+    if not rows:
+        return [], np.zeros((0, _GRID.size)), np.zeros((0, _GRID.size))
+    table = np.stack(rows)
+    atol = 1e-7 * np.maximum(1.0, np.abs(table).max(axis=1, keepdims=True))
+    return names, table, atol + 1e-6 * np.abs(table)

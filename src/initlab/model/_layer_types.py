@@ -127,6 +127,37 @@ def is_named_norm(module: nn.Module) -> bool:
     return w is None or w.device.type == "meta" or bool(w.detach().ne(0).any())
 
 
+def is_offset_norm(module: nn.Module) -> bool:
+    """A hand-written norm whose weight starts at zero: the ``x * (1 + weight)`` convention (HF Gemma's
+    ``GemmaRMSNorm``). Its weight is an offset from one, planned like a bias (0)."""
+    if "Norm" not in type(module).__name__ or next(iter(module.children()), None) is not None:
+        return False
+    params = dict(module.named_parameters(recurse=False))
+    w = params.get("weight")
+    if set(params) != {"weight"} or w is None or w.dim() != 1 or w.device.type == "meta":
+        return False
+    return not bool(w.detach().ne(0).any())
+
+
+def _offset_norm(module: nn.Module) -> dict[str, ParamSpec]:
+    return {"weight": ParamSpec("norm_bias")}
+
+
+def offset_weight(info_specs: dict[str, ParamSpec]) -> bool:
+    """True for a norm whose ``weight`` is an offset from one (:func:`is_offset_norm`)."""
+    spec = info_specs.get("weight")
+    return spec is not None and spec.role == "norm_bias"
+
+
+def embedding_gain(module: nn.Module | None) -> float:
+    """The factor an embedding's forward multiplies its rows by: HF's scaled word embeddings (Gemma's
+    ``embed_scale = sqrt(d)``) keep it on the module; plain embeddings 1."""
+    scale = getattr(module, "embed_scale", None) if module is not None else None
+    if isinstance(scale, torch.Tensor) and scale.numel() == 1 and scale.device.type != "meta":
+        return float(scale.detach().reshape(()))
+    return float(scale) if isinstance(scale, int | float) and scale > 0 else 1.0
+
+
 def _register() -> None:
     conv_t = nn.modules.conv._ConvTransposeNd
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LocalResponseNorm)
@@ -145,6 +176,7 @@ def _register() -> None:
         LayerType("hf_conv1d", Kind.HF_CONV1D, _hf_conv1d, test=is_hf_conv1d, homogeneous=True),
         LayerType("frozen_norm", Kind.NORM, lambda m: {}, test=is_frozen_norm, normalizes=False),
         LayerType("named_norm", Kind.NORM, _norm, test=is_named_norm),
+        LayerType("offset_norm", Kind.NORM, _offset_norm, test=is_offset_norm),
     ):
         add(t)
 

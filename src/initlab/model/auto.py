@@ -34,12 +34,12 @@ from torch import nn
 from ..catalog import draws as d
 from ..catalog.activations import Activation
 from ..errors import InitlabTypeError, InitlabValueError
-from ._layer_types import frozen_norm_gain
+from ._layer_types import embedding_gain, frozen_norm_gain, offset_weight
 from ._registry import Kind, tensor_of
 from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
 from .plan import Choice, _forget_bias
-from .propagate import Signal, act_moments, output_signal, propagate
+from .propagate import Signal, act_moments, explain_missing, output_signal, propagate
 from .report import InitReport
 
 SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
@@ -290,14 +290,33 @@ class AutoChooser:
         if info.kind.weight:
             return self._weight_layer(info, ins, node)
         if info.kind.embedding:
-            q = info.params.get("weight")
-            std = self.tied_std.get(q or "", 1.0)
-            self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", "auto:embedding")
-            return Signal(std * std, 0.0)
+            return self._embedding(info)
         if info.kind is Kind.NORM:
-            if not info.layer_type.normalizes:  # frozen norm: buffers only, a fixed affine map
-                return Signal(frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0), 0.0)
-            zero = self.zero_init_residual and info.name in self.last_norm_of
+            return self._norm(info, x)
+        if info.kind is Kind.RNN:
+            return self._rnn(info, x)
+        if info.kind is Kind.ATTENTION:
+            return self._attention(info, x)
+        return x
+
+    def _embedding(self, info: LayerInfo) -> Signal:
+        """Unit output rows (a scaled embedding's factor divided out), or the tied head's scale."""
+        gain = embedding_gain(info.module)
+        q = info.params.get("weight")
+        std = self.tied_std.get(q or "", 1.0 / gain)
+        self._set(info, "weight", d.Normal(0.0, std), f"normal(0, {std:.3g})", "auto:embedding")
+        self.var_out[info.name] = (std * gain) ** 2
+        return Signal((std * gain) ** 2, 0.0)
+
+    def _norm(self, info: LayerInfo, x: Signal) -> Signal:
+        if not info.layer_type.normalizes:  # frozen norm: buffers only, a fixed affine map
+            return Signal(frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0), 0.0)
+        zero = self.zero_init_residual and info.name in self.last_norm_of
+        if offset_weight(info.specs):  # x * (1 + w): w = 0 is the unit gain, w = -1 the zero one
+            draw = d.Constant(-1.0 if zero else 0.0)
+            label = "-1 (gain 1 + w = 0)" if zero else "zeros (gain 1)"
+            self._set(info, "weight", draw, label, "auto:zero_init_residual" if zero else "auto:norm (1 + w)")
+        else:
             self._set(
                 info,
                 "weight",
@@ -306,12 +325,8 @@ class AutoChooser:
                 "auto:zero_init_residual" if zero else "auto:norm",
             )
             self._set(info, "bias", d.Constant(0.0), "zeros", "auto:norm")
-            return Signal(0.0 if zero else 1.0, 0.0)
-        if info.kind is Kind.RNN:
-            return self._rnn(info, x)
-        if info.kind is Kind.ATTENTION:
-            return self._attention(info, x)
-        return x
+        self.var_out[info.name] = 0.0 if zero else 1.0
+        return Signal(0.0 if zero else 1.0, 0.0)
 
     def _weight_layer(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
         t, fans = info.layer_type, info.weight_fans
@@ -531,6 +546,7 @@ class AutoChooser:
         for row in report.rows:
             if row.layer in self.var_out and main.get(row.layer) == row.name:
                 row.var_out = self.var_out[row.layer]
+        explain_missing(self.graph, report.rows)
         report.output_var = self.output_var
         report.notes.extend(self.notes)
 

@@ -37,11 +37,13 @@ from . import layers as L
 from ._fingerprint import fingerprint
 from ._fuse import Fused, elementwise_call, fuse
 from ._fuse import Ref as _Ref
+from ._input_key import InputKey
 from ._isolate import kept_buffers, kept_rngs
 from ._layer_types import RAW
 from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
+from ._sizes import SIZED, call_sizes, constant_value, fx_sizes
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
 from ._walk import SHAPE as SHAPE
@@ -64,6 +66,10 @@ class Node:
     # an elementwise call (function name, arguments with tensors as _Ref, keyword arguments): what fusing
     # activations written from primitives reads (:mod:`._fuse`)
     call: tuple[str, tuple[Any, ...], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    # sizes the recording pass read from the tensors (:mod:`._sizes`): a contraction length, key counts
+    size: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    # (second moment, mean) of a tensor computed from constants and parameters only (hooks discovery)
+    value: tuple[float, float] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -400,7 +406,7 @@ def _fx_name(target: Any) -> str:
     return L.func_name(target)
 
 
-def _from_fx(model: nn.Module) -> _Builder:
+def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
     # Decide the leaves before tracing: classifying a custom module runs it, which must not happen under fx.
     graph = _LeafTracer({id(m) for m in model.modules() if L.is_leaf(m)}).trace(model)
     b = _Builder(model)
@@ -439,7 +445,17 @@ def _from_fx(model: nn.Module) -> _Builder:
         elif n.op == "output":
             inputs = tuple(r.node for r in _flatten((ref(n.args),)) if isinstance(r, _Ref))
             ids[n] = b.add("output", inputs)
+    if example_input is not None:  # the sizes hooks discovery reads from the recording pass (:mod:`._sizes`)
+        with _quiet_forward(model):
+            sizes = fx_sizes(graph, model, example_input, _fx_call_name)
+        for n, (size, value) in sizes.items():
+            node = b.nodes[alias.get(ids[n], ids[n])]
+            node.size, node.value = size, value
     return b
+
+
+def _fx_call_name(n: fx.Node) -> str:
+    return str(n.target) if n.op == "call_method" else _fx_name(n.target)
 
 
 # ---- front end 2: one forward pass with hooks and a TorchFunctionMode --------------------------------------
@@ -479,6 +495,11 @@ class _Recorder:
     def on_call(self, fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
             node = self.b.call(fname, tuple(self.ref(args)), self.ref(dict(kwargs)))
+            n = self.b.nodes[node]
+            if fname in SIZED:
+                n.size = call_sizes(fname, args, kwargs, out)
+            if all(self.b.nodes[j].op == "const" or self.b.nodes[j].value is not None for j in n.inputs):
+                n.value = constant_value(out)
             self.bind(out, node)
 
 
@@ -807,6 +828,9 @@ def _sites(b: _Builder, layers: list[LayerInfo], walker: Walker) -> list[Activat
 # The graph cache: model -> (fingerprint, graph). Keys are weak and a graph refers to its model weakly, so a
 # cached model is collected as soon as the user drops it.
 _CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Any, ModelGraph]] = weakref.WeakKeyDictionary()
+# graphs found with an example_input (hooks, or fx given one): model -> (fingerprint, input key, graph)
+_RUN_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Any, InputKey, ModelGraph]] = (
+    weakref.WeakKeyDictionary())
 
 
 Walk = tuple[dict[str, nn.Module], dict[str, torch.Tensor]]
@@ -840,7 +864,8 @@ def discover(
     parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword
     inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients; global
     RNGs and buffers kept). An fx graph is cached per model while everything it depends on stays the same
-    (modules, their attributes, parameters: see :mod:`._fingerprint`; ``cache=False`` rebuilds it);
+    (modules, their attributes, parameters: see :mod:`._fingerprint`; ``cache=False`` rebuilds it), a graph
+    found with an ``example_input`` while the input is the same tensors, unmodified (:mod:`._input_key`);
     ``walk``: :func:`named_tensors` of the model when the caller has it.
     """
     model = unwrap(model)
@@ -849,6 +874,10 @@ def discover(
         hit = _CACHE.get(model)
         if hit is not None and hit[0] == key:
             return hit[1]
+    if cache and example_input is not None:  # a graph found by running the model: for the same input only
+        ran = _RUN_CACHE.get(model)
+        if ran is not None and ran[0] == key and ran[1].matches(example_input):
+            return ran[2]
     # Classifying a custom module runs it (stochastic depth draws in train mode) and reading a parametrized
     # weight runs its parametrization (spectral norm's power iteration writes _u/_v in train mode).
     with kept_rngs(), kept_buffers(model):
@@ -859,6 +888,8 @@ def discover(
         info.module is not model for info in graph.layers
     ):
         _CACHE[model] = (key, graph)
+    elif cache and example_input is not None and all(info.module is not model for info in graph.layers):
+        _RUN_CACHE[model] = (key, InputKey(example_input), graph)
     return graph
 
 
@@ -886,7 +917,7 @@ def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
     b: _Builder | None = None
     method = "fx"
     try:
-        b = _from_root_leaf(model) if L.is_leaf(model) else _from_fx(model)
+        b = _from_root_leaf(model) if L.is_leaf(model) else _from_fx(model, example_input)
     except Exception as exc:  # fx fails on data-dependent control flow, unsupported ops...
         notes.append(
             f"torch.fx could not trace the model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"

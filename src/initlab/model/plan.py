@@ -275,7 +275,7 @@ class ProfileChooser:
 
 
 def predict_variances(graph: ModelGraph, report: InitReport) -> None:
-    from .propagate import evaluate
+    from .propagate import evaluate, explain_missing
 
     rows: dict[str, tuple[float | None, float | None]] = {}
     for r in report.rows:
@@ -294,6 +294,7 @@ def predict_variances(graph: ModelGraph, report: InitReport) -> None:
     for r in report.rows:
         if r.layer in var and main.get(r.layer) == r.name and r.status == "init":
             r.var_out = var[r.layer]
+    explain_missing(graph, report.rows)
     report.output_var = out
 
 

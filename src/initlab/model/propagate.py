@@ -4,7 +4,10 @@ Walks the dataflow nodes in execution order carrying, per tensor, the second mom
 ``mu`` of its entries for a unit-variance input: weight layers scale ``q`` by ``fan_in * E[w^2]`` (plus the
 bias), activations map it through the catalog's Gaussian moment map, additions add, concatenations average,
 normalization layers reset it to their scale, shape-only ops keep it, average pooling keeps the mean and half
-of the rest, softmax-weighted averages keep the value's. A ``LayerRule`` decides each weight layer:
+of the rest, a max pool takes the max of its window's entries, a softmax-weighted average keeps ``E[sum p^2]``
+of what differs between tokens and all of what they share (each signal carries that shared part ``c``),
+``q @ k^T`` sums the head size's products, and tensors computed from constants and parameters only carry the
+moments discovery read from them (:mod:`._sizes`). A ``LayerRule`` decides each weight layer:
 :func:`evaluate` reads the planned draws (the report's predicted variances for any scheme); the "auto" scheme
 chooses the scales while walking."""
 
@@ -14,12 +17,19 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from scipy import special
+from torch import nn
 
 from ..catalog.activations import Activation
 from ..catalog.gains import moments
-from ._layer_types import frozen_norm_gain
+from ._layer_types import embedding_gain, frozen_norm_gain, offset_weight
 from ._registry import Kind
-from .graph import LayerInfo, ModelGraph
+from ._sizes import MATMULS, pool_window
+from .graph import GraphError, LayerInfo, ModelGraph
+from .layers import TRANSPARENT_NAMES
 
 POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps (spatial correlation unknown)
 
@@ -28,6 +38,9 @@ POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps 
 class Signal:
     q: float = 1.0  # second moment of the entries
     mu: float = 0.0  # mean of the entries
+    share: float = 1.0  # softmax probabilities (q = -1): E[sum_j p_j^2], the variance an average keeps
+    inv_n: float = 1.0  # softmax probabilities: E[1/n], the share two rows' averages have in common
+    c: float = 0.0  # the part of q every token (position) of a sample shares: a mean, a bias, an average
 
 
 @lru_cache(maxsize=4096)
@@ -68,7 +81,9 @@ def propagate(
     for i, n in enumerate(nodes):
         ins = [out[j] for j in n.inputs if j in out]
         x = ins[0] if ins else Signal()
-        if n.op == "input":
+        if n.value is not None and n.op not in ("layer", "input", "param", "output"):
+            out[i] = Signal(*n.value)  # computed from constants and parameters: read in discovery
+        elif n.op == "input":
             out[i] = Signal(1.0, 0.0)
         elif n.op in ("const", "param"):
             out[i] = Signal(0.0, 0.0)
@@ -82,8 +97,7 @@ def propagate(
                     continue
             out[i] = layer_rule(info, ins or [Signal()], i)
         elif n.op == "act":
-            mean, second, _ = act_moments(n.act, n.name, x.q - x.mu**2)
-            out[i] = Signal(second, mean)
+            out[i] = _activation(n.act, n.name, x)
         elif n.op == "add":
             q = sum(s.q for s in ins)
             mu = sum(s.mu for s in ins)
@@ -95,18 +109,159 @@ def propagate(
                 sum(s.q for s in ins) / max(len(ins), 1), sum(s.mu for s in ins) / max(len(ins), 1)
             )
         elif n.op == "softmax":
-            out[i] = Signal(x.q, x.mu)
-            out[i].q = -1.0  # marker: a probability vector (weights, not a signal)
+            out[i] = _softmax(n.size, x)
         elif n.op == "block":
             out[i] = block_rule(n.name, x) if block_rule is not None else Signal(1.0, 0.0)
         elif n.op == "other" and len(ins) >= 2:
-            values = [s for s in ins if s.q >= 0]
-            out[i] = values[-1] if len(values) < len(ins) else Signal(max(s.q for s in ins), 0.0)
+            out[i] = _product(n.name, n.size, ins)
         elif n.op == "pool":
-            out[i] = Signal(x.mu**2 + max(x.q - x.mu**2, 0.0) * POOL_KEEP, x.mu)
-        else:  # pass, other, output
+            c = max(x.c, x.mu**2)
+            out[i] = Signal(c + max(x.q - c, 0.0) * POOL_KEEP, x.mu, c=c)
+        elif n.op == "pass" and x.q >= 0 and (k := _max_pool_window(graph, n)) > 1:
+            out[i] = _max_pool(nodes, out, n.inputs[0], k)
+        elif n.op == "output" or x.q >= 0:
             out[i] = Signal(abs(x.q), x.mu)
+        else:  # pass, other: attention probabilities stay probabilities (dropout, a cast, a head mask)
+            out[i] = x
+        if n.op in _COMMON_OPS:
+            out[i] = _common(n.op, ins, x, out[i])
     return out
+
+
+def _softmax(keys: tuple[float, ...], x: Signal) -> Signal:
+    """Marker q = -1: a probability vector (weights, not a signal), with what an average by it keeps."""
+    s2 = max(x.q - max(x.c, x.mu**2), 0.0)  # what varies across the keys: a shared part cancels
+    inv_n = sum(1.0 / max(k, 1.0) for k in keys) / len(keys) if keys else 1.0
+    return Signal(-1.0, 0.0, attention_share(keys, s2), inv_n)
+
+
+_COMMON_OPS = frozenset({"layer", "act", "add", "mul", "cat", "block", "pass", "output"})
+
+
+def _common(op: str, ins: list[Signal], x: Signal, y: Signal) -> Signal:
+    """``y`` with the part of its second moment that all tokens of a sample share (``c``): a linear map or
+    a norm keeps the input's share of it, an activation also makes its mean shared, a sum adds the shared
+    parts, a product multiplies them."""
+    if y.q < 0:
+        return y
+    if op in ("add", "mul", "cat"):
+        cs = [max(s.c, s.mu**2) for s in ins if s.q >= 0]
+        if not cs:
+            return y
+        c = sum(cs) if op == "add" else math.prod(cs) if op == "mul" else sum(cs) / len(cs)
+    elif op == "act":
+        var = x.q - x.mu**2
+        rho = min(max((x.c - x.mu**2) / var, 0.0), 1.0) if var > 1e-12 else 1.0
+        c = y.mu**2 + max(y.q - y.mu**2, 0.0) * rho
+    else:  # layer, block, pass: the input's shared fraction
+        c = y.q * min(x.c / x.q, 1.0) if x.q > 1e-300 and x.c > 0 else 0.0
+    return Signal(y.q, y.mu, y.share, y.inv_n, min(max(c, y.mu**2), y.q))
+
+
+_HERMITE = np.polynomial.hermite_e.hermegauss(80)
+
+
+def _activation(act: Activation | None, spec: str, x: Signal) -> Signal:
+    """``phi`` of a Gaussian signal: the catalog's moment map when its mean is negligible, else integrated
+    about the mean (a ReLU after a max pool or a residual sum of positive values keeps more than half)."""
+    var = max(x.q - x.mu**2, 0.0)
+    if act is None or x.mu * x.mu <= 1e-3 * max(x.q, 1e-12):
+        mean, second, _ = act_moments(act, spec, var)
+        return Signal(second, mean)
+    z, w = _HERMITE
+    with np.errstate(all="ignore"):
+        y = np.asarray(act(x.mu + math.sqrt(var) * z), dtype=np.float64)
+    if y.shape != z.shape or not np.isfinite(y).all():
+        mean, second, _ = act_moments(act, spec, var)
+        return Signal(second, mean)
+    w = w / w.sum()
+    return Signal(float((w * y * y).sum()), float((w * y).sum()))
+
+
+def _max_pool_window(graph: ModelGraph, n: Any) -> int:
+    """Entries per window of a max pool (a functional one's recorded size, or the module's kernel)."""
+    if n.size:
+        return int(n.size[0])
+    if n.name in TRANSPARENT_NAMES or not n.name:
+        return 1
+    try:
+        module = graph.model.get_submodule(n.name)
+    except (AttributeError, GraphError):
+        return 1
+    if isinstance(module, nn.MaxPool1d | nn.MaxPool2d | nn.MaxPool3d):
+        return pool_window(module.kernel_size)
+    return 1
+
+
+def _max_pool(nodes: list[Any], out: dict[int, Signal], j: int, k: int) -> Signal:
+    """The max of ``k`` independent entries: of ``phi(z)`` when an increasing activation ``phi`` feeds the
+    pool (ReLU, max-pool: ``phi(max z)``), else of a Gaussian of the input's mean and variance."""
+    x = out[j]
+    while nodes[j].op == "pass" and nodes[j].inputs:
+        j = nodes[j].inputs[0]
+    src = nodes[j]
+    if src.op == "act" and src.act is not None and src.inputs and src.inputs[0] in out:
+        z = out[src.inputs[0]]
+        return Signal(*_max_moments(src.act, k, max(z.q - z.mu**2, 1e-12), z.mu))
+    return Signal(*_max_moments(None, k, max(x.q - x.mu**2, 0.0), x.mu))
+
+
+_Z = np.linspace(-9.0, 9.0, 3601)
+
+
+def _max_moments(act: Activation | None, k: int, var: float, mu: float) -> tuple[float, float]:
+    """(second moment, mean) of ``phi(mu + sd * max of k standard normals)``; ``phi`` must be increasing
+    (checked on the grid; otherwise the identity)."""
+    density = k * np.exp(-0.5 * _Z**2) / math.sqrt(2 * math.pi) * special.ndtr(_Z) ** (k - 1)
+    density /= density.sum()
+    y = mu + math.sqrt(var) * _Z
+    if act is not None:
+        with np.errstate(all="ignore"):
+            fy = np.asarray(act(y), dtype=np.float64)
+        if fy.shape == y.shape and np.isfinite(fy).all() and bool(np.all(np.diff(fy) >= -1e-9)):
+            y = fy
+    return float((density * y * y).sum()), float((density * y).sum())
+
+
+def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
+    """An op of several activations: a softmax-weighted average of values keeps the values' mean and
+    ``E[sum p^2]`` of their variance (independent tokens); a matrix product of two zero-mean activations sums
+    ``K`` products (``q @ k^T``); anything else: the largest input's second moment."""
+    weights = [s for s in ins if s.q < 0]
+    values = [s for s in ins if s.q >= 0]
+    if weights and values:  # each row averages the values: what they share passes whole
+        v, p = values[-1], weights[0]
+        c = max(v.c, v.mu**2)
+        rest = max(v.q - c, 0.0)
+        return Signal(c + rest * p.share, v.mu, c=c + rest * p.inv_n)
+    if fname in MATMULS and size and len(ins) == 2 and all(s.q > 0 for s in ins):
+        a, b = ins  # q @ k^T: the part of k shared by every key is the same in every logit of a row
+        return Signal(size[0] * a.q * b.q, 0.0, c=size[0] * a.q * b.c)
+    big = max(ins, key=lambda s: s.q)
+    return Signal(big.q, 0.0, c=big.c)
+
+
+def attention_share(keys: tuple[float, ...], s2: float) -> float:
+    """``E[sum_j p_j^2]`` of ``p = softmax(l)`` over ``n`` keys with i.i.d. ``l ~ N(0, s2)``, averaged over
+    the rows' key counts ``keys`` (none recorded: 1, the value passes whole)."""
+    if not keys:
+        return 1.0
+    return sum(_share(int(n), round(min(s2, 16.0), 2)) for n in keys) / len(keys)
+
+
+@lru_cache(maxsize=1024)
+def _share(n: int, s2: float) -> float:
+    # a fixed-seed local generator (no global RNG), 2^12 logits (a few % standard error: the targets are
+    # factors), or the large-n limit e^{s2} / n
+    if n <= 1:
+        return 1.0
+    if n > 1 << 13:
+        return min(1.0, math.exp(s2) / n)
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((max(8, (1 << 12) // n), n)) * math.sqrt(s2)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return float(np.square(p).sum(axis=1).mean())
 
 
 def output_signal(graph: ModelGraph, signals: dict[int, Signal]) -> Signal | None:
@@ -128,10 +283,12 @@ def layer_moment(info: LayerInfo, ins: list[Signal], m2: Callable[[str], float])
         fans = info.weight_fans
         return t.second_moment(q_in, m2(info.weight_local), m2(info.bias_local), fans.fan_in if fans else 1.0)
     if info.kind.embedding:
-        return m2("weight")
+        return m2("weight") * embedding_gain(info.module) ** 2
     if info.kind is Kind.NORM:
         if not t.normalizes:  # a frozen norm: a fixed affine map of its input
             return frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0)
+        if offset_weight(info.specs):  # x * (1 + w): E[(1 + w)^2], w's mean left out
+            return 1.0 + m2("weight")
         return (m2("weight") if "weight" in info.params else 1.0) + m2("bias")
     if info.kind is Kind.ATTENTION:
         e = float(getattr(info.module, "embed_dim", 1))
@@ -170,3 +327,19 @@ def evaluate(
     signals = propagate(graph, rule, lambda name, x: Signal(max(1.0, x.q), 0.0))
     out = output_signal(graph, signals)
     return var, (out.q if out is not None else None)
+
+
+def explain_missing(graph: ModelGraph, rows: list[Any]) -> None:
+    """Say on each planned layer's main row why it has no predicted output second moment (never a silent
+    None): the forward pass did not reach the layer, or the propagation has no node for it."""
+    infos = {info.name: info for info in graph.layers}
+    for r in rows:
+        info = infos.get(r.layer)
+        if info is None or r.status != "init" or r.var_out is not None:
+            continue
+        if next(iter(info.params.values()), None) != r.name:
+            continue
+        why = ("not predicted: the example forward pass did not reach this layer" if not info.reached
+               else "not predicted: the layer has no node in the traced dataflow")
+        r.note = f"{r.note}; {why}" if r.note else why
+
