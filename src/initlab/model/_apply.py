@@ -100,20 +100,24 @@ class _Pool:
         self.bytes = 0
 
     def take(self, like: torch.Tensor) -> torch.Tensor:
-        stack = self.free.get((tuple(like.shape), like.dtype, like.device))
+        stack = self.free.get((like.shape, like.dtype, like.device))
         if stack:
             t = stack.pop()
             self.bytes -= t.untyped_storage().nbytes()
             return t
         return torch.empty(like.shape, dtype=like.dtype, device=like.device)
 
-    def give(self, t: torch.Tensor) -> None:
-        size = t.untyped_storage().nbytes()
+    def give(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Keep ``tensors`` for reuse, as many as fit under :data:`POOL_BYTES` (counted once per commit)."""
         with _LOCKS_GUARD:
-            if sum(p.bytes for p in _POOLS.values()) + size > POOL_BYTES:
-                return
-            self.bytes += size
-        self.free.setdefault((tuple(t.shape), t.dtype, t.device), []).append(t)
+            room = POOL_BYTES - sum(p.bytes for p in _POOLS.values())
+            for t in tensors:
+                size = t.untyped_storage().nbytes()
+                if size > room:
+                    continue
+                room -= size
+                self.bytes += size
+                self.free.setdefault((t.shape, t.dtype, t.device), []).append(t)
 
 
 _POOLS: weakref.WeakKeyDictionary[nn.Module, _Pool] = weakref.WeakKeyDictionary()
@@ -127,18 +131,19 @@ def pool(model: nn.Module) -> _Pool:
         return p
 
 
+_USE_COUNT = getattr(torch._C, "_storage_Use_Count", None)
+_PLAIN = frozenset({torch.Tensor, nn.Parameter})
+
+
 def swappable(t: torch.Tensor) -> bool:
     """Whether ``t``'s storage can be swapped for another without anyone noticing: a plain tensor or
     Parameter, contiguous, alone in its storage and with no other tensor (view, alias) on it."""
-    use_count = getattr(torch._C, "_storage_Use_Count", None)
-    if use_count is None or type(t) not in (torch.Tensor, nn.Parameter):
+    if _USE_COUNT is None or type(t) not in _PLAIN or not (t.is_cpu or t.is_cuda):
         return False
-    if t.device.type not in ("cpu", "cuda"):
-        return False
-    if not t.is_contiguous() or t.storage_offset() != 0 or t.is_sparse or t.is_quantized:
+    if t.layout is not torch.strided or t.is_quantized or t.storage_offset() != 0 or not t.is_contiguous():
         return False
     storage = t.untyped_storage()
-    return bool(storage.nbytes() == t.numel() * t.element_size() and use_count(storage._cdata) == 2)
+    return bool(storage.nbytes() == t.numel() * t.element_size() and _USE_COUNT(storage._cdata) == 2)
 
 
 # ---- the journal -----------------------------------------------------------------------------------------
@@ -152,7 +157,6 @@ class Journal:
     slots: list[tuple[dict[str, Any], str, bool, Any]] = field(default_factory=list)
     undo_hooks: list[Callable[[], None]] = field(default_factory=list)
 
-    @torch.no_grad()
     def save(self, tensor: torch.Tensor) -> torch.Tensor:
         """Snapshot ``tensor`` before its first write in this transaction; returns it detached."""
         t = tensor.detach()
@@ -160,18 +164,19 @@ class Journal:
             self.saved[id(tensor)] = (tensor, t.clone())
         return t
 
-    @torch.no_grad()
     def swap(self, tensor: torch.Tensor, new: torch.Tensor) -> None:
-        """Give ``tensor`` the storage of ``new`` (same shape, dtype, device), keeping the old storage."""
-        old = torch.empty(0, dtype=tensor.dtype, device=tensor.device).set_(
-            tensor.untyped_storage(), tensor.storage_offset(), tensor.size(), tensor.stride())
-        self.swapped.append((tensor, old))
-        tensor.set_(new)  # type: ignore[call-overload]  # (a Tensor is accepted)
+        """Give ``tensor`` the storage of ``new`` (same shape, dtype, device), keeping the old storage (in a
+        detached alias: ``set_`` gives ``tensor`` another storage and leaves the alias on the old one)."""
+        self.swapped.append((tensor, tensor.detach()))
+        if torch.is_grad_enabled():  # a no_grad decorator would cost more than the swap (hot path)
+            with torch.no_grad():
+                tensor.set_(new)  # type: ignore[call-overload]  # (a Tensor is accepted)
+        else:
+            tensor.set_(new)  # type: ignore[call-overload]
 
     def release(self, to: _Pool) -> None:
         """After a successful transaction: the swapped-out storage goes to ``to`` for reuse."""
-        for _, old in self.swapped:
-            to.give(old)
+        to.give([old for _, old in self.swapped])
         self.swapped.clear()
 
     def install(self, table: dict[str, Any], key: str, value: Any) -> None:

@@ -232,7 +232,9 @@ def _validate_call(model: Any, graph: Any) -> None:
     if graph is not None and not isinstance(graph, ModelGraph):
         raise InitlabTypeError(
             f"graph must come from initlab.model.discover(model), got {type(graph).__name__}")
-    legacy = [n for n, m in model.named_modules() if hasattr(m, "weight_g") and hasattr(m, "weight_v")]
+    # torch's old weight_norm registers both as parameters (read in _parameters: hasattr raises and catches)
+    legacy = [n for n, m in model.named_modules()
+              if "weight_g" in m._parameters and "weight_v" in m._parameters]
     if legacy:
         raise InitlabValueError(
             f"{legacy[0] or 'the model'} uses the deprecated torch.nn.utils.weight_norm (weight_g/weight_v): "
