@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..backends.torch_backend import fill_
+from ..backends.torch_backend import check_dtype, fill_
 from ..catalog import draws as d
 from ..errors import InitlabValueError
 from ._steps import Center, LooksLinear, looks_linear_role
@@ -234,24 +234,40 @@ def transaction(model: nn.Module) -> Iterator[Journal]:
 # ---- fills -----------------------------------------------------------------------------------------------
 def torch_fill(generator: torch.Generator, params: Mapping[str, torch.Tensor]) -> Fill:
     """``fill(tensor, assignment)`` with torch's generator: blocks in order, then the post-steps."""
+    checked: set[Any] = set()
 
     def fill(target: torch.Tensor, a: Assignment) -> None:
         data = target.detach()
-        role = looks_linear_role(a.post)
+        role = looks_linear_role(a.post) if a.post else None
+        for draw in a.draws:
+            check_once(draw, data.dtype, checked)
         if role is not None and data.dim() == 2:
             a_block = torch.empty(looks_linear_block(data.shape, role), dtype=data.dtype, device=data.device)
-            fill_(a_block, a.draws[0], generator)
+            fill_(a_block, a.draws[0], generator, finite=False)
             write_looks_linear_(data, a_block)
         elif data.numel():
             if len(a.draws) == 1:
-                fill_(data, a.draws[0], generator)
+                fill_(data, a.draws[0], generator, finite=False)
             else:
                 for block, draw in zip(data.chunk(len(a.draws), 0), a.draws, strict=True):
-                    fill_(block, draw, generator)
+                    fill_(block, draw, generator, finite=False)
         for step in a.post:
             step.apply(data, params)
 
     return fill
+
+
+def check_once(draw: d.Draw, dtype: torch.dtype, checked: set[Any]) -> None:
+    """:func:`~initlab.backends.torch_backend.check_dtype` once per (draw, dtype) of a commit (``checked``
+    holds those found representable): ~3 us a call, paid for every tensor otherwise."""
+    try:
+        if (draw, dtype) in checked:
+            return
+    except TypeError:  # an unhashable draw: checked every time
+        check_dtype(draw, dtype)
+        return
+    check_dtype(draw, dtype)
+    checked.add((draw, dtype))
 
 
 def looks_linear_block(shape: Sequence[int], role: str) -> tuple[int, int]:
@@ -374,8 +390,9 @@ def _direct(a: Assignment, current: torch.Tensor, in_place: bool) -> bool:
         and not a.parametrized
         and current.dtype in (torch.float32, torch.float64)
         and current.is_contiguous()
-        and all(isinstance(dr, d.ELEMENTWISE) for dr in a.draws)
-        and not any(isinstance(s, LooksLinear) for s in a.post)
+        and (isinstance(a.draws[0], d.ELEMENTWISE) if len(a.draws) == 1
+             else all(isinstance(dr, d.ELEMENTWISE) for dr in a.draws))
+        and not (a.post and any(isinstance(s, LooksLinear) for s in a.post))
     )
 
 

@@ -42,11 +42,8 @@ def fingerprint(modules: Mapping[str, nn.Module], params: Mapping[str, torch.Ten
 
 
 def _attributes(module: nn.Module, memo: dict[int, Any]) -> tuple[Any, ...]:
-    items = []
-    for k, v in module.__dict__.items():
-        if k in _MODULE_INTERNALS:
-            continue
-        items.append((k, v) if type(v) in _FAST else (k, _token(v, memo, _DEPTH)))
+    items = [(k, v if type(v) in _FAST else _token(v, memo, _DEPTH))
+             for k, v in module.__dict__.items() if k not in _MODULE_INTERNALS]
     if isinstance(module, nn.PReLU) and module.weight.numel() == 1 and module.weight.device.type != "meta":
         items.append(("<slope>", float(module.weight.detach().reshape(()))))
     return tuple(items)
@@ -55,9 +52,7 @@ def _attributes(module: nn.Module, memo: dict[int, Any]) -> tuple[Any, ...]:
 def _token(v: Any, memo: dict[int, Any], depth: int) -> Any:
     """A hashable stand-in for ``v`` that changes when ``v`` changes in a way ``forward`` could read."""
     t = type(v)
-    if t in _FAST:
-        return v
-    if t in _SEQS and len(v) <= _MAX_ITEMS and all(type(x) in _FAST for x in v):
+    if t in _SEQS and len(v) <= _MAX_ITEMS and _FAST.issuperset(map(type, v)):
         return v if t is tuple else (t, tuple(v))  # a conv's padding tuples, its reversed-padding list
     if isinstance(v, _SCALARS):
         return v

@@ -14,19 +14,24 @@ rows of ``W`` it needs from their indices. So a rank never needs another rank's 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.autograd.graph import increment_version
 
 from ..backends.counter import counter
 from ..backends.counter.fill import counter_fill_, fill_array
-from ..backends.torch_backend import check_dtype
 from ..catalog import draws as d
-from ._apply import Fill, commit_plan, looks_linear_block, prepare_plan, transaction, write_looks_linear_
+from ._apply import (
+    Fill,
+    check_once,
+    commit_plan,
+    looks_linear_block,
+    prepare_plan,
+    transaction,
+    write_looks_linear_,
+)
 from ._steps import Center, RowNorm, looks_linear_role
 from .plan import Assignment, Plan
 
@@ -125,29 +130,29 @@ def counter_fill(plan: Plan, seed: int, threads: int | None = None) -> Fill:
 
 
 _DIRECT = (torch.float32, torch.float64)
+_PLANS: dict[tuple[Any, int, str], counter.CounterPlan] = {}  # (draw, seed, name) -> its resolved plan
+_MAX_PLANS = 1 << 14
 
 
 def _fill_whole(t: torch.Tensor, a: Assignment, seed: int, threads: int | None, checked: set[Any]) -> bool:
     """The applier's common case -- a whole contiguous CPU float tensor from one elementwise draw, no
     post-step -- with the backend's parts called directly (the same values as :func:`counter_fill_`, whose
     general path for pieces and devices costs ~25 us a tensor: most of a cached ``init_model`` on a model of
-    small layers). ``checked``: the (draw, dtype) pairs already found representable. False: not this case."""
+    small layers). ``checked``: the (draw, dtype) pairs already found representable. False: not this case.
+    No version bump here: the applier's swap (``set_``) or its in-place path bumps the model tensor."""
     draw = a.draws[0]
     if (a.post or len(a.draws) != 1 or not isinstance(draw, d.ELEMENTWISE) or not t.is_cpu
             or t.dtype not in _DIRECT or t.shape != a.shape or not t.is_contiguous()):
         return False
-    try:
-        known = (draw, t.dtype) in checked
-    except TypeError:  # an unhashable draw: checked every time
-        known = False
-    if not known:
-        check_dtype(draw, t.dtype)
-        with contextlib.suppress(TypeError):
-            checked.add((draw, t.dtype))
+    check_once(draw, t.dtype, checked)
     if t.numel():
-        p = counter.plan(draw, seed, a.name)
+        key = (draw, seed, a.name)
+        p = _PLANS.get(key)
+        if p is None:  # the key derivation (BLAKE2b) is most of it; repeated calls reuse it
+            if len(_PLANS) >= _MAX_PLANS:
+                _PLANS.clear()
+            p = _PLANS[key] = counter.plan(draw, seed, a.name)
         fill_array(t.detach().numpy().reshape(1, -1), np.zeros(1, dtype=np.int64), p, threads=threads)
-        increment_version(t)  # written through numpy: autograd must still see the write
     return True
 
 
