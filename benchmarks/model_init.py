@@ -192,9 +192,9 @@ def compare(baseline: str, names: list[str], repeats: int, rounds: int) -> None:
                     proc.stdin.flush()
                     times[side].append(float(proc.stdout.readline()))
             ratios = [a / b for a, b in zip(times["new"], times["old"], strict=True)]
-            print(f"| {name} | {vname} | {statistics.median(times['new']):.4f} | "
-                  f"{statistics.median(times['old']):.4f} | {min(ratios):.2f} | {statistics.median(ratios):.2f} |",
-                  flush=True)
+            new, old = statistics.median(times["new"]), statistics.median(times["old"])
+            print(f"| {name} | {vname} | {new:.4f} | {old:.4f} | {min(ratios):.2f} | "
+                  f"{statistics.median(ratios):.2f} |", flush=True)
         for proc in sides.values():
             assert proc.stdin is not None
             proc.stdin.close()
