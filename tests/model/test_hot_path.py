@@ -59,3 +59,21 @@ def test_whole_tensor_fast_path_draws_what_the_piecewise_fill_draws():
             for name, a in index.items():
                 expected = fill_assignment_(torch.empty(a.shape, dtype=dtype), a, 3, assignments=index)
                 assert torch.equal(params[name].detach(), expected), (scheme, dtype, name)
+
+
+def test_torch_fast_path_draws_what_fill_draws(monkeypatch):
+    from initlab.model import _apply
+
+    def weights(direct: bool) -> dict[str, torch.Tensor]:
+        if not direct:
+            monkeypatch.setattr(_apply, "_torch_direct", lambda *args: False)
+        out = {}
+        for dtype in (torch.float32, torch.float64):
+            m = model().to(dtype)
+            for scheme in ("he_uniform", "he_normal", "torch:default", "zeros"):
+                init_model(m, scheme, seed=7, generator="torch")
+                out.update({f"{dtype}/{scheme}/{k}": v.clone() for k, v in m.state_dict().items()})
+        return out
+
+    fast, general = weights(True), weights(False)
+    assert all(torch.equal(fast[k], general[k]) for k in fast)
