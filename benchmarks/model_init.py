@@ -12,13 +12,24 @@ in a fresh process (``benchmarks/big_init.py`` has more variants: hf:gpt2, 2 thr
 
     python benchmarks/model_init.py [--repeats 3] [--models mlp,transformer,resnet] [--no-anyinit]
     python benchmarks/model_init.py --models none --big gpt2,linear1b
+
+Against another version of initlab (``--baseline path/to/other/src``, e.g. a checkout of an older commit):
+each model is built in two worker processes, one importing this tree's ``initlab`` and one the baseline's,
+and every variant is timed in both, alternately (new, old, old, new, ...), ``--rounds`` times; printed: the
+median seconds of each and the min and median over rounds of the time ratio new/old. On a shared machine the
+interleaving is what makes the ratio meaningful: both sides see the same load.
+
+    python benchmarks/model_init.py --baseline /tmp/old/src --rounds 5 [--models resnet]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -87,52 +98,107 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def variants(model: nn.Module) -> dict[str, Callable[[], object]]:
+    return {
+        "auto, first call (graph discovered)": lambda m=model: cold(m, "auto"),
+        "he_uniform, first call (graph discovered)": lambda m=model: cold(m, "he_uniform"),
+        "auto": lambda m=model: init_model(m, "auto", seed=0),
+        "he_uniform": lambda m=model: init_model(m, "he_uniform", seed=0),
+        "he_normal": lambda m=model: init_model(m, "he_normal", seed=0),
+        "torch:default": lambda m=model: init_model(m, "torch:default", seed=0),
+        "auto, torch's generator": lambda m=model: init_model(m, "auto", seed=0, generator="torch"),
+        "he_uniform, torch's generator": lambda m=model: init_model(m, "he_uniform", seed=0,
+                                                                    generator="torch"),
+        "he_normal, torch's generator": lambda m=model: init_model(m, "he_normal", seed=0,
+                                                                  generator="torch"),
+        "torch:default, torch's generator": lambda m=model: init_model(m, "torch:default", seed=0,
+                                                                      generator="torch"),
+        "auto, dry run (plan only)": lambda m=model: init_model(m, "auto", dry_run=True),
+    }
+
+
+def selected(models: str) -> list[str]:
+    return [n for n in MODELS if not models or any(k in n for k in models.split(","))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", default="")
     ap.add_argument("--no-anyinit", action="store_true")
     ap.add_argument("--big", default="", help="gpt2,linear1b: meta + materialize vs default construction")
+    ap.add_argument("--baseline", default="", help="another initlab's src folder: time new/old, interleaved")
+    ap.add_argument("--rounds", type=int, default=5, help="with --baseline: interleaved rounds per variant")
+    ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.worker:
+        worker(args.worker, args.repeats)
+        return
+    if args.baseline:
+        compare(args.baseline, selected(args.models), args.repeats, args.rounds)
+        return
     anyinit = None
     if not args.no_anyinit:
         with contextlib.suppress(ImportError):
             import anyinit  # type: ignore[no-redef]
     print("| model | params | reset_parameters (s) | variant | s | ratio |")
     print("|---|---|---|---|---|---|")
-    for name, (build, shape) in MODELS.items():
-        if args.models and not any(k in name for k in args.models.split(",")):
-            continue
+    for name in selected(args.models):
+        build, shape = MODELS[name]
         model = build()
         n = sum(p.numel() for p in model.parameters())
         base = median_time(lambda m=model: reset(m), args.repeats)
-        variants: dict[str, Callable[[], object]] = {
-            "auto, first call (graph discovered)": lambda m=model: cold(m, "auto"),
-            "he_uniform, first call (graph discovered)": lambda m=model: cold(m, "he_uniform"),
-            "auto": lambda m=model: init_model(m, "auto", seed=0),
-            "he_uniform": lambda m=model: init_model(m, "he_uniform", seed=0),
-            "he_normal": lambda m=model: init_model(m, "he_normal", seed=0),
-            "torch:default": lambda m=model: init_model(m, "torch:default", seed=0),
-            "auto, torch's generator": lambda m=model: init_model(m, "auto", seed=0, generator="torch"),
-            "he_uniform, torch's generator": lambda m=model: init_model(m, "he_uniform", seed=0,
-                                                                        generator="torch"),
-            "he_normal, torch's generator": lambda m=model: init_model(m, "he_normal", seed=0,
-                                                                      generator="torch"),
-            "torch:default, torch's generator": lambda m=model: init_model(m, "torch:default", seed=0,
-                                                                          generator="torch"),
-            "auto, dry run (plan only)": lambda m=model: init_model(m, "auto", dry_run=True),
-        }
+        cases = variants(model)
         if anyinit is not None:
             x = torch.randn(*shape)
-            variants["anyinit"] = lambda m=model, x=x: anyinit.initialize(m, input_spec=x, seed=0)
-        for vname, fn in variants.items():
+            cases["anyinit"] = lambda m=model, x=x: anyinit.initialize(m, input_spec=x, seed=0)
+        for vname, fn in cases.items():
             reps = 1 if vname == "anyinit" else args.repeats
             t = median_time(fn, reps)
             row = f"| {name} | {n / 1e6:.1f}M | {base:.3f} | {vname} | {t:.3f} | {t / base:.2f}x |"
             print(row, flush=True)
     if args.big:
         big(args.big.split(","))
+
+
+def worker(name: str, repeats: int) -> None:
+    """One side of ``--baseline``: build ``name``, then for each variant named on stdin print the median
+    seconds of ``repeats`` calls (after a warm-up)."""
+    torch.manual_seed(0)
+    model = MODELS[name][0]()
+    cases = variants(model)
+    for line in sys.stdin:
+        print(median_time(cases[line.strip()], repeats), flush=True)
+
+
+def compare(baseline: str, names: list[str], repeats: int, rounds: int) -> None:
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src")
+    print(f"| model | variant | new s | old s | new/old min | new/old median |  ({rounds} rounds)")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        sides = {side: subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", name, "--repeats", str(repeats)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=os.path.abspath(src)))
+            for side, src in (("new", here), ("old", baseline))}
+        for vname in variants(nn.Identity()):
+            times: dict[str, list[float]] = {"new": [], "old": []}
+            for r in range(rounds):
+                for side in ("new", "old") if r % 2 == 0 else ("old", "new"):
+                    proc = sides[side]
+                    assert proc.stdin is not None and proc.stdout is not None
+                    proc.stdin.write(vname + "\n")
+                    proc.stdin.flush()
+                    times[side].append(float(proc.stdout.readline()))
+            ratios = [a / b for a, b in zip(times["new"], times["old"], strict=True)]
+            new, old = statistics.median(times["new"]), statistics.median(times["old"])
+            print(f"| {name} | {vname} | {new:.4f} | {old:.4f} | {min(ratios):.2f} | "
+                  f"{statistics.median(ratios):.2f} |", flush=True)
+        for proc in sides.values():
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait()
 
 
 def big(names: list[str]) -> None:

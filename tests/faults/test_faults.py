@@ -26,6 +26,8 @@ from ._inject import SIGINT, Injector, Snapshot, same_values, values
 
 FAULTS = (RuntimeError, MemoryError, KeyboardInterrupt, SIGINT)
 APPLIER = ("initlab.model._apply.fill_", "initlab.model.plan_counter.counter_fill_",
+           "initlab.model.plan_counter.fill_array",  # the whole-tensor fast path draws through it
+           "initlab.model._apply._torch_direct",  # torch's common draws, without fill_'s dispatch
            "initlab.model._apply.cast",
            "initlab.model._apply.right_inverse", "initlab.model._apply.Journal.save",
            "initlab.model._apply.Journal.install", "initlab.model._apply.Journal.swap",

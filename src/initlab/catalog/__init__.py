@@ -7,23 +7,24 @@ Keras' STFT: :mod:`.fixed`) and the primitive draws a backend must implement
 (:mod:`.draws`). It imports numpy and scipy only -- never torch or jax -- and nothing else from initlab.
 """
 
-from .activations import Activation, activation, activation_names
+from .activations import Activation, activation, activation_names  # noqa: F401 (re-exports, see below)
 from .draws import Draw
-from .fans import Axes, Fans, compute_fans
-from .gains import chi, classic_gain, critical_sigma_w2, fixed_point_q, gain, moments, variance_gain
-from .initializers import Context, Initializer, VarianceScaling
-from .registry import Entry, Scheme, available, canonical, describe, entries, from_config, get, to_config
+from .fans import Axes, Fans, compute_fans  # noqa: F401 (re-exports, see below)
+from .gains import chi, classic_gain, critical_sigma_w2, fixed_point_q, gain, moments, variance_gain  # noqa: F401 (re-exports, see below)
+from .initializers import Context, Initializer, VarianceScaling  # noqa: F401 (re-exports, see below)
+from .registry import Entry, Scheme, available, canonical, describe, entries, from_config, get, to_config  # noqa: F401 (re-exports, see below)
 
+# Also here, listed once in ``initlab.__all__`` (their one documented path, ``initlab.<name>``): Axes, Fans,
+# Initializer, VarianceScaling, activation, available, chi, classic_gain, compute_fans, critical_sigma_w2,
+# describe, from_config, gain, get, moments, to_config, variance_gain, variance_scaling.
 __all__ = [
-    "Activation", "Axes", "Context", "Draw", "Entry", "Fans", "Initializer", "Scheme", "VarianceScaling",
-    "activation", "activation_names", "available", "canonical", "chi", "classic_gain", "compute_fans",
-    "critical_sigma_w2", "describe", "entries", "fixed_point_q", "from_config", "gain", "get", "moments",
-    "to_config", "variance_gain", "variance_scaling",
+    "Activation", "Context", "Draw", "Entry", "Scheme", "activation_names", "canonical", "entries",
+    "fixed_point_q",
 ]
 
 
 def variance_scaling(scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal", *,
-                     truncation: float = 2.0, correct: bool = True, gain: float | str = 1.0,
+                     truncation: float = 2.0, correct: bool = True, gain: float | str = 1.0,  # noqa: F811
                      axes: Axes | None = None) -> VarianceScaling:
     """JAX-style ``variance_scaling``: ``Var[w] = scale * gain^2 / n`` with ``n`` the fan chosen by ``mode``.
 

@@ -12,25 +12,18 @@ import random as _random
 # rich.console draws from Python's global ``random`` when first imported: keep the user's stream as it was.
 _state = _random.getstate()
 try:
-    from .compare import Comparison, compare
-    from .core import diagnose
-    from .diagnosis import Diagnosis
-    from .monitor import Monitor, Snapshot, monitor
+    from .compare import Comparison, compare  # noqa: F401 (re-exports, see below)
+    from .core import diagnose  # noqa: F401 (re-exports, see below)
+    from .diagnosis import Diagnosis  # noqa: F401 (re-exports, see below)
+    from .monitor import Monitor, Snapshot, monitor  # noqa: F401 (re-exports, see below)
     from .records import LayerStats, ParamStats
     from .verdicts import Verdict
 finally:
     _random.setstate(_state)
     del _state
 
+# Also here, listed once in ``initlab.__all__`` (their one documented path, ``initlab.<name>``): diagnose,
+# Diagnosis, compare, monitor.
 __all__ = [
-    "Comparison",
-    "Diagnosis",
-    "LayerStats",
-    "Monitor",
-    "ParamStats",
-    "Snapshot",
-    "Verdict",
-    "compare",
-    "diagnose",
-    "monitor",
+    "Comparison", "LayerStats", "Monitor", "ParamStats", "Snapshot", "Verdict",
 ]

@@ -20,38 +20,19 @@ Public API:
 - ``register_layer(cls, params={"weight": "out_in", "bias": "bias"}, ...)``: teach initlab a layer type
   (:mod:`._registry`: ``LayerType``, ``Kind``, ``ParamSpec``, ``layer_type(module)``)."""
 
-from ._registry import Kind, LayerType, ParamSpec, layer_type, register_layer
-from .api import SchemeOptions, init_model, model_schemes, register_model_scheme
+from ._registry import Kind, LayerType, ParamSpec, layer_type, register_layer  # noqa: F401 (re-exports, see below)
+from .api import SchemeOptions, init_model, model_schemes, register_model_scheme  # noqa: F401 (re-exports, see below)
 from .graph import ActivationSite, Branch, LayerInfo, ModelGraph, Node, discover, unwrap
 from .plan import Assignment, Plan, apply_plan
-from .report import InitReport, Row, UnhealthyPlan
+from .report import InitReport, Row, UnhealthyPlan  # noqa: F401 (re-exports, see below)
 from .state import ModelState
 from .trace import ActivationTrace, trace_activations
 
+# Also here, listed once in ``initlab.__all__`` (their one documented path, ``initlab.<name>``): init_model,
+# InitReport, register_layer.
 __all__ = [
-    "ActivationSite",
-    "ActivationTrace",
-    "Assignment",
-    "Branch",
-    "InitReport",
-    "Kind",
-    "LayerInfo",
-    "LayerType",
-    "ModelGraph",
-    "ModelState",
-    "Node",
-    "ParamSpec",
-    "Plan",
-    "Row",
-    "SchemeOptions",
-    "UnhealthyPlan",
-    "apply_plan",
-    "discover",
-    "init_model",
-    "layer_type",
-    "model_schemes",
-    "register_layer",
-    "register_model_scheme",
-    "trace_activations",
+    "ActivationSite", "ActivationTrace", "Assignment", "Branch", "Kind", "LayerInfo", "LayerType",
+    "ModelGraph", "ModelState", "Node", "ParamSpec", "Plan", "Row", "SchemeOptions", "UnhealthyPlan",
+    "apply_plan", "discover", "layer_type", "model_schemes", "register_model_scheme", "trace_activations",
     "unwrap",
 ]

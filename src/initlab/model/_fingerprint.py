@@ -3,16 +3,20 @@
 A graph (and every plan made from it) is a function of the model's modules -- their identities, types and
 train/eval flags --, of the Python attributes ``forward`` reads (an activation's slope, a control-flow flag
 such as ``self.residual``, a functional activation stored as ``self.act = F.gelu``, a config object), of the
-parameters' identities and shapes, and of a one-slope PReLU's value. The fingerprint holds all of these by
-value or by ``id`` (never a strong reference to the model or anything that could refer back to it), so a
-change made after a first call is seen and the next call rediscovers instead of reusing a stale plan.
+modules' forward hooks, of the parameters' identities, shapes, dtypes and devices, and of a one-slope PReLU's
+value. The fingerprint holds all of these by value or by ``id`` (never a strong reference to the model or
+anything that could refer back to it), so a change made after a first call is seen and the next call
+rediscovers instead of reusing a stale plan.
 """
 
 from __future__ import annotations
 
 import enum
 import types
+import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import torch
@@ -21,34 +25,81 @@ from torch import nn
 _MODULE_INTERNALS = frozenset(nn.Module().__dict__) - {"training"}
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, enum.Enum, torch.dtype, torch.device)
 _FAST = frozenset({type(None), bool, int, float, str})
+_SEQS = frozenset({tuple, list})
 _MAX_ITEMS = 64  # longer containers are keyed by identity and length
 _DEPTH = 3  # how deep into plain objects (configs) attributes are read
 
 
 def fingerprint(modules: Mapping[str, nn.Module], params: Mapping[str, torch.Tensor]) -> Any:
-    memo: dict[int, Any] = {}
-    return (
-        tuple((n, id(m), type(m), m.training, _attributes(m, memo)) for n, m in modules.items()),
-        tuple((n, id(p), tuple(p.shape)) for n, p in params.items()),
-    )
+    """The cache key of the graph of the model whose :func:`.graph.named_tensors` are ``modules, params``.
+
+    Forward hooks are part of it (fx traces through a submodule's hooks) and so are the parameters' dtypes
+    and devices (``model.double()`` or ``.to(device)`` keep the Parameter objects). It runs on every
+    ``init_model`` call, cached or not: see :class:`_Snapshot` for how the attributes are read fast."""
+    mods = tuple([(n, id(m), type(m), tuple(m._forward_pre_hooks), tuple(m._forward_hooks), _slope(m))
+                  for n, m in modules.items()])
+    attrs = _attributes(list(modules.values()))
+    return mods, attrs, tuple([(n, id(p), p.shape, p.dtype, p.device) for n, p in params.items()])
 
 
-def _attributes(module: nn.Module, memo: dict[int, Any]) -> tuple[Any, ...]:
-    items = tuple(
-        (k, v if type(v) in _FAST else _token(v, memo, _DEPTH))
-        for k, v in module.__dict__.items()
-        if k not in _MODULE_INTERNALS
-    )
+def _slope(module: nn.Module) -> float | None:
+    """A one-slope PReLU's value: discovery reads it (a known slope names the activation)."""
     if isinstance(module, nn.PReLU) and module.weight.numel() == 1 and module.weight.device.type != "meta":
-        items += (("<slope>", float(module.weight.detach().reshape(()))),)
-    return items
+        return float(module.weight.detach().reshape(()))
+    return None
+
+
+@dataclass
+class _Snapshot:
+    """The attribute part of a model's key, with what tells cheaply that it still holds.
+
+    ``ids``: the ids of every module's ``__dict__`` keys and values (one C-level pass). While they are the
+    same, the same objects sit in the same slots; ``held`` keeps the immutable ones (scalars, tuples of
+    scalars, the keys: nothing that can refer back to the model) alive so that their ids cannot be reused by
+    new objects, so they are unchanged too; only the mutable values (``mutable``: module index, item index,
+    name) are read again. Anything else rebuilds the whole key."""
+
+    ids: tuple[int, ...]
+    held: tuple[Any, ...]
+    mutable: list[tuple[int, int, str]]
+    attrs: tuple[tuple[Any, ...], ...]
+
+
+_SNAPSHOTS: weakref.WeakKeyDictionary[nn.Module, _Snapshot] = weakref.WeakKeyDictionary()
+
+
+def _attributes(mods: list[nn.Module]) -> tuple[tuple[Any, ...], ...]:
+    dicts = [m.__dict__ for m in mods]
+    ids = (*map(len, dicts), *map(id, chain.from_iterable(dicts)),
+           *map(id, chain.from_iterable(map(dict.values, dicts))))
+    snap = _SNAPSHOTS.get(mods[0]) if mods else None
+    if snap is not None and snap.ids == ids:
+        memo: dict[int, Any] = {}
+        if all(_token(dicts[i][k], memo, _DEPTH) == snap.attrs[i][j][1] for i, j, k in snap.mutable):
+            return snap.attrs
+    memo, held, mutable, attrs = {}, [*chain.from_iterable(dicts)], [], []
+    for i, d in enumerate(dicts):
+        items = []
+        for k, v in d.items():
+            if k in _MODULE_INTERNALS:
+                continue
+            if type(v) in _FAST or (type(v) is tuple and _FAST.issuperset(map(type, v))):
+                held.append(v)
+                items.append((k, v))
+            else:
+                mutable.append((i, len(items), k))
+                items.append((k, _token(v, memo, _DEPTH)))
+        attrs.append(tuple(items))
+    if mods:
+        _SNAPSHOTS[mods[0]] = _Snapshot(ids, tuple(held), mutable, tuple(attrs))
+    return tuple(attrs)
 
 
 def _token(v: Any, memo: dict[int, Any], depth: int) -> Any:
     """A hashable stand-in for ``v`` that changes when ``v`` changes in a way ``forward`` could read."""
     t = type(v)
-    if t in _FAST or (t is tuple and len(v) <= _MAX_ITEMS and all(type(x) in _FAST for x in v)):
-        return v
+    if t in _SEQS and len(v) <= _MAX_ITEMS and _FAST.issuperset(map(type, v)):
+        return v if t is tuple else (t, tuple(v))  # a conv's padding tuples, its reversed-padding list
     if isinstance(v, _SCALARS):
         return v
     if isinstance(v, type):

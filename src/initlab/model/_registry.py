@@ -125,18 +125,6 @@ class LayerType:
         return self.test is None or self.test(module)
 
     @property
-    def is_weight(self) -> bool:
-        return self.kind.weight
-
-    @property
-    def is_norm(self) -> bool:
-        return self.kind is Kind.NORM
-
-    @property
-    def is_embedding(self) -> bool:
-        return self.kind.embedding
-
-    @property
     def matrix(self) -> bool:
         """A plain matrix product (orthogonal / looks-linear weights apply)."""
         return self.kind in (Kind.LINEAR, Kind.RAW)

@@ -15,13 +15,21 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
+
+# The ops a dataflow node can be: what discovery (fx or the op recorder, :mod:`.graph`) emits, and "fused"
+# for the primitives :mod:`._fuse` merged into one activation.
+Op = Literal["input", "const", "param", "layer", "block", "act", "pool", "pass", "add", "mul", "cat",
+             "softmax", "other", "output", "fused"]
 
 
 class _Node(Protocol):
-    op: str
-    inputs: tuple[int, ...]
-    name: str
+    @property
+    def op(self) -> Op: ...
+    @property
+    def inputs(self) -> tuple[int, ...]: ...
+    @property
+    def name(self) -> str: ...
 
 
 # What each node op is, for walks. A layer node that is a normalization layer is "norm"; an activation that

@@ -27,7 +27,7 @@ from ._transforms import (
     check_scalars,
     transform_options,
 )
-from .graph import ModelGraph, check_graph, discover, named_tensors, run_forward, unwrap
+from .graph import ModelGraph, Walk, check_graph, discover, named_tensors, run_forward, unwrap
 from .plan import Plan, ProfileChooser, Rule, SchemeLike, build_plan, normalize_rules
 from .report import InitReport
 from .state import ModelState
@@ -146,7 +146,7 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
           options: dict[str, Any]) -> InitReport:
     """``init_model`` inside its transaction: every change goes through ``journal``."""
     walk = named_tensors(inner)
-    _validate_model(inner, walk[1])
+    _validate_model(inner, walk)
     _validate_input(example_input)
     scheme_name = _validate_scheme(scheme)
     rule_list = normalize_rules(rules)
@@ -232,11 +232,6 @@ def _validate_call(model: Any, graph: Any) -> None:
     if graph is not None and not isinstance(graph, ModelGraph):
         raise InitlabTypeError(
             f"graph must come from initlab.model.discover(model), got {type(graph).__name__}")
-    legacy = [n for n, m in model.named_modules() if hasattr(m, "weight_g") and hasattr(m, "weight_v")]
-    if legacy:
-        raise InitlabValueError(
-            f"{legacy[0] or 'the model'} uses the deprecated torch.nn.utils.weight_norm (weight_g/weight_v): "
-            "use torch.nn.utils.parametrizations.weight_norm, which initlab initializes through its original")
 
 
 def _plan(
@@ -291,9 +286,16 @@ def _run_model_scheme(model: nn.Module, graph: ModelGraph, name: str, opts: Sche
 
 
 # ---- validation --------------------------------------------------------------------------------------------
-def _validate_model(model: nn.Module, params: dict[str, torch.Tensor]) -> None:
+def _validate_model(model: nn.Module, walk: Walk) -> None:
+    modules, params = walk
     if not params:
         raise InitlabValueError(f"{type(model).__name__} has no parameters: there is nothing to initialize")
+    # torch's old weight_norm registers both as parameters (read in _parameters: hasattr raises and catches)
+    legacy = [n for n, m in modules.items() if "weight_g" in m._parameters and "weight_v" in m._parameters]
+    if legacy:
+        raise InitlabValueError(
+            f"{legacy[0] or 'the model'} uses the deprecated torch.nn.utils.weight_norm (weight_g/weight_v): "
+            "use torch.nn.utils.parametrizations.weight_norm, which initlab initializes through its original")
 
 
 def _validate_scheme(scheme: SchemeLike) -> str:

@@ -47,6 +47,7 @@ from ._sizes import SIZED, call_sizes, constant_value, fx_sizes
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
 from ._walk import SHAPE as SHAPE
+from ._walk import Op as Op
 from ._walk import Walker as Walker
 
 
@@ -54,12 +55,12 @@ from ._walk import Walker as Walker
 class Node:
     """One operation of the dataflow graph.
 
-    ``op``: input, const, param, layer (``name`` = layer name), act (``name`` = catalog spec), add, mul, cat,
-    softmax, pool, pass (shape-only: view, dropout, max-pool...), block (a composite such as a
-    TransformerEncoderLayer), other, output.
+    ``op`` (:data:`Op`): input, const, param, layer (``name`` = layer name), act (``name`` = catalog spec),
+    add, mul, cat, softmax, pool, pass (shape-only: view, dropout, max-pool...), block (a composite such as a
+    TransformerEncoderLayer), other, output; fused (merged into an activation by :mod:`._fuse`).
     """
 
-    op: str
+    op: Op
     inputs: tuple[int, ...] = ()
     name: str = ""
     act: Activation | None = field(default=None, repr=False)
@@ -229,7 +230,7 @@ class _Builder:
         self.site_of: dict[int, ActivationSite] = {}  # act node -> where it is applied
 
     def add(
-        self, op: str, inputs: tuple[int, ...] = (), name: str = "", act: Activation | None = None
+        self, op: Op, inputs: tuple[int, ...] = (), name: str = "", act: Activation | None = None
     ) -> int:
         self.nodes.append(Node(op, inputs, name, act))
         return len(self.nodes) - 1

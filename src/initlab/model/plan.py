@@ -560,13 +560,13 @@ def _logical_tensor(model: nn.Module, q: str) -> torch.Tensor | None:
 from ._apply import (  # noqa: E402
     Fill,
     Prepared,
-    apply_plan,
+    apply_plan,  # noqa: F401 (re-exported: initlab.model.apply_plan)
     commit_plan,
     looks_linear_block,
     prepare_plan,
     write_looks_linear_,
 )
 
-__all__ = ["Assignment", "Choice", "Fill", "Plan", "Prepared", "Rule", "apply_plan", "build_plan",
-           "commit_plan",
-           "looks_linear_block", "prepare_plan", "write_looks_linear_"]
+# Assignment, Plan and apply_plan are listed once, in initlab.model.__all__ (their documented path).
+__all__ = ["Choice", "Fill", "Prepared", "Rule", "build_plan", "commit_plan", "looks_linear_block",
+           "prepare_plan", "write_looks_linear_"]

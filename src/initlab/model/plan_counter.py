@@ -15,12 +15,23 @@ rows of ``W`` it needs from their indices. So a rank never needs another rank's 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
-from ..backends.counter.fill import counter_fill_
+from ..backends.counter import counter
+from ..backends.counter.fill import counter_fill_, fill_array
 from ..catalog import draws as d
-from ._apply import Fill, commit_plan, looks_linear_block, prepare_plan, transaction, write_looks_linear_
+from ._apply import (
+    Fill,
+    check_once,
+    commit_plan,
+    looks_linear_block,
+    prepare_plan,
+    transaction,
+    write_looks_linear_,
+)
 from ._steps import Center, RowNorm, looks_linear_role
 from .plan import Assignment, Plan
 
@@ -31,6 +42,13 @@ def fill_assignment_(local: torch.Tensor, a: Assignment, seed: int, offset: Sequ
                      assignments: Mapping[str, Assignment] | None = None) -> torch.Tensor:
     """Fill ``local``: the box of parameter ``a`` (global shape ``a.shape``) starting at ``offset`` (default:
     the whole parameter). ``assignments`` (name -> assignment) is needed for :class:`~._steps.Center`."""
+    return _fill_piece(local, a, seed, offset, threads, assignments)
+
+
+def _fill_piece(local: torch.Tensor, a: Assignment, seed: int, offset: Sequence[int] | None,
+                threads: int | None, assignments: Mapping[str, Assignment] | None) -> torch.Tensor:
+    """:func:`fill_assignment_` without its ``no_grad`` wrapper (~3 us a call): for callers already under
+    ``no_grad``, such as the applier's commit."""
     glob = tuple(a.shape)
     offs = tuple(offset) if offset is not None else (0,) * len(glob)
     if len(offs) != len(glob) or len(local.shape) != len(glob):
@@ -40,7 +58,7 @@ def fill_assignment_(local: torch.Tensor, a: Assignment, seed: int, offset: Sequ
     role = looks_linear_role(a.post)
     if any(isinstance(s, RowNorm) for s in a.post) and tuple(local.shape[1:]) != glob[1:]:
         rows = torch.empty((local.shape[0], *glob[1:]), dtype=local.dtype)  # whole rows, then the columns
-        fill_assignment_(rows, a, seed, (offs[0], *(0,) * (len(glob) - 1)), threads, assignments)
+        _fill_piece(rows, a, seed, (offs[0], *(0,) * (len(glob) - 1)), threads, assignments)
         cols = (slice(o, o + n) for o, n in zip(offs[1:], local.shape[1:], strict=True))
         local.copy_(rows[(slice(None), *cols)])
         return local
@@ -94,7 +112,7 @@ def _post(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...], 
                 raise ValueError(f"{a.name}: centering needs the plan of {step.weight}")
             w = assignments[step.weight]
             rows = torch.empty((n, *w.shape[1:]), dtype=local.dtype)
-            fill_assignment_(rows, w, seed, (lo, *(0,) * (len(w.shape) - 1)), threads, assignments)
+            _fill_piece(rows, w, seed, (lo, *(0,) * (len(w.shape) - 1)), threads, assignments)
             local.sub_(step.coef * rows.reshape(n, -1).sum(1))
 
 
@@ -102,11 +120,40 @@ def counter_fill(plan: Plan, seed: int, threads: int | None = None) -> Fill:
     """``fill(tensor, assignment)`` drawing whole parameters of ``plan`` with the counter-based generator,
     for :func:`initlab.model.plan.prepare_plan`."""
     index = {a.name: a for a in plan.assignments}
+    checked: set[Any] = set()
 
-    def fill(tensor: torch.Tensor, a: Assignment) -> None:
-        fill_assignment_(tensor, a, seed, threads=threads, assignments=index)
+    def fill(tensor: torch.Tensor, a: Assignment) -> None:  # called by the commit, under no_grad
+        if not _fill_whole(tensor, a, seed, threads, checked):
+            _fill_piece(tensor, a, seed, None, threads, index)
 
     return fill
+
+
+_DIRECT = (torch.float32, torch.float64)
+_PLANS: dict[tuple[Any, int, str], counter.CounterPlan] = {}  # (draw, seed, name) -> its resolved plan
+_MAX_PLANS = 1 << 14
+
+
+def _fill_whole(t: torch.Tensor, a: Assignment, seed: int, threads: int | None, checked: set[Any]) -> bool:
+    """The applier's common case -- a whole contiguous CPU float tensor from one elementwise draw, no
+    post-step -- with the backend's parts called directly (the same values as :func:`counter_fill_`, whose
+    general path for pieces and devices costs ~25 us a tensor: most of a cached ``init_model`` on a model of
+    small layers). ``checked``: the (draw, dtype) pairs already found representable. False: not this case.
+    No version bump here: the applier's swap (``set_``) or its in-place path bumps the model tensor."""
+    draw = a.draws[0]
+    if (a.post or len(a.draws) != 1 or not isinstance(draw, d.ELEMENTWISE) or not t.is_cpu
+            or t.dtype not in _DIRECT or t.shape != a.shape or not t.is_contiguous()):
+        return False
+    check_once(draw, t.dtype, checked)
+    if t.numel():
+        key = (draw, seed, a.name)
+        p = _PLANS.get(key)
+        if p is None:  # the key derivation (BLAKE2b) is most of it; repeated calls reuse it
+            if len(_PLANS) >= _MAX_PLANS:
+                _PLANS.clear()
+            p = _PLANS[key] = counter.plan(draw, seed, a.name)
+        fill_array(t.detach().numpy().reshape(1, -1), np.zeros(1, dtype=np.int64), p, threads=threads)
+    return True
 
 
 @torch.no_grad()

@@ -24,7 +24,9 @@ _LAZY = {
     "philox4x32": "initlab.backends.counter.philox",
 }
 
-__all__ = list(_LAZY)
+# Also here, listed once elsewhere (their one documented path): materialize and on_meta in
+# ``initlab.__all__``, init_sharded in ``initlab.distributed.__all__``.
+__all__ = [n for n in _LAZY if n not in ("materialize", "on_meta", "init_sharded")]
 
 
 def __getattr__(name: str) -> Any:

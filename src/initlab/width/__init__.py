@@ -16,19 +16,14 @@ weight_decay, *, base)``, ``coord_check(make_model, widths, batch, ...)``, ``mup
 it on first use of ``init_model``)."""
 
 from ._classify import Classification, ParamClass, classify
-from ._coord import CoordCheck, coord_check
+from ._coord import CoordCheck, coord_check  # noqa: F401 (re-exports, see below)
 from ._forward import mup_forward, remove_mup_forward
-from ._groups import mup_param_groups
+from ._groups import mup_param_groups  # noqa: F401 (re-exports, see below)
 from ._transform import mup_transform
 
+# Also here, listed once in ``initlab.__all__`` (their one documented path, ``initlab.<name>``):
+# mup_param_groups, coord_check.
 __all__ = [
-    "Classification",
-    "CoordCheck",
-    "ParamClass",
-    "classify",
-    "coord_check",
-    "mup_forward",
-    "mup_param_groups",
-    "mup_transform",
+    "Classification", "CoordCheck", "ParamClass", "classify", "mup_forward", "mup_transform",
     "remove_mup_forward",
 ]
