@@ -222,9 +222,9 @@ def test_safetensors_faults_leave_no_file(tmp_path):
 
 
 def test_sigint_from_a_timer_during_commit(monkeypatch):
-    """A real Ctrl-C (SIGINT from another thread) while the commit runs: KeyboardInterrupt, and the model as it
-    was. The signal is sent once the commit has begun (not after a fixed delay, which a loaded machine could
-    outrun), and the first swap then waits long enough for Python to deliver it."""
+    """A real Ctrl-C (SIGINT from another thread) while the commit runs: KeyboardInterrupt, and the model as
+    it was. The signal is sent once the commit has begun (not after a fixed delay, which a loaded machine
+    could outrun), and the first swap then waits long enough for Python to deliver it."""
     from initlab.model import _apply
 
     model = plain()
