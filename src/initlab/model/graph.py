@@ -294,7 +294,9 @@ class _Builder:
         params = [self.nodes[r].name for r in refs if self.nodes[r].op == "param"]
         data = tuple(r for r in refs if self.nodes[r].op != "param")
         if params and fname in L.LAYER_FUNCS:
-            return self._raw_layer(fname, args, kwargs, data)
+            raw = self._raw_layer(fname, args, kwargs, data)
+            if raw is not None:
+                return raw
         for p in params:
             self.param_uses.setdefault(p, fname)
         act = L.function_act(fname, _literal(args), _literal_kw(kwargs))
@@ -319,17 +321,17 @@ class _Builder:
 
     def _raw_layer(
         self, fname: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], data: tuple[int, ...]
-    ) -> int:
-        positional = [a for a in _flatten(args) if isinstance(a, _Ref)]
-        keyed = {k: v for k, v in kwargs.items() if isinstance(v, _Ref)}
-        ordered = positional + list(keyed.values())
-        param_pos = [i for i, r in enumerate(ordered) if self.nodes[r.node].op == "param"]
-        names = [self.nodes[ordered[i].node].name for i in param_pos]
+    ) -> int | None:
         kind = L.LAYER_FUNCS[fname]
+        names = self._weight_and_bias(fname, kind, args, kwargs)
+        if not names:  # a bias beside a weight computed in the forward: reported as untouched, not planned
+            return None
         weight = names[0]
         op = kind
         if kind == "matmul":
-            op = "matmul_in_out" if param_pos[0] > 0 and fname != "__rmatmul__" else "linear"
+            # addmm(bias, x, W) is x @ W: the weight is mat2, stored (in, out)
+            right = fname == "addmm" or (self._param_is_right(args, kwargs) and fname != "__rmatmul__")
+            op = "matmul_in_out" if right else "linear"
         if kind == "embedding":
             specs = {"weight": L.ParamSpec("embedding")}
         elif kind == "conv_transpose":
@@ -352,6 +354,43 @@ class _Builder:
             info.node = idx
             info.order = idx
         return idx
+
+    def _param(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], pos: int, key: str) -> str | None:
+        """The parameter passed at ``pos`` (or as ``key``), or None when that argument is not a parameter."""
+        arg = args[pos] if len(args) > pos else kwargs.get(key)
+        if isinstance(arg, _Ref) and self.nodes[arg.node].op == "param":
+            return self.nodes[arg.node].name
+        return None
+
+    def _weight_and_bias(self, fname: str, kind: str, args: tuple[Any, ...],
+                         kwargs: Mapping[str, Any]) -> list[str]:
+        """[weight, bias?] by where the function takes them, so that a bias is never read as the weight
+        (Mamba's conv1d passes its weight through a view, its bias directly); [] when the weight argument is
+        not a parameter. matmul-like calls take one parameter, on either side."""
+        if fname == "addmm":  # addmm(bias, x, weight)
+            weight, bias = self._param(args, kwargs, 2, "mat2"), self._param(args, kwargs, 0, "input")
+            return [] if weight is None else [weight, *([bias] if bias else [])]
+        if kind == "matmul":
+            return [name for name in self._ref_params(args, kwargs) if name][:1]
+        at = _WEIGHT_BIAS_ARGS.get(kind, _WEIGHT_BIAS_ARGS["conv"])
+        weight = self._param(args, kwargs, at[0], "weight")
+        bias = self._param(args, kwargs, at[1], "bias") if weight is not None and at[1] else None
+        return [] if weight is None else [weight, *([bias] if bias else [])]
+
+    def _param_is_right(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+        """x @ W (the parameter on the right: an (in, out) weight) rather than W @ x."""
+        return not self._ref_params(args, kwargs)[0]
+
+    def _ref_params(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> list[str | None]:
+        """Each tensor argument in order: its parameter name, or None for data."""
+        refs = [a for a in (*_flatten(args), *_flatten(tuple(kwargs.values()))) if isinstance(a, _Ref)]
+        return [self.nodes[r.node].name if self.nodes[r.node].op == "param" else None for r in refs]
+
+
+# (weight, bias) positional indices: F.linear/conv*/conv_transpose*/embedding(input, weight, bias, ...),
+# F.bilinear(input1, input2, weight, bias)
+_WEIGHT_BIAS_ARGS = {"linear": (1, 2), "conv": (1, 2), "conv_transpose": (1, 2), "embedding": (1, 0),
+                     "bilinear": (2, 3)}  # 0: no bias
 
 
 def _inference_fn(module: nn.Module, fn: Any) -> Any:
