@@ -31,8 +31,8 @@ def test_activation_after_a_layer_sees_through_norms_pools_and_shape_ops():
 
 def test_diagnostics_and_sites_read_the_same_walk():
     graph = discover(ConvNet())
-    sites = {s.spec: s.layer for s in graph.activation_sites}
-    assert sites == {"relu": "conv", "tanh": "conv2"}  # through norm and pool, back to the weight layer
+    acts = {info.name: info.activation for info in graph.layers if info.kind != "norm"}
+    assert acts == {"conv": "relu", "conv2": "tanh", "fc": None}  # through norm and pool
     measured = {s.name: (s.activation.spec if s.activation else None) for s in layer_sites(ConvNet())[0]}
     assert measured["bn"] == "relu" and measured["conv"] is None  # the tensor the relu receives: the BN's
 

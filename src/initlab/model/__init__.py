@@ -22,7 +22,7 @@ Public API:
 
 from ._registry import Kind, LayerType, ParamSpec, layer_type, register_layer  # noqa: F401 (re-exports, see below)
 from .api import SchemeOptions, init_model, model_schemes, register_model_scheme  # noqa: F401 (re-exports, see below)
-from .graph import ActivationSite, Branch, LayerInfo, ModelGraph, Node, discover, unwrap
+from .graph import Branch, LayerInfo, ModelGraph, Node, discover, unwrap
 from .plan import Assignment, Plan, apply_plan
 from .report import InitReport, Row, UnhealthyPlan  # noqa: F401 (re-exports, see below)
 from .state import ModelState
@@ -31,7 +31,7 @@ from .trace import ActivationTrace, trace_activations
 # Also here, listed once in ``initlab.__all__`` (their one documented path, ``initlab.<name>``): init_model,
 # InitReport, register_layer.
 __all__ = [
-    "ActivationSite", "ActivationTrace", "Assignment", "Branch", "Kind", "LayerInfo", "LayerType",
+    "ActivationTrace", "Assignment", "Branch", "Kind", "LayerInfo", "LayerType",
     "ModelGraph", "ModelState", "Node", "ParamSpec", "Plan", "Row", "SchemeOptions", "UnhealthyPlan",
     "apply_plan", "discover", "layer_type", "model_schemes", "register_model_scheme", "trace_activations",
     "unwrap",

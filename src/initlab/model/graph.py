@@ -152,17 +152,6 @@ class Branch:
     node: int | None = None
 
 
-@dataclass
-class ActivationSite:
-    """Where a nonlinearity is applied: after ``layer`` (None when it follows no weight layer directly), as a
-    module (``module`` = its qualified name) or a function (``function`` = its name)."""
-
-    spec: str
-    layer: str | None
-    module: str | None = None
-    function: str | None = None
-
-
 class GraphError(InitlabValueError):
     """A graph that does not describe the model it is used with (another model, or the model before a
     change)."""
@@ -183,7 +172,6 @@ class ModelGraph:
     nodes: list[Node] = field(default_factory=list, repr=False)
     tied: dict[str, list[str]] = field(default_factory=dict)
     parametrized: dict[str, list[str]] = field(default_factory=dict)
-    activation_sites: list[ActivationSite] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # plans made from this graph, by (scheme, options), for the repeated calls that reuse a cached graph
     plans: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -227,7 +215,6 @@ class _Builder:
         self.composites: dict[str, nn.Module] = {}
         self.param_nodes: dict[str, int] = {}
         self.param_uses: dict[str, str] = {}
-        self.site_of: dict[int, ActivationSite] = {}  # act node -> where it is applied
 
     def add(
         self, op: Op, inputs: tuple[int, ...] = (), name: str = "", act: Activation | None = None
@@ -274,7 +261,6 @@ class _Builder:
             if act.name not in acts.activation_names():
                 act = dataclasses.replace(act, fn=_inference_fn(module, act.fn))
             idx = self.add("act", inputs, L.activation_spec(act), act)
-            self.site_of[idx] = ActivationSite(L.activation_spec(act), None, module=name)
             return idx
         if isinstance(module, L.AVG_POOL_MODULES):
             return self.add("pool", inputs, name)
@@ -303,7 +289,6 @@ class _Builder:
         if act is not None and len(data) == 1:
             spec_act = acts.activation(act)
             idx = self.add("act", data, spec_act.spec, spec_act)
-            self.site_of[idx] = ActivationSite(spec_act.spec, None, function=fname)
             return idx
         if fname in L.ADD_NAMES:
             return self.add("add" if len(data) >= 2 else "pass", data, fname)
@@ -746,10 +731,7 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
         if br.last in b.layers:
             b.layers[br.last].last_in_branch = True
     tied, unreached = _coverage(b, model, named, layers, parametrized, method)
-    sites = _sites(b, layers, walker)
-    graph = ModelGraph(
-        weakref.ref(model), layers, branches, unreached, method, b.nodes, tied, parametrized, sites
-    )
+    graph = ModelGraph(weakref.ref(model), layers, branches, unreached, method, b.nodes, tied, parametrized)
     graph.notes.extend(fused.notes)
     graph.walker = walker
     graph.visits = walker.visits + fused.visits
@@ -762,8 +744,6 @@ def _attribute(b: _Builder, method: str) -> tuple[Walker, list[Branch], Fused]:
     branches, the known structure of composite blocks."""
     nodes = b.nodes
     fused = fuse(nodes, lambda k: nodes[k].name or nodes[k].op)
-    for k, expr in fused.composites.items():
-        b.site_of[k] = ActivationSite(nodes[k].name, None, function=expr)
     norm_names = {n for n, info in b.layers.items() if info.kind == "norm"}
     walker = Walker(nodes, norm_names, fused.affine)
     for info in list(b.layers.values()):
@@ -848,21 +828,6 @@ def _coverage(
                     q, "module never called in the traced forward (initialized from its type)"
                 )
     return tied, unreached
-
-
-def _sites(b: _Builder, layers: list[LayerInfo], walker: Walker) -> list[ActivationSite]:
-    """Each activation node, tied to the layer whose output it consumes (through shape-only ops, pools and
-    norms)."""
-    by_node = {info.node: info.name for info in layers if info.node is not None}
-    out: list[ActivationSite] = []
-    for k, n in enumerate(b.nodes):
-        if n.op != "act" or k in walker.affine:
-            continue
-        site = b.site_of.get(k) or ActivationSite(n.name, None, function=n.name)
-        src = walker.backward(k, SCALE)
-        site.layer = by_node.get(src) if src is not None and walker.category(src) == "layer" else None
-        out.append(site)
-    return out
 
 
 # The graph cache: model -> (fingerprint, graph). Keys are weak and a graph refers to its model weakly, so a
