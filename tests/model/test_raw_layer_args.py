@@ -47,3 +47,32 @@ def test_addmm_reads_its_weight_from_mat2_and_its_bias_from_input() -> None:
     assert report.row("b").std == 0.0
     w = report.row("w")
     assert w.std is not None and abs(w.std - (2 / 16) ** 0.5) < 1e-12  # fan_in 16 of the (in, out) weight
+
+
+class Attention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.out = nn.Linear(8, 24), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.out(torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v)
+
+
+def test_a_traced_graph_that_cannot_run_for_sizes_is_named(monkeypatch) -> None:
+    """fx discovery reads attention sizes from one interpreted run; when that run fails, the graph says so
+    instead of silently predicting as for i.i.d. tokens."""
+    from torch import fx
+
+    from initlab.model import discover
+
+    x = torch.randn(2, 5, 8)
+    assert not any("did not run" in n for n in discover(Attention(), x, cache=False).notes)
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(fx.Interpreter, "run", fail)
+    graph = discover(Attention(), x, cache=False)
+    assert graph.method == "fx"
+    assert any("did not run on example_input" in n for n in graph.notes)

@@ -81,11 +81,11 @@ def constant_value(out: Any) -> tuple[float, float] | None:
 
 def fx_sizes(
     graph: Any, root: torch.nn.Module, example_input: Any, name_of: Callable[[Any], str]
-) -> dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]]:
+) -> dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] | None:
     """node -> (:func:`call_sizes`, value) of the calls of an fx graph, read by running it once on
     ``example_input`` (a traced model: the recording pass of hooks discovery does not run); the value of a
     call that gives a Python number (a scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``.
-    Empty when the graph has no sized call or cannot be run on that input."""
+    Empty when the graph has no sized call; None when it cannot be run on that input (the caller says so)."""
     calls = [n for n in graph.nodes if n.op in ("call_function", "call_method")]
     if not any(name_of(n) in SIZED for n in calls):
         return {}
@@ -107,8 +107,8 @@ def fx_sizes(
 
     try:
         Run(fx.GraphModule(root, graph)).run(*_positional(root, graph, example_input))
-    except Exception:  # an input the traced graph cannot take as given: no sizes (the old prediction)
-        return {}
+    except Exception:  # an input the traced graph cannot take as given: the caller notes it
+        return None
     return found
 
 

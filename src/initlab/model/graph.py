@@ -215,6 +215,7 @@ class _Builder:
         self.composites: dict[str, nn.Module] = {}
         self.param_nodes: dict[str, int] = {}
         self.param_uses: dict[str, str] = {}
+        self.notes: list[str] = []
 
     def add(
         self, op: Op, inputs: tuple[int, ...] = (), name: str = "", act: Activation | None = None
@@ -473,6 +474,11 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
     if example_input is not None:  # the sizes hooks discovery reads from the recording pass (:mod:`._sizes`)
         with _quiet_forward(model):
             sizes = fx_sizes(graph, model, example_input, _fx_call_name)
+        if sizes is None:
+            sizes = {}
+            b.notes.append("the traced graph did not run on example_input, so attention averages and "
+                           "shape-derived scales are predicted as for i.i.d. tokens (var_out may be off "
+                           "there); pass the input as the model's forward takes it")
         for n, (size, value) in sizes.items():
             node = b.nodes[alias.get(ids[n], ids[n])]
             node.size, node.value = size, value
@@ -732,7 +738,7 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
             b.layers[br.last].last_in_branch = True
     tied, unreached = _coverage(b, model, named, layers, parametrized, method)
     graph = ModelGraph(weakref.ref(model), layers, branches, unreached, method, b.nodes, tied, parametrized)
-    graph.notes.extend(fused.notes)
+    graph.notes.extend([*b.notes, *fused.notes])
     graph.walker = walker
     graph.visits = walker.visits + fused.visits
     graph.fused = fused.composites
