@@ -129,3 +129,31 @@ def test_graph_of_a_changed_model_is_rejected():
 def test_unchanged_model_reuses_its_graph():
     model = Flagged()
     assert discover(model) is discover(model)
+
+
+def test_an_added_or_removed_attribute_is_seen():
+    model = Flagged()
+    first = discover(model)
+    del model.residual  # forward now raises: the stale graph must not be reused
+    assert discover(model, cache=True) is not first
+    model.residual, model.extra = True, 3
+    assert discover(model) is not first
+
+
+def test_a_hook_moved_to_another_module_is_seen():
+    model = Flagged()
+    handle = model.a.register_forward_hook(lambda mod, args, out: out * 2)
+    with_a = discover(model)
+    handle.remove()
+    model.b.register_forward_hook(lambda mod, args, out: out * 2)
+    assert discover(model) is not with_a
+
+
+def test_a_changed_prelu_slope_is_seen():
+    model = nn.Sequential(nn.Linear(64, 64), nn.PReLU(init=0.0), nn.Linear(64, 10))
+    relu = init_model(model, "he_normal", seed=0)
+    with torch.no_grad():
+        model[1].weight.fill_(1.0)  # a one-slope PReLU of slope 1 is the identity
+    linear = init_model(model, "he_normal", seed=0)
+    assert _std(relu, "0.weight") == pytest.approx((2 / 64) ** 0.5)
+    assert _std(linear, "0.weight") == pytest.approx((1 / 64) ** 0.5)

@@ -12,9 +12,10 @@ rediscovers instead of reusing a stale plan.
 from __future__ import annotations
 
 import enum
+import operator
 import types
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -36,15 +37,25 @@ def fingerprint(modules: Mapping[str, nn.Module], params: Mapping[str, torch.Ten
     Forward hooks are part of it (fx traces through a submodule's hooks) and so are the parameters' dtypes
     and devices (``model.double()`` or ``.to(device)`` keep the Parameter objects). It runs on every
     ``init_model`` call, cached or not: see :class:`_Snapshot` for how the attributes are read fast."""
-    mods = tuple([(n, id(m), type(m), tuple(m._forward_pre_hooks), tuple(m._forward_hooks), _slope(m))
-                  for n, m in modules.items()])
-    attrs = _attributes(list(modules.values()))
-    return mods, attrs, tuple([(n, id(p), p.shape, p.dtype, p.device) for n, p in params.items()])
+    mods = list(modules.values())
+    structure = (tuple(modules), tuple(map(id, mods)), tuple(map(type, mods)),
+                 # hook handles' ids come from one global counter: a flat tuple tells every change
+                 tuple(chain.from_iterable(map(_PRE_HOOKS, mods))),
+                 tuple(chain.from_iterable(map(_HOOKS, mods))),
+                 tuple([_slope(m) for m in mods if isinstance(m, nn.PReLU)]))
+    tensors = list(params.values())
+    return (structure, _attributes(mods), tuple(params), tuple(map(id, tensors)),
+            tuple(map(_TENSOR_META, tensors)))
+
+
+_PRE_HOOKS = operator.attrgetter("_forward_pre_hooks")
+_HOOKS = operator.attrgetter("_forward_hooks")
+_TENSOR_META = operator.attrgetter("shape", "dtype", "device")
 
 
 def _slope(module: nn.Module) -> float | None:
     """A one-slope PReLU's value: discovery reads it (a known slope names the activation)."""
-    if isinstance(module, nn.PReLU) and module.weight.numel() == 1 and module.weight.device.type != "meta":
+    if module.weight.numel() == 1 and module.weight.device.type != "meta":
         return float(module.weight.detach().reshape(()))
     return None
 
@@ -53,16 +64,31 @@ def _slope(module: nn.Module) -> float | None:
 class _Snapshot:
     """The attribute part of a model's key, with what tells cheaply that it still holds.
 
-    ``ids``: the ids of every module's ``__dict__`` keys and values (one C-level pass). While they are the
-    same, the same objects sit in the same slots; ``held`` keeps the immutable ones (scalars, tuples of
-    scalars, the keys: nothing that can refer back to the model) alive so that their ids cannot be reused by
-    new objects, so they are unchanged too; only the mutable values (``mutable``: module index, item index,
-    name) are read again. Anything else rebuilds the whole key."""
+    ``lens``: every module's ``__dict__`` size; ``getters`` fetch the values of the keys that are not
+    ``nn.Module`` internals (those the key does not read) and ``ids`` are those values' ids. While all three
+    match (C-level passes: a removed key fails its getter, an added one changes a size), the same objects
+    sit in the same slots; ``held`` keeps the immutable ones
+    (scalars, tuples of scalars: nothing that can refer back to the model) alive so that their ids cannot be
+    reused by new objects, so they are unchanged too; only the mutable values (``mutable``: module index,
+    item index, name) are read again. Anything else rebuilds the whole key."""
 
+    lens: list[int]
+    getters: list[Callable[[dict[str, Any]], tuple[Any, ...]]]
     ids: tuple[int, ...]
     held: tuple[Any, ...]
     mutable: list[tuple[int, int, str]]
     attrs: tuple[tuple[Any, ...], ...]
+
+    def holds(self, dicts: list[dict[str, Any]]) -> bool:
+        if list(map(len, dicts)) != self.lens:
+            return False
+        try:
+            if tuple(map(id, chain.from_iterable(map(operator.call, self.getters, dicts)))) != self.ids:
+                return False
+        except KeyError:
+            return False
+        memo: dict[int, Any] = {}
+        return all(_token(dicts[i][k], memo, _DEPTH) == self.attrs[i][j][1] for i, j, k in self.mutable)
 
 
 _SNAPSHOTS: weakref.WeakKeyDictionary[nn.Module, _Snapshot] = weakref.WeakKeyDictionary()
@@ -70,16 +96,15 @@ _SNAPSHOTS: weakref.WeakKeyDictionary[nn.Module, _Snapshot] = weakref.WeakKeyDic
 
 def _attributes(mods: list[nn.Module]) -> tuple[tuple[Any, ...], ...]:
     dicts = [m.__dict__ for m in mods]
-    ids = (*map(len, dicts), *map(id, chain.from_iterable(dicts)),
-           *map(id, chain.from_iterable(map(dict.values, dicts))))
     snap = _SNAPSHOTS.get(mods[0]) if mods else None
-    if snap is not None and snap.ids == ids:
-        memo: dict[int, Any] = {}
-        if all(_token(dicts[i][k], memo, _DEPTH) == snap.attrs[i][j][1] for i, j, k in snap.mutable):
-            return snap.attrs
-    memo, held, mutable, attrs = {}, [*chain.from_iterable(dicts)], [], []
+    if snap is not None and snap.holds(dicts):
+        return snap.attrs
+    memo: dict[int, Any] = {}
+    held: list[Any] = []
+    mutable: list[tuple[int, int, str]] = []
+    attrs, getters = [], []
     for i, d in enumerate(dicts):
-        items = []
+        items: list[tuple[str, Any]] = []
         for k, v in d.items():
             if k in _MODULE_INTERNALS:
                 continue
@@ -90,8 +115,13 @@ def _attributes(mods: list[nn.Module]) -> tuple[tuple[Any, ...], ...]:
                 mutable.append((i, len(items), k))
                 items.append((k, _token(v, memo, _DEPTH)))
         attrs.append(tuple(items))
-    if mods:
-        _SNAPSHOTS[mods[0]] = _Snapshot(ids, tuple(held), mutable, tuple(attrs))
+        names = [k for k, _ in items]
+        # itemgetter of one key returns the value itself, of two or more a tuple: always ask for two or more
+        getters.append(operator.itemgetter(*(names * 2 if len(names) == 1 else names)))
+    if mods and all(attrs):
+        ids = tuple(map(id, chain.from_iterable(map(operator.call, getters, dicts))))
+        _SNAPSHOTS[mods[0]] = _Snapshot(list(map(len, dicts)), getters, ids, tuple(held), mutable,
+                                        tuple(attrs))
     return tuple(attrs)
 
 
