@@ -232,12 +232,12 @@ def test_sigint_from_a_timer_during_commit(monkeypatch):
     original = _apply.Journal.swap
     committing = threading.Event()
 
-    def slow_swap(self, tensor, new):
+    def slow_swap(self, tensor, new, spare):
         committing.set()
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:  # the handler raises KeyboardInterrupt out of this sleep
             time.sleep(0.01)
-        return original(self, tensor, new)
+        return original(self, tensor, new, spare)
 
     def interrupt() -> None:
         if committing.wait(10.0):

@@ -45,13 +45,13 @@ def test_the_lock_is_held_while_writing(monkeypatch):
     seen = []
     original = Journal.swap
 
-    def swap(self, tensor, new):
+    def swap(self, tensor, new, spare):
         result = []
         t = threading.Thread(target=lambda: result.append(lock.acquire(blocking=False)))
         t.start()
         t.join()
         seen.extend(result)
-        return original(self, tensor, new)
+        return original(self, tensor, new, spare)
 
     monkeypatch.setattr(Journal, "swap", swap)
     init_model(model, "he_normal", seed=0)

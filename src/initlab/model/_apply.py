@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .plan import Assignment, Plan
 
 Fill = Callable[[torch.Tensor, "Assignment"], None]
+Spare = tuple[tuple[Any, ...], int]  # a storage's pool key (shape, dtype, device) and its size in bytes
 
 
 # ---- per-model lock and deferred SIGINT ------------------------------------------------------------------
@@ -99,25 +100,24 @@ class _Pool:
         self.free: dict[tuple[Any, ...], list[torch.Tensor]] = {}
         self.bytes = 0
 
-    def take(self, like: torch.Tensor) -> torch.Tensor:
-        stack = self.free.get((like.shape, like.dtype, like.device))
+    def take(self, spare: Spare, like: torch.Tensor) -> torch.Tensor:
+        stack = self.free.get(spare[0])
         if stack:
-            t = stack.pop()
-            self.bytes -= t.untyped_storage().nbytes()
-            return t
+            self.bytes -= spare[1]
+            return stack.pop()
         return torch.empty(like.shape, dtype=like.dtype, device=like.device)
 
-    def give(self, tensors: Sequence[torch.Tensor]) -> None:
-        """Keep ``tensors`` for reuse, as many as fit under :data:`POOL_BYTES` (counted once per commit)."""
+    def give(self, swapped: Sequence[tuple[torch.Tensor, torch.Tensor, Spare]]) -> None:
+        """Keep the swapped-out storage for reuse, as much as fits under :data:`POOL_BYTES` (counted once per
+        commit)."""
         with _LOCKS_GUARD:
             room = POOL_BYTES - sum(p.bytes for p in _POOLS.values())
-            for t in tensors:
-                size = t.untyped_storage().nbytes()
+            for _, old, (key, size) in swapped:
                 if size > room:
                     continue
                 room -= size
                 self.bytes += size
-                self.free.setdefault((t.shape, t.dtype, t.device), []).append(t)
+                self.free.setdefault(key, []).append(old)
 
 
 _POOLS: weakref.WeakKeyDictionary[nn.Module, _Pool] = weakref.WeakKeyDictionary()
@@ -135,15 +135,19 @@ _USE_COUNT = getattr(torch._C, "_storage_Use_Count", None)
 _PLAIN = frozenset({torch.Tensor, nn.Parameter})
 
 
-def swappable(t: torch.Tensor) -> bool:
-    """Whether ``t``'s storage can be swapped for another without anyone noticing: a plain tensor or
-    Parameter, contiguous, alone in its storage and with no other tensor (view, alias) on it."""
+def spare_of(t: torch.Tensor) -> Spare | None:
+    """The pool key and size of ``t``'s storage when it can be swapped for another without anyone noticing (a
+    plain tensor or Parameter, contiguous, alone in its storage and with no other tensor, view or alias, on
+    it); else None."""
     if _USE_COUNT is None or type(t) not in _PLAIN or not (t.is_cpu or t.is_cuda):
-        return False
+        return None
     if t.layout is not torch.strided or t.is_quantized or t.storage_offset() != 0 or not t.is_contiguous():
-        return False
+        return None
     storage = t.untyped_storage()
-    return bool(storage.nbytes() == t.numel() * t.element_size() and _USE_COUNT(storage._cdata) == 2)
+    size = storage.nbytes()
+    if size != t.numel() * t.element_size() or _USE_COUNT(storage._cdata) != 2:
+        return None
+    return (t.shape, t.dtype, t.device), size
 
 
 # ---- the journal -----------------------------------------------------------------------------------------
@@ -153,7 +157,7 @@ class Journal:
     given new storage (their previous storage) and slots given a new tensor (their previous tensor)."""
 
     saved: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    swapped: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    swapped: list[tuple[torch.Tensor, torch.Tensor, Spare]] = field(default_factory=list)
     slots: list[tuple[dict[str, Any], str, bool, Any]] = field(default_factory=list)
     undo_hooks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -164,10 +168,11 @@ class Journal:
             self.saved[id(tensor)] = (tensor, t.clone())
         return t
 
-    def swap(self, tensor: torch.Tensor, new: torch.Tensor) -> None:
-        """Give ``tensor`` the storage of ``new`` (same shape, dtype, device), keeping the old storage (in a
-        detached alias: ``set_`` gives ``tensor`` another storage and leaves the alias on the old one)."""
-        self.swapped.append((tensor, tensor.detach()))
+    def swap(self, tensor: torch.Tensor, new: torch.Tensor, spare: Spare) -> None:
+        """Give ``tensor`` (whose storage is ``spare``) the storage of ``new`` (same shape, dtype, device),
+        keeping the old storage (in a detached alias: ``set_`` gives ``tensor`` another storage and leaves the
+        alias on the old one)."""
+        self.swapped.append((tensor, tensor.detach(), spare))
         if torch.is_grad_enabled():  # a no_grad decorator would cost more than the swap (hot path)
             with torch.no_grad():
                 tensor.set_(new)  # type: ignore[call-overload]  # (a Tensor is accepted)
@@ -176,7 +181,7 @@ class Journal:
 
     def release(self, to: _Pool) -> None:
         """After a successful transaction: the swapped-out storage goes to ``to`` for reuse."""
-        to.give([old for _, old in self.swapped])
+        to.give(self.swapped)
         self.swapped.clear()
 
     def install(self, table: dict[str, Any], key: str, value: Any) -> None:
@@ -198,7 +203,7 @@ class Journal:
                 table.pop(key, None)
         for tensor, old in self.saved.values():
             tensor.detach().copy_(old)
-        for tensor, old in reversed(self.swapped):
+        for tensor, old, _ in reversed(self.swapped):
             tensor.set_(old)  # type: ignore[call-overload]  # (a Tensor is accepted)
         self.saved.clear()
         self.swapped.clear()
@@ -237,7 +242,7 @@ def torch_fill(generator: torch.Generator, params: Mapping[str, torch.Tensor]) -
     checked: set[Any] = set()
 
     def fill(target: torch.Tensor, a: Assignment) -> None:
-        data = target.detach()
+        data = target.detach() if target.requires_grad else target  # (a spare tensor needs no alias)
         role = looks_linear_role(a.post) if a.post else None
         for draw in a.draws:
             check_once(draw, data.dtype, checked)
@@ -390,6 +395,7 @@ class Write:
     target: torch.Tensor | None
     source: torch.Tensor | None
     originals: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    spare: Spare | None = None  # the target's storage, when the fill draws into spare storage swapped in
 
 
 @dataclass
@@ -433,12 +439,13 @@ def prepare_plan(model: nn.Module, plan: Plan, generator: torch.Generator | None
     for a in plan.assignments:
         module = modules[a.owner]
         current = getattr(module, a.attr) if a.parametrized else params[a.name]
-        if current.device.type == "meta":
+        if current.is_meta:
             continue
         if fill is None:
             fill = torch_fill(generator or make_generator(current.device, seed), params)
-        if _direct(a, current, own_fill or current.device.type == "cpu"):
-            writes.append(Write(a, current, None))
+        if _direct(a, current, own_fill or current.is_cpu):
+            # decided here, not per write at commit: nothing in between makes an alias of a target
+            writes.append(Write(a, current, None, [], spare_of(current)))
             continue
         source = torch.empty(a.shape, dtype=current.dtype, device=current.device)
         fill(source, replace(a, post=tuple(s for s in a.post if not isinstance(s, Center))))
@@ -464,24 +471,25 @@ def commit_plan(prepared: Prepared, journal: Journal | None = None) -> None:
 
 
 def _commit(prepared: Prepared, journal: Journal) -> None:
-    recycle = pool(prepared.model)
+    recycle, fill = pool(prepared.model), prepared.fill
     for w in prepared.writes:
         for original, value in w.originals:
             journal.save(original).copy_(value)
         if w.target is None:
             continue
-        if w.source is None and swappable(w.target):  # drawn into spare storage, then swapped in
-            new = recycle.take(w.target)
-            prepared.fill(new, w.assignment)
-            journal.swap(w.target, new)
+        if w.spare is not None:  # drawn into spare storage, then swapped in
+            new = recycle.take(w.spare, w.target)
+            fill(new, w.assignment)
+            journal.swap(w.target, new, w.spare)
             continue
         if w.source is None:
             prepared.fill(journal.save(w.target), w.assignment)
             # a fill may write through another view (numpy): autograd must still see the write
             torch.autograd.graph.increment_version(w.target)
             continue
-        if swappable(w.target) and w.source.is_contiguous() and swappable(w.source):
-            journal.swap(w.target, w.source)
+        spare = spare_of(w.target)
+        if spare is not None and w.source.is_contiguous() and spare_of(w.source) is not None:
+            journal.swap(w.target, w.source, spare)
         else:
             journal.save(w.target).copy_(w.source)
         data = w.target.detach()
