@@ -53,7 +53,7 @@ _HOOKS = operator.attrgetter("_forward_hooks")
 _TENSOR_META = operator.attrgetter("shape", "dtype", "device")
 
 
-def _slope(module: nn.Module) -> float | None:
+def _slope(module: nn.PReLU) -> float | None:
     """A one-slope PReLU's value: discovery reads it (a known slope names the activation)."""
     if module.weight.numel() == 1 and module.weight.device.type != "meta":
         return float(module.weight.detach().reshape(()))
@@ -73,7 +73,7 @@ class _Snapshot:
     item index, name) are read again. Anything else rebuilds the whole key."""
 
     lens: list[int]
-    getters: list[Callable[[dict[str, Any]], tuple[Any, ...]]]
+    getters: list[Callable[[dict[str, Any]], Any]]
     ids: tuple[int, ...]
     held: tuple[Any, ...]
     mutable: list[tuple[int, int, str]]
@@ -102,7 +102,8 @@ def _attributes(mods: list[nn.Module]) -> tuple[tuple[Any, ...], ...]:
     memo: dict[int, Any] = {}
     held: list[Any] = []
     mutable: list[tuple[int, int, str]] = []
-    attrs, getters = [], []
+    attrs: list[tuple[Any, ...]] = []
+    getters: list[Callable[[dict[str, Any]], Any]] = []
     for i, d in enumerate(dicts):
         items: list[tuple[str, Any]] = []
         for k, v in d.items():

@@ -851,7 +851,7 @@ def named_tensors(model: nn.Module) -> Walk:
     """Every module and parameter by qualified name, duplicates included, in one walk of the model."""
     modules: dict[str, nn.Module] = {}
     _add_modules(model, "", modules)
-    params = {
+    params: dict[str, torch.Tensor] = {
         f"{mname}.{pname}" if mname else pname: p
         for mname, m in modules.items()
         for pname, p in m._parameters.items()
