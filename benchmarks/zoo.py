@@ -26,8 +26,8 @@ with a per-model timeout: a hang or crash costs that model, not the run. Results
 from __future__ import annotations
 
 import argparse
-import gc
 import contextlib
+import gc
 import itertools
 import json
 import math
@@ -184,7 +184,7 @@ def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fre
     import initlab
 
     res: dict[str, Any] = {"scheme": scheme}
-    gc.collect()  # a full collection of earlier models' garbage is no part of this call (timeit does the same)
+    gc.collect()  # a full collection of earlier models' garbage is no part of this call (as in timeit)
     start = time.perf_counter()
     try:
         report = initlab.init_model(model, scheme, example_input=example, seed=0)
