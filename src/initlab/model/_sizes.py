@@ -106,7 +106,8 @@ def fx_sizes(
             return out
 
     try:
-        Run(fx.GraphModule(root, graph)).run(*_positional(root, graph, example_input))
+        # on the model itself: a GraphModule would generate and compile the graph's Python code first
+        Run(root, graph=graph).run(*_positional(root, graph, example_input))
     except Exception:  # an input the traced graph cannot take as given: the caller notes it
         return None
     return found
