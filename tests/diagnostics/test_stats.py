@@ -204,3 +204,25 @@ def test_effective_rank_of_large_matrices_is_opt_in() -> None:
         r = stats.effective_rank(w)
     assert r is not None and 200 < r < 300
     assert stats.effective_rank(w[:200]) is not None  # one side within the limit: computed
+
+
+def test_bin_counts_are_torch_histc_counts() -> None:
+    """The vectorized binning reproduces histc exactly: edges, the top value, integer-valued data on bin
+    edges, float32 and float64, and a constant tensor (whose widened range histc keeps)."""
+    g = torch.Generator().manual_seed(0)
+    taken = 0
+    for trial in range(300):
+        dtype = torch.float32 if trial % 3 else torch.float64
+        x = torch.randn(int(torch.randint(1, 3000, (1,), generator=g)), generator=g, dtype=dtype)
+        x = x * 10.0 ** int(torch.randint(-8, 8, (1,), generator=g))
+        x = [x, x.round(), torch.relu(x), (x * 4).round() / 4 + 1000, torch.full_like(x, 3.7)][trial % 5]
+        lo, hi = float(x.min()), float(x.max())
+        if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-30):
+            lo, hi = lo - 0.5, hi + 0.5
+        bins = (40, 10, 7)[trial % 3]
+        counts = stats._bin_counts(x, lo, hi, bins)
+        assert counts is not None
+        taken += 1
+        assert counts == [int(c) for c in torch.histc(x, bins=bins, min=lo, max=hi).tolist()]
+    assert taken == 300
+    assert stats._bin_counts(torch.full((4,), 3.7e7), 3.7e7 - 0.5, 3.7e7 + 0.5, 10) is None  # f32 range 0
