@@ -12,7 +12,6 @@ from torch import nn
 
 import initlab
 from initlab.diagnostics import stats
-from initlab.diagnostics._histograms import HistogramBatch, bin_counts, histc
 from initlab.diagnostics.jacobian import jacobian_spectrum
 from initlab.diagnostics.profiles import GRID, profile
 from initlab.diagnostics.recorder import forward_fields
@@ -221,27 +220,9 @@ def test_bin_counts_are_torch_histc_counts() -> None:
         if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-30):
             lo, hi = lo - 0.5, hi + 0.5
         bins = (40, 10, 7)[trial % 3]
-        counts = bin_counts(x, lo, hi, bins)
+        counts = stats._bin_counts(x, lo, hi, bins)
         assert counts is not None
         taken += 1
         assert counts == [int(c) for c in torch.histc(x, bins=bins, min=lo, max=hi).tolist()]
     assert taken == 300
-    assert bin_counts(torch.full((4,), 3.7e7), 3.7e7 - 0.5, 3.7e7 + 0.5, 10) is None  # f32 range 0
-
-
-def test_batched_histograms_equal_single_ones() -> None:
-    """Histograms counted together (float32 and float64, sampled and not, flushed early by the limit) have
-    the counts of each counted alone."""
-    g = torch.Generator().manual_seed(1)
-    tensors = [torch.randn(n, generator=g, dtype=dt) * s for n, dt, s in
-               [(100, torch.float32, 1.0), (70000, torch.float32, 3.0), (5, torch.float64, 1e-3),
-                (4000, torch.float32, 1e5), (1, torch.float32, 2.0), (300, torch.float64, 7.0)]]
-    batch = HistogramBatch(limit=50_000)
-    pending = [histc(t, float(t.min()), float(t.max()), 40, batch=batch) for t in tensors]
-    batch.flush()
-    for t, hist in zip(tensors, pending, strict=True):
-        assert hist == histc(t, float(t.min()), float(t.max()), 40)
-        if t.numel() > 1:
-            sample = t[:: -(-t.numel() // (1 << 16))]
-            expected = torch.histc(sample, bins=40, min=float(t.min()), max=float(t.max()))
-            assert hist.counts == [int(c) for c in expected.tolist()]
+    assert stats._bin_counts(torch.full((4,), 3.7e7), 3.7e7 - 0.5, 3.7e7 + 0.5, 10) is None  # f32 range 0

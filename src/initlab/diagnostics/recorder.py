@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from . import stats
-from ._histograms import HistogramBatch
 from ._weights import GradLookup, weight_fields_many
 from .profiles import ActivationProfile, profile
 from .records import LayerStats
@@ -43,7 +42,6 @@ class Recorder:
         self.bins = bins
         self.armed = True
         self.calls: list[_Call] = []
-        self._histograms = HistogramBatch()  # counted together when the layers are read
         self._handles: list[Any] = []
         self._profiles: dict[int, ActivationProfile | None] = {
             id(s): (profile(s.activation) if s.activation is not None else None) for s in self.sites
@@ -66,7 +64,7 @@ class Recorder:
             z = first_tensor(output)
             if z is None or not z.is_floating_point():
                 return
-            call = _Call(site, forward_fields(z, site, self._profiles[id(site)], self.bins, self._histograms))
+            call = _Call(site, forward_fields(z, site, self._profiles[id(site)], self.bins))
             self.calls.append(call)
             if z.requires_grad:
                 z.register_hook(call.on_grad)
@@ -75,7 +73,6 @@ class Recorder:
 
     def layers(self, grad_of: GradLookup) -> list[LayerStats]:
         """The calls recorded since the last ``clear``, in forward order, with weight statistics."""
-        self._histograms.flush()
         weights = weight_fields_many([call.site for call in self.calls], grad_of)
         out = []
         seen: dict[str, int] = {}
@@ -97,7 +94,6 @@ class Recorder:
 
     def clear(self) -> None:
         self.calls = []
-        self._histograms = HistogramBatch()
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:
@@ -114,13 +110,11 @@ def first_tensor(output: Any) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def forward_fields(z: torch.Tensor, site: Site, prof: ActivationProfile | None, bins: int,
-                   histograms: HistogramBatch | None = None) -> dict[str, Any]:
-    """The numbers of one layer output; its histogram's counts come with ``histograms``' flush if given."""
+def forward_fields(z: torch.Tensor, site: Site, prof: ActivationProfile | None, bins: int) -> dict[str, Any]:
     z = z.detach() if z.dtype == torch.float64 else z.detach().float()
     post = prof.fn(z) if prof is not None and prof.spec != "linear" else z
     counts = _unit_counts(z, site, prof)
-    fused = stats.signal_summary(z, post, bins, list(counts.values()), histograms)
+    fused = stats.signal_summary(z, post, bins, list(counts.values()))
     if fused is None:  # overflow, underflow or non-finite values: each statistic on its own, safe path
         output = stats.moments(z)
         act = stats.moments(post) if post is not z else output
