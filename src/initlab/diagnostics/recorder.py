@@ -111,7 +111,8 @@ def first_tensor(output: Any) -> torch.Tensor | None:
 
 @torch.no_grad()
 def forward_fields(z: torch.Tensor, site: Site, prof: ActivationProfile | None, bins: int) -> dict[str, Any]:
-    z = z.detach() if z.dtype == torch.float64 else z.detach().float()
+    z = z.detach()
+    z = z if z.dtype in (torch.float32, torch.float64) else z.float()
     post = prof.fn(z) if prof is not None and prof.spec != "linear" else z
     counts = _unit_counts(z, site, prof)
     fused = stats.signal_summary(z, post, bins, list(counts.values()))

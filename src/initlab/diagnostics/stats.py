@@ -193,7 +193,7 @@ def signal_summary(
     n = z.numel()
     if n == 0:
         return None
-    z, post = _wide(z.detach()), _wide(post.detach())
+    z, post = _wide(z), _wide(post)  # no graph under no_grad: no detach (an operation per call)
     parts = [z.sum(), torch.linalg.vector_norm(z)]
     if post is not z:
         parts += [post.sum(), torch.linalg.vector_norm(post)]
