@@ -186,15 +186,21 @@ def activation(spec: str | Activation | Callable[[Array], Any], **params: float)
 
 
 @lru_cache(maxsize=512)
+def _hint(key: str) -> str:
+    """The close names for an unknown activation (remembered: model code asks about the same composite and
+    module names again and again, and a fuzzy match over every name costs ~3 ms)."""
+    import difflib
+
+    close = difflib.get_close_matches(key, list(_TABLE) + list(_ALIASES), n=3)
+    return f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(activation_names())}"
+
+
+@lru_cache(maxsize=512)
 def _from_string(spec: str, **params: float) -> Activation:
     name, args, kwargs = parse_call(spec)
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in _TABLE:
-        import difflib
-
-        close = difflib.get_close_matches(key, list(_TABLE) + list(_ALIASES), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(activation_names())}"
-        raise ValueError(f"unknown activation {name!r}{hint} (or pass a callable)")
+        raise ValueError(f"unknown activation {name!r}{_hint(key)} (or pass a callable)")
     entry = _TABLE[key]
     defaults = entry.defaults
     merged = dict(defaults)

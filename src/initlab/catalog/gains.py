@@ -64,7 +64,10 @@ def _hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     return nodes, weights / math.sqrt(2 * math.pi)
 
 
-def gaussian_expectation(f: Callable[[np.ndarray], np.ndarray], q: float = 1.0, n: int = 201) -> float:
+_NODES = 201
+
+
+def gaussian_expectation(f: Callable[[np.ndarray], np.ndarray], q: float = 1.0, n: int = _NODES) -> float:
     """``E[f(z)]`` for ``z ~ N(0, q)`` by ``n``-point Gauss-Hermite quadrature."""
     nodes, weights = _hermite(n)
     return float(np.dot(weights, f(math.sqrt(q) * nodes)))
@@ -93,10 +96,12 @@ def moments(phi: ActivationLike, q: float = 1.0) -> Moments:
     """The catalog's numeric moment map of an activation at input variance ``q``."""
     act = activation(phi)
     d = _derivative(act)
+    nodes, weights = _hermite(_NODES)
+    y = np.asarray(act(math.sqrt(q) * nodes))  # evaluated once for both moments (a model's module, maybe)
     return Moments(
         q,
-        gaussian_expectation(act, q),
-        gaussian_expectation(lambda x: act(x) ** 2, q),
+        float(np.dot(weights, y)),
+        float(np.dot(weights, y**2)),
         gaussian_expectation(lambda x: d(x) ** 2, q),
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,11 +19,28 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedBuffer
 
+_KEEPING = threading.local()  # whether this thread is inside a kept_rngs block
+
 
 @contextlib.contextmanager
 def kept_rngs() -> Iterator[None]:
     """torch's CPU and (initialized) CUDA generators, Python's ``random`` and numpy's global state, as on
-    entry, whatever happens inside."""
+    entry, whatever happens inside. Inside another ``kept_rngs`` of the same thread it does nothing: the outer
+    one restores them all (a snapshot of numpy's state alone costs ~0.2 ms, and a plan evaluates a custom
+    activation module dozens of times)."""
+    if getattr(_KEEPING, "active", False):
+        yield
+        return
+    _KEEPING.active = True
+    try:
+        with _kept_rngs():
+            yield
+    finally:
+        _KEEPING.active = False
+
+
+@contextlib.contextmanager
+def _kept_rngs() -> Iterator[None]:
     cpu = torch.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     py = random.getstate()

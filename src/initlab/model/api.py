@@ -5,6 +5,7 @@ inside the same validation and exact-restore wrapper as the built-in schemes."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import secrets
 from collections.abc import Callable
@@ -17,8 +18,9 @@ from torch import nn
 from ..backends.checks import check_generator, check_seed
 from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
-from ..errors import InitlabTypeError, InitlabValueError
+from ..errors import InitlabError, InitlabTypeError, InitlabValueError
 from ._apply import Journal, commit_plan, prepare_plan, transaction
+from ._isolate import kept_rngs
 from ._transforms import (
     _TRANSFORMS,
     PlanEdit,
@@ -28,7 +30,7 @@ from ._transforms import (
     check_scalars,
     transform_options,
 )
-from .graph import ModelGraph, Walk, check_graph, discover, named_tensors, run_forward, unwrap
+from .graph import ModelGraph, Walk, check_graph, discover, named_tensors, run_forward, runs_modules, unwrap
 from .plan import Plan, ProfileChooser, Rule, SchemeLike, build_plan, normalize_rules
 from .report import InitReport
 from .state import ModelState
@@ -154,7 +156,8 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
     takes_options = scheme_name in _MODEL_SCHEMES or scheme_name in _TRANSFORMS or scheme_name == "auto"
     if options and not takes_options:
         raise InitlabTypeError(f"unexpected option(s) {sorted(options)} for scheme {scheme_name!r}")
-    if _has_lazy(walk[1]):
+    lazy = _has_lazy(walk[1])
+    if lazy:
         if example_input is None:
             raise InitlabValueError(
                 "the model has Lazy modules: pass example_input so that their shapes are known")
@@ -163,10 +166,10 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
                          rules, dry_run, None, options)
         _materialize_lazy(inner, example_input, journal)
         walk = named_tensors(inner)
-    elif example_input is not None:
+    elif example_input is not None and graph is not None:
         _check_forward(inner, example_input)
     if graph is None:
-        graph = discover(inner, example_input, walk=walk)
+        graph = _discover_checked(inner, example_input, walk, check=not lazy)
     else:
         check_graph(graph, inner, walk)
     if scheme_name in _MODEL_SCHEMES:
@@ -254,6 +257,15 @@ def _plan(
         key = hit = None
     if hit is not None:
         return hit[0], hit[1].copy()
+    with kept_rngs() if runs_modules(graph) else contextlib.nullcontext():
+        plan, report = _build(graph, scheme, scheme_name, rules, options, params)
+    if key is not None and all(r.status == "init" and r.std is not None for r in report.rows):
+        graph.plans[key] = (plan, report.copy())
+    return plan, report
+
+
+def _build(graph: ModelGraph, scheme: SchemeLike, scheme_name: str, rules: list[Rule],
+           options: dict[str, Any], params: dict[str, torch.Tensor]) -> tuple[Plan, InitReport]:
     if scheme_name == "auto":
         from .auto import AutoChooser
 
@@ -263,8 +275,6 @@ def _plan(
     plan, report = build_plan(graph, chooser, rules, scheme_name, params)
     if hasattr(chooser, "finish"):
         chooser.finish(report)
-    if key is not None and all(r.status == "init" and r.std is not None for r in report.rows):
-        graph.plans[key] = (plan, report.copy())
     return plan, report
 
 
@@ -353,6 +363,25 @@ def check_example_input(model: nn.Module, example_input: Any) -> None:
     _validate_input(example_input)
     if example_input is not None:
         _check_forward(model, example_input)
+
+
+def _discover_checked(model: nn.Module, example_input: Any, walk: Walk, check: bool) -> ModelGraph:
+    """:func:`.graph.discover`, and with ``check`` the clear error of an ``example_input`` that does not fit
+    the model. A graph found by hooks ran the model on that very input (eval mode, no grad, as the check
+    does): a second forward pass would only repeat it, so the check runs for other graphs, or to name why
+    discovery's own pass failed."""
+    if example_input is None or not check:
+        return discover(model, example_input, walk=walk)
+    try:
+        graph = discover(model, example_input, walk=walk)
+    except InitlabError:
+        raise
+    except Exception:
+        _check_forward(model, example_input)
+        raise
+    if graph.method != "hooks":
+        _check_forward(model, example_input)
+    return graph
 
 
 def _check_forward(model: nn.Module, example_input: Any) -> None:

@@ -393,7 +393,14 @@ def _inference_fn(module: nn.Module, fn: Any) -> Any:
             for m, flag in flags:
                 m.training = flag
 
+    run.runs_module = True  # type: ignore[attr-defined]  # (see runs_modules)
     return run
+
+
+def runs_modules(graph: ModelGraph) -> bool:
+    """Whether planning on ``graph`` evaluates a module of the model (a custom activation module): the caller
+    then keeps the global RNGs once around the whole planning, not once per evaluation."""
+    return any(n.act is not None and getattr(n.act.fn, "runs_module", False) for n in graph.nodes)
 
 
 def _flatten(items: tuple[Any, ...]) -> list[Any]:

@@ -1,0 +1,51 @@
+"""How many times init_model runs the user's forward: discovery by hooks already runs the model on the
+example input, so the input check does not run it again; a bad input still gets the one clear error."""
+
+import pytest
+import torch
+from torch import nn
+
+from initlab.errors import InitlabError
+from initlab.model import init_model
+
+RUNS: list[int] = []  # forward passes on real tensors (not fx's tracing proxies); kept off the module,
+# whose attributes are part of the graph cache's key
+
+
+class Untraceable(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it, discovery runs it with hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.fx.Proxy):
+            RUNS.append(id(self))
+        h = torch.relu(self.a(x))
+        if h.sum() > 0:  # fx: a Proxy has no truth value
+            h = h * 1.0
+        return self.b(h)
+
+
+def test_hook_discovery_runs_the_model_once_and_a_cached_call_not_at_all():
+    model, x = Untraceable(), torch.randn(8, 16)
+    report = init_model(model, "auto", example_input=x, seed=0)
+    assert report.method == "hooks"
+    assert RUNS.count(id(model)) == 1
+    init_model(model, "auto", example_input=x, seed=0)
+    assert RUNS.count(id(model)) == 1
+
+
+def test_an_input_that_does_not_fit_still_gets_the_clear_error_and_changes_nothing():
+    model = Untraceable()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(InitlabError, match="does not fit the model"):
+        init_model(model, "auto", example_input=torch.randn(8, 5), seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_a_traceable_model_still_checks_its_input():
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(InitlabError, match="does not fit the model"):
+        init_model(model, "auto", example_input=torch.randn(4, 3), seed=0)
