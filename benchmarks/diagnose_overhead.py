@@ -5,20 +5,24 @@
 
 Target: diagnose costs at most 4x the plain pass. The plain pass is what diagnose must do anyway (forward,
 then backward with a unit random cotangent); the rest is hooks, per-layer reductions, weight statistics
-(norms, symmetry groups, one Gram eigendecomposition per weight matrix for the effective rank), discovery and
-the exact state snapshot. On a shared, oversubscribed CPU use ``--threads 1``: OpenMP threads that spin-wait
-for a busy core make single timings swing by 5x.
+(norms, symmetry groups, Gram eigendecompositions for the effective ranks, batched across layers),
+discovery and the exact state snapshot. On a shared, oversubscribed CPU use ``--threads 1``: OpenMP threads
+that spin-wait for a busy core make single timings swing by 5x.
 ``--breakdown`` times each of those alone as well, to show where the overhead goes.
 
     python benchmarks/diagnose_overhead.py --zoo bert-mlm,gpt2,vit,resnet18,mobilenet_v3_small
 
 times diagnose against one plain forward+backward on models of benchmarks/zoo.py instead (issue 13 target:
-<= 3x at the median); run it with PYTHONPATH pointing at two checkouts to compare before and after.
+<= 3x at the median); run it with PYTHONPATH pointing at two checkouts to compare before and after. With
+``--breakdown`` it also prints, per model, the CPU time of each part alone (thread time, which a busy shared
+core inflates less than wall time): the hooked pass against the plain one, the weight statistics, discovery
+and the state snapshot.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -27,7 +31,7 @@ import torch
 from torch import nn
 
 import initlab
-from initlab.diagnostics.recorder import weight_fields
+from initlab.diagnostics.recorder import Recorder, weight_fields
 from initlab.diagnostics.sites import layer_sites
 from initlab.model.state import ModelState
 
@@ -45,7 +49,49 @@ def timed(fn: Callable[[], object], warmup: int = 1) -> float:
     return time.perf_counter() - start
 
 
-def zoo_ratios(names: list[str], repeat: int) -> None:
+def weight_statistics(sites: list[object], grad_of: Callable[[torch.Tensor], torch.Tensor | None]) -> None:
+    """What diagnose computes after the backward pass: batched over layers where the checkout batches them."""
+    try:
+        from initlab.diagnostics._weights import weight_fields_many
+    except ImportError:  # an older checkout: layer by layer, as its diagnose does
+        for site in sites:
+            weight_fields(site, grad_of)  # type: ignore[arg-type]
+        return
+    weight_fields_many(sites, grad_of)  # type: ignore[arg-type]
+
+
+def cpu_ms(fn: Callable[[], object], n: int = 5) -> float:
+    fn()
+    best = math.inf
+    for _ in range(n):
+        start = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - start)
+    return best * 1e3
+
+
+def zoo_breakdown(model: nn.Module, x: object) -> str:
+    from initlab.diagnostics import core
+
+    sites, _ = layer_sites(model, x)
+
+    def passes(hooked: bool) -> None:
+        with torch.enable_grad(), Recorder(sites) as rec:
+            rec.armed = hooked
+            core._forward_backward(model, x, None, None, 0)  # disarmed hooks: the plain pass diagnose makes
+
+    grads = {id(p): p for p in model.parameters()}  # the weight as its own gradient: the same work
+    parts = {
+        "plain": cpu_ms(lambda: passes(False)),
+        "hooked": cpu_ms(lambda: passes(True)),
+        "weights": cpu_ms(lambda: weight_statistics(sites, lambda p: grads.get(id(p)))),
+        "discovery": cpu_ms(lambda: layer_sites(model, x)),
+        "state": cpu_ms(lambda: ModelState.capture(model).restore(model)),
+    }
+    return "      cpu ms: " + "  ".join(f"{k} {v:.1f}" for k, v in parts.items()) + f"  ({len(sites)} layers)"
+
+
+def zoo_ratios(names: list[str], repeat: int, breakdown: bool = False) -> None:
     import os
     import sys
 
@@ -68,6 +114,8 @@ def zoo_ratios(names: list[str], repeat: int) -> None:
         ratios.append(ratio)
         print(f"  {name:<22} plain {statistics.median(p for p, _ in pairs):7.3f} s   diagnose "
               f"{statistics.median(d for _, d in pairs):7.3f} s   ratio {ratio:5.2f}x", flush=True)
+        if breakdown:
+            print(zoo_breakdown(model, x), flush=True)
     print(f"median ratio {statistics.median(ratios):.2f}x over {len(ratios)} models (target <= 3x)")
 
 
@@ -83,7 +131,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.zoo:
-        zoo_ratios(args.zoo.split(","), args.repeat)
+        zoo_ratios(args.zoo.split(","), args.repeat, args.breakdown)
         return
     layers, d, heads, batch, seq = (4, 256, 4, 8, 64) if args.small else (12, 768, 12, 16, 128)
     device = torch.device(args.device)
@@ -109,8 +157,7 @@ def main() -> None:
     params = dict(model.named_parameters())
 
     def weights_only() -> None:
-        for site in sites:
-            weight_fields(site, lambda p: p)  # the weight as its own "gradient": same cost as the real one
+        weight_statistics(sites, lambda p: p)  # the weight as its own "gradient": same cost as the real one
         sync()
 
     plain()  # warm-up: allocator, kernels
