@@ -226,3 +226,22 @@ def test_bin_counts_are_torch_histc_counts() -> None:
         assert counts == [int(c) for c in torch.histc(x, bins=bins, min=lo, max=hi).tolist()]
     assert taken == 300
     assert stats._bin_counts(torch.full((4,), 3.7e7), 3.7e7 - 0.5, 3.7e7 + 0.5, 10) is None  # f32 range 0
+
+
+def test_batched_weight_statistics_equal_the_single_ones() -> None:
+    """Ranks batched by Gram size, a tied weight reduced once, the symmetry screen per weight shape: the
+    numbers of the one-tensor functions."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(40, 24, generator=g)
+    twins = torch.randn(30, 24, generator=g)
+    twins[3] = twins[7]
+    weights = [(w, False), (torch.randn(24, 24, generator=g), False), (w, False), (w, True),
+               (torch.zeros(5, 5), False), (torch.randn(7), False), (twins, False)]
+    ranks = stats.effective_ranks(weights)
+    for (t, transposed), rank in zip(weights, ranks, strict=True):
+        single = stats.effective_rank(t.T if transposed else t)
+        assert rank == pytest.approx(single, rel=1e-12, nan_ok=True)
+    assert ranks[0] == ranks[2] and ranks[4] == 0.0
+    rows = [stats.unit_rows(t) for t, _ in weights if t.dim() == 2]
+    batched = stats.symmetries([(r, lambda r=r: r) for r in rows])
+    assert batched == [stats.symmetry(r, r) for r in rows] and batched[-1].twinned == 2

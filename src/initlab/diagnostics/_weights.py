@@ -42,14 +42,12 @@ def weight_fields_many(sites: Sequence[Site], grad_of: GradLookup) -> dict[int, 
 
 
 def _param_stats(named: Mapping[int, Named], grad_of: GradLookup) -> dict[int, list[ParamStats]]:
-    flat = [(n, p) for ps in named.values() for n, p in ps]
-    tensors = [p for _, p in flat]
-    norms = stats.norms(tensors)
-    grad_norms = stats.norms([grad_of(p) for p in tensors])
-    means = stats.means(tensors)
-    made = iter([ParamStats(n, list(p.shape), norm or 0.0, g, m)
-                 for (n, p), norm, g, m in zip(flat, norms, grad_norms, means, strict=True)])
-    return {key: [next(made) for _ in ps] for key, ps in named.items()}
+    """Each module's parameters' numbers, a tied parameter (an LM head sharing the embedding) reduced once."""
+    tensors = list({id(p): p for ps in named.values() for _, p in ps}.values())
+    numbers = {id(p): (norm or 0.0, g, m) for p, norm, g, m in zip(
+        tensors, stats.norms(tensors), stats.norms([grad_of(p) for p in tensors]), stats.means(tensors),
+        strict=True)}
+    return {key: [ParamStats(n, list(p.shape), *numbers[id(p)]) for n, p in ps] for key, ps in named.items()}
 
 
 def _weight_and_bias(site: Site, named: Named) -> tuple[torch.Tensor, torch.Tensor | None] | None:

@@ -374,8 +374,9 @@ def effective_ranks(weights: Sequence[tuple[torch.Tensor, bool]]) -> list[float 
     a dozen small tensor operations and host transfers around each."""
     out: list[float | None] = [math.nan] * len(weights)
     groups: dict[tuple[Any, ...], list[tuple[int, torch.Tensor]]] = {}
+    first: dict[tuple[int, bool], int] = {}  # a tied weight (an LM head sharing the embedding) once
     for i, (weight, transposed) in enumerate(weights):
-        if weight.dim() < 2 or weight.numel() == 0:
+        if weight.dim() < 2 or weight.numel() == 0 or first.setdefault((id(weight), transposed), i) != i:
             continue
         if rank_skipped(weight):
             out[i] = None
@@ -388,7 +389,7 @@ def effective_ranks(weights: Sequence[tuple[torch.Tensor, bool]]) -> list[float 
         grams = items[0][1].unsqueeze(0) if len(items) == 1 else torch.stack([g for _, g in items])
         for (i, _), rank in zip(items, _entropy_ranks(grams), strict=True):
             out[i] = rank
-    return out
+    return [out[first.get((id(w), t), i)] for i, (w, t) in enumerate(weights)]
 
 
 def _gram(weight: torch.Tensor, transposed: bool) -> torch.Tensor:
