@@ -245,3 +245,15 @@ def test_batched_weight_statistics_equal_the_single_ones() -> None:
     rows = [stats.unit_rows(t) for t, _ in weights if t.dim() == 2]
     batched = stats.symmetries([(r, lambda r=r: r) for r in rows])
     assert batched == [stats.symmetry(r, r) for r in rows] and batched[-1].twinned == 2
+
+
+def test_batched_norms_equal_the_single_ones() -> None:
+    """Zeros, underflowing squares, float64, empty, None, nan and inf: the fused norms fall back exactly."""
+    tensors = [torch.zeros(5), torch.full((4,), 1e-30), torch.tensor([0.0, -0.0]), torch.randn(7),
+               torch.zeros(3, dtype=torch.float64), torch.full((2,), 1e-200, dtype=torch.float64), None,
+               torch.tensor([float("nan")]), torch.tensor([float("inf"), 1.0]), torch.empty(0),
+               torch.full((3,), 1e30)]
+    batched = stats.norms(tensors)
+    single = [stats.norm(t) for t in tensors]
+    assert [str(v) for v in batched] == [str(v) for v in single]
+    assert batched[1] == pytest.approx(2e-30) and batched[-1] == pytest.approx(math.sqrt(3) * 1e30)

@@ -454,9 +454,26 @@ def norms(tensors: Sequence[torch.Tensor | None]) -> list[float | None]:
             out[i] = norm(t)
     for (_, dtype), items in groups.items():
         values = torch.stack(torch._foreach_norm([t for _, t in items])).tolist()
+        zeros = []
         for (i, t), v in zip(items, values, strict=True):
-            out[i] = v if _safe_norm(v, dtype) else norm(t)
+            if _safe_norm(v, dtype):
+                out[i] = v
+            elif v == 0.0:
+                zeros.append((i, t))
+            else:
+                out[i] = norm(t)
+        _zero_norms(zeros, out)
     return out
+
+
+def _zero_norms(items: list[tuple[int, torch.Tensor]], out: list[float | None]) -> None:
+    """Tensors whose norm came out 0 (zero-initialized biases, half of a fresh transformer's parameters): 0
+    when every entry is 0 (one max-abs pass for all of them), else :func:`norm` (the squares underflowed)."""
+    if not items:
+        return
+    peaks = torch.stack(torch._foreach_norm([t for _, t in items], ord=math.inf)).tolist()
+    for (i, t), peak in zip(items, peaks, strict=True):
+        out[i] = 0.0 if peak == 0.0 else norm(t)
 
 
 @torch.no_grad()
