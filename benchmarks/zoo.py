@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import itertools
 import json
 import math
@@ -183,6 +184,7 @@ def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fre
     import initlab
 
     res: dict[str, Any] = {"scheme": scheme}
+    gc.collect()  # a full collection of earlier models' garbage is no part of this call (as in timeit)
     start = time.perf_counter()
     try:
         report = initlab.init_model(model, scheme, example_input=example, seed=0)
@@ -267,6 +269,7 @@ def run_diagnose(model: nn.Module, example: Any) -> dict[str, Any]:
     import initlab
 
     try:
+        gc.collect()
         t0 = time.perf_counter()  # warm: the model ran forward at build time and under auto
         fwd_bwd(model, example)
         t1 = time.perf_counter()
@@ -283,6 +286,7 @@ def run_diagnose(model: nn.Module, example: Any) -> dict[str, Any]:
 
 def run_model(entry: zm.Entry) -> dict[str, Any]:
     torch.manual_seed(0)  # construction draws from torch's generator: the worker's own process
+    gc.collect()  # nor of construction
     start = time.perf_counter()
     model = entry.build()
     build_s = getattr(model, "_zoo_build_seconds", time.perf_counter() - start)
