@@ -11,6 +11,7 @@ that spin-wait for a busy core make single timings swing by 5x.
 ``--breakdown`` times each of those alone as well, to show where the overhead goes.
 
     python benchmarks/diagnose_overhead.py --zoo bert-mlm,gpt2,vit,resnet18,mobilenet_v3_small
+    python benchmarks/diagnose_overhead.py --zoo tv/squeezenet1_0,timm/test_vit   # any torchvision/timm model
 
 times diagnose against one plain forward+backward on models of benchmarks/zoo.py instead (issue 13 target:
 <= 3x at the median); run it with PYTHONPATH pointing at two checkouts to compare before and after. With
@@ -26,6 +27,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -91,6 +93,17 @@ def zoo_breakdown(model: nn.Module, x: object) -> str:
     return "      cpu ms: " + "  ".join(f"{k} {v:.1f}" for k, v in parts.items()) + f"  ({len(sites)} layers)"
 
 
+def by_name(zm: Any, name: str) -> Any:
+    """A torchvision classification model (``tv/resnet18``) or a timm model (``timm/test_vit``)."""
+    source, _, model = name.partition("/")
+    if source == "tv":
+        return zm.Entry(name, "torchvision", "classification", lambda: zm._tv_build(model),
+                        zm.image(zm._tv_size(model)))
+    if source == "timm":
+        return zm.timm_entry(model)
+    raise SystemExit(f"unknown model {name!r}: a benchmarks/zoo.py HF or subset name, tv/NAME or timm/NAME")
+
+
 def zoo_ratios(names: list[str], repeat: int, breakdown: bool = False) -> None:
     import os
     import sys
@@ -102,7 +115,7 @@ def zoo_ratios(names: list[str], repeat: int, breakdown: bool = False) -> None:
     entries = {e.name: e for e in zm.subset_entries() + zm.hf_entries()}
     ratios = []
     for name in names:
-        entry = entries[name]
+        entry = entries.get(name) or by_name(zm, name)
         torch.manual_seed(0)
         model = entry.build()
         x = entry.make_input(model, torch.Generator().manual_seed(1))

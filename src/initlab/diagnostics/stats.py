@@ -271,7 +271,8 @@ def symmetries(items: Sequence[tuple[torch.Tensor, GradRows]], rtol: float = 1e-
         per = max(1, SCREEN_BATCH // items[idx[0]][0].numel())
         for k in range(0, len(idx), per):
             chunk = idx[k:k + per]
-            flagged = _screen(torch.stack([items[i][0] for i in chunk]))
+            mats = [items[i][0] for i in chunk]
+            flagged = _screen(mats[0].unsqueeze(0) if len(mats) == 1 else torch.stack(mats))
             for i, flag in zip(chunk, flagged, strict=True):
                 rows, grads = items[i]
                 units = rows.shape[0]
@@ -285,7 +286,10 @@ def _screen(rows: torch.Tensor) -> list[bool]:
     within rounding of each other, or some projection is not finite (then its rows may be twins)."""
     x = rows.double()
     h = x @ _direction(x.shape[2], x.device)
-    tol = 1e-9 * x.abs().sum(dim=2).amax(dim=1, keepdim=True) + 1e-300
+    # 1e-9 sum|row| (the single-matrix bound) <= 1e-9 sqrt(fan-in) |row|_2: a looser bound from one pass over
+    # the float32 rows, not an abs copy and sum in float64 (the groups found are exact either way)
+    norms = torch.linalg.vector_norm(rows, dim=2).amax(dim=1, keepdim=True).double()
+    tol = 1e-9 * math.sqrt(x.shape[2]) * norms + 1e-300
     close = (h.sort(dim=1).values.diff(dim=1) <= tol).any(dim=1)
     flagged: list[bool] = (close | ~torch.isfinite(h).all(dim=1)).tolist()
     return flagged
