@@ -28,9 +28,8 @@ class _Call:
         self.fields = fields
 
     def on_grad(self, grad: torch.Tensor) -> None:
-        g = grad.detach()
-        self.fields["grad_norm"] = stats.norm(g)
-        n = g.numel()
+        self.fields["grad_norm"] = stats.norm(grad)
+        n = grad.numel()
         self.fields["grad_rms"] = self.fields["grad_norm"] / math.sqrt(n) if n else math.nan
 
 

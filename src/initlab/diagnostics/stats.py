@@ -182,14 +182,14 @@ def _bin_counts(x: torch.Tensor, lo: float, hi: float, bins: int) -> list[int] |
 
 
 
-@torch.no_grad()
 def signal_summary(
     z: torch.Tensor, post: torch.Tensor, bins: int, counts: list[torch.Tensor]
 ) -> tuple[SignalMoments, SignalMoments, Histogram, list[float]] | None:
     """:func:`moments` of ``z`` and ``post``, the :func:`histogram` of ``post`` and the values of the 0-d
     ``counts``, with every reduction in one host transfer (a hooked layer pays per tensor operation, not per
     entry, when the model is small). None when a norm over/underflows or ``post`` has non-finite values:
-    the caller then takes the separate functions, which handle those cases; else the numbers are theirs."""
+    the caller then takes the separate functions, which handle those cases; else the numbers are theirs.
+    Called under no_grad (the hooks' :func:`~.recorder.forward_fields`) or on detached tensors."""
     n = z.numel()
     if n == 0:
         return None
@@ -428,7 +428,7 @@ def norm(t: torch.Tensor | None) -> float | None:
     """The L2 norm, overflow-safe like :func:`moments`."""
     if t is None:
         return None
-    t = _wide(t.detach())
+    t = _wide(t.detach() if t.requires_grad else t)  # (a gradient in a hook: no detach operation per call)
     if t.numel() == 0:
         return 0.0
     length = float(torch.linalg.vector_norm(t))
