@@ -189,12 +189,17 @@ def main() -> None:
           "target <= 4x)")
     print("  pairs (plain, diagnose): " + ", ".join(f"({p:.2f}, {d:.2f})" for p, d in pairs))
     if args.breakdown:
-        print("  timed alone:")
-        print(f"    discovery              {timed(lambda: layer_sites(model, x), 1):8.3f} s")
-        print(f"    weight statistics      {timed(weights_only, 1):8.3f} s   (norms, symmetry groups, "
-              "effective rank)")
-        t_state = timed(lambda: ModelState.capture(model).restore(model), 1)
-        print(f"    state snapshot+restore {t_state:8.3f} s")
+        print_parts(model, x, weights_only)
+
+
+def print_parts(model: nn.Module, x: torch.Tensor, weights_only: Callable[[], None]) -> None:
+    print("  timed alone:")
+    print(f"    discovery              {timed(lambda: layer_sites(model, x), 1):8.3f} s")
+    print(f"    weight statistics      {timed(weights_only, 1):8.3f} s   (norms, symmetry groups, "
+          "effective rank)")
+    t_state = timed(lambda: ModelState.capture(model).restore(model), 1)
+    print(f"    state snapshot+restore {t_state:8.3f} s")
+
 
 if __name__ == "__main__":
     main()
