@@ -5,29 +5,35 @@
 
 Target: diagnose costs at most 4x the plain pass. The plain pass is what diagnose must do anyway (forward,
 then backward with a unit random cotangent); the rest is hooks, per-layer reductions, weight statistics
-(norms, symmetry groups, one Gram eigendecomposition per weight matrix for the effective rank), discovery and
-the exact state snapshot. On a shared, oversubscribed CPU use ``--threads 1``: OpenMP threads that spin-wait
-for a busy core make single timings swing by 5x.
+(norms, symmetry groups, Gram eigendecompositions for the effective ranks, batched across layers),
+discovery and the exact state snapshot. On a shared, oversubscribed CPU use ``--threads 1``: OpenMP threads
+that spin-wait for a busy core make single timings swing by 5x.
 ``--breakdown`` times each of those alone as well, to show where the overhead goes.
 
     python benchmarks/diagnose_overhead.py --zoo bert-mlm,gpt2,vit,resnet18,mobilenet_v3_small
+    python benchmarks/diagnose_overhead.py --zoo tv/squeezenet1_0,timm/test_vit   # any torchvision/timm model
 
 times diagnose against one plain forward+backward on models of benchmarks/zoo.py instead (issue 13 target:
-<= 3x at the median); run it with PYTHONPATH pointing at two checkouts to compare before and after.
+<= 3x at the median); run it with PYTHONPATH pointing at two checkouts to compare before and after. With
+``--breakdown`` it also prints, per model, the CPU time of each part alone (thread time, which a busy shared
+core inflates less than wall time): the hooked pass against the plain one, the weight statistics, discovery
+and the state snapshot.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 import initlab
-from initlab.diagnostics.recorder import weight_fields
+from initlab.diagnostics.recorder import Recorder, weight_fields
 from initlab.diagnostics.sites import layer_sites
 from initlab.model.state import ModelState
 
@@ -45,7 +51,60 @@ def timed(fn: Callable[[], object], warmup: int = 1) -> float:
     return time.perf_counter() - start
 
 
-def zoo_ratios(names: list[str], repeat: int) -> None:
+def weight_statistics(sites: list[object], grad_of: Callable[[torch.Tensor], torch.Tensor | None]) -> None:
+    """What diagnose computes after the backward pass: batched over layers where the checkout batches them."""
+    try:
+        from initlab.diagnostics._weights import weight_fields_many
+    except ImportError:  # an older checkout: layer by layer, as its diagnose does
+        for site in sites:
+            weight_fields(site, grad_of)  # type: ignore[arg-type]
+        return
+    weight_fields_many(sites, grad_of)  # type: ignore[arg-type]
+
+
+def cpu_ms(fn: Callable[[], object], n: int = 5) -> float:
+    fn()
+    best = math.inf
+    for _ in range(n):
+        start = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - start)
+    return best * 1e3
+
+
+def zoo_breakdown(model: nn.Module, x: object) -> str:
+    from initlab.diagnostics import core
+
+    sites, _ = layer_sites(model, x)
+
+    def passes(hooked: bool) -> None:
+        with torch.enable_grad(), Recorder(sites) as rec:
+            rec.armed = hooked
+            core._forward_backward(model, x, None, None, 0)  # disarmed hooks: the plain pass diagnose makes
+
+    grads = {id(p): p for p in model.parameters()}  # the weight as its own gradient: the same work
+    parts = {
+        "plain": cpu_ms(lambda: passes(False)),
+        "hooked": cpu_ms(lambda: passes(True)),
+        "weights": cpu_ms(lambda: weight_statistics(sites, lambda p: grads.get(id(p)))),
+        "discovery": cpu_ms(lambda: layer_sites(model, x)),
+        "state": cpu_ms(lambda: ModelState.capture(model).restore(model)),
+    }
+    return "      cpu ms: " + "  ".join(f"{k} {v:.1f}" for k, v in parts.items()) + f"  ({len(sites)} layers)"
+
+
+def by_name(zm: Any, name: str) -> Any:
+    """A torchvision classification model (``tv/resnet18``) or a timm model (``timm/test_vit``)."""
+    source, _, model = name.partition("/")
+    if source == "tv":
+        return zm.Entry(name, "torchvision", "classification", lambda: zm._tv_build(model),
+                        zm.image(zm._tv_size(model)))
+    if source == "timm":
+        return zm.timm_entry(model)
+    raise SystemExit(f"unknown model {name!r}: a benchmarks/zoo.py HF or subset name, tv/NAME or timm/NAME")
+
+
+def zoo_ratios(names: list[str], repeat: int, breakdown: bool = False) -> None:
     import os
     import sys
 
@@ -56,7 +115,7 @@ def zoo_ratios(names: list[str], repeat: int) -> None:
     entries = {e.name: e for e in zm.subset_entries() + zm.hf_entries()}
     ratios = []
     for name in names:
-        entry = entries[name]
+        entry = entries.get(name) or by_name(zm, name)
         torch.manual_seed(0)
         model = entry.build()
         x = entry.make_input(model, torch.Generator().manual_seed(1))
@@ -68,6 +127,8 @@ def zoo_ratios(names: list[str], repeat: int) -> None:
         ratios.append(ratio)
         print(f"  {name:<22} plain {statistics.median(p for p, _ in pairs):7.3f} s   diagnose "
               f"{statistics.median(d for _, d in pairs):7.3f} s   ratio {ratio:5.2f}x", flush=True)
+        if breakdown:
+            print(zoo_breakdown(model, x), flush=True)
     print(f"median ratio {statistics.median(ratios):.2f}x over {len(ratios)} models (target <= 3x)")
 
 
@@ -83,7 +144,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.zoo:
-        zoo_ratios(args.zoo.split(","), args.repeat)
+        zoo_ratios(args.zoo.split(","), args.repeat, args.breakdown)
         return
     layers, d, heads, batch, seq = (4, 256, 4, 8, 64) if args.small else (12, 768, 12, 16, 128)
     device = torch.device(args.device)
@@ -109,8 +170,7 @@ def main() -> None:
     params = dict(model.named_parameters())
 
     def weights_only() -> None:
-        for site in sites:
-            weight_fields(site, lambda p: p)  # the weight as its own "gradient": same cost as the real one
+        weight_statistics(sites, lambda p: p)  # the weight as its own "gradient": same cost as the real one
         sync()
 
     plain()  # warm-up: allocator, kernels
@@ -129,12 +189,17 @@ def main() -> None:
           "target <= 4x)")
     print("  pairs (plain, diagnose): " + ", ".join(f"({p:.2f}, {d:.2f})" for p, d in pairs))
     if args.breakdown:
-        print("  timed alone:")
-        print(f"    discovery              {timed(lambda: layer_sites(model, x), 1):8.3f} s")
-        print(f"    weight statistics      {timed(weights_only, 1):8.3f} s   (norms, symmetry groups, "
-              "effective rank)")
-        t_state = timed(lambda: ModelState.capture(model).restore(model), 1)
-        print(f"    state snapshot+restore {t_state:8.3f} s")
+        print_parts(model, x, weights_only)
+
+
+def print_parts(model: nn.Module, x: torch.Tensor, weights_only: Callable[[], None]) -> None:
+    print("  timed alone:")
+    print(f"    discovery              {timed(lambda: layer_sites(model, x), 1):8.3f} s")
+    print(f"    weight statistics      {timed(weights_only, 1):8.3f} s   (norms, symmetry groups, "
+          "effective rank)")
+    t_state = timed(lambda: ModelState.capture(model).restore(model), 1)
+    print(f"    state snapshot+restore {t_state:8.3f} s")
+
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -111,3 +114,28 @@ def test_meta_model_is_rejected_before_anything_runs() -> None:
         net = nn.Linear(4, 4)
     with pytest.raises(ValueError, match="meta"):
         initlab.diagnose(net, torch.randn(2, 4))
+
+
+class _DrawingAct(nn.Module):
+    """A custom elementwise activation module that draws from Python's and numpy's global generators."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        random.random()
+        np.random.random()
+        return torch.tanh(x) * 1.5
+
+
+def test_custom_activation_modules_leave_every_global_rng_as_it_was() -> None:
+    """diagnose evaluates a custom activation module itself (thresholds, post-activation values): inside one
+    block that keeps Python's, numpy's and torch's global state, also for the model's own calls of it."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), _DrawingAct(), nn.Linear(16, 4))
+    x = torch.randn(32, 8, generator=torch.Generator().manual_seed(1))
+    random.seed(5)
+    np.random.seed(5)
+    py, npy, rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    d = initlab.diagnose(net, x)
+    assert d.layers[0].activation == "_DrawingAct"  # measured through the module (the test's premise)
+    assert random.getstate() == py and torch.equal(rng, torch.get_rng_state())
+    now = np.random.get_state()
+    assert now[0] == npy[0] and np.array_equal(now[1], npy[1]) and now[2:] == npy[2:]

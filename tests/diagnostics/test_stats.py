@@ -204,3 +204,56 @@ def test_effective_rank_of_large_matrices_is_opt_in() -> None:
         r = stats.effective_rank(w)
     assert r is not None and 200 < r < 300
     assert stats.effective_rank(w[:200]) is not None  # one side within the limit: computed
+
+
+def test_bin_counts_are_torch_histc_counts() -> None:
+    """The vectorized binning reproduces histc exactly: edges, the top value, integer-valued data on bin
+    edges, float32 and float64, and a constant tensor (whose widened range histc keeps)."""
+    g = torch.Generator().manual_seed(0)
+    taken = 0
+    for trial in range(300):
+        dtype = torch.float32 if trial % 3 else torch.float64
+        x = torch.randn(int(torch.randint(1, 3000, (1,), generator=g)), generator=g, dtype=dtype)
+        x = x * 10.0 ** int(torch.randint(-8, 8, (1,), generator=g))
+        x = [x, x.round(), torch.relu(x), (x * 4).round() / 4 + 1000, torch.full_like(x, 3.7)][trial % 5]
+        lo, hi = float(x.min()), float(x.max())
+        if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-30):
+            lo, hi = lo - 0.5, hi + 0.5
+        bins = (40, 10, 7)[trial % 3]
+        counts = stats._bin_counts(x, lo, hi, bins)
+        assert counts is not None
+        taken += 1
+        assert counts == [int(c) for c in torch.histc(x, bins=bins, min=lo, max=hi).tolist()]
+    assert taken == 300
+    assert stats._bin_counts(torch.full((4,), 3.7e7), 3.7e7 - 0.5, 3.7e7 + 0.5, 10) is None  # f32 range 0
+
+
+def test_batched_weight_statistics_equal_the_single_ones() -> None:
+    """Ranks batched by Gram size, a tied weight reduced once, the symmetry screen per weight shape: the
+    numbers of the one-tensor functions."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(40, 24, generator=g)
+    twins = torch.randn(30, 24, generator=g)
+    twins[3] = twins[7]
+    weights = [(w, False), (torch.randn(24, 24, generator=g), False), (w, False), (w, True),
+               (torch.zeros(5, 5), False), (torch.randn(7), False), (twins, False)]
+    ranks = stats.effective_ranks(weights)
+    for (t, transposed), rank in zip(weights, ranks, strict=True):
+        single = stats.effective_rank(t.T if transposed else t)
+        assert rank == pytest.approx(single, rel=1e-12, nan_ok=True)
+    assert ranks[0] == ranks[2] and ranks[4] == 0.0
+    rows = [stats.unit_rows(t) for t, _ in weights if t.dim() == 2]
+    batched = stats.symmetries([(r, lambda r=r: r) for r in rows])
+    assert batched == [stats.symmetry(r, r) for r in rows] and batched[-1].twinned == 2
+
+
+def test_batched_norms_equal_the_single_ones() -> None:
+    """Zeros, underflowing squares, float64, empty, None, nan and inf: the fused norms fall back exactly."""
+    tensors = [torch.zeros(5), torch.full((4,), 1e-30), torch.tensor([0.0, -0.0]), torch.randn(7),
+               torch.zeros(3, dtype=torch.float64), torch.full((2,), 1e-200, dtype=torch.float64), None,
+               torch.tensor([float("nan")]), torch.tensor([float("inf"), 1.0]), torch.empty(0),
+               torch.full((3,), 1e30)]
+    batched = stats.norms(tensors)
+    single = [stats.norm(t) for t in tensors]
+    assert [str(v) for v in batched] == [str(v) for v in single]
+    assert batched[1] == pytest.approx(2e-30) and batched[-1] == pytest.approx(math.sqrt(3) * 1e30)

@@ -14,11 +14,10 @@ import torch
 from torch import nn
 
 from . import stats
+from ._weights import GradLookup, weight_fields_many
 from .profiles import ActivationProfile, profile
-from .records import LayerStats, ParamStats
+from .records import LayerStats
 from .sites import Site
-
-GradLookup = Callable[[torch.Tensor], "torch.Tensor | None"]
 
 
 class _Call:
@@ -29,9 +28,8 @@ class _Call:
         self.fields = fields
 
     def on_grad(self, grad: torch.Tensor) -> None:
-        g = grad.detach()
-        self.fields["grad_norm"] = stats.norm(g)
-        n = g.numel()
+        self.fields["grad_norm"] = stats.norm(grad)
+        n = grad.numel()
         self.fields["grad_rms"] = self.fields["grad_norm"] / math.sqrt(n) if n else math.nan
 
 
@@ -74,13 +72,11 @@ class Recorder:
 
     def layers(self, grad_of: GradLookup) -> list[LayerStats]:
         """The calls recorded since the last ``clear``, in forward order, with weight statistics."""
-        weights: dict[int, dict[str, Any]] = {}
+        weights = weight_fields_many([call.site for call in self.calls], grad_of)
         out = []
         seen: dict[str, int] = {}
         for i, call in enumerate(self.calls):
             site = call.site
-            if id(site.module) not in weights:
-                weights[id(site.module)] = weight_fields(site, grad_of)
             seen[site.name] = seen.get(site.name, 0) + 1
             name = site.name if seen[site.name] == 1 else f"{site.name}#{seen[site.name]}"
             out.append(
@@ -114,53 +110,41 @@ def first_tensor(output: Any) -> torch.Tensor | None:
 
 @torch.no_grad()
 def forward_fields(z: torch.Tensor, site: Site, prof: ActivationProfile | None, bins: int) -> dict[str, Any]:
-    z = z.detach() if z.dtype == torch.float64 else z.detach().float()
+    z = z.detach()
+    z = z if z.dtype in (torch.float32, torch.float64) else z.float()
     post = prof.fn(z) if prof is not None and prof.spec != "linear" else z
-    output = stats.moments(z)
-    fields: dict[str, Any] = {
-        "shape": list(z.shape),
-        "output": output,
-        "act": stats.moments(post) if post is not z else output,
-        "histogram": stats.histogram(post, bins),
-    }
+    counts = _unit_counts(z, site, prof)
+    fused = stats.signal_summary(z, post, bins, list(counts.values()))
+    if fused is None:  # overflow, underflow or non-finite values: each statistic on its own, safe path
+        output = stats.moments(z)
+        act = stats.moments(post) if post is not z else output
+        hist = stats.histogram(post, bins)
+        values = [float(c) for c in counts.values()]
+    else:
+        output, act, hist, values = fused
+    fields: dict[str, Any] = {"shape": list(z.shape), "output": output, "act": act, "histogram": hist}
+    found = dict(zip(counts, values, strict=True))
+    if "dead" in found:
+        fields["dead"] = found["dead"] / stats.units(z, site.unit_dim)
+    if "saturated" in found:
+        fields["saturated"] = found["saturated"] / z.numel()
+    return fields
+
+
+def _unit_counts(z: torch.Tensor, site: Site, prof: ActivationProfile | None) -> dict[str, torch.Tensor]:
+    """Units never in the activation's active region and saturated entries, as 0-d float64 counts (exact
+    below 2**53, and they lift the fused reduction to float64, which holds float32 sums exactly)."""
+    counts: dict[str, torch.Tensor] = {}
     if z.numel() == 0 or prof is None:
-        return fields
+        return counts
     if prof.dead_edge is not None:
-        unit_max = stats.unit_max(z, site.unit_dim)
-        fields["dead"] = int(torch.count_nonzero(unit_max <= prof.dead_edge)) / unit_max.numel()
+        counts["dead"] = (stats.unit_max(z, site.unit_dim) <= prof.dead_edge).sum(dtype=torch.float64)
     if prof.saturation is not None:
         low, high = prof.saturation
-        fields["saturated"] = int(torch.count_nonzero((z < low) | (z > high))) / z.numel()
-    return fields
+        counts["saturated"] = ((z < low) | (z > high)).sum(dtype=torch.float64)
+    return counts
 
 
-@torch.no_grad()
 def weight_fields(site: Site, grad_of: GradLookup) -> dict[str, Any]:
-    named = list(site.module.named_parameters())
-    params = [
-        ParamStats(
-            n,
-            list(p.shape),
-            stats.norm(p) or 0.0,
-            stats.norm(grad_of(p)),
-            float(p.detach().mean(dtype=torch.float64)) if p.numel() and p.device.type != "meta" else None,
-        )
-        for n, p in named
-    ]
-    fields: dict[str, Any] = {"params": params}
-    by_name = dict(named)
-    weight = next((p for n, p in named if p.dim() >= 2), None)
-    if weight is None or weight.device.type == "meta":
-        return fields
-    bias_name = "in_proj_bias" if site.kind == "attention" else "bias"
-    bias = by_name.get(bias_name)
-    fields["effective_rank"] = stats.effective_rank(weight, site.transposed)
-    if site.kind != "embedding":
-        rows = stats.unit_rows(weight, bias, site.transposed)
-        grad_w = grad_of(weight)
-        grad_b = grad_of(bias) if bias is not None else None
-        grad_rows = None
-        if grad_w is not None and (bias is None or grad_b is not None):
-            grad_rows = stats.unit_rows(grad_w, grad_b, site.transposed)
-        fields["symmetry"] = stats.symmetry(rows, grad_rows)
-    return fields
+    """One layer's weight statistics (:func:`weight_fields_many` batches them over layers)."""
+    return weight_fields_many([site], grad_of)[id(site.module)]

@@ -9,10 +9,14 @@ import contextlib
 import contextvars
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
+
+HIST_SAMPLE = 1 << 16  # histograms of larger tensors count an evenly strided sample of this size
 
 
 @dataclass
@@ -63,12 +67,23 @@ def moments(x: torch.Tensor) -> SignalMoments:
             return SignalMoments(0.0, 0.0, 0.0)
         y = x / scale if scale != 1.0 else x
         total, length = _sum_and_norm(y)
+    return _scaled(_from_sums(total, length, n, y), scale)
+
+
+def _from_sums(total: float, length: float, n: int, y: torch.Tensor) -> SignalMoments:
+    """Mean, std and RMS from the sum and the L2 norm of the ``n`` entries of ``y``."""
     mean = total / n  # torch sums pairwise: float32 is accurate enough, and 20x faster than float64
     second = length**2 / n
     var = second - mean * mean
     if var < 1e-6 * second:  # cancellation: recompute about the mean
         var = float(((y.double() - mean) ** 2).mean())
-    return SignalMoments(mean * scale, math.sqrt(max(var, 0.0)) * scale, math.sqrt(second) * scale)
+    return SignalMoments(mean, math.sqrt(max(var, 0.0)), math.sqrt(second))
+
+
+def _scaled(m: SignalMoments, scale: float) -> SignalMoments:
+    if scale == 1.0:
+        return m
+    return SignalMoments(m.mean * scale, m.std * scale, m.rms * scale)
 
 
 def _sum_and_norm(x: torch.Tensor) -> tuple[float, float]:
@@ -108,8 +123,13 @@ def unit_max(z: torch.Tensor, unit_dim: int) -> torch.Tensor:
     return z.amax(dim=others) if others else z
 
 
+def units(z: torch.Tensor, unit_dim: int) -> int:
+    """How many units :func:`unit_max` returns, without computing it."""
+    return z.shape[unit_dim % z.dim()] if z.dim() else 1
+
+
 @torch.no_grad()
-def histogram(x: torch.Tensor, bins: int = 40, sample: int = 1 << 16) -> Histogram:
+def histogram(x: torch.Tensor, bins: int = 40, sample: int = HIST_SAMPLE) -> Histogram:
     """Counts over [min, max] of the finite values; large tensors are counted on an evenly strided sample of
     about ``sample`` values (the range still comes from all of them)."""
     x = _wide(x.detach()).reshape(-1)
@@ -122,13 +142,72 @@ def histogram(x: torch.Tensor, bins: int = 40, sample: int = 1 << 16) -> Histogr
         if x.numel() == 0:
             return Histogram([0] * bins, [0.0] * (bins + 1))
         lo, hi = float(x.min()), float(x.max())
+    return _histc(x, lo, hi, bins, sample)
+
+
+def _histc(x: torch.Tensor, lo: float, hi: float, bins: int, sample: int) -> Histogram:
+    """Counts of the flat ``x`` over [lo, hi], its finite range."""
     if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-30):
         lo, hi = lo - 0.5, hi + 0.5
     if x.numel() > sample:
         x = x[:: -(-x.numel() // sample)]
-    counts = torch.histc(x, bins=bins, min=lo, max=hi)
+    found = _bin_counts(x, lo, hi, bins) if x.numel() >= VECTOR_BINS else None
+    if found is None:
+        found = [int(c) for c in torch.histc(x, bins=bins, min=lo, max=hi).tolist()]
     step = (hi - lo) / bins
-    return Histogram([int(c) for c in counts.tolist()], [lo + i * step for i in range(bins + 1)])
+    return Histogram(found, [lo + i * step for i in range(bins + 1)])
+
+
+VECTOR_BINS = 1 << 14  # below, histc's loop is cheaper than the 6 operations of the vectorized binning
+
+
+def _bin_counts(x: torch.Tensor, lo: float, hi: float, bins: int) -> list[int] | None:
+    """``torch.histc``'s counts on CPU by its own formula, ``int((x - lo) * bins / (hi - lo))`` in the
+    dtype of ``x`` with the top edge in the last bin, in vectorized operations: histc's scalar loop costs
+    ~15 ns per entry (1 ms for a sampled 2**16), this ~2. None where histc itself must decide (not float32/64
+    on CPU, a range that rounds to nothing, values whose products could overflow)."""
+    limit = 1e30 if x.dtype == torch.float32 else 1e300
+    if x.device.type != "cpu" or x.dtype not in _WIDE or not max(abs(lo), abs(hi)) < limit:
+        return None
+    if x.dtype == torch.float32:  # histc's edges are in the dtype of x; so is its arithmetic
+        left = np.float32(lo)
+        width, start = float(np.float32(hi) - left), float(left)
+    else:
+        width, start = hi - lo, lo
+    if not (width > 0 and math.isfinite(width)):
+        return None
+    pos = torch.sub(x, start).mul_(bins).div_(width).to(torch.int32).clamp_(max=bins - 1)
+    counts: list[int] = torch.bincount(pos, minlength=bins).tolist()
+    return counts
+
+
+
+def signal_summary(
+    z: torch.Tensor, post: torch.Tensor, bins: int, counts: list[torch.Tensor]
+) -> tuple[SignalMoments, SignalMoments, Histogram, list[float]] | None:
+    """:func:`moments` of ``z`` and ``post``, the :func:`histogram` of ``post`` and the values of the 0-d
+    ``counts``, with every reduction in one host transfer (a hooked layer pays per tensor operation, not per
+    entry, when the model is small). None when a norm over/underflows or ``post`` has non-finite values:
+    the caller then takes the separate functions, which handle those cases; else the numbers are theirs.
+    Called under no_grad (the hooks' :func:`~.recorder.forward_fields`) or on detached tensors."""
+    n = z.numel()
+    if n == 0:
+        return None
+    z, post = _wide(z), _wide(post)  # no graph under no_grad: no detach (an operation per call)
+    parts = [z.sum(), torch.linalg.vector_norm(z)]
+    if post is not z:
+        parts += [post.sum(), torch.linalg.vector_norm(post)]
+    flat = post.reshape(-1)
+    values = torch.stack([*parts, *torch.aminmax(flat), *counts]).tolist()
+    total, length = values[0], values[1]
+    act_total, act_length = (values[2], values[3]) if post is not z else (total, length)
+    lo, hi = values[len(parts)], values[len(parts) + 1]
+    if not (_safe_norm(length, z.dtype) and _safe_norm(act_length, post.dtype)
+            and math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    output = _from_sums(total, length, n, z)
+    act = _from_sums(act_total, act_length, n, post) if post is not z else output
+    return output, act, _histc(flat, lo, hi, bins, HIST_SAMPLE), values[len(parts) + 2:]
 
 
 @torch.no_grad()
@@ -145,23 +224,75 @@ def unit_rows(
     return rows
 
 
+GradRows = Callable[[], "torch.Tensor | None"]
+
+
 @torch.no_grad()
 def symmetry(rows: torch.Tensor, grad_rows: torch.Tensor | None = None, rtol: float = 1e-5) -> Symmetry:
     """Groups of units with identical incoming weights, split further where their gradients differ."""
+    return _symmetry(rows, _maybe_twinned(rows), lambda: grad_rows, rtol)
+
+
+def _symmetry(rows: torch.Tensor, candidates: torch.Tensor, grad_rows: GradRows, rtol: float) -> Symmetry:
+    """The exact groups among the ``candidates`` (every other unit is distinct); ``grad_rows`` is called
+    only when some units share their weights."""
     units = rows.shape[0]
     if units == 0:
         return Symmetry(0, 0, 0, 0)
-    candidates = _maybe_twinned(rows)
     if candidates.numel() == 0:  # the usual case: every unit distinct, decided without sorting rows
         return Symmetry(units, units, 1, 0)
     _, inverse, counts = torch.unique(rows[candidates], dim=0, return_inverse=True, return_counts=True)
     sizes = [1] * (units - candidates.numel() + int((counts == 1).sum()))
-    for gid in torch.nonzero(counts > 1).flatten().tolist():
+    shared = torch.nonzero(counts > 1).flatten().tolist()
+    grads = grad_rows() if shared else None
+    for gid in shared:
         members = candidates[torch.nonzero(inverse == gid).flatten()]
-        sizes.extend(
-            _split_by_gradient(grad_rows[members] if grad_rows is not None else None, len(members), rtol)
-        )
+        sizes.extend(_split_by_gradient(grads[members] if grads is not None else None, len(members), rtol))
     return Symmetry(units, len(sizes), max(sizes), sum(s for s in sizes if s > 1))
+
+
+SCREEN_BATCH = 1 << 22  # entries of row matrices screened in one stack (32 MiB in float64)
+
+
+@torch.no_grad()
+def symmetries(items: Sequence[tuple[torch.Tensor, GradRows]], rtol: float = 1e-5) -> list[Symmetry]:
+    """:func:`symmetry` of many weights, each given as its unit rows and a callable returning its
+    gradient's rows (called only for a weight whose units share weights). Matrices of one shape are screened
+    together, one batched projection and sort for all of them (the test of :func:`_maybe_twinned`); only
+    those where two units may be twins take the exact path. The groups are exact either way."""
+    out: dict[int, Symmetry] = {}
+    batches: dict[tuple[Any, ...], list[int]] = {}
+    for i, (rows, grads) in enumerate(items):
+        if rows.shape[0] < 2 or rows.numel() <= SMALL_ROWS:
+            out[i] = _symmetry(rows, _maybe_twinned(rows), grads, rtol)
+        else:
+            batches.setdefault((*rows.shape, rows.dtype, rows.device), []).append(i)
+    for idx in batches.values():
+        per = max(1, SCREEN_BATCH // items[idx[0]][0].numel())
+        for k in range(0, len(idx), per):
+            chunk = idx[k:k + per]
+            mats = [items[i][0] for i in chunk]
+            flagged = _screen(mats[0].unsqueeze(0) if len(mats) == 1 else torch.stack(mats))
+            for i, flag in zip(chunk, flagged, strict=True):
+                rows, grads = items[i]
+                units = rows.shape[0]
+                out[i] = _symmetry(rows, _maybe_twinned(rows), grads, rtol) if flag else Symmetry(
+                    units, units, 1, 0)
+    return [out[i] for i in range(len(items))]
+
+
+def _screen(rows: torch.Tensor) -> list[bool]:
+    """For each matrix of a stack (matrices, units, fan-in): whether two of its rows have projections
+    within rounding of each other, or some projection is not finite (then its rows may be twins)."""
+    x = rows.double()
+    h = x @ _direction(x.shape[2], x.device)
+    # 1e-9 sum|row| (the single-matrix bound) <= 1e-9 sqrt(fan-in) |row|_2: a looser bound from one pass over
+    # the float32 rows, not an abs copy and sum in float64 (the groups found are exact either way)
+    norms = torch.linalg.vector_norm(rows, dim=2).amax(dim=1, keepdim=True).double()
+    tol = 1e-9 * math.sqrt(x.shape[2]) * norms + 1e-300
+    close = (h.sort(dim=1).values.diff(dim=1) <= tol).any(dim=1)
+    flagged: list[bool] = (close | ~torch.isfinite(h).all(dim=1)).tolist()
+    return flagged
 
 
 SMALL_ROWS = 1 << 8  # up to this many entries the exact row sort; above, the projection (2-5x cheaper)
@@ -237,34 +368,67 @@ def effective_rank(weight: torch.Tensor, transposed: bool = False) -> float | No
     depends on the small singular values that squaring loses. None (not computed) for a matrix whose both
     sides exceed RANK_LIMIT unless inside :func:`full_rank`: its O(n^3) eigendecomposition would cost more
     than the forward and backward passes diagnose measures."""
-    if weight.dim() < 2 or weight.numel() == 0:
-        return math.nan
-    if rank_skipped(weight):
-        return None
+    return effective_ranks([(weight, transposed)])[0]
+
+
+@torch.no_grad()
+def effective_ranks(weights: Sequence[tuple[torch.Tensor, bool]]) -> list[float | None]:
+    """:func:`effective_rank` of many ``(weight, transposed)``: the Gram matrices of one size go through one
+    batched eigendecomposition (on CPU the same LAPACK call per matrix) and one vectorized entropy, instead of
+    a dozen small tensor operations and host transfers around each."""
+    out: list[float | None] = [math.nan] * len(weights)
+    groups: dict[tuple[Any, ...], list[tuple[int, torch.Tensor]]] = {}
+    first: dict[tuple[int, bool], int] = {}  # a tied weight (an LM head sharing the embedding) once
+    for i, (weight, transposed) in enumerate(weights):
+        if weight.dim() < 2 or weight.numel() == 0 or first.setdefault((id(weight), transposed), i) != i:
+            continue
+        if rank_skipped(weight):
+            out[i] = None
+            continue
+        gram = _gram(weight, transposed)
+        n = gram.shape[0]  # above the default limit (full_rank=True) each alone: no stacked copy of big grams
+        key = (n, gram.dtype, gram.device) if n <= RANK_LIMIT else (i,)
+        groups.setdefault(key, []).append((i, gram))
+    for items in groups.values():
+        grams = items[0][1].unsqueeze(0) if len(items) == 1 else torch.stack([g for _, g in items])
+        for (i, _), rank in zip(items, _entropy_ranks(grams), strict=True):
+            out[i] = rank
+    return [out[first.get((id(w), t), i)] for i, (w, t) in enumerate(weights)]
+
+
+def _gram(weight: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """The smaller Gram matrix of the weight seen as (output units, fan-in)."""
     w = weight.detach()
     if transposed:
         w = w.transpose(0, 1)
     w = w.reshape(w.shape[0], -1)
     w = w.double() if w.dtype == torch.float64 else w.float()
-    gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
-    if not bool(torch.isfinite(gram).all()):
-        return math.nan
-    eig = torch.linalg.eigvalsh(gram).double()
-    noise = gram.shape[0] * torch.finfo(gram.dtype).eps * float(eig.max().clamp(min=0))
+    return w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+
+
+def _entropy_ranks(grams: torch.Tensor) -> list[float]:
+    """exp(entropy of the normalized singular values) from a stack of Gram matrices; nan where one is not
+    finite, 0 for a zero matrix."""
+    finite: list[bool] = torch.isfinite(grams).flatten(1).all(dim=1).tolist()
+    if not any(finite):
+        return [math.nan] * len(finite)
+    if not all(finite):
+        grams = grams[torch.tensor(finite, device=grams.device)]
+    eig = torch.linalg.eigvalsh(grams).double()
+    noise = grams.shape[-1] * torch.finfo(grams.dtype).eps * eig.amax(dim=1, keepdim=True).clamp(min=0)
     s = torch.where(eig > noise, eig, 0.0).sqrt()
-    total = float(s.sum())
-    if total == 0.0:
-        return 0.0
+    total = s.sum(dim=1, keepdim=True)
     p = s / total
-    p = p[p > 0]
-    return float(torch.exp(-(p * p.log()).sum()))
+    entropy = torch.where(p > 0, p * p.log(), 0.0).sum(dim=1)
+    ranks = iter(torch.where(total.squeeze(1) == 0.0, 0.0, torch.exp(-entropy)).tolist())
+    return [next(ranks) if ok else math.nan for ok in finite]
 
 
 def norm(t: torch.Tensor | None) -> float | None:
     """The L2 norm, overflow-safe like :func:`moments`."""
     if t is None:
         return None
-    t = _wide(t.detach())
+    t = _wide(t.detach() if t.requires_grad else t)  # (a gradient in a hook: no detach operation per call)
     if t.numel() == 0:
         return 0.0
     length = float(torch.linalg.vector_norm(t))
@@ -280,6 +444,60 @@ def norm(t: torch.Tensor | None) -> float | None:
     return float(torch.linalg.vector_norm(t / scale)) * scale
 
 
+@torch.no_grad()
+def norms(tensors: Sequence[torch.Tensor | None]) -> list[float | None]:
+    """:func:`norm` of each tensor. float32/float64 tensors of one device and dtype take one
+    ``torch._foreach_norm`` call (on CPU the same kernel, tensor by tensor) and one host transfer; a norm that
+    over/underflows, and any other tensor, takes :func:`norm`."""
+    out: list[float | None] = [None] * len(tensors)
+    groups: dict[tuple[Any, ...], list[tuple[int, torch.Tensor]]] = {}
+    for i, t in enumerate(tensors):
+        if t is not None and t.numel() and t.dtype in _WIDE and t.device.type != "meta":
+            groups.setdefault((t.device, t.dtype), []).append((i, t))
+        else:
+            out[i] = norm(t)
+    for (_, dtype), items in groups.items():
+        values = torch.stack(torch._foreach_norm([t for _, t in items])).tolist()
+        zeros = []
+        for (i, t), v in zip(items, values, strict=True):
+            if _safe_norm(v, dtype):
+                out[i] = v
+            elif v == 0.0:
+                zeros.append((i, t))
+            else:
+                out[i] = norm(t)
+        _zero_norms(zeros, out)
+    return out
+
+
+def _zero_norms(items: list[tuple[int, torch.Tensor]], out: list[float | None]) -> None:
+    """Tensors whose norm came out 0 (zero-initialized biases, half of a fresh transformer's parameters): 0
+    when every entry is 0 (one max-abs pass for all of them), else :func:`norm` (the squares underflowed)."""
+    if not items:
+        return
+    peaks = torch.stack(torch._foreach_norm([t for _, t in items], ord=math.inf)).tolist()
+    for (i, t), peak in zip(items, peaks, strict=True):
+        out[i] = 0.0 if peak == 0.0 else norm(t)
+
+
+@torch.no_grad()
+def means(tensors: Sequence[torch.Tensor]) -> list[float | None]:
+    """Each tensor's mean in float64 (None for an empty or meta tensor), one host transfer per device."""
+    out: list[float | None] = [None] * len(tensors)
+    groups: dict[torch.device, list[int]] = {}
+    for i, t in enumerate(tensors):
+        if t.numel() and t.device.type != "meta":
+            groups.setdefault(t.device, []).append(i)
+    for idx in groups.values():
+        values = torch.stack([tensors[i].mean(dtype=torch.float64) for i in idx]).tolist()
+        for i, v in zip(idx, values, strict=True):
+            out[i] = v
+    return out
+
+
+_WIDE = (torch.float32, torch.float64)
+
+
 def _wide(t: torch.Tensor) -> torch.Tensor:
     """float16/bfloat16 -> float32 (their range overflows on squares); float32/64 as they are."""
-    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+    return t if t.dtype in _WIDE else t.float()
