@@ -67,13 +67,18 @@ def initializers(x: torch.Tensor) -> dict[str, Callable[[nn.Module, int], None]]
     return out
 
 
+def batch_indices(seed: int, n: int, steps: int, batch: int = 128) -> torch.Tensor:
+    """The ``steps`` batches of ``seed``: ``batch`` indices in [0, n) each, drawn with replacement from a
+    private generator (benchmarks/trainability_frameworks.py trains Keras and Flax on the same ones)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randint(0, n, (batch,), generator=g) for _ in range(steps)])
+
+
 def train(model: nn.Module, opt_name: str, lr: float, steps: int, seed: int,
           x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, yt: torch.Tensor) -> float:
-    g = torch.Generator().manual_seed(seed)
     opt = (torch.optim.Adam if opt_name == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
     model.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (128,), generator=g)
+    for idx in batch_indices(seed, len(x), steps):
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

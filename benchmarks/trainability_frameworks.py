@@ -5,7 +5,8 @@ A 50-layer width-128 MLP (no normalization, no residuals) on mnist1d (generated 
 ``--steps`` steps, ``--seeds`` seeds; mean test accuracy per (framework, activation/optimizer, init). Both
 train with optax (Adam / SGD) under ``jax.jit``. Keras' default is glorot_uniform kernels, Flax's
 lecun_normal; initlab's weights come from ``initlab.keras.init_model`` / ``initlab.flax.init_model`` (the
-plan initlab makes for the same torch model). Batches are the same index sequence for every init of a seed.
+plan initlab makes for the same torch model). The data and each seed's batches are those of
+benchmarks/trainability.py (torch's generator), the same for every init of a seed: the PyTorch experiment.
 
     python benchmarks/trainability_frameworks.py                 # 2000 steps, 3 seeds, both frameworks
     python benchmarks/trainability_frameworks.py --steps 200 --seeds 1 --frameworks flax --configs relu-adam
@@ -33,17 +34,24 @@ CHUNK = 100  # steps per compiled scan
 
 
 def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from mnist1d.data import get_dataset_args, make_dataset
+    """benchmarks/trainability.py's standardized mnist1d, as numpy arrays (int32 labels)."""
+    import trainability
 
-    d = make_dataset(get_dataset_args())
-    x, xt = (np.asarray(d[k], dtype=np.float32) for k in ("x", "x_test"))
-    mean, std = x.mean(0), x.std(0)
-    y, yt = (np.asarray(d[k], dtype=np.int32) for k in ("y", "y_test"))
-    return (x - mean) / std, y, (xt - mean) / std, yt
+    x, y, xt, yt = (t.numpy() for t in trainability.data())
+    return x, y.astype(np.int32), xt, yt.astype(np.int32)
+
+
+BATCH_ORDER = {"order": "torch"}  # --batches numpy: the order of the first runs (numpy's generator)
 
 
 def batches(seed: int, n: int, steps: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, (steps, BATCH))
+    """benchmarks/trainability.py's batches for ``seed`` (torch's generator): the same data order as the
+    PyTorch benchmark, so that with the same weights the three frameworks run the same experiment."""
+    if BATCH_ORDER["order"] == "numpy":
+        return np.random.default_rng(seed).integers(0, n, (steps, BATCH))
+    import trainability
+
+    return trainability.batch_indices(seed, n, steps, BATCH).numpy()
 
 
 Apply = Callable[[Any, Any], Any]  # (params, x) -> logits: a pure function of the parameter pytree
@@ -173,7 +181,10 @@ def main() -> None:
     ap.add_argument("--configs", default="relu-adam,tanh-sgd")
     ap.add_argument("--frameworks", default="keras,flax")
     ap.add_argument("--json", default="")
+    ap.add_argument("--batches", choices=("torch", "numpy"), default="torch",
+                    help="each seed's batch order: benchmarks/trainability.py's (torch) or numpy's")
     args = ap.parse_args()
+    BATCH_ORDER["order"] = args.batches
     xy = data()
     _compile_cache()
     results: dict[str, dict[str, list[float]]] = {}

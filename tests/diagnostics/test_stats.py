@@ -228,6 +228,27 @@ def test_bin_counts_are_torch_histc_counts() -> None:
     assert stats._bin_counts(torch.full((4,), 3.7e7), 3.7e7 - 0.5, 3.7e7 + 0.5, 10) is None  # f32 range 0
 
 
+def test_histograms_counted_together_are_histc_counts() -> None:
+    """Pending histograms of float32 and float64 samples of many sizes and ranges (constant, integer-valued
+    on bin edges, above the sample size), counted in one batch: exactly histc's counts and edges each."""
+    g = torch.Generator().manual_seed(1)
+    pending, expected = [], []
+    for trial in range(60):
+        dtype = torch.float32 if trial % 3 else torch.float64
+        x = torch.randn(int(torch.randint(1, 5000, (1,), generator=g)) * (40 if trial == 7 else 1),
+                        generator=g, dtype=dtype) * 10.0 ** int(torch.randint(-6, 6, (1,), generator=g))
+        x = [x, x.round(), torch.relu(x), torch.full_like(x, -2.5)][trial % 4]
+        lo, hi, bins = float(x.min()), float(x.max()), (40, 10, 7)[trial % 3]
+        pending.append(stats._pending(x, lo, hi, bins))
+        expected.append(stats._histc(x, lo, hi, bins, stats.HIST_SAMPLE))
+        x.add_(1.0)  # the pending copy is not a view: an in-place change after the hook does not reach it
+    found = stats.histograms(pending)
+    assert [h.counts for h in found] == [
+        [int(c) for c in torch.histc(stats._sampled(p.sample, stats.HIST_SAMPLE), bins=p.bins, min=p.lo,
+                                     max=p.hi).tolist()] for p in pending]
+    assert found == expected
+
+
 def test_batched_weight_statistics_equal_the_single_ones() -> None:
     """Ranks batched by Gram size, a tied weight reduced once, the symmetry screen per weight shape: the
     numbers of the one-tensor functions."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from . import stats
 from .records import ParamStats
@@ -27,7 +28,7 @@ def weight_fields_many(sites: Sequence[Site], grad_of: GradLookup) -> dict[int, 
     """``{id(site.module): fields}`` for each distinct module: ``params`` (norms, gradient norms, means) and,
     for a layer with a weight matrix, ``effective_rank`` and (embeddings aside) ``symmetry``."""
     first = {id(s.module): s for s in reversed(sites)}  # the first site of each module
-    named = {key: list(site.module.named_parameters()) for key, site in first.items()}
+    named = {key: _named_parameters(site.module) for key, site in first.items()}
     params = _param_stats(named, grad_of)
     fields: dict[int, dict[str, Any]] = {key: {"params": ps} for key, ps in params.items()}
     matrices = {key: wb for key in first if (wb := _weight_and_bias(first[key], named[key])) is not None}
@@ -39,6 +40,18 @@ def weight_fields_many(sites: Sequence[Site], grad_of: GradLookup) -> dict[int, 
     for key, sym in zip(rows, found, strict=True):
         fields[key]["symmetry"] = sym
     return fields
+
+
+def _named_parameters(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """``list(module.named_parameters())``; a leaf module's read from its own dict (the generator costs ~20 us
+    a layer, a fifth of a small layer's whole statistics)."""
+    if module._modules:
+        return list(module.named_parameters())
+    out: dict[int, tuple[str, torch.Tensor]] = {}
+    for name, p in module._parameters.items():
+        if p is not None:
+            out.setdefault(id(p), (name, p))  # a parameter registered twice: its first name, as torch's
+    return list(out.values())
 
 
 def _param_stats(named: Mapping[int, Named], grad_of: GradLookup) -> dict[int, list[ParamStats]]:

@@ -54,14 +54,14 @@ def diagnose(
     >>> [la.name for la in d.layers]
     ['0', '2']
     """
-    _validate(model, batch, loss_fn)
+    params = _validate(model, batch, loss_fn)
     seed = DEFAULT_SEED if seed is None else int(seed)
     with model_lock(model):  # an init_model running in another thread must not be undone by our restore
-        return _measure(model, batch, target, loss_fn, seed, jacobian, full_rank)
+        return _measure(model, params, batch, target, loss_fn, seed, jacobian, full_rank)
 
 
-def _measure(model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None, seed: int, jacobian: bool,
-             full_rank: bool) -> Diagnosis:
+def _measure(model: nn.Module, params: list[nn.Parameter], batch: Any, target: Any, loss_fn: LossFn | None,
+             seed: int, jacobian: bool, full_rank: bool) -> Diagnosis:
     state = ModelState.capture(model)
     try:
         sites, notes = layer_sites(model, batch)  # discovery may run the model once
@@ -71,9 +71,9 @@ def _measure(model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None, 
                 "attention...)"
             )
         # dropout draws from torch's global generator: fork it so the caller's stream is left as it was
-        with torch.random.fork_rng(devices=_cuda_devices(model)), torch.enable_grad(), _kept_rngs(sites):
-            with Recorder(sites) as recorder:
-                grads, loss = _forward_backward(model, batch, target, loss_fn, seed)
+        with torch.random.fork_rng(devices=_cuda_devices(params)), torch.enable_grad(), _kept_rngs(sites):
+            with Recorder(sites, edges=True) as recorder:
+                grads, loss = _forward_backward(model, batch, target, loss_fn, seed, params, recorder)
             with stats.full_rank(full_rank):
                 layers = recorder.layers(lambda p: grads.get(id(p)))
             notes = [*notes, *_rank_note(layers)]
@@ -122,7 +122,9 @@ def _rank_note(layers: list[Any]) -> list[str]:
             f"than {stats.RANK_LIMIT} on both sides (O(n^3)); diagnose(..., full_rank=True) computes them"]
 
 
-def _validate(model: Any, batch: Any, loss_fn: Any) -> None:
+def _validate(model: Any, batch: Any, loss_fn: Any) -> list[nn.Parameter]:
+    """The model's parameters (walked once: the checks, the RNG fork and the pass use them), after checking
+    the arguments."""
     if not isinstance(model, nn.Module):
         raise InitlabTypeError(f"diagnose expects a torch.nn.Module, got {type(model).__name__}")
     if loss_fn is not None and not callable(loss_fn):
@@ -136,16 +138,23 @@ def _validate(model: Any, batch: Any, loss_fn: Any) -> None:
     for t in tensors:
         if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
             raise InitlabValueError("the batch contains NaN or infinite values; diagnose needs finite inputs")
-    meta = [n for n, p in model.named_parameters() if p.device.type == "meta"]
-    if meta:
-        raise InitlabValueError(
-            f"parameters on the meta device ({meta[0]}, ...): materialize the model first")
+    # model.parameters(), read from each module's own dict: its generators walk the module tree per call
+    held = {id(p): p for m in model.modules() for p in m._parameters.values() if p is not None}
+    params = list(held.values())
+    if any(p.device.type == "meta" for p in params):
+        meta = next(n for n, p in model.named_parameters() if p.device.type == "meta")
+        raise InitlabValueError(f"parameters on the meta device ({meta}, ...): materialize the model first")
+    return params
 
 
 def _forward_backward(
-    model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None, seed: int
+    model: nn.Module, batch: Any, target: Any, loss_fn: LossFn | None, seed: int,
+    params: list[nn.Parameter] | None = None, recorder: Recorder | None = None,
 ) -> tuple[dict[int, torch.Tensor], float | None]:
-    params = [p for p in model.parameters() if p.is_floating_point()]  # tied weights come once
+    """The parameters' gradients (by id) and the loss (None without a target or loss_fn); the recorder's
+    layer outputs' gradients come back from the same ``autograd.grad`` call."""
+    params = [p for p in (model.parameters() if params is None else params)  # tied weights come once
+              if p.is_floating_point()]
     for p in params:
         p.requires_grad_(True)
     output = _call(model, batch)
@@ -164,8 +173,12 @@ def _forward_backward(
         g = torch.Generator(device=outputs[0].device).manual_seed(seed)
         roots = outputs
         cotangents = [torch.randn(o.shape, generator=g, device=o.device).to(o.dtype) for o in outputs]
-    found = torch.autograd.grad(roots, params, cotangents, allow_unused=True)
-    return {id(p): g for p, g in zip(params, found, strict=False) if g is not None}, loss_value
+    edges = recorder.grad_edges() if recorder is not None else []
+    inputs: list[Any] = [*params, *edges]  # (torch's annotation wants one kind; autograd takes both)
+    found = torch.autograd.grad(roots, inputs, cotangents, allow_unused=True)
+    if recorder is not None:
+        recorder.take_grads(found[len(params):])
+    return {id(p): g for p, g in zip(params, found[:len(params)], strict=True) if g is not None}, loss_value
 
 
 def _loss(output: Any, first: torch.Tensor, target: Any, loss_fn: LossFn | None) -> torch.Tensor:
@@ -210,5 +223,5 @@ def _input_rms(batch: Any) -> float | None:
     return rms if math.isfinite(rms) else None
 
 
-def _cuda_devices(model: nn.Module) -> list[int]:
-    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+def _cuda_devices(params: list[nn.Parameter]) -> list[int]:
+    return sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.graph import GradientEdge, get_gradient_edge
 
 from . import stats
 from ._weights import GradLookup, weight_fields_many
@@ -21,26 +22,34 @@ from .sites import Site
 
 
 class _Call:
-    """One call of a hooked layer: forward numbers now, gradient numbers when backward reaches it."""
+    """One call of a hooked layer: forward numbers now, gradient numbers when backward reaches it (through a
+    tensor hook, or through ``edge``: the output's place in the graph, whose gradient the caller asks
+    ``torch.autograd.grad`` for along with the parameters')."""
 
     def __init__(self, site: Site, fields: dict[str, Any]) -> None:
         self.site = site
         self.fields = fields
+        self.edge: GradientEdge | None = None
+        self.entries = 0  # the output's, for the gradient's RMS
 
     def on_grad(self, grad: torch.Tensor) -> None:
-        self.fields["grad_norm"] = stats.norm(grad)
-        n = grad.numel()
-        self.fields["grad_rms"] = self.fields["grad_norm"] / math.sqrt(n) if n else math.nan
+        self.set_grad(stats.norm(grad), grad.numel())
+
+    def set_grad(self, norm: float | None, n: int) -> None:
+        self.fields["grad_norm"] = norm
+        self.fields["grad_rms"] = norm / math.sqrt(n) if n and norm is not None else math.nan
 
 
 class Recorder:
     """Forward hooks on every site; ``armed`` switches measuring on and off without removing them."""
 
-    def __init__(self, sites: Sequence[Site], bins: int = 40) -> None:
+    def __init__(self, sites: Sequence[Site], bins: int = 40, edges: bool = False) -> None:
         self.sites = list(sites)
         self.bins = bins
         self.armed = True
+        self.edges = edges  # outputs' gradients through grad_edges/take_grads, up to EDGE_ENTRIES of them
         self.calls: list[_Call] = []
+        self._edge_entries = 0
         self._handles: list[Any] = []
         self._profiles: dict[int, ActivationProfile | None] = {
             id(s): (profile(s.activation) if s.activation is not None else None) for s in self.sites
@@ -65,13 +74,37 @@ class Recorder:
                 return
             call = _Call(site, forward_fields(z, site, self._profiles[id(site)], self.bins))
             self.calls.append(call)
-            if z.requires_grad:
+            if len(self.calls) % PENDING_CALLS == 0:  # bound the samples kept (a monitor between reads)
+                _count_histograms(self.calls[-PENDING_CALLS:])
+            if not z.requires_grad:
+                return
+            if self.edges and self._edge_entries + z.numel() <= EDGE_ENTRIES:
+                # the edge, not the tensor: an in-place op after this hook (ReLU(inplace=True)) makes z the
+                # ReLU's output, while the edge keeps naming the layer's own output, as a tensor hook does
+                call.edge, call.entries = get_gradient_edge(z), z.numel()
+                self._edge_entries += z.numel()
+            else:
                 z.register_hook(call.on_grad)
 
         return hook
 
+    def grad_edges(self) -> list[GradientEdge]:
+        """The outputs whose gradients the caller's ``torch.autograd.grad`` should return, for
+        :meth:`take_grads` (one batched norm instead of a Python hook per layer during the backward pass)."""
+        return [c.edge for c in self.calls if c.edge is not None]
+
+    def take_grads(self, grads: Sequence[torch.Tensor | None]) -> None:
+        """The gradients of :meth:`grad_edges`, in order (None: the output did not reach the loss)."""
+        calls = [c for c in self.calls if c.edge is not None]
+        for call, grad, norm in zip(calls, grads, stats.norms(grads), strict=True):
+            call.edge = None
+            if grad is not None:
+                call.set_grad(norm, call.entries)
+        self._edge_entries = 0
+
     def layers(self, grad_of: GradLookup) -> list[LayerStats]:
         """The calls recorded since the last ``clear``, in forward order, with weight statistics."""
+        _count_histograms(self.calls)
         weights = weight_fields_many([call.site for call in self.calls], grad_of)
         out = []
         seen: dict[str, int] = {}
@@ -95,6 +128,17 @@ class Recorder:
         self.calls = []
 
 
+EDGE_ENTRIES = 1 << 24  # output entries whose gradients come back together (64 MiB in float32); then hooks
+PENDING_CALLS = 256  # histograms counted together: at most 256 samples of 2**16 entries (64 MiB) kept
+
+
+def _count_histograms(calls: list[_Call]) -> None:
+    """The calls' pending histograms counted, all in one batched pass (:func:`stats.histograms`)."""
+    pending = [c for c in calls if isinstance(c.fields["histogram"], stats.PendingHistogram)]
+    for call, hist in zip(pending, stats.histograms([c.fields["histogram"] for c in pending]), strict=True):
+        call.fields["histogram"] = hist
+
+
 def first_tensor(output: Any) -> torch.Tensor | None:
     if isinstance(output, torch.Tensor):
         return output
@@ -110,7 +154,8 @@ def first_tensor(output: Any) -> torch.Tensor | None:
 
 @torch.no_grad()
 def forward_fields(z: torch.Tensor, site: Site, prof: ActivationProfile | None, bins: int) -> dict[str, Any]:
-    z = z.detach()
+    """The layer output's numbers; its histogram may be pending (counted with others by ``layers``). Under
+    no_grad, so no ``detach`` (an operation per call)."""
     z = z if z.dtype in (torch.float32, torch.float64) else z.float()
     post = prof.fn(z) if prof is not None and prof.spec != "linear" else z
     counts = _unit_counts(z, site, prof)
@@ -118,7 +163,7 @@ def forward_fields(z: torch.Tensor, site: Site, prof: ActivationProfile | None, 
     if fused is None:  # overflow, underflow or non-finite values: each statistic on its own, safe path
         output = stats.moments(z)
         act = stats.moments(post) if post is not z else output
-        hist = stats.histogram(post, bins)
+        hist: stats.Histogram | stats.PendingHistogram = stats.histogram(post, bins)
         values = [float(c) for c in counts.values()]
     else:
         output, act, hist, values = fused

@@ -147,15 +147,25 @@ def histogram(x: torch.Tensor, bins: int = 40, sample: int = HIST_SAMPLE) -> His
 
 def _histc(x: torch.Tensor, lo: float, hi: float, bins: int, sample: int) -> Histogram:
     """Counts of the flat ``x`` over [lo, hi], its finite range."""
-    if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-30):
-        lo, hi = lo - 0.5, hi + 0.5
-    if x.numel() > sample:
-        x = x[:: -(-x.numel() // sample)]
+    lo, hi = _widened(lo, hi)
+    x = _sampled(x, sample)
     found = _bin_counts(x, lo, hi, bins) if x.numel() >= VECTOR_BINS else None
     if found is None:
         found = [int(c) for c in torch.histc(x, bins=bins, min=lo, max=hi).tolist()]
     step = (hi - lo) / bins
     return Histogram(found, [lo + i * step for i in range(bins + 1)])
+
+
+def _widened(lo: float, hi: float) -> tuple[float, float]:
+    """A range that rounds to nothing (a constant tensor) widened by 1/2 on each side, as histc needs."""
+    if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-30):
+        return lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def _sampled(x: torch.Tensor, sample: int) -> torch.Tensor:
+    """An evenly strided sample of about ``sample`` entries of the flat ``x`` (a view)."""
+    return x[:: -(-x.numel() // sample)] if x.numel() > sample else x
 
 
 VECTOR_BINS = 1 << 14  # below, histc's loop is cheaper than the 6 operations of the vectorized binning
@@ -166,30 +176,35 @@ def _bin_counts(x: torch.Tensor, lo: float, hi: float, bins: int) -> list[int] |
     dtype of ``x`` with the top edge in the last bin, in vectorized operations: histc's scalar loop costs
     ~15 ns per entry (1 ms for a sampled 2**16), this ~2. None where histc itself must decide (not float32/64
     on CPU, a range that rounds to nothing, values whose products could overflow)."""
-    limit = 1e30 if x.dtype == torch.float32 else 1e300
-    if x.device.type != "cpu" or x.dtype not in _WIDE or not max(abs(lo), abs(hi)) < limit:
+    if not _binnable(x, lo, hi):
         return None
-    if x.dtype == torch.float32:  # histc's edges are in the dtype of x; so is its arithmetic
-        left = np.float32(lo)
-        width, start = float(np.float32(hi) - left), float(left)
-    else:
-        width, start = hi - lo, lo
-    if not (width > 0 and math.isfinite(width)):
-        return None
+    start, width = _start_width(lo, hi, x.dtype)
     pos = torch.sub(x, start).mul_(bins).div_(width).to(torch.int32).clamp_(max=bins - 1)
     counts: list[int] = torch.bincount(pos, minlength=bins).tolist()
     return counts
 
 
 
+@dataclass
+class PendingHistogram:
+    """What :func:`histogram` would count, kept to be counted later with others by :func:`histograms`: a
+    copy of the (strided sample of the) values and their finite range."""
+
+    sample: torch.Tensor
+    lo: float
+    hi: float
+    bins: int
+
+
 def signal_summary(
     z: torch.Tensor, post: torch.Tensor, bins: int, counts: list[torch.Tensor]
-) -> tuple[SignalMoments, SignalMoments, Histogram, list[float]] | None:
-    """:func:`moments` of ``z`` and ``post``, the :func:`histogram` of ``post`` and the values of the 0-d
-    ``counts``, with every reduction in one host transfer (a hooked layer pays per tensor operation, not per
-    entry, when the model is small). None when a norm over/underflows or ``post`` has non-finite values:
-    the caller then takes the separate functions, which handle those cases; else the numbers are theirs.
-    Called under no_grad (the hooks' :func:`~.recorder.forward_fields`) or on detached tensors."""
+) -> tuple[SignalMoments, SignalMoments, PendingHistogram, list[float]] | None:
+    """:func:`moments` of ``z`` and ``post``, the :func:`histogram` of ``post`` (pending: :func:`histograms`
+    counts it) and the values of the 0-d ``counts``, with every reduction in one host transfer (a hooked
+    layer pays per tensor operation, not per entry, when the model is small). None when a norm
+    over/underflows or ``post`` has non-finite values: the caller then takes the separate functions, which
+    handle those cases; else the numbers are theirs. Called under no_grad (the hooks'
+    :func:`~.recorder.forward_fields`) or on detached tensors."""
     n = z.numel()
     if n == 0:
         return None
@@ -207,7 +222,48 @@ def signal_summary(
         return None
     output = _from_sums(total, length, n, z)
     act = _from_sums(act_total, act_length, n, post) if post is not z else output
-    return output, act, _histc(flat, lo, hi, bins, HIST_SAMPLE), values[len(parts) + 2:]
+    return output, act, _pending(flat, lo, hi, bins), values[len(parts) + 2:]
+
+
+def _pending(x: torch.Tensor, lo: float, hi: float, bins: int) -> PendingHistogram:
+    """:func:`_histc`'s sample and range, copied (a later in-place operation must not change them)."""
+    lo, hi = _widened(lo, hi)
+    return PendingHistogram(_sampled(x, HIST_SAMPLE).clone(), lo, hi, bins)
+
+
+def histograms(items: Sequence[PendingHistogram]) -> list[Histogram]:
+    """The histograms of many pending ones: :func:`_histc`'s counts, with float32/float64 CPU samples of one
+    dtype, size and bin count binned together as the rows of one matrix (a small histogram costs per tensor
+    operation, not per entry: ~60 us each alone, dozens per diagnose of a small model)."""
+    out: list[Histogram | None] = [None] * len(items)
+    groups: dict[tuple[Any, ...], list[tuple[int, float, float]]] = {}
+    for i, h in enumerate(items):
+        x = h.sample
+        sw = _start_width(h.lo, h.hi, x.dtype) if x.device.type == "cpu" and x.dtype in _WIDE else None
+        if sw is not None and _binnable_range(h.lo, h.hi, *sw, x.dtype):
+            groups.setdefault((x.dtype, x.numel(), h.bins), []).append((i, *sw))
+        else:
+            out[i] = _histc(x, h.lo, h.hi, h.bins, HIST_SAMPLE)
+    for (dtype, _, bins), rows in groups.items():
+        idx, starts, widths = zip(*rows, strict=True)
+        counts = _bin_rows([items[i].sample for i in idx], starts, widths, bins, dtype)
+        lo = np.array([items[i].lo for i in idx])[:, None]
+        step = (np.array([items[i].hi for i in idx])[:, None] - lo) / bins
+        for i, c, e in zip(idx, counts, (lo + np.arange(bins + 1) * step).tolist(), strict=True):
+            out[i] = Histogram(c, e)  # edges lo + k * step, as _histc's
+    return [h for h in out if h is not None]
+
+
+def _bin_rows(samples: Sequence[torch.Tensor], starts: Sequence[float], widths: Sequence[float], bins: int,
+              dtype: torch.dtype) -> list[list[int]]:
+    """:func:`_bin_counts` of samples of one dtype and size, stacked: the same float operations,
+    elementwise, with each row's start and width as a column, then one bincount over (row, bin) slots."""
+    x = samples[0].unsqueeze(0) if len(samples) == 1 else torch.stack(list(samples))
+    pos = torch.sub(x, torch.tensor(starts, dtype=dtype).unsqueeze(1)).mul_(bins)
+    pos = pos.div_(torch.tensor(widths, dtype=dtype).unsqueeze(1)).to(torch.int32).clamp_(max=bins - 1)
+    pos += torch.arange(0, bins * len(samples), bins, dtype=torch.int32).unsqueeze(1)
+    flat: list[int] = torch.bincount(pos.reshape(-1), minlength=bins * len(samples)).tolist()
+    return [flat[k * bins:(k + 1) * bins] for k in range(len(samples))]
 
 
 @torch.no_grad()
@@ -218,9 +274,9 @@ def unit_rows(
     w = weight.detach()
     if transposed and w.dim() >= 2:
         w = w.transpose(0, 1)
-    rows = w.reshape(w.shape[0], -1).float()
+    rows = (w if w.dim() == 2 else w.reshape(w.shape[0], -1)).float()
     if bias is not None and bias.numel() == rows.shape[0]:
-        rows = torch.cat([rows, bias.detach().float().reshape(-1, 1)], dim=1)
+        rows = torch.cat([rows, bias.float().reshape(-1, 1)], dim=1)  # (a new tensor: no detach needed)
     return rows
 
 
@@ -397,11 +453,9 @@ def effective_ranks(weights: Sequence[tuple[torch.Tensor, bool]]) -> list[float 
 
 
 def _gram(weight: torch.Tensor, transposed: bool) -> torch.Tensor:
-    """The smaller Gram matrix of the weight seen as (output units, fan-in)."""
-    w = weight.detach()
-    if transposed:
-        w = w.transpose(0, 1)
-    w = w.reshape(w.shape[0], -1)
+    """The smaller Gram matrix of the weight seen as (output units, fan-in); called under no_grad."""
+    w = weight.transpose(0, 1) if transposed else weight
+    w = w if w.dim() == 2 else w.reshape(w.shape[0], -1)
     w = w.double() if w.dtype == torch.float64 else w.float()
     return w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
 
@@ -493,6 +547,27 @@ def means(tensors: Sequence[torch.Tensor]) -> list[float | None]:
         for i, v in zip(idx, values, strict=True):
             out[i] = v
     return out
+
+
+def _binnable(x: torch.Tensor, lo: float, hi: float) -> bool:
+    """Whether :func:`_bin_counts` reproduces histc here: float32/64 on CPU, a range whose products cannot
+    overflow and that does not round to nothing in the dtype."""
+    if x.device.type != "cpu" or x.dtype not in _WIDE:
+        return False
+    return _binnable_range(lo, hi, *_start_width(lo, hi, x.dtype), x.dtype)
+
+
+def _binnable_range(lo: float, hi: float, start: float, width: float, dtype: torch.dtype) -> bool:
+    limit = 1e30 if dtype == torch.float32 else 1e300
+    return max(abs(lo), abs(hi)) < limit and width > 0 and math.isfinite(width)
+
+
+def _start_width(lo: float, hi: float, dtype: torch.dtype) -> tuple[float, float]:
+    """histc's left edge and range width, in ``dtype`` (its edges and arithmetic are in the dtype of x)."""
+    if dtype == torch.float32:
+        left = np.float32(lo)
+        return float(left), float(np.float32(hi) - left)
+    return lo, hi - lo
 
 
 _WIDE = (torch.float32, torch.float64)
