@@ -120,3 +120,19 @@ def test_inplace_activation_measures_the_same_as_out_of_place() -> None:
     x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
     da, db = _diagnose_unchanged(a, x), initlab.diagnose(b, x)
     assert [la.to_dict() for la in da.layers] == [la.to_dict() for la in db.layers]
+
+
+def test_output_gradients_through_edges_equal_those_through_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """diagnose asks autograd for the layer outputs' gradients along with the parameters' (edges taken in the
+    forward hook); past EDGE_ENTRIES output entries it registers tensor hooks instead. Both give the same
+    report, also where an in-place ReLU rewrites a BatchNorm's output after its hook."""
+    from initlab.diagnostics import recorder
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.Conv2d(8, 4, 3),
+                        nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    x = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    edges = _diagnose_unchanged(net, x)
+    monkeypatch.setattr(recorder, "EDGE_ENTRIES", 0)
+    hooks = _diagnose_unchanged(net, x)
+    assert all(la.grad_norm is not None and la.grad_norm > 0 for la in edges.layers)
+    assert [la.to_dict() for la in edges.layers] == [la.to_dict() for la in hooks.layers]
