@@ -49,3 +49,27 @@ def test_a_traceable_model_still_checks_its_input():
     model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
     with pytest.raises(InitlabError, match="does not fit the model"):
         init_model(model, "auto", example_input=torch.randn(4, 3), seed=0)
+
+
+class Attention(nn.Module):
+    """Traceable, with a softmax whose sizes discovery reads by running the traced graph on the input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.out = nn.Linear(16, 48), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # unpacking a traced value
+        return self.out(torch.softmax(q @ k.transpose(1, 2) / 4.0, dim=-1) @ v)
+
+
+def test_fx_sizes_pass_doubles_as_the_input_check():
+    """fx discovery runs the traced graph on the example input for its sizes: the input check does not run the
+    model a second time (counted by a hook on a leaf layer, which tracing does not run)."""
+    model, calls = Attention(), []
+    model.qkv.register_forward_hook(lambda *_: calls.append(1))
+    report = init_model(model, "auto", example_input=torch.randn(2, 5, 16), seed=0)
+    assert report.method == "fx"
+    assert len(calls) == 1
+    with pytest.raises(InitlabError, match="does not fit the model"):
+        init_model(Attention(), "auto", example_input=torch.randn(2, 5, 7), seed=0)

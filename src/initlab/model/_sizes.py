@@ -79,6 +79,11 @@ def constant_value(out: Any) -> tuple[float, float] | None:
         return float(x.square().mean()), float(x.mean())
 
 
+def has_sized_calls(graph: Any, name_of: Callable[[Any], str]) -> bool:
+    """Whether :func:`fx_sizes` runs the fx graph (it has a call whose sizes matter)."""
+    return any(n.op in ("call_function", "call_method") and name_of(n) in SIZED for n in graph.nodes)
+
+
 def fx_sizes(
     graph: Any, root: torch.nn.Module, example_input: Any, name_of: Callable[[Any], str]
 ) -> dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] | None:
@@ -86,9 +91,9 @@ def fx_sizes(
     ``example_input`` (a traced model: the recording pass of hooks discovery does not run); the value of a
     call that gives a Python number (a scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``.
     Empty when the graph has no sized call; None when it cannot be run on that input (the caller says so)."""
-    calls = [n for n in graph.nodes if n.op in ("call_function", "call_method")]
-    if not any(name_of(n) in SIZED for n in calls):
+    if not has_sized_calls(graph, name_of):
         return {}
+    calls = [n for n in graph.nodes if n.op in ("call_function", "call_method")]
     found: dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] = {}
     recorded = set(calls)
 

@@ -37,13 +37,14 @@ from . import layers as L
 from ._fingerprint import fingerprint
 from ._fuse import Fused, elementwise_call, fuse
 from ._fuse import Ref as _Ref
+from ._fx_tracer import LeafTracer
 from ._input_key import InputKey
 from ._isolate import kept_buffers, kept_rngs
 from ._layer_types import RAW
 from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
-from ._sizes import SIZED, call_sizes, constant_value, fx_sizes
+from ._sizes import SIZED, call_sizes, constant_value, fx_sizes, has_sized_calls
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
 from ._walk import SHAPE as SHAPE
@@ -180,6 +181,8 @@ class ModelGraph:
     walker: Walker | None = field(default=None, repr=False, compare=False)
     visits: int = field(default=0, repr=False, compare=False)
     fused: dict[int, str] = field(default_factory=dict, repr=False, compare=False)  # act node -> expression
+    # discovery ran the model on example_input (hooks' recording pass, fx's sizes pass): no need to again
+    ran_example: bool = field(default=False, repr=False, compare=False)
 
     @property
     def model(self) -> nn.Module:
@@ -216,6 +219,7 @@ class _Builder:
         self.param_nodes: dict[str, int] = {}
         self.param_uses: dict[str, str] = {}
         self.notes: list[str] = []
+        self.ran_example = False  # see ModelGraph.ran_example
 
     def add(
         self, op: Op, inputs: tuple[int, ...] = (), name: str = "", act: Activation | None = None
@@ -422,15 +426,6 @@ def _literal_kw(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---- front end 1: torch.fx ---------------------------------------------------------------------------------
-class _LeafTracer(fx.Tracer):
-    def __init__(self, leaves: set[int]):
-        super().__init__()
-        self.leaves = leaves
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return id(m) in self.leaves
-
-
 def _fx_name(target: Any) -> str:
     # operator.truediv is a division, not the product layers.func_name groups it with: fused activations
     # (x / sqrt(2) inside GELU) need the difference; "div" is classified as a product all the same
@@ -441,7 +436,7 @@ def _fx_name(target: Any) -> str:
 
 def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
     # Decide the leaves before tracing: classifying a custom module runs it, which must not happen under fx.
-    graph = _LeafTracer({id(m) for m in model.modules() if L.is_leaf(m)}).trace(model)
+    graph = LeafTracer({id(m) for m in model.modules() if L.is_leaf(m)}).trace(model)
     b = _Builder(model)
     param_names = dict(model.named_parameters(remove_duplicate=False))
     ids: dict[fx.Node, int] = {}
@@ -481,6 +476,7 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
     if example_input is not None:  # the sizes hooks discovery reads from the recording pass (:mod:`._sizes`)
         with _quiet_forward(model):
             sizes = fx_sizes(graph, model, example_input, _fx_call_name)
+        b.ran_example = sizes is not None and has_sized_calls(graph, _fx_call_name)
         if sizes is None:
             sizes = {}
             b.notes.append("the traced graph did not run on example_input, so attention averages and "
@@ -749,6 +745,7 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     graph.walker = walker
     graph.visits = walker.visits + fused.visits
     graph.fused = fused.composites
+    graph.ran_example = b.ran_example
     return graph
 
 
@@ -968,7 +965,9 @@ def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
 
 def _run_hooks(model: nn.Module, example_input: Any) -> _Builder:
     with _quiet_forward(model):
-        return _from_hooks(model, example_input)
+        b = _from_hooks(model, example_input)
+    b.ran_example = True
+    return b
 
 
 @contextlib.contextmanager

@@ -1,0 +1,53 @@
+"""initlab's fx tracer caches the bytecode it reads to decide whether a traced value is being unpacked; the
+graphs it traces, and its failures, are torch.fx's own."""
+
+import pytest
+import torch
+from torch import fx, nn
+
+from initlab.model._fx_tracer import LeafTracer, _instructions
+
+
+class Unpacking(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 24)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b, c = self.fc(x).chunk(3, dim=-1)
+        d, e = x.unbind(0)
+        return a * b + c + d * e
+
+
+class Starred(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, *rest = x.unbind(0)  # UNPACK_EX: fx iterates through tracer.iter, which refuses
+        return first
+
+
+class Looping(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(t for t in x)
+
+
+def test_traced_graph_is_fx_s_own() -> None:
+    model = Unpacking()
+    graph = LeafTracer({id(model.fc)}).trace(model)
+    assert str(graph) == str(fx.Tracer().trace(model))
+    assert sum(n.op == "call_function" and "getitem" in str(n.target) for n in graph.nodes) == 5
+
+
+@pytest.mark.parametrize("module", [Starred, Looping])
+def test_iterating_fails_as_in_fx(module: type[nn.Module]) -> None:
+    with pytest.raises(fx.proxy.TraceError, match="cannot be iterated"):
+        fx.Tracer().trace(module())
+    with pytest.raises(fx.proxy.TraceError, match="cannot be iterated"):
+        LeafTracer(set()).trace(module())
+
+
+def test_bytecode_is_read_once_per_function() -> None:
+    _instructions.cache_clear()
+    LeafTracer(set()).trace(Unpacking())
+    LeafTracer(set()).trace(Unpacking())
+    info = _instructions.cache_info()
+    assert info.currsize == 1 and info.hits >= 3  # four unpackings in one forward, read once
