@@ -14,8 +14,9 @@ WIDTHS = {"mlp": [64, 128, 256, 512, 1024], "transformer": [64, 128, 256, 512, 1
 
 
 def make(arch: str, param: str, width: int):
-    # SP builds attention with 1/sqrt(head_dim), μP with 1/head_dim (the change the μP report names)
-    return build(arch, width, param).to_empty(device="cpu")
+    # SP builds attention with 1/sqrt(head_dim), μP with sqrt(base head_dim)/head_dim (the change the μP
+    # report names: 1/head_dim, equal to SP's scale at the base width)
+    return build(arch, width, param, WIDTHS[arch][0]).to_empty(device="cpu")
 
 
 def main(out: str) -> None:

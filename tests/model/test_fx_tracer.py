@@ -21,7 +21,7 @@ class Unpacking(nn.Module):
 
 class Starred(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, *rest = x.unbind(0)  # UNPACK_EX: fx iterates through tracer.iter, which refuses
+        first, *_rest = x.unbind(0)  # UNPACK_EX: fx iterates through tracer.iter, which refuses
         return first
 
 

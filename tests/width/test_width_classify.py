@@ -74,4 +74,5 @@ def test_tied_embedding_is_input_like_with_the_readout_multiplier_in_the_forward
 
 def test_attention_scale_is_named_in_the_report():
     report = initlab.init_model(TinyLM(64), "mup", base=on_meta(TinyLM, 32), seed=0, dry_run=True)
-    assert any("1/head_dim" in w and "scale=1 / head_dim" in w for w in report.warnings)
+    fix = "scale=math.sqrt(base_head_dim) / head_dim"
+    assert any("1/head_dim" in w and fix in w for w in report.warnings)

@@ -83,7 +83,7 @@ def attention_findings(model: nn.Module) -> list[str]:
         if isinstance(module, nn.MultiheadAttention):
             out.append(f"{name or 'model'} (nn.MultiheadAttention) scales attention by 1/sqrt(head_dim); μP "
                        "needs 1/head_dim: compute it with F.scaled_dot_product_attention(q, k, v, "
-                       "scale=1 / head_dim) instead")
+                       f"scale={_MUP_SCALE}) instead{_MUP_WHY}")
             continue
         cls = type(module)
         if cls in seen or cls.__module__.startswith("torch."):
@@ -95,5 +95,12 @@ def attention_findings(model: nn.Module) -> list[str]:
             continue
         if "scaled_dot_product_attention" in source and "scale=" not in source:
             out.append(f"{cls.__name__}.forward calls F.scaled_dot_product_attention with its default "
-                       "1/sqrt(head_dim); μP needs 1/head_dim: pass scale=1 / q.shape[-1]")
+                       "1/sqrt(head_dim); μP needs 1/head_dim: pass "
+                       f"scale={_MUP_SCALE.replace('head_dim', 'q.shape[-1]', 1)}{_MUP_WHY}")
     return out
+
+
+# 1/head_dim times the constant that makes it the base model's own 1/sqrt(head_dim) at the base width (the
+# mup package's README writes 8/d for d = 64): the base width's tuned attention carries over unchanged
+_MUP_SCALE = "math.sqrt(base_head_dim) / head_dim"
+_MUP_WHY = " (1/head_dim, equal to 1/sqrt(head_dim) at the base width)"

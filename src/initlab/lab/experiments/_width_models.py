@@ -34,14 +34,17 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm attention (``HEADS`` heads, scores scaled by head_dim^-``power``) and a 2x MLP."""
+    """Pre-LayerNorm attention (``HEADS`` heads) and a 2x MLP. Scores are scaled by 1/sqrt(head_dim) (SP,
+    ``base=None``) or, for μP, by sqrt(base head_dim)/head_dim: 1/head_dim with the constant that makes it
+    the SP scale at the base width (as the ``mup`` package's README does with 8/d for d = 64)."""
 
-    def __init__(self, d: int, power: float) -> None:
+    def __init__(self, d: int, base: int | None = None) -> None:
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.ff1, self.ff2 = nn.Linear(d, 2 * d), nn.Linear(2 * d, d)
-        self.scale = (d // HEADS) ** -power
+        head, base_head = d // HEADS, (base or d) // HEADS
+        self.scale = head**-0.5 if base is None else math.sqrt(base_head) / head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
@@ -53,12 +56,13 @@ class Block(nn.Module):
 
 class SeqTransformer(nn.Module):
     """mnist1d as ``TOKENS`` tokens of ``PATCH`` values: linear embedding + learned positions, one block,
-    LayerNorm, mean over tokens, readout. μP uses attention 1/head_dim (``power=1``), SP 1/sqrt."""
+    LayerNorm, mean over tokens, readout. Attention: SP's 1/sqrt(head_dim), or μP's scale for ``base``."""
 
-    def __init__(self, width: int, readout: Callable[..., nn.Module] = nn.Linear, power: float = 0.5) -> None:
+    def __init__(self, width: int, readout: Callable[..., nn.Module] = nn.Linear, base: int | None = None
+                 ) -> None:
         super().__init__()
         self.embed, self.pos = nn.Linear(PATCH, width), nn.Embedding(TOKENS, width)
-        self.block, self.ln = Block(width, power), nn.LayerNorm(width)
+        self.block, self.ln = Block(width, base), nn.LayerNorm(width)
         self.head = readout(width, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,7 +70,7 @@ class SeqTransformer(nn.Module):
         return self.head(self.ln(self.block(h)).mean(1))
 
 
-def build(arch: str, width: int, param: str) -> nn.Module:
+def build(arch: str, width: int, param: str, base_width: int) -> nn.Module:
     """The model on meta; ``param`` picks the readout class and attention scale."""
     readout: Callable[..., nn.Module] = nn.Linear
     if param == "mup package":
@@ -76,23 +80,23 @@ def build(arch: str, width: int, param: str) -> nn.Module:
     with torch.device("meta"):
         if arch == "mlp":
             return MLP(width, readout)
-        return SeqTransformer(width, readout, 0.5 if param == "SP" else 1.0)
+        return SeqTransformer(width, readout, None if param == "SP" else base_width)
 
 
 def _setup(arch: str, width: int, base_width: int, param: str, lr: float, seed: int
            ) -> tuple[nn.Module, Any]:
-    model = build(arch, width, param).to_empty(device="cpu")
+    model = build(arch, width, param, base_width).to_empty(device="cpu")
     if param == "SP":
         init_model(model, "torch:default", seed=seed)
         return model, torch.optim.Adam(model.parameters(), lr=lr)
-    base = build(arch, base_width, param)
+    base = build(arch, base_width, param, base_width)
     if param == "initlab μP":
         init_model(model, "mup", base=base, seed=seed)
         return model, torch.optim.Adam(mup_param_groups(model, lr, "adam", base=base))
     from mup import MuAdam, set_base_shapes
 
     init_model(model, "torch:default", seed=seed)  # what mup expects before set_base_shapes rescales
-    set_base_shapes(model, base, delta=build(arch, 2 * base_width, param))
+    set_base_shapes(model, base, delta=build(arch, 2 * base_width, param, base_width))
     return model, MuAdam(model.parameters(), lr=lr)
 
 
