@@ -3,8 +3,9 @@
 Two kinds of rule, by parameter name and shape:
 
 - **fixed rules** (:func:`param_rule`): the same whatever the scheme, because the authors' value does not
-  depend on a fan: ViT/DeiT ``cls_token``/``dist_token``/register tokens N(0, 1e-6) and ``pos_embed``
-  trunc_normal(std .02) (timm ``init_weights_vit_timm``; HF ViT and torchvision use .02 too),
+  depend on a fan: ``cls_token``/``dist_token``/register tokens and ``pos_embed`` trunc_normal(std .02)
+  (HF ViT, timm CaiT/DeiT's distillation token/BEiT; timm's VisionTransformer draws its tokens N(0, 1e-6),
+  too small where a token meets a norm with no position embedding added),
   relative-position bias tables trunc_normal(.02) (Swin, BEiT), layer-scale gamma kept at its constructor
   value (timm ``LayerScale(init_values)``, HF ConvNeXt/DINOv2: the value *is* the method, 1e-6 or 1e-5).
 - **fused MoE expert weights** (:func:`attach_expert_layers`): a 3-D parameter ``(E, out, in)`` of a module
@@ -43,8 +44,11 @@ class ParamRule:
 
 FIXED_RULES: tuple[ParamRule, ...] = (
     ParamRule(
-        "timm:tokens N(0, 1e-6)",
-        "normal(0, 1e-6)",
+        # timm's VisionTransformer draws N(0, 1e-6); a token that meets a LayerNorm with no position embedding
+        # added (CaiT's class attention, register tokens) then sits at the norm's epsilon: CaiT's whole class
+        # path, and its logits, started at ~1e-6
+        "tokens trunc_normal(.02)",
+        "timm:trunc_normal(std=0.02)",
         ("cls_token", "dist_token", "reg_token", "reg_tokens", "register_tokens"),
         (2, 3),
     ),

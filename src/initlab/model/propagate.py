@@ -95,7 +95,7 @@ def propagate(
                 if info is None or first_call.get(name) is None:
                     out[i] = x
                     continue
-            out[i] = layer_rule(info, ins or [Signal()], i)
+            out[i] = layer_rule(info, [entries(s) for s in ins] or [Signal()], i)
         elif n.op == "act":
             out[i] = _activation(n.act, n.name, x)
         elif n.op == "add":
@@ -126,6 +126,15 @@ def propagate(
         if n.op in _COMMON_OPS:
             out[i] = _common(n.op, ins, x, out[i])
     return out
+
+
+def entries(s: Signal) -> Signal:
+    """A layer reads softmax probabilities (CaiT's talking heads mix them across heads) as the signal of their
+    entries: mean E[1/n], second moment E[sum_j p_j^2] / n, all of the mean shared by every token. (Read as
+    the marker q = -1, a layer was planned for a 1e-12 input: CaiT's proj_w drew std 3.5e5.)"""
+    if s.q >= 0:
+        return s
+    return Signal(s.share * s.inv_n, s.inv_n, c=s.inv_n**2)
 
 
 def _softmax(keys: tuple[float, ...], x: Signal) -> Signal:
