@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -212,3 +213,40 @@ def test_a_layer_reading_softmax_probabilities_is_planned_for_their_entries():
     for name in ("proj_w", "proj"):
         predicted = rows[f"{name}.weight"].var_out
         assert predicted is not None and 1 / 3 < seen[name] / predicted < 3, (name, seen[name], predicted)
+
+
+class ObjectQueries(nn.Module):
+    """DETR's decoder entry: the query table read whole (``.weight`` repeated over the batch), queries that
+    start as zeros shaped like it, positions added to queries and keys but not to values."""
+
+    def __init__(self, d: int = 32, queries: int = 10) -> None:
+        super().__init__()
+        self.query_pos = nn.Embedding(queries, d)
+        self.q_proj, self.v_proj = nn.Linear(d, d), nn.Linear(d, d)
+        self.norm, self.out = nn.LayerNorm(d), nn.Linear(d, d)
+
+    def forward(self, memory: torch.Tensor) -> torch.Tensor:
+        pos = self.query_pos.weight.unsqueeze(0).repeat(memory.shape[0], 1, 1)
+        tgt = torch.zeros_like(pos)
+        attn = torch.softmax(self.q_proj(tgt + pos) @ memory.transpose(1, 2), dim=-1)
+        return self.out(self.norm(tgt + attn @ memory) + self.v_proj(tgt))
+
+
+def test_a_table_read_whole_and_a_zero_input_are_planned_for_what_they_are():
+    """The query table read as data carries its planned rows (read as its constructor's values, q_proj
+    drew std 8.4 in DETR); a layer whose input is predicted zero gets a unit-input scale, not 1e12 times it
+    (DETR's first decoder v_proj drew std 1.8e5), and the report says its output is not predicted."""
+    model = ObjectQueries()
+    with torch.no_grad():
+        model.query_pos.weight.mul_(0.02)  # HF DETR's constructor draws N(0, 0.02): not what the plan draws
+    g = torch.Generator().manual_seed(0)
+    report = init_model(model, "auto", example_input=torch.randn(4, 6, 32, generator=g), seed=0)
+    rows = {r.name: r for r in report.rows}
+    assert rows["v_proj.weight"].std == pytest.approx(1 / math.sqrt(32) * math.sqrt(1.0), rel=1e-6)
+    assert rows["v_proj.weight"].var_out is None and "input is predicted zero" in rows["v_proj.weight"].note
+    seen: dict[str, float] = {}
+    model.q_proj.register_forward_hook(lambda m, a, out: seen.update(q=float(out.detach().square().mean())))
+    with torch.no_grad():
+        model(torch.randn(4, 6, 32, generator=g))
+    predicted = rows["q_proj.weight"].var_out
+    assert predicted is not None and 1 / 3 < seen["q"] / predicted < 3, (seen["q"], predicted)

@@ -84,6 +84,7 @@ class AutoChooser:
         self.notes: list[str] = []
         self.tied_std: dict[str, float] = {}
         self.why: dict[str, str] = {}
+        self.unpredicted: dict[str, str] = {}  # layer -> why its output second moment is not predicted
         self._fixed_point: dict[str, bool] = {}
         self.signals: dict[int, Signal] = {}
         self._analyze(orthogonal, looks_linear)
@@ -97,6 +98,8 @@ class AutoChooser:
     def _analyze(self, orthogonal: bool | None, looks_linear: bool) -> None:
         g = self.graph
         self.by_name = {info.name: info for info in g.layers}
+        self.embedding_of = {q: info for info in g.layers if info.kind.embedding
+                             for q in info.params.values()}
         norms = {info.name for info in g.layers if info.kind is Kind.NORM}
         self.walker = g.walker or Walker(g.nodes, norms)
         self.consumers = self.walker.consumers
@@ -186,8 +189,9 @@ class AutoChooser:
     def _run(self) -> dict[int, Signal]:
         self.choices.clear()
         self.var_out.clear()
+        self.unpredicted.clear()
         self.signals = {}
-        signals = propagate(self.graph, self._layer, self._block, self.signals)
+        signals = propagate(self.graph, self._layer, self._block, self.signals, self._param_read)
         for info in self.graph.layers:  # layers the forward never reached: planned for a unit input
             if not any(q in self.choices for q in info.params.values()):
                 self._decide(info, [Signal()], None)
@@ -299,6 +303,16 @@ class AutoChooser:
             return self._attention(info, x)
         return x
 
+    def _param_read(self, name: str) -> Signal | None:
+        """An embedding table read as data, not looked up (DETR's object queries, ``.weight`` repeated over
+        the batch): its planned rows. Read as zero, it made the layers it feeds plan for a zero input: DETR's
+        first decoder q/k projections drew std 8.4 and their outputs measured 2400x the plan's."""
+        info = self.embedding_of.get(name)
+        if info is None:
+            return None
+        std = self.tied_std.get(name, 1.0 / embedding_gain(info.module))
+        return Signal(std * std, 0.0)
+
     def _embedding(self, info: LayerInfo) -> Signal:
         """Unit output rows (a scaled embedding's factor divided out), or the tied head's scale."""
         gain = embedding_gain(info.module)
@@ -333,10 +347,15 @@ class AutoChooser:
         # the layer's own map of E[w^2] to the output (linear in it): fan_in for a plain product
         fan_in = max(t.second_moment(1.0, 1.0, 0.0, fans.fan_in if fans is not None else 1.0), 1e-12)
         n = t.inputs if len(ins) >= t.inputs else 1
-        q_in = max(math.prod(s.q for s in ins[:n]), 1e-12)
+        # an all-zero input (DETR's first decoder values): no scale makes the output unit, plan for a unit one
+        zero_in = math.prod(s.q for s in ins[:n]) == 0.0
+        q_in = 1.0 if zero_in else max(math.prod(s.q for s in ins[:n]), 1e-12)
         w, b = info.weight_local, info.bias_local
         has_bias = b in info.params
         q_t, why = self._target(info, q_in)
+        if zero_in:
+            why = ("its input is predicted zero (a zero tensor, or a constant whose value discovery did not "
+                   "read): planned as for a unit input; output not predicted")
         zero = self.zero_init_residual and info.name in self.last_of and not self.last_of[info.name].norms
         if zero:
             self._set(info, w, d.Constant(0.0), "zeros", "auto:zero_init_residual")
@@ -354,7 +373,10 @@ class AutoChooser:
             draw_b: d.Draw = d.Normal(0.0, math.sqrt(sb2)) if sb2 > 0 else d.Constant(0.0)
             label = f"normal(0, {math.sqrt(sb2):.3g})" if sb2 > 0 else "zeros"
             self._set(info, b, draw_b, label + (" - mean x W.1" if center else ""), label_rule, post=post)
-        self.var_out[info.name] = q_t
+        if zero_in:  # zero, or whatever the constant was: the report says the layer has no prediction
+            self.unpredicted[info.name] = why
+        else:
+            self.var_out[info.name] = q_t
         self.why[info.name] = why
         return Signal(q_t, 0.0)
 
@@ -546,6 +568,8 @@ class AutoChooser:
         for row in report.rows:
             if row.layer in self.var_out and main.get(row.layer) == row.name:
                 row.var_out = self.var_out[row.layer]
+            elif row.layer in self.unpredicted and main.get(row.layer) == row.name:
+                row.note = self.unpredicted[row.layer]
         explain_missing(self.graph, report.rows)
         report.output_var = self.output_var
         report.notes.extend(self.notes)

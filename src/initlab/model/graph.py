@@ -284,6 +284,8 @@ class _Builder:
         refs = tuple(a.node for a in flat if isinstance(a, _Ref))
         params = [self.nodes[r].name for r in refs if self.nodes[r].op == "param"]
         data = tuple(r for r in refs if self.nodes[r].op != "param")
+        if not data:  # an embedding table read whole (DETR's object queries): the table is the data
+            data = tuple(r for r in refs if self._is_table(self.nodes[r].name))
         if params and fname in L.LAYER_FUNCS:
             raw = self._raw_layer(fname, args, kwargs, data)
             if raw is not None:
@@ -308,6 +310,15 @@ class _Builder:
         if fname in L.TRANSPARENT_NAMES:
             return self.add("pass", data, fname)
         return self.add("other", data, fname)
+
+    def _is_table(self, param: str) -> bool:
+        """An ``nn.Embedding``'s weight: read as data, its rows are the plan's, not the constructor's values
+        discovery would otherwise record for an op of parameters alone."""
+        owner, _, leaf = param.rpartition(".")
+        try:
+            return leaf == "weight" and isinstance(self.model.get_submodule(owner), nn.Embedding)
+        except AttributeError:
+            return False
 
     def _raw_layer(
         self, fname: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], data: tuple[int, ...]

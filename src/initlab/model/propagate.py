@@ -71,9 +71,11 @@ def propagate(
     layer_rule: LayerRule,
     block_rule: Callable[[str, Signal], Signal] | None = None,
     out: dict[int, Signal] | None = None,
+    param_rule: Callable[[str], Signal | None] | None = None,
 ) -> dict[int, Signal]:
     """Signal at every node (filled into ``out`` as the walk goes, so rules can look back); ``layer_rule(info,
-    inputs, node)`` gives a weight layer's output signal, ``block_rule(name, input)`` a composite's."""
+    inputs, node)`` gives a weight layer's output signal, ``block_rule(name, input)`` a composite's,
+    ``param_rule(name)`` that of a parameter read as data (None, or no rule: zero)."""
     nodes = graph.nodes
     by_node = {info.node: info for info in graph.layers if info.node is not None}
     first_call = {info.name: info.node for info in graph.layers}
@@ -85,6 +87,8 @@ def propagate(
             out[i] = Signal(*n.value)  # computed from constants and parameters: read in discovery
         elif n.op == "input":
             out[i] = Signal(1.0, 0.0)
+        elif n.op == "param" and param_rule is not None:
+            out[i] = param_rule(n.name) or Signal(0.0, 0.0)
         elif n.op in ("const", "param"):
             out[i] = Signal(0.0, 0.0)
         elif n.op == "layer":
@@ -98,20 +102,14 @@ def propagate(
             out[i] = layer_rule(info, [entries(s) for s in ins] or [Signal()], i)
         elif n.op == "act":
             out[i] = _activation(n.act, n.name, x)
-        elif n.op == "add":
-            q = sum(s.q for s in ins)
-            mu = sum(s.mu for s in ins)
-            out[i] = Signal(q + 2 * sum(a.mu * b.mu for k, a in enumerate(ins) for b in ins[k + 1 :]), mu)
-        elif n.op == "mul":
-            out[i] = Signal(math.prod(s.q for s in ins), math.prod(s.mu for s in ins))
-        elif n.op == "cat":
-            out[i] = Signal(
-                sum(s.q for s in ins) / max(len(ins), 1), sum(s.mu for s in ins) / max(len(ins), 1)
-            )
+        elif n.op in ("add", "mul", "cat"):
+            out[i] = _combine(n.op, ins)
         elif n.op == "softmax":
             out[i] = _softmax(n.size, x)
         elif n.op == "block":
             out[i] = block_rule(n.name, x) if block_rule is not None else Signal(1.0, 0.0)
+        elif n.name in _FILLS and n.op == "other":
+            out[i] = _FILLS[n.name]
         elif n.op == "other" and len(ins) >= 2:
             out[i] = _product(n.name, n.size, ins)
         elif n.op == "pool":
@@ -126,6 +124,21 @@ def propagate(
         if n.op in _COMMON_OPS:
             out[i] = _common(n.op, ins, x, out[i])
     return out
+
+
+def _combine(op: str, ins: list[Signal]) -> Signal:
+    """A sum (cross terms of the means), a product, or a concatenation (the inputs' average) of signals."""
+    if op == "add":
+        cross = sum(a.mu * b.mu for k, a in enumerate(ins) for b in ins[k + 1 :])
+        return Signal(sum(s.q for s in ins) + 2 * cross, sum(s.mu for s in ins))
+    if op == "mul":
+        return Signal(math.prod(s.q for s in ins), math.prod(s.mu for s in ins))
+    return Signal(sum(s.q for s in ins) / max(len(ins), 1), sum(s.mu for s in ins) / max(len(ins), 1))
+
+
+# a fixed value shaped like the input (DETR's decoder queries start as zeros_like(the query table))
+_FILLS = {"zeros_like": Signal(0.0, 0.0), "new_zeros": Signal(0.0, 0.0), "ones_like": Signal(1.0, 1.0),
+          "new_ones": Signal(1.0, 1.0)}
 
 
 def entries(s: Signal) -> Signal:
@@ -333,7 +346,12 @@ def evaluate(
         var[info.name] = q
         return Signal(q, 0.0)
 
-    signals = propagate(graph, rule, lambda name, x: Signal(max(1.0, x.q), 0.0))
+    def read(q: str) -> Signal | None:  # a parameter read as data (an embedding table): its planned value
+        mean, std = rows.get(q, (None, None))
+        value = current(q) if std is None else std * std + (mean or 0.0) ** 2
+        return None if value is None else Signal(value, mean or 0.0)
+
+    signals = propagate(graph, rule, lambda name, x: Signal(max(1.0, x.q), 0.0), param_rule=read)
     out = output_signal(graph, signals)
     return var, (out.q if out is not None else None)
 
@@ -344,7 +362,7 @@ def explain_missing(graph: ModelGraph, rows: list[Any]) -> None:
     infos = {info.name: info for info in graph.layers}
     for r in rows:
         info = infos.get(r.layer)
-        if info is None or r.status != "init" or r.var_out is not None:
+        if info is None or r.status != "init" or r.var_out is not None or "not predicted" in r.note:
             continue
         if next(iter(info.params.values()), None) != r.name:
             continue
