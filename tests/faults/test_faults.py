@@ -50,6 +50,18 @@ class Block(nn.Module):
         return x + self.b(torch.relu(self.a(x)))
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises():
+    """Ctrl-C as a user's process has it: KeyboardInterrupt. A process started as a background job of a
+    non-interactive shell (``cmd &``) inherits SIGINT ignored, and Python then keeps it ignored: every SIGINT
+    fault here would be lost (initlab rightly leaves an ignored signal ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def plain() -> nn.Module:
     """A norm (running stats), a frozen parameter, grads, an eval submodule."""
     torch.manual_seed(0)
