@@ -176,13 +176,8 @@ def _bin_counts(x: torch.Tensor, lo: float, hi: float, bins: int) -> list[int] |
     dtype of ``x`` with the top edge in the last bin, in vectorized operations: histc's scalar loop costs
     ~15 ns per entry (1 ms for a sampled 2**16), this ~2. None where histc itself must decide (not float32/64
     on CPU, a range that rounds to nothing, values whose products could overflow)."""
-    if not _binnable(x, lo, hi):
-        return None
-    start, width = _start_width(lo, hi, x.dtype)
-    pos = torch.sub(x, start).mul_(bins).div_(width).to(torch.int32).clamp_(max=bins - 1)
-    counts: list[int] = torch.bincount(pos, minlength=bins).tolist()
-    return counts
-
+    found = _histc_range(x, lo, hi)
+    return None if found is None else _bin_rows([x], [found[0]], [found[1]], bins, x.dtype)[0]
 
 
 @dataclass
@@ -238,12 +233,11 @@ def histograms(items: Sequence[PendingHistogram]) -> list[Histogram]:
     out: list[Histogram | None] = [None] * len(items)
     groups: dict[tuple[Any, ...], list[tuple[int, float, float]]] = {}
     for i, h in enumerate(items):
-        x = h.sample
-        sw = _start_width(h.lo, h.hi, x.dtype) if x.device.type == "cpu" and x.dtype in _WIDE else None
-        if sw is not None and _binnable_range(h.lo, h.hi, *sw, x.dtype):
-            groups.setdefault((x.dtype, x.numel(), h.bins), []).append((i, *sw))
+        found = _histc_range(h.sample, h.lo, h.hi)
+        if found is not None:
+            groups.setdefault((h.sample.dtype, h.sample.numel(), h.bins), []).append((i, *found))
         else:
-            out[i] = _histc(x, h.lo, h.hi, h.bins, HIST_SAMPLE)
+            out[i] = _histc(h.sample, h.lo, h.hi, h.bins, HIST_SAMPLE)
     for (dtype, _, bins), rows in groups.items():
         idx, starts, widths = zip(*rows, strict=True)
         counts = _bin_rows([items[i].sample for i in idx], starts, widths, bins, dtype)
@@ -256,8 +250,9 @@ def histograms(items: Sequence[PendingHistogram]) -> list[Histogram]:
 
 def _bin_rows(samples: Sequence[torch.Tensor], starts: Sequence[float], widths: Sequence[float], bins: int,
               dtype: torch.dtype) -> list[list[int]]:
-    """:func:`_bin_counts` of samples of one dtype and size, stacked: the same float operations,
-    elementwise, with each row's start and width as a column, then one bincount over (row, bin) slots."""
+    """histc's counts of samples of one dtype and size by its own formula, ``int((x - lo) * bins / (hi -
+    lo))`` in the dtype of ``x`` with the top edge in the last bin: the samples stacked as rows, each row's
+    start and width a column, then one bincount over (row, bin) slots."""
     x = samples[0].unsqueeze(0) if len(samples) == 1 else torch.stack(list(samples))
     pos = torch.sub(x, torch.tensor(starts, dtype=dtype).unsqueeze(1)).mul_(bins)
     pos = pos.div_(torch.tensor(widths, dtype=dtype).unsqueeze(1)).to(torch.int32).clamp_(max=bins - 1)
@@ -549,25 +544,19 @@ def means(tensors: Sequence[torch.Tensor]) -> list[float | None]:
     return out
 
 
-def _binnable(x: torch.Tensor, lo: float, hi: float) -> bool:
-    """Whether :func:`_bin_counts` reproduces histc here: float32/64 on CPU, a range whose products cannot
-    overflow and that does not round to nothing in the dtype."""
-    if x.device.type != "cpu" or x.dtype not in _WIDE:
-        return False
-    return _binnable_range(lo, hi, *_start_width(lo, hi, x.dtype), x.dtype)
-
-
-def _binnable_range(lo: float, hi: float, start: float, width: float, dtype: torch.dtype) -> bool:
-    limit = 1e30 if dtype == torch.float32 else 1e300
-    return max(abs(lo), abs(hi)) < limit and width > 0 and math.isfinite(width)
-
-
-def _start_width(lo: float, hi: float, dtype: torch.dtype) -> tuple[float, float]:
-    """histc's left edge and range width, in ``dtype`` (its edges and arithmetic are in the dtype of x)."""
-    if dtype == torch.float32:
+def _histc_range(x: torch.Tensor, lo: float, hi: float) -> tuple[float, float] | None:
+    """histc's left edge and range width in the dtype of ``x`` (its edges and arithmetic are in that dtype),
+    where :func:`_bin_rows` reproduces histc: float32/64 on CPU, a range whose products cannot overflow and
+    that does not round to nothing in the dtype; None elsewhere (histc itself decides)."""
+    limit = 1e30 if x.dtype == torch.float32 else 1e300
+    if x.device.type != "cpu" or x.dtype not in _WIDE or not max(abs(lo), abs(hi)) < limit:
+        return None
+    if x.dtype == torch.float32:
         left = np.float32(lo)
-        return float(left), float(np.float32(hi) - left)
-    return lo, hi - lo
+        start, width = float(left), float(np.float32(hi) - left)
+    else:
+        start, width = lo, hi - lo
+    return (start, width) if width > 0 and math.isfinite(width) else None
 
 
 _WIDE = (torch.float32, torch.float64)

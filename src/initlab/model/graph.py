@@ -312,13 +312,14 @@ class _Builder:
         return self.add("other", data, fname)
 
     def _is_table(self, param: str) -> bool:
-        """An ``nn.Embedding``'s weight: read as data, its rows are the plan's, not the constructor's values
-        discovery would otherwise record for an op of parameters alone."""
+        """An embedding layer's weight (by the layer-type registry): read as data, its rows are the plan's,
+        not the constructor's values discovery would otherwise record for an op of parameters alone."""
         owner, _, leaf = param.rpartition(".")
         try:
-            return leaf == "weight" and isinstance(self.model.get_submodule(owner), nn.Embedding)
+            t = layer_type(self.model.get_submodule(owner))
         except AttributeError:
             return False
+        return t is not None and t.kind.embedding and leaf == "weight"
 
     def _raw_layer(
         self, fname: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], data: tuple[int, ...]
