@@ -19,4 +19,11 @@ class InitlabTypeError(InitlabError, TypeError):
     """An argument of the wrong type (e.g. ``generator=5``)."""
 
 
-__all__ = ["InitlabError", "InitlabTypeError", "InitlabValueError"]
+def first_line(exc: BaseException) -> str:
+    """``Name: first line of the message`` of an exception from the user's code, for one-line errors (a bare
+    ``assert`` in a forward has an empty message)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+__all__ = ["InitlabError", "InitlabTypeError", "InitlabValueError", "first_line"]

@@ -73,3 +73,22 @@ def test_fx_sizes_pass_doubles_as_the_input_check():
     assert len(calls) == 1
     with pytest.raises(InitlabError, match="does not fit the model"):
         init_model(Attention(), "auto", example_input=torch.randn(2, 5, 7), seed=0)
+
+
+class BareAssert(nn.Module):
+    """timm's HaloAttention checks its input with ``torch._assert(cond, '')``: an exception with an empty
+    message (a bare ``assert`` in a test module gets pytest's rewritten message)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.fx.Proxy):
+            torch._assert(x.shape[-1] % 16 == 0, "")
+        return self.fc(x)
+
+
+def test_an_input_rejected_by_a_bare_assert_gets_the_clear_error():
+    with pytest.raises(InitlabError, match="does not fit the model: AssertionError$"):
+        init_model(BareAssert(), "auto", example_input=torch.randn(4, 8), seed=0)

@@ -39,10 +39,12 @@ def test_frozen_batchnorm_is_a_norm_and_auto_stays_finite():
     x = torch.randn(64, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     report = init_model(model, "auto", example_input=x[:4], seed=0)
     stds = [r.std for r in report.rows if r.std is not None]
-    # the first conv sees the unit input, the others a ReLU output (edge of chaos, sigma_w^2 = 2)
-    assert math.isclose(stds[0], math.sqrt(1 / 27), rel_tol=1e-6)
+    # the first conv sees the unit input, the others a ReLU output (edge of chaos, sigma_w^2 = 2); on 16x16
+    # maps a 3x3 kernel's border rows and columns read 2 of its 3 taps
+    taps = (46 / 48) ** 2
+    assert math.isclose(stds[0], math.sqrt(1 / (27 * taps)), rel_tol=1e-6)
     # (rel_tol: the frozen norm divides by sqrt(1 + eps))
-    assert all(math.isclose(s, math.sqrt(2 / 144), rel_tol=1e-4) for s in stds[1:]), stds
+    assert all(math.isclose(s, math.sqrt(2 / (144 * taps)), rel_tol=1e-4) for s in stds[1:]), stds
     assert not [r for r in report.rows if r.status == "untouched"] and not report.warnings
     with torch.no_grad():
         out = model(x)
@@ -250,3 +252,15 @@ def test_a_table_read_whole_and_a_zero_input_are_planned_for_what_they_are():
         model(torch.randn(4, 6, 32, generator=g))
     predicted = rows["q_proj.weight"].var_out
     assert predicted is not None and 1 / 3 < seen["q"] / predicted < 3, (seen["q"], predicted)
+
+
+def test_a_layernorm_over_one_entry_outputs_its_bias_and_the_report_says_so():
+    """timm's CSATv2 normalizes over one channel: the output is the bias (0), never the unit signal a norm
+    gives; the layer after it reads zero (planned for a unit input, output not predicted)."""
+    model = nn.Sequential(nn.Linear(8, 1), nn.LayerNorm(1), nn.Linear(1, 4))
+    report = init_model(model, "auto", example_input=torch.randn(16, 8), seed=0)
+    assert report.row("1.weight").var_out == 0.0
+    assert any("LayerNorm over one entry" in n for n in report.notes)
+    assert "not predicted" in report.row("2.weight").note
+    with torch.no_grad():
+        assert float(model[:2](torch.randn(16, 8)).abs().max()) == 0.0

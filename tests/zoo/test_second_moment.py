@@ -13,6 +13,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import initlab
@@ -225,3 +226,72 @@ def test_attention_over_averaged_tokens_predicted(scheme: str) -> None:
     report = initlab.init_model(model, scheme, example_input=tokens(model, 1), seed=0)
     got = measured(model, report, tokens(model, 2))
     assert_within(got, {"0.o", "1.q", "1.v", "1.o"})
+
+
+def test_a_max_pool_window_spans_every_dim() -> None:
+    """``MaxPool2d(3)`` takes the max of 9 entries, not 3 (AlexNet's classifier measured 3x its plan)."""
+    from initlab.model._sizes import pool_window
+
+    assert pool_window(3, 2) == 9 and pool_window(3, 1) == 3 and pool_window((2, 3), 2) == 6
+    torch.manual_seed(0)
+    model = Stem()
+    x = lambda seed: torch.randn(B, 3, 32, 32, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    report = initlab.init_model(model, "auto", example_input=x(1), seed=0)
+    m, p = measured(model, report, x(2))["conv2"]
+    assert 0.75 < m / p < 1.33, m / p  # a window of 3 predicted half of it
+
+
+class FusedAttention(Attention):
+    """The same attention through ``F.scaled_dot_product_attention`` (timm's ViTs, HF's sdpa), with a
+    boolean mask, ``is_causal`` or neither: the fused call hides the softmax discovery reads elsewhere."""
+
+    def __init__(self, mask: str = "none") -> None:
+        super().__init__()
+        self.mask = mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, s, self.heads, d // self.heads).transpose(1, 2)
+
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        keep = torch.ones(s, s, dtype=torch.bool).tril() if self.mask == "bool" else None
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, is_causal=self.mask == "causal")
+        return self.o(y.transpose(1, 2).reshape(b, s, d))
+
+
+@pytest.mark.parametrize("mask", ["none", "causal", "bool"])
+def test_fused_attention_average_predicted_as_the_explicit_one(mask: str) -> None:
+    """An i.i.d.-token average over 32 keys keeps ~1/20 of the values' variance: read as a pass-through, a
+    fused attention's output projection measured 0.13x its plan (timm's DeiT, BEiT, CrossViT)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(FusedAttention(mask))
+    report = initlab.init_model(model, "he_normal", example_input=tokens(model, 1), seed=0)
+    got = measured(model, report, tokens(model, 2))
+    assert_within(got, {"0.q", "0.v", "0.o"})
+    m, p = got["0.o"]
+    assert 0.8 < m / p < 1.25, m / p  # (fixed seeds; a pass-through plan is off by 1 / share, ~10x)
+
+
+class ClassToken(nn.Module):
+    """ViT's class token: a parameter expanded to the batch and put before the tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cls = nn.Parameter(torch.zeros(1, 1, D))
+        self.norm, self.attn = nn.LayerNorm(D), FusedAttention()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)
+        return self.attn(self.norm(x))
+
+
+def test_a_parameter_expanded_to_the_batch_is_not_its_size() -> None:
+    """``cls.expand(B, -1, -1)`` moves the parameter; the batch size is a size, not data (read as data, the
+    class token's signal was B^2 = 64 with mean 8, and every token seemed to share 80% of its signal)."""
+    torch.manual_seed(0)
+    model = ClassToken()
+    report = initlab.init_model(model, "he_normal", example_input=tokens(model, 1), seed=0)
+    m, p = measured(model, report, tokens(model, 2))["attn.o"]
+    assert 0.8 < m / p < 1.25, m / p

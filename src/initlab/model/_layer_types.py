@@ -143,6 +143,12 @@ def _offset_norm(module: nn.Module) -> dict[str, ParamSpec]:
     return {"weight": ParamSpec("norm_bias")}
 
 
+def centres_one_entry(module: nn.Module | None) -> bool:
+    """A LayerNorm over a single entry: ``x - mean(x)`` is 0, so its output is its bias, whatever comes in
+    (timm's CSATv2 has such norms in its attention over one channel)."""
+    return isinstance(module, nn.LayerNorm) and math.prod(module.normalized_shape) == 1
+
+
 def offset_weight(info_specs: dict[str, ParamSpec]) -> bool:
     """True for a norm whose ``weight`` is an offset from one (:func:`is_offset_norm`)."""
     spec = info_specs.get("weight")

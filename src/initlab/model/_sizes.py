@@ -7,6 +7,7 @@ is about to replace."""
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,16 +16,62 @@ from torch import fx
 
 MATMULS = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm"})
 SOFTMAXES = frozenset({"softmax"})
+AVG_POOLS = frozenset({"avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+                       "adaptive_avg_pool3d", "mean"})
 MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
                        "max_pool2d_with_indices", "max_pool3d_with_indices"})
-SIZED = MATMULS | SOFTMAXES | MAX_POOLS  # the calls discovery asks :func:`call_sizes` about
+SDPAS = frozenset({"scaled_dot_product_attention"})
+SIZED = MATMULS | SOFTMAXES | MAX_POOLS | AVG_POOLS | SDPAS  # the calls :func:`call_sizes` reads
 QUANTILES = 8
+
+
+def padded_conv(module: Any) -> bool:
+    """A convolution some of whose kernel taps read zero padding (:func:`border_fraction`)."""
+    return (
+        isinstance(module, torch.nn.modules.conv._ConvNd)
+        and not module.transposed
+        and module.padding_mode == "zeros"
+        and any(module._reversed_padding_repeated_twice)
+    )
+
+
+def border_fraction(module: torch.nn.modules.conv._ConvNd, x: Any) -> tuple[float, ...]:
+    """``(f,)``: the mean, over output positions, of the fraction of a zero-padded convolution's kernel taps
+    that read the input ``x`` rather than the padding; ``()`` when every tap does. The output second moment
+    is ``f`` times the unpadded one: on the 2x2 maps a 64x64 image leaves ConvNeXt's last stage, a 7x7
+    depthwise kernel reads 4 of its 49 taps (f = 0.08)."""
+    dims = len(module.kernel_size)
+    if not isinstance(x, torch.Tensor) or x.dim() < dims + 1:
+        return ()
+    pads = module._reversed_padding_repeated_twice  # (left, right) per dim, last dim first
+    f = 1.0
+    for i in range(dims):
+        left, right = pads[2 * (dims - 1 - i)], pads[2 * (dims - 1 - i) + 1]
+        f *= _taps_fraction(int(x.shape[x.dim() - dims + i]), module.kernel_size[i], module.stride[i],
+                            module.dilation[i], int(left), int(right))
+    return (f,) if f < 1.0 else ()
+
+
+def _taps_fraction(n: int, k: int, stride: int, dilation: int, left: int, right: int) -> float:
+    """Mean fraction of ``k`` taps (``dilation`` apart) inside ``[0, n)`` over the output positions (plain
+    integers: discovery's recording mode would see tensor arithmetic)."""
+    out = (n + left + right - dilation * (k - 1) - 1) // stride + 1
+    if out <= 0:
+        return 1.0
+    inside = 0
+    for o in range(out):
+        start = o * stride - left
+        lo, hi = max(0, -(start // dilation)), min(k - 1, (n - 1 - start) // dilation)
+        inside += max(0, hi - lo + 1)
+    return inside / (out * k)
 
 
 def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:
     """``(K,)`` for a product of two activations (the contraction length), ``(k,)`` for a max pool (entries
-    per window, pooling modules are read from the module); for a softmax, quantiles of the
-    number of keys each row of its probabilities spreads over (:func:`key_counts`); ``()`` otherwise."""
+    per window, pooling modules are read from the module), ``(keep,)`` for an average (:func:`pool_keep`);
+    for a softmax, quantiles of the number of keys each row of its probabilities spreads over
+    (:func:`key_counts`), and for a fused attention those with its logits' scale (:func:`sdpa_sizes`);
+    ``()`` otherwise."""
     if fname in MATMULS:
         a = args[0] if args else None
         if fname == "__rmatmul__" and len(args) > 1:
@@ -34,17 +81,40 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
         return ()
     if fname in MAX_POOLS:
         k = kwargs.get("kernel_size", args[1] if len(args) > 1 else None)
-        return (float(pool_window(k)),) if k is not None else ()
+        return (float(pool_window(k, int(fname[len("max_pool")]))),) if k is not None else ()
+    if fname in AVG_POOLS:
+        return pool_keep(args[0] if args else None, out)
+    if fname in SDPAS:
+        return sdpa_sizes(args, kwargs)
     if fname in SOFTMAXES and isinstance(out, torch.Tensor) and out.dim() >= 1:
         dim = kwargs.get("dim", args[1] if len(args) > 1 else -1)
         return key_counts(out, dim) if isinstance(dim, int) else ()
     return ()
 
 
-def pool_window(kernel_size: Any) -> int:
-    """Entries in one max-pool window (``kernel_size`` an int or a tuple)."""
+def pool_keep(x: Any, out: Any) -> tuple[float, ...]:
+    """``(keep,)``: the share of its input's variance across samples an average pool keeps (entry by entry,
+    dim 0 the batch): 1/(entries averaged) for independent entries, 1 for equal ones. It depends on how the
+    input's entries correlate (neighbouring pixels of an image, a conv's overlapping windows), which the
+    example shows and no shape does; a ratio of variances, so the weights' scale the plan replaces drops
+    out. ``()`` when the example cannot show it (one sample, a mean over the batch, a constant input)."""
+    if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and x.is_floating_point()):
+        return ()
+    if x.dim() < 2 or out.dim() < 1 or x.shape[0] < 2 or out.shape[0] != x.shape[0]:
+        return ()
+    with torch.no_grad():
+        v_in = float(x.detach().double().var(0).mean())
+        v_out = float(out.detach().double().var(0).mean())
+    if not (v_in > 0 and math.isfinite(v_in) and math.isfinite(v_out)):
+        return ()
+    return (min(v_out / v_in, 1.0),)
+
+
+def pool_window(kernel_size: Any, dims: int) -> int:
+    """Entries in one window of a ``dims``-d max pool (``kernel_size`` an int, the same in every dim, or a
+    tuple): a 3x3 pool written ``MaxPool2d(3)`` takes the max of 9."""
     if isinstance(kernel_size, int):
-        return kernel_size
+        return kernel_size**dims
     out = 1
     for k in kernel_size:
         out *= int(k)
@@ -54,12 +124,40 @@ def pool_window(kernel_size: Any) -> int:
 def key_counts(probs: torch.Tensor, dim: int, points: int = QUANTILES) -> tuple[float, ...]:
     """Up to ``points`` quantiles of the number of non-zero probabilities per row (a causal mask: 1..S)."""
     with torch.no_grad():
-        n = (probs.detach() > 0).sum(dim).flatten().double().clamp_min(1.0)
-        if n.numel() == 0:
-            return ()
-        q = torch.linspace(0.5 / points, 1 - 0.5 / points, points, dtype=torch.float64)
-        picked = torch.quantile(n[:1 << 20], q, interpolation="nearest")
-        return tuple(float(v) for v in picked)
+        return _quantiles((probs.detach() > 0).sum(dim), points)
+
+
+def _quantiles(counts: torch.Tensor, points: int = QUANTILES) -> tuple[float, ...]:
+    n = counts.flatten().double().clamp_min(1.0)
+    if n.numel() == 0:
+        return ()
+    q = torch.linspace(0.5 / points, 1 - 0.5 / points, points, dtype=torch.float64)
+    return tuple(float(v) for v in torch.quantile(n[:1 << 20], q, interpolation="nearest"))
+
+
+_SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
+
+
+def sdpa_sizes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ...]:
+    """``(scale^2 * E, key-count quantiles...)`` of ``F.scaled_dot_product_attention``: its logits are
+    ``scale`` times sums of ``E`` products, and each row's softmax spreads over the keys its mask (or
+    ``is_causal``) lets through -- the sizes an explicit ``softmax(q @ k^T)`` gives discovery, which the
+    fused call hides (timm's ViTs, HF's sdpa attention)."""
+    bound = {**dict(zip(_SDPA_ARGS, args, strict=False)), **kwargs}
+    q, k, mask = bound.get("query"), bound.get("key"), bound.get("attn_mask")
+    if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor)) or q.dim() < 2 or k.dim() < 2:
+        return ()
+    e, rows, keys = q.shape[-1], q.shape[-2], k.shape[-2]
+    scale = bound.get("scale") or 1.0 / math.sqrt(e)
+    with torch.no_grad():
+        if isinstance(mask, torch.Tensor):
+            allowed = mask if mask.dtype == torch.bool else mask.detach() > -HUGE
+            counts = allowed.expand(*allowed.shape[:-2], rows, keys).sum(-1)
+        elif bound.get("is_causal"):
+            counts = torch.arange(1, rows + 1).clamp(max=keys)
+        else:
+            counts = torch.tensor([keys])
+        return (float(scale) ** 2 * e, *_quantiles(counts))
 
 
 HUGE = 1e30  # an additive mask's "minus infinity" (finfo.min): not a value a signal is scaled by
@@ -79,30 +177,50 @@ def constant_value(out: Any) -> tuple[float, float] | None:
         return float(x.square().mean()), float(x.mean())
 
 
-def has_sized_calls(graph: Any, name_of: Callable[[Any], str]) -> bool:
-    """Whether :func:`fx_sizes` runs the fx graph (it has a call whose sizes matter)."""
-    return any(n.op in ("call_function", "call_method") and name_of(n) in SIZED for n in graph.nodes)
+ModuleSize = Callable[[torch.nn.Module, tuple[Any, ...], Any], tuple[float, ...]]  # (module, args, out)
+
+
+def has_sized_calls(
+    graph: Any, name_of: Callable[[Any], str], root: torch.nn.Module, sized_module: Callable[[Any], bool]
+) -> bool:
+    """Whether :func:`fx_sizes` runs the fx graph (it has a call or a module whose sizes matter)."""
+    return any(
+        (n.op in ("call_function", "call_method") and name_of(n) in SIZED)
+        or (n.op == "call_module" and sized_module(root.get_submodule(str(n.target))))
+        for n in graph.nodes
+    )
 
 
 def fx_sizes(
-    graph: Any, root: torch.nn.Module, example_input: Any, name_of: Callable[[Any], str]
+    graph: Any,
+    root: torch.nn.Module,
+    example_input: Any,
+    name_of: Callable[[Any], str],
+    sized_module: Callable[[Any], bool],
+    module_size: ModuleSize,
 ) -> dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] | None:
-    """node -> (:func:`call_sizes`, value) of the calls of an fx graph, read by running it once on
-    ``example_input`` (a traced model: the recording pass of hooks discovery does not run); the value of a
-    call that gives a Python number (a scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``.
-    Empty when the graph has no sized call; None when it cannot be run on that input (the caller says so)."""
-    if not has_sized_calls(graph, name_of):
+    """node -> (sizes, value) of the calls of an fx graph, read by running it once on ``example_input`` (a
+    traced model: the recording pass of hooks discovery does not run): :func:`call_sizes` of a call,
+    ``module_size`` of a module ``sized_module`` picks; the value of a call that gives a Python number (a
+    scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``. Empty when the graph has nothing
+    sized; None when it cannot be run on that input (the caller says so)."""
+    if not has_sized_calls(graph, name_of, root, sized_module):
         return {}
-    calls = [n for n in graph.nodes if n.op in ("call_function", "call_method")]
+    modules = {n: m for n in graph.nodes if n.op == "call_module"
+               and sized_module(m := root.get_submodule(str(n.target)))}
+    recorded = {n for n in graph.nodes if n.op in ("call_function", "call_method")}
     found: dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] = {}
-    recorded = set(calls)
 
     class Run(fx.Interpreter):
         def run_node(self, n: fx.Node) -> Any:
-            if n not in recorded:
+            if n not in recorded and n not in modules:
                 return super().run_node(n)
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             out = getattr(self, n.op)(n.target, args, kwargs)
+            if n in modules:
+                if size := module_size(modules[n], tuple(args), out):
+                    found[n] = (size, None)
+                return out
             name = name_of(n)
             size = call_sizes(name, tuple(args), dict(kwargs), out) if name in SIZED else ()
             number = type(out) in (int, float)

@@ -18,7 +18,7 @@ from torch import nn
 from ..backends.checks import check_generator, check_seed
 from ..backends.torch_backend import make_generator
 from ..catalog.profiles import profile
-from ..errors import InitlabError, InitlabTypeError, InitlabValueError
+from ..errors import InitlabError, InitlabTypeError, InitlabValueError, first_line
 from ._apply import Journal, commit_plan, prepare_plan, transaction
 from ._isolate import kept_rngs
 from ._transforms import (
@@ -390,8 +390,7 @@ def _check_forward(model: nn.Module, example_input: Any) -> None:
     except Exception as exc:
         shapes = ", ".join(str(tuple(t.shape)) for t in _tensors(example_input))
         raise InitlabValueError(
-            f"example_input (shape {shapes}) does not fit the model: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0]}"
+            f"example_input (shape {shapes}) does not fit the model: {first_line(exc)}"
         ) from exc
 
 

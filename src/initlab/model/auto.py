@@ -34,14 +34,15 @@ from torch import nn
 from ..catalog import draws as d
 from ..catalog.activations import Activation
 from ..errors import InitlabTypeError, InitlabValueError
-from ._layer_types import embedding_gain, frozen_norm_gain, offset_weight
+from ._layer_types import centres_one_entry, embedding_gain, frozen_norm_gain, offset_weight
 from ._registry import Kind, tensor_of
 from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
 from .plan import Choice, _forget_bias
-from .propagate import Signal, act_moments, explain_missing, output_signal, propagate
+from .propagate import Signal, act_moments, explain_missing, fan_in_read, output_signal, propagate
 from .report import InitReport
 
+BORDER_NOTE = 0.5  # a padded conv reading fewer of its taps than this says so in its row
 SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
 ORTHO_RATIO = 0.05  # depth / width above which Gaussian products fluctuate visibly (log-norm variance ~ L/N)
 
@@ -262,6 +263,13 @@ class AutoChooser:
         if src is None or self.graph.nodes[src].op != "act":
             return None
         n = self.graph.nodes[src]
+        # a max pool or a dropout in training between them moves the distribution: no longer phi(z)
+        ins = self.graph.nodes[node].inputs if node is not None else ()
+        here, there = self.signals.get(ins[0]) if ins else None, self.signals.get(src)
+        if here is not None and there is not None and not (
+            math.isclose(here.q, there.q, rel_tol=1e-9) and math.isclose(here.mu, there.mu, abs_tol=1e-12)
+        ):
+            return None
         sig = self.signals.get(n.inputs[0]) if n.inputs else None
         q = sig.q - sig.mu**2 if sig is not None else 1.0
         return _Pre(n.act, n.name, q)
@@ -339,13 +347,19 @@ class AutoChooser:
                 "auto:zero_init_residual" if zero else "auto:norm",
             )
             self._set(info, "bias", d.Constant(0.0), "zeros", "auto:norm")
+        if centres_one_entry(info.module):  # its output is its bias: zero as planned
+            self.notes.append(f"{info.name} is a LayerNorm over one entry: x - mean(x) = 0, so it outputs "
+                              "its bias whatever its input, and what follows reads a constant; normalize "
+                              "over more entries, or drop the norm")
+            zero = True
         self.var_out[info.name] = 0.0 if zero else 1.0
         return Signal(0.0 if zero else 1.0, 0.0)
 
     def _weight_layer(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
-        t, fans = info.layer_type, info.weight_fans
+        t = info.layer_type
         # the layer's own map of E[w^2] to the output (linear in it): fan_in for a plain product
-        fan_in = max(t.second_moment(1.0, 1.0, 0.0, fans.fan_in if fans is not None else 1.0), 1e-12)
+        # (a zero-padded conv on a small map: only the taps that read the input count)
+        fan_in = max(t.second_moment(1.0, 1.0, 0.0, fan_in_read(info)), 1e-12)
         n = t.inputs if len(ins) >= t.inputs else 1
         # an all-zero input (DETR's first decoder values): no scale makes the output unit, plan for a unit one
         zero_in = math.prod(s.q for s in ins[:n]) == 0.0
@@ -415,9 +429,11 @@ class AutoChooser:
             return False
         std = math.sqrt(sw2 / fan_in)
         rows = info.kind in (Kind.LINEAR, Kind.CONV, Kind.RAW) and info.specs[w].layout == "torch"
-        if rows and fan_in < SMALL_FAN_IN and not self.portable:  # fixed-norm rows: no chi-square spread
-            label = f"normal(0, {std:.3g}), rows scaled to norm {math.sqrt(sw2):.3g}"
-            self._set(info, w, d.Normal(0.0, std), label, label_rule, post=(("row_norm", math.sqrt(sw2)),))
+        # fixed-norm rows (no chi-square spread) for a small fan-in: every tap of the row, read or not
+        if rows and fan_in / info.taps_read < SMALL_FAN_IN and not self.portable:
+            norm = math.sqrt(sw2 / info.taps_read)  # std * sqrt(entries per row)
+            label = f"normal(0, {std:.3g}), rows scaled to norm {norm:.3g}"
+            self._set(info, w, d.Normal(0.0, std), label, label_rule, post=(("row_norm", norm),))
         else:
             self._set(info, w, d.Normal(0.0, std), f"normal(0, {std:.3g})", label_rule)
         return False
@@ -565,11 +581,17 @@ class AutoChooser:
 
     def finish(self, report: InitReport) -> None:
         main = {info.name: next(iter(info.params.values()), None) for info in self.graph.layers}
+        infos = {info.name: info for info in self.graph.layers}
         for row in report.rows:
             if row.layer in self.var_out and main.get(row.layer) == row.name:
                 row.var_out = self.var_out[row.layer]
             elif row.layer in self.unpredicted and main.get(row.layer) == row.name:
                 row.note = self.unpredicted[row.layer]
+            info = infos.get(row.layer) if main.get(row.layer) == row.name else None
+            if info is not None and info.taps_read < BORDER_NOTE:
+                border = (f"zero padding: {info.taps_read:.0%} of the kernel's taps read the example's maps, "
+                          "scaled for it (a training-size example_input plans for training-size maps)")
+                row.note = f"{row.note}; {border}" if row.note else border
         explain_missing(self.graph, report.rows)
         report.output_var = self.output_var
         report.notes.extend(self.notes)

@@ -23,7 +23,7 @@ import operator
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import fx, nn
@@ -32,7 +32,7 @@ from torch.nn.utils import parametrize
 from ..catalog import activations as acts
 from ..catalog.activations import Activation
 from ..catalog.fans import Fans
-from ..errors import InitlabValueError
+from ..errors import InitlabValueError, first_line
 from . import layers as L
 from ._fingerprint import fingerprint
 from ._fuse import Fused, elementwise_call, fuse
@@ -44,7 +44,16 @@ from ._layer_types import RAW
 from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
-from ._sizes import SIZED, call_sizes, constant_value, fx_sizes, has_sized_calls
+from ._sizes import (
+    SIZED,
+    border_fraction,
+    call_sizes,
+    constant_value,
+    fx_sizes,
+    has_sized_calls,
+    padded_conv,
+    pool_keep,
+)
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
 from ._walk import SHAPE as SHAPE
@@ -99,6 +108,9 @@ class LayerInfo:
     calls: int = 0
     node: int | None = None
     order: float = field(default=float("inf"), repr=False)
+    # the share of a zero-padded conv's kernel taps that read the example input, not the padding
+    # (:func:`._sizes.border_fraction`): the output second moment is this times the unpadded one
+    taps_read: float = 1.0
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)
@@ -255,18 +267,16 @@ class _Builder:
             if info.node is None:
                 info.node = idx
                 info.order = idx
-            return idx
+            # a norm with its activation inside (timm's BatchNormAct2d, GroupNormAct: ``self.act``)
+            inner = getattr(module, "act", None) if kind == "norm" else None
+            act = _module_activation(inner) if isinstance(inner, nn.Module) else None
+            return self.add("act", (idx,), L.activation_spec(act), act) if act is not None else idx
         if isinstance(module, L.COMPOSITES):
             self.composites.setdefault(name, module)
             return self.add("block", inputs, name)
-        act = L.module_act(module)
-        if act is None and isinstance(module, nn.PReLU) and module.weight.numel() == 1:
-            act = acts.activation("leaky_relu", negative_slope=float(module.weight.detach().reshape(())))
+        act = _module_activation(module)
         if act is not None:
-            if act.name not in acts.activation_names():
-                act = dataclasses.replace(act, fn=_inference_fn(module, act.fn))
-            idx = self.add("act", inputs, L.activation_spec(act), act)
-            return idx
+            return self.add("act", inputs, L.activation_spec(act), act)
         if isinstance(module, L.AVG_POOL_MODULES):
             return self.add("pool", inputs, name)
         if isinstance(module, L.TRANSPARENT_MODULES):
@@ -284,7 +294,11 @@ class _Builder:
         refs = tuple(a.node for a in flat if isinstance(a, _Ref))
         params = [self.nodes[r].name for r in refs if self.nodes[r].op == "param"]
         data = tuple(r for r in refs if self.nodes[r].op != "param")
-        if not data:  # an embedding table read whole (DETR's object queries): the table is the data
+        if fname in L.TRANSPARENT_NAMES and flat and isinstance(flat[0], _Ref):
+            # a shape op moves its first argument (a parameter too: ViT's ``cls_token.expand(B, -1, -1)``);
+            # the rest are sizes and indices (a batch size read as data made the class token's signal 2)
+            data = (flat[0].node,)
+        elif not data:  # an embedding table read whole (DETR's object queries): the table is the data
             data = tuple(r for r in refs if self._is_table(self.nodes[r].name))
         if params and fname in L.LAYER_FUNCS:
             raw = self._raw_layer(fname, args, kwargs, data)
@@ -487,8 +501,8 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
             ids[n] = b.add("output", inputs)
     if example_input is not None:  # the sizes hooks discovery reads from the recording pass (:mod:`._sizes`)
         with _quiet_forward(model):
-            sizes = fx_sizes(graph, model, example_input, _fx_call_name)
-        b.ran_example = sizes is not None and has_sized_calls(graph, _fx_call_name)
+            sizes = fx_sizes(graph, model, example_input, _fx_call_name, _sized_module, _module_size)
+        b.ran_example = sizes is not None and has_sized_calls(graph, _fx_call_name, model, _sized_module)
         if sizes is None:
             sizes = {}
             b.notes.append("the traced graph did not run on example_input, so attention averages and "
@@ -498,6 +512,31 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
             node = b.nodes[alias.get(ids[n], ids[n])]
             node.size, node.value = size, value
     return b
+
+
+def _module_activation(module: nn.Module) -> Activation | None:
+    """The catalog activation an activation module computes (a scalar PReLU as its leaky ReLU)."""
+    act = L.module_act(module)
+    if act is None and isinstance(module, nn.PReLU) and module.weight.numel() == 1:
+        act = acts.activation("leaky_relu", negative_slope=float(module.weight.detach().reshape(())))
+    if act is not None and act.name not in acts.activation_names():
+        act = dataclasses.replace(act, fn=_inference_fn(module, act.fn))
+    return act
+
+
+def _sized_module(module: nn.Module) -> bool:
+    """A module whose sizes discovery reads from the example (:func:`_module_size`)."""
+    return padded_conv(module) or isinstance(module, L.AVG_POOL_MODULES)
+
+
+def _module_size(module: nn.Module, args: tuple[Any, ...], out: Any) -> tuple[float, ...]:
+    """The share of a zero-padded conv's taps that read the input, or of its input's variance an average
+    pool keeps (:mod:`._sizes`)."""
+    if not args:
+        return ()
+    if padded_conv(module):
+        return border_fraction(cast(Any, module), args[0])
+    return pool_keep(args[0], out)
 
 
 def _fx_call_name(n: fx.Node) -> str:
@@ -569,11 +608,17 @@ def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
 
     def post(name: str) -> Any:
         def hook(module: nn.Module, args: Any, kwargs: Any, out: Any) -> None:
+            # sizes first: still inside the module (depth 1), the recorder does not take their arithmetic
+            # for the model's
+            sized = rec.mode.depth == 1 and _sized_module(module)
+            size = _module_size(module, tuple(args), out) if sized else ()
             rec.mode.leave()
             if rec.mode.depth == 0:
                 refs = _flatten((rec.ref(args), rec.ref(dict(kwargs))))
                 inputs = tuple(r.node for r in refs if isinstance(r, _Ref) and b.nodes[r.node].op != "param")
-                rec.bind(out, b.module_call(name, module, inputs))
+                node = b.module_call(name, module, inputs)
+                b.nodes[node].size = size or b.nodes[node].size
+                rec.bind(out, node)
 
         return hook
 
@@ -744,6 +789,8 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     shapes = {n: p.shape for n, p in named}
     for info in b.layers.values():
         _fill_layer(info, logical, shapes)
+        if info.node is not None and info.kind == "conv" and b.nodes[info.node].size:
+            info.taps_read = b.nodes[info.node].size[0]
     layers = sorted(b.layers.values(), key=lambda i: i.order)
     for br in branches:
         for lname in br.layers:
@@ -957,7 +1004,7 @@ def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
         b = _from_root_leaf(model) if L.is_leaf(model) else _from_fx(model, example_input)
     except Exception as exc:  # fx fails on data-dependent control flow, unsupported ops...
         notes.append(
-            f"torch.fx could not trace the model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+            f"torch.fx could not trace the model ({first_line(exc)[:160]})"
         )
     if b is None and example_input is not None:
         b = _run_hooks(model, example_input)

@@ -25,13 +25,13 @@ from torch import nn
 
 from ..catalog.activations import Activation
 from ..catalog.gains import moments
-from ._layer_types import embedding_gain, frozen_norm_gain, offset_weight
+from ._layer_types import centres_one_entry, embedding_gain, frozen_norm_gain, offset_weight
 from ._registry import Kind
-from ._sizes import MATMULS, pool_window
+from ._sizes import MATMULS, SDPAS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph
 from .layers import TRANSPARENT_NAMES
 
-POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps (spatial correlation unknown)
+POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps, when no example showed it
 
 
 @dataclass
@@ -113,10 +113,14 @@ def propagate(
         elif n.op == "other" and len(ins) >= 2:
             out[i] = _product(n.name, n.size, ins)
         elif n.op == "pool":
-            c = max(x.c, x.mu**2)
-            out[i] = Signal(c + max(x.q - c, 0.0) * POOL_KEEP, x.mu, c=c)
+            out[i] = _avg_pool(n.size, x)
         elif n.op == "pass" and x.q >= 0 and (k := _max_pool_window(graph, n)) > 1:
             out[i] = _max_pool(nodes, out, n.inputs[0], k)
+        elif n.op == "pass" and x.q >= 0 and (kept := _dropout_kept(graph, n)) < 1.0:
+            # in training, kept entries are divided by the share kept: E[x^2] / (1 - p), the mean and what
+            # the positions share unchanged (Hendrycks & Gimpel 2016 scale the next layer for it)
+            out[i] = Signal(x.q / kept, x.mu, c=x.c)
+            continue
         elif n.op == "output" or x.q >= 0:
             out[i] = Signal(abs(x.q), x.mu)
         else:  # pass, other: attention probabilities stay probabilities (dropout, a cast, a head mask)
@@ -124,6 +128,17 @@ def propagate(
         if n.op in _COMMON_OPS:
             out[i] = _common(n.op, ins, x, out[i])
     return out
+
+
+def _avg_pool(size: tuple[float, ...], x: Signal) -> Signal:
+    """An average keeps the mean whole and a share of the rest: the share measured on the example
+    (:func:`._sizes.pool_keep`: across samples, so what the positions of a sample share is in it), else
+    what the positions share whole plus :data:`POOL_KEEP` of the rest."""
+    c = max(x.c, x.mu**2)
+    if size:
+        q = x.mu**2 + max(x.q - x.mu**2, 0.0) * size[0]
+        return Signal(q, x.mu, c=min(c, q))
+    return Signal(c + max(x.q - c, 0.0) * POOL_KEEP, x.mu, c=c)
 
 
 def _combine(op: str, ins: list[Signal]) -> Signal:
@@ -211,46 +226,71 @@ def _max_pool_window(graph: ModelGraph, n: Any) -> int:
     except (AttributeError, GraphError):
         return 1
     if isinstance(module, nn.MaxPool1d | nn.MaxPool2d | nn.MaxPool3d):
-        return pool_window(module.kernel_size)
+        dims = 1 if isinstance(module, nn.MaxPool1d) else 2 if isinstance(module, nn.MaxPool2d) else 3
+        return pool_window(module.kernel_size, dims)
     return 1
 
 
+def _dropout_kept(graph: ModelGraph, n: Any) -> float:
+    """``1 - p`` of a dropout module in training mode (the mode the model is in now), else 1."""
+    if n.name in TRANSPARENT_NAMES or not n.name:
+        return 1.0
+    try:
+        module = graph.model.get_submodule(n.name)
+    except (AttributeError, GraphError):
+        return 1.0
+    if isinstance(module, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.Dropout3d) and module.training:
+        return 1.0 - float(module.p) if 0.0 < module.p < 1.0 else 1.0
+    return 1.0
+
+
 def _max_pool(nodes: list[Any], out: dict[int, Signal], j: int, k: int) -> Signal:
-    """The max of ``k`` independent entries: of ``phi(z)`` when an increasing activation ``phi`` feeds the
-    pool (ReLU, max-pool: ``phi(max z)``), else of a Gaussian of the input's mean and variance."""
+    """The max of ``k`` entries that share the part ``c`` of their signal a sample's positions share (a
+    conv's response to its input's mean) and are independent in the rest: of ``phi(z)`` when an increasing
+    activation ``phi`` feeds the pool (ReLU, max-pool: ``phi(max z)``), else of a Gaussian of the input's."""
     x = out[j]
     while nodes[j].op == "pass" and nodes[j].inputs:
         j = nodes[j].inputs[0]
     src = nodes[j]
-    if src.op == "act" and src.act is not None and src.inputs and src.inputs[0] in out:
-        z = out[src.inputs[0]]
-        return Signal(*_max_moments(src.act, k, max(z.q - z.mu**2, 1e-12), z.mu))
-    return Signal(*_max_moments(None, k, max(x.q - x.mu**2, 0.0), x.mu))
+    act, z = (src.act, out[src.inputs[0]]) if (
+        src.op == "act" and src.act is not None and src.inputs and src.inputs[0] in out
+    ) else (None, x)
+    shared = min(max(z.c - z.mu**2, 0.0), max(z.q - z.mu**2, 0.0))
+    return Signal(*_max_moments(act, k, max(z.q - z.mu**2 - shared, 1e-12), z.mu, shared))
 
 
 _Z = np.linspace(-9.0, 9.0, 3601)
+_SHARED = np.polynomial.hermite_e.hermegauss(24)
 
 
-def _max_moments(act: Activation | None, k: int, var: float, mu: float) -> tuple[float, float]:
-    """(second moment, mean) of ``phi(mu + sd * max of k standard normals)``; ``phi`` must be increasing
-    (checked on the grid; otherwise the identity)."""
+def _max_moments(
+    act: Activation | None, k: int, var: float, mu: float, shared: float = 0.0
+) -> tuple[float, float]:
+    """(second moment, mean) of ``phi(mu + s + sd * max of k standard normals)``, ``s ~ N(0, shared)`` the
+    part every entry shares; ``phi`` must be increasing (checked on the grid; otherwise the identity)."""
     density = k * np.exp(-0.5 * _Z**2) / math.sqrt(2 * math.pi) * special.ndtr(_Z) ** (k - 1)
     density /= density.sum()
-    y = mu + math.sqrt(var) * _Z
+    h, hw = _SHARED if shared > 0 else (np.zeros(1), np.ones(1))
+    y = mu + math.sqrt(shared) * h[:, None] + math.sqrt(var) * _Z[None, :]
     if act is not None:
         with np.errstate(all="ignore"):
             fy = np.asarray(act(y), dtype=np.float64)
-        if fy.shape == y.shape and np.isfinite(fy).all() and bool(np.all(np.diff(fy) >= -1e-9)):
+        if fy.shape == y.shape and np.isfinite(fy).all() and bool(np.all(np.diff(fy, axis=1) >= -1e-9)):
             y = fy
-    return float((density * y * y).sum()), float((density * y).sum())
+    p = (hw / hw.sum())[:, None] * density[None, :]
+    return float((p * y * y).sum()), float((p * y).sum())
 
 
 def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
-    """An op of several activations: a softmax-weighted average of values keeps the values' mean and
-    ``E[sum p^2]`` of their variance (independent tokens); a matrix product of two zero-mean activations sums
-    ``K`` products (``q @ k^T``); anything else: the largest input's second moment."""
+    """An op of several activations: a softmax-weighted average of values (or a fused attention's) keeps the
+    values' mean and ``E[sum p^2]`` of their variance (independent tokens); a matrix product of two
+    zero-mean activations sums ``K`` products (``q @ k^T``); anything else: the largest input's second
+    moment."""
     weights = [s for s in ins if s.q < 0]
     values = [s for s in ins if s.q >= 0]
+    if fname in SDPAS and len(size) >= 2 and len(values) >= 3 and not weights:
+        q, k, _ = values[:3]  # fused softmax(q @ k^T * scale) @ v: the part every key shares cancels
+        weights, values = [_softmax(size[1:], Signal(size[0] * q.q * max(k.q - k.c, 0.0), 0.0))], values[2:3]
     if weights and values:  # each row averages the values: what they share passes whole
         v, p = values[-1], weights[0]
         c = max(v.c, v.mu**2)
@@ -296,19 +336,27 @@ def output_signal(graph: ModelGraph, signals: dict[int, Signal]) -> Signal | Non
     return None
 
 
+def fan_in_read(info: LayerInfo) -> float:
+    """The products each output entry sums: the fan-in, times the share of a zero-padded conv's taps that
+    read the input at the example's size (``LayerInfo.taps_read``)."""
+    fans = info.weight_fans
+    return (fans.fan_in if fans is not None else 1.0) * info.taps_read
+
+
 def layer_moment(info: LayerInfo, ins: list[Signal], m2: Callable[[str], float]) -> float:
     """Output second moment of a layer for its input signals, given ``E[p^2]`` of each of its parameters by
     local name (the layer's registry type says how it computes)."""
     t, x = info.layer_type, ins[0]
     if info.kind.weight:
         q_in = math.prod(s.q for s in ins[: t.inputs]) if len(ins) >= t.inputs else x.q
-        fans = info.weight_fans
-        return t.second_moment(q_in, m2(info.weight_local), m2(info.bias_local), fans.fan_in if fans else 1.0)
+        return t.second_moment(q_in, m2(info.weight_local), m2(info.bias_local), fan_in_read(info))
     if info.kind.embedding:
         return m2("weight") * embedding_gain(info.module) ** 2
     if info.kind is Kind.NORM:
         if not t.normalizes:  # a frozen norm: a fixed affine map of its input
             return frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0)
+        if centres_one_entry(info.module):
+            return m2("bias")
         if offset_weight(info.specs):  # x * (1 + w): E[(1 + w)^2], w's mean left out
             return 1.0 + m2("weight")
         return (m2("weight") if "weight" in info.params else 1.0) + m2("bias")

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..backends.checks import check_device, check_seed
-from ..errors import InitlabTypeError, InitlabValueError
+from ..errors import InitlabTypeError, InitlabValueError, first_line
 from ..model import InitReport, init_model
 from ..model._apply import Journal, model_lock, right_inverse, transaction
 from ..model._transforms import add_scalars, check_scalars
@@ -111,7 +111,7 @@ def check_seed_device(seed: Any, device: Any) -> torch.device | None:
     try:
         torch.empty(0, device=dev)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise InitlabValueError(f"device {device!r} is not usable here ({str(exc).splitlines()[0]}): pass "
+        raise InitlabValueError(f"device {device!r} is not usable here ({first_line(exc)}): pass "
                                 "'cpu', 'cuda', 'cuda:0'...") from None
     if dev.type == "meta":
         raise InitlabValueError("device='meta' allocates nothing: pass the device the model should live on")

@@ -1,0 +1,101 @@
+"""A zero-padded convolution on a small map: some of its kernel taps read the padding, not the input, so its
+output second moment is that share of the unpadded one (a 7x7 depthwise conv on the 2x2 maps a 64x64 image
+leaves ConvNeXt's last stage reads 4 of 49 taps). Discovery reads the share from the example input, auto
+scales for it and says so, and every scheme's predicted output second moment includes it."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from initlab.model import discover, init_model
+from initlab.model._sizes import _taps_fraction, border_fraction
+
+
+def _brute(n: int, k: int, stride: int, dil: int, left: int, right: int) -> float:
+    out = (n + left + right - dil * (k - 1) - 1) // stride + 1
+    inside = [sum(0 <= o * stride - left + t * dil < n for t in range(k)) for o in range(out)]
+    return sum(inside) / (len(inside) * k)
+
+
+def test_taps_fraction_counts_the_taps_inside_the_map():
+    grid = itertools.product((1, 2, 5, 8), (1, 3, 7), (1, 2), (1, 2), (0, 1, 3), (0, 2))
+    for n, k, stride, dil, left, right in grid:
+        if (n + left + right - dil * (k - 1) - 1) // stride + 1 <= 0:
+            continue
+        assert _taps_fraction(n, k, stride, dil, left, right) == pytest.approx(_brute(n, k, stride, dil, left,
+                                                                                      right), abs=1e-12)
+
+
+def test_border_fraction_of_a_depthwise_conv_on_a_2x2_map_is_4_of_49():
+    conv = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+    assert border_fraction(conv, torch.zeros(1, 8, 2, 2)) == pytest.approx((4 / 49,))
+    assert border_fraction(conv, torch.zeros(1, 8, 1, 1)) == pytest.approx((1 / 49,))
+    assert border_fraction(nn.Conv2d(8, 8, 3), torch.zeros(1, 8, 2, 2)) == ()  # no padding
+    same = nn.Conv1d(4, 4, 4, padding="same")  # asymmetric: 1 left, 2 right
+    assert border_fraction(same, torch.zeros(1, 4, 3)) == pytest.approx((_brute(3, 4, 1, 1, 1, 2),))
+
+
+class Untraceable(nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # data-dependent control flow: hooks discovery
+        return super().forward(x) if bool(x.sum() != 0) else x
+
+
+def _stack(cls: type[nn.Sequential] = nn.Sequential, mode: str = "zeros") -> nn.Sequential:
+    return cls(nn.Conv2d(3, 64, 3, padding=1, padding_mode=mode), nn.ReLU(),
+               nn.Conv2d(64, 256, 7, padding=3, padding_mode=mode), nn.ReLU(),
+               nn.Conv2d(256, 256, 7, padding=3, groups=256, padding_mode=mode))
+
+
+def _measured(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """Each conv's output second moment and 5 standard errors of it (over its output channels, which are
+    independent draws given the input)."""
+    got: dict[str, tuple[float, float]] = {}
+    for name, m in model.named_children():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_hook(lambda mod, a, out, name=name: got.__setitem__(name, _mean_se(out)))
+    with torch.no_grad():
+        model(x)
+    return got
+
+
+def _mean_se(out: torch.Tensor) -> tuple[float, float]:
+    per_channel = out.double().square().mean(dim=(0, 2, 3))
+    return float(per_channel.mean()), 5 * float(per_channel.std()) / per_channel.numel() ** 0.5
+
+
+@pytest.mark.parametrize("cls, method", [(nn.Sequential, "fx"), (Untraceable, "hooks")])
+def test_auto_plans_each_padded_conv_for_the_taps_that_read_the_example(cls, method):
+    g = torch.Generator().manual_seed(0)
+    x, fresh = torch.randn(16, 3, 2, 2, generator=g), torch.randn(16, 3, 2, 2, generator=g)
+    model = _stack(cls)
+    report = init_model(model, "auto", example_input=x, seed=0)
+    assert report.method == method
+    rows = {r.name: r for r in report.rows}
+    got = _measured(model, fresh)
+    for layer in ("0", "2", "4"):
+        mean, se = got[layer]
+        predicted = rows[f"{layer}.weight"].var_out
+        assert abs(mean - predicted) < se, (layer, mean, predicted)
+    assert "8% of the kernel's taps" in rows["4.weight"].note
+    assert discover(model, x).layer("4").taps_read == pytest.approx(4 / 49)
+
+
+def test_he_normal_predicts_the_padded_output_it_gives():
+    g = torch.Generator().manual_seed(1)
+    x, fresh = torch.randn(16, 3, 2, 2, generator=g), torch.randn(16, 3, 2, 2, generator=g)
+    model = _stack()
+    report = init_model(model, "he_normal", example_input=x, seed=0)
+    rows = {r.name: r for r in report.rows}
+    mean, se = _measured(model, fresh)["4"]
+    assert rows["4.weight"].var_out < 0.5  # the unpadded prediction would be ~1
+    assert abs(mean - rows["4.weight"].var_out) < se
+
+
+def test_replicate_padding_reads_the_input_at_every_tap():
+    x = torch.randn(4, 3, 2, 2, generator=torch.Generator().manual_seed(2))
+    graph = discover(_stack(mode="replicate"), x)
+    assert all(info.taps_read == 1.0 for info in graph.layers)
