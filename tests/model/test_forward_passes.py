@@ -90,5 +90,5 @@ class BareAssert(nn.Module):
 
 
 def test_an_input_rejected_by_a_bare_assert_gets_the_clear_error():
-    with pytest.raises(InitlabError, match="does not fit the model: AssertionError$"):
+    with pytest.raises(InitlabError, match=r"does not fit the model: AssertionError$"):
         init_model(BareAssert(), "auto", example_input=torch.randn(4, 8), seed=0)

@@ -295,3 +295,107 @@ def test_a_parameter_expanded_to_the_batch_is_not_its_size() -> None:
     report = initlab.init_model(model, "he_normal", example_input=tokens(model, 1), seed=0)
     m, p = measured(model, report, tokens(model, 2))["attn.o"]
     assert 0.8 < m / p < 1.25, m / p
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_dropout_in_training_divides_by_the_share_kept(training: bool) -> None:
+    """In training, Dropout(0.5) doubles E[x^2] (kept entries are divided by 1 - p): the layer after it is
+    planned for that (Hendrycks & Gimpel 2016); in eval mode it is the identity."""
+    model = nn.Sequential(nn.Linear(D, 256), nn.Dropout(0.5), nn.Linear(256, 256)).train(training)
+    x = lambda seed: torch.randn(256, D, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    report = initlab.init_model(model, "auto", example_input=x(1), seed=0)
+    torch.manual_seed(0)  # the dropout mask of the measured pass
+    m, p = measured(model, report, x(2))["2"]
+    assert 0.9 < m / p < 1.1, m / p  # 65536 entries: a few % of spread
+    scale = report.row("2.weight").std * 256**0.5
+    assert scale == pytest.approx(0.5**0.5 if training else 1.0)
+
+
+class NormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: a norm with its activation inside (``self.act``)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(super().forward(x))
+
+
+class SqueezeExcite(nn.Module):
+    """EfficientNet's: conv, norm+act, a global average, then a 1x1 conv on the channel means."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 256, 3, padding=1, bias=False), NormAct(256)
+        self.reduce = nn.Conv2d(256, 256, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.reduce(self.bn(self.conv(x)).mean((2, 3), keepdim=True))
+
+
+def test_a_norms_inner_activation_and_a_global_averages_kept_share_are_predicted() -> None:
+    """The global average of SiLU outputs is mostly their mean (~0.21): read as a plain norm's zero-mean
+    output with half its variance kept, the 1x1 conv after it was planned ~4x too large (0.02-0.05x in
+    EfficientNet's squeeze-excitation layers on white-noise images)."""
+    model = SqueezeExcite()
+    x = lambda seed: torch.randn(16, 3, 16, 16, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    from initlab.model import discover
+
+    assert discover(model, x(1)).layer("conv").activation == "silu"
+    report = initlab.init_model(model, "auto", example_input=x(1), seed=0)
+    m, p = measured(model, report, x(2))["reduce"]
+    assert 0.75 < m / p < 1.33, m / p
+
+
+class Decay(nn.Module):
+    """A state-space layer's decay: a value computed from a parameter alone through a shape op
+    (Mamba's ``-torch.exp(self.A_log.float())``), read as it is; data-dependent control flow: hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.A_log = nn.Parameter(torch.full((D,), math.log(3.0)))
+        self.out = nn.Linear(D, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(x.isnan().any()):
+            return x
+        return self.out(x * -torch.exp(self.A_log.unsqueeze(0)))
+
+
+def test_a_value_from_a_parameter_through_a_shape_op_is_read() -> None:
+    """(As data, ``A_log.unsqueeze(0)`` was the plan's zero and ``exp`` of it 1: out planned 9x too large.)"""
+    model = Decay()
+    report = initlab.init_model(model, "auto", example_input=tokens(model, 1), seed=0)
+    assert report.method == "hooks"
+    m, p = measured(model, report, tokens(model, 2))["out"]
+    assert 0.75 < m / p < 1.33, m / p
+
+
+class PooledHead(nn.Module):
+    """conv, ReLU, conv, BatchNorm, global average, linear: the ReLU's mean reaches the second conv's output
+    as a per-channel constant, which the BatchNorm (batch statistics) subtracts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1)
+        self.bn, self.fc = nn.BatchNorm2d(64), nn.Linear(64, 64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bn(self.c2(torch.relu(self.c1(x)))).mean((2, 3)))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_takes_out_what_every_position_shares(training: bool) -> None:
+    """The ReLU's mean reaches the second conv's output as the same value at every position of every sample
+    (a third of its second moment); BatchNorm with batch statistics subtracts it, with running statistics
+    (eval mode, mean 0) it stays. (Kept, ResNets' squeeze-excitation inputs seemed 90% shared.)"""
+    from initlab.model import discover
+    from initlab.model.propagate import Signal, propagate
+
+    model = PooledHead().train(training)
+    graph = discover(model, torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
+    signals = propagate(graph, lambda info, ins, node: Signal(1.0, 0.0))  # unit outputs: c is the question
+    shared = signals[graph.layer("c2").node].c
+    assert 0.25 < shared < 0.4  # E[relu(z)]^2 / E[relu(z)^2] = 1/pi
+    assert signals[graph.layer("bn").node].c == (0.0 if training else pytest.approx(shared))

@@ -143,6 +143,15 @@ def _offset_norm(module: nn.Module) -> dict[str, ParamSpec]:
     return {"weight": ParamSpec("norm_bias")}
 
 
+def centres_channels(module: nn.Module | None) -> bool:
+    """A norm that subtracts each channel's mean over the positions (and the batch): BatchNorm in training
+    mode (or without running statistics), InstanceNorm. What is the same at every position of every sample
+    (a conv's response to the mean of a ReLU before it) leaves with it."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return module.training or not module.track_running_stats
+    return isinstance(module, nn.modules.instancenorm._InstanceNorm)
+
+
 def centres_one_entry(module: nn.Module | None) -> bool:
     """A LayerNorm over a single entry: ``x - mean(x)`` is 0, so its output is its bias, whatever comes in
     (timm's CSATv2 has such norms in its attention over one channel)."""

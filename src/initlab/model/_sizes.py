@@ -83,7 +83,8 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
         k = kwargs.get("kernel_size", args[1] if len(args) > 1 else None)
         return (float(pool_window(k, int(fname[len("max_pool")]))),) if k is not None else ()
     if fname in AVG_POOLS:
-        return pool_keep(args[0] if args else None, out)
+        x = args[0] if args else None
+        return pool_keep(x, out) if fname != "mean" or not _over_batch(x, args, kwargs) else ()
     if fname in SDPAS:
         return sdpa_sizes(args, kwargs)
     if fname in SOFTMAXES and isinstance(out, torch.Tensor) and out.dim() >= 1:
@@ -108,6 +109,15 @@ def pool_keep(x: Any, out: Any) -> tuple[float, ...]:
     if not (v_in > 0 and math.isfinite(v_in) and math.isfinite(v_out)):
         return ()
     return (min(v_out / v_in, 1.0),)
+
+
+def _over_batch(x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether ``x.mean(...)`` averages over dim 0 (or everything): no batch left to compare across."""
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    if dim is None or not isinstance(x, torch.Tensor):
+        return True
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    return any(isinstance(d, int) and d % max(x.dim(), 1) == 0 for d in dims)
 
 
 def pool_window(kernel_size: Any, dims: int) -> int:

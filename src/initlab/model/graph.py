@@ -295,10 +295,12 @@ class _Builder:
         params = [self.nodes[r].name for r in refs if self.nodes[r].op == "param"]
         data = tuple(r for r in refs if self.nodes[r].op != "param")
         if fname in L.TRANSPARENT_NAMES and flat and isinstance(flat[0], _Ref):
-            # a shape op moves its first argument (a parameter too: ViT's ``cls_token.expand(B, -1, -1)``);
-            # the rest are sizes and indices (a batch size read as data made the class token's signal 2)
-            data = (flat[0].node,)
-        elif not data:  # an embedding table read whole (DETR's object queries): the table is the data
+            # a shape op moves its first argument; the rest are sizes and indices (ViT's
+            # ``cls_token.expand(B, -1, -1)`` read the batch size as its signal: 4, mean 2). A parameter moved
+            # is no data: a value computed from parameters alone (``A_log.float()``) is read as it is
+            first = flat[0].node
+            data = () if self.nodes[first].op == "param" else (first,)
+        if not data:  # an embedding table read whole (DETR's object queries): the table is the data
             data = tuple(r for r in refs if self._is_table(self.nodes[r].name))
         if params and fname in L.LAYER_FUNCS:
             raw = self._raw_layer(fname, args, kwargs, data)

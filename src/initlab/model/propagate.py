@@ -25,7 +25,7 @@ from torch import nn
 
 from ..catalog.activations import Activation
 from ..catalog.gains import moments
-from ._layer_types import centres_one_entry, embedding_gain, frozen_norm_gain, offset_weight
+from ._layer_types import centres_channels, centres_one_entry, embedding_gain, frozen_norm_gain, offset_weight
 from ._registry import Kind
 from ._sizes import MATMULS, SDPAS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph
@@ -99,7 +99,11 @@ def propagate(
                 if info is None or first_call.get(name) is None:
                     out[i] = x
                     continue
-            out[i] = layer_rule(info, [entries(s) for s in ins] or [Signal()], i)
+            y = _common(n.op, ins, x, layer_rule(info, [entries(s) for s in ins] or [Signal()], i))
+            # a norm with per-channel batch statistics takes out what every position of every sample
+            # shares (a ReLU's mean through a conv): kept, ResNets' SE inputs seemed 90% shared
+            out[i] = Signal(y.q, y.mu, y.share, y.inv_n, y.mu**2) if centres_channels(info.module) else y
+            continue
         elif n.op == "act":
             out[i] = _activation(n.act, n.name, x)
         elif n.op in ("add", "mul", "cat"):

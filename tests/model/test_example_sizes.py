@@ -1,7 +1,9 @@
-"""A zero-padded convolution on a small map: some of its kernel taps read the padding, not the input, so its
-output second moment is that share of the unpadded one (a 7x7 depthwise conv on the 2x2 maps a 64x64 image
-leaves ConvNeXt's last stage reads 4 of 49 taps). Discovery reads the share from the example input, auto
-scales for it and says so, and every scheme's predicted output second moment includes it."""
+"""Sizes discovery reads from the example forward pass (``initlab.model._sizes``). A zero-padded convolution
+on a small map: some of its kernel taps read the padding, not the input, so its output second moment is that
+share of the unpadded one (a 7x7 depthwise conv on the 2x2 maps a 64x64 image leaves ConvNeXt's last stage
+reads 4 of 49 taps); discovery reads the share, auto scales for it and says so, and every scheme's predicted
+output second moment includes it. An average pool keeps a share of its input's variance that depends on how
+correlated the positions are: read across samples."""
 
 from __future__ import annotations
 
@@ -99,3 +101,17 @@ def test_replicate_padding_reads_the_input_at_every_tap():
     x = torch.randn(4, 3, 2, 2, generator=torch.Generator().manual_seed(2))
     graph = discover(_stack(mode="replicate"), x)
     assert all(info.taps_read == 1.0 for info in graph.layers)
+
+
+def test_an_average_pools_kept_share_is_read_across_samples_only():
+    from initlab.model._sizes import call_sizes
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(64, 8, 4, 4, generator=g)  # independent positions: a 4x4 mean keeps 1/16
+    (keep,) = call_sizes("mean", (x, (2, 3)), {}, x.mean((2, 3)))
+    assert abs(keep - 1 / 16) < 5 * (1 / 16) * (2 / (64 * 8)) ** 0.5  # 5 standard errors of a variance ratio
+    same = torch.randn(64, 8, 1, 1, generator=g).expand(64, 8, 4, 4)  # equal positions: kept whole
+    assert call_sizes("mean", (same, (2, 3)), {}, same.mean((2, 3))) == pytest.approx((1.0,))
+    square = torch.randn(8, 8, 4, generator=g)  # a mean over dim 0 leaves no batch, even when shapes agree
+    assert call_sizes("mean", (square, 0), {}, square.mean(0)) == ()
+    assert call_sizes("mean", (x,), {}, x.mean()) == ()
