@@ -59,8 +59,13 @@ def compare(base_path: str, after_path: str,
             ("LSUV: every weight layer calibrated or named with a reason", "lsuv_ok_no_silent")]
     lines = [f"On the {len(common)} models both runs measured:", "",
              f"| target | {labels[0]} | {labels[1]} |", "|---|---|---|"]
+    ran = {k: any(k in r and r[k].get("status") not in (None, "–") for run in runs for r in run.values())
+           for k in ("lsuv", "diagnose")}
     for label, key in rows:
         of = "lm_models" if key == "lm_within_15pct" else "built"
+        if key.startswith("lsuv") and not ran["lsuv"]:
+            lines.append(f"| {label} | not run | not run |")
+            continue
         lines.append(f"| {label} | {s0[key]}/{s0[of]} | {s1[key]}/{s1[of]} |")
     for label, key, of in (("weight layers within 3× of the plan (of those measured)", "layers_within_3x",
                             "layers_measured"),
@@ -72,8 +77,12 @@ def compare(base_path: str, after_path: str,
                        ("auto first call / construction, worst", "auto_ratio_max"),
                        ("diagnose / forward+backward, median", "diagnose_ratio_median"),
                        ("diagnose / forward+backward, worst", "diagnose_ratio_max")):
-        lines.append(f"| {label} | {s0[key]:.2f}× | {s1[key]:.2f}× |")
+        lines.append(f"| {label} | {_times(s0[key])} | {_times(s1[key])} |")
     return "\n".join(lines) + "\n"
+
+
+def _times(ratio: float | None) -> str:
+    return "not run" if ratio is None else f"{ratio:.2f}×"
 
 
 if __name__ == "__main__":

@@ -115,3 +115,26 @@ def test_an_average_pools_kept_share_is_read_across_samples_only():
     square = torch.randn(8, 8, 4, generator=g)  # a mean over dim 0 leaves no batch, even when shapes agree
     assert call_sizes("mean", (square, 0), {}, square.mean(0)) == ()
     assert call_sizes("mean", (x,), {}, x.mean()) == ()
+
+
+class _Defaults(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.scale = nn.Linear(4, 4), nn.Parameter(torch.full((4,), 2.0))
+
+    def forward(self, x: torch.Tensor, shift: float = 1.0) -> torch.Tensor:
+        return (self.fc(x).relu() * self.scale).sum(-1) + shift  # a module, a method, a parameter, a default
+
+
+def test_run_graph_computes_what_the_model_does():
+    from torch import fx
+
+    from initlab.model._sizes import run_graph
+
+    model, x = _Defaults(), torch.randn(3, 4)
+    graph = fx.symbolic_trace(model).graph
+    outs: list[torch.Tensor] = []
+    run_graph(graph, model, [x], lambda n, args, kwargs, out: outs.append(out))
+    assert torch.equal(outs[-1], model(x))
+    with pytest.raises(TypeError):
+        run_graph(graph, model, [], lambda *a: None)  # x has no default

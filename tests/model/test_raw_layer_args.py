@@ -62,9 +62,7 @@ class Attention(nn.Module):
 def test_a_traced_graph_that_cannot_run_for_sizes_is_named(monkeypatch) -> None:
     """fx discovery reads attention sizes from one interpreted run; when that run fails, the graph says so
     instead of silently predicting as for i.i.d. tokens."""
-    from torch import fx
-
-    from initlab.model import discover
+    from initlab.model import _sizes, discover
 
     x = torch.randn(2, 5, 8)
     assert not any("did not run" in n for n in discover(Attention(), x, cache=False).notes)
@@ -72,7 +70,7 @@ def test_a_traced_graph_that_cannot_run_for_sizes_is_named(monkeypatch) -> None:
     def fail(self, *args, **kwargs):
         raise RuntimeError("injected")
 
-    monkeypatch.setattr(fx.Interpreter, "run", fail)
+    monkeypatch.setattr(_sizes, "run_graph", fail)
     graph = discover(Attention(), x, cache=False)
     assert graph.method == "fx"
     assert any("did not run on example_input" in n for n in graph.notes)

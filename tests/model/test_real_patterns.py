@@ -264,3 +264,25 @@ def test_a_layernorm_over_one_entry_outputs_its_bias_and_the_report_says_so():
     assert "not predicted" in report.row("2.weight").note
     with torch.no_grad():
         assert float(model[:2](torch.randn(16, 8)).abs().max()) == 0.0
+
+
+class RmsNormAct2d(nn.Module):
+    """timm's: an RMS norm over channels with its activation and dropout as parameter-free children."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n))
+        self.drop, self.act = nn.Identity(), nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-6) * self.weight[:, None, None]
+        return self.act(self.drop(x))
+
+
+def test_a_hand_written_norm_with_its_activation_inside_is_a_norm():
+    """(With children it was no norm: MobileNetV5's convs after it drew std 4.4e4.)"""
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), RmsNormAct2d(32), nn.Conv2d(32, 32, 1))
+    report = init_model(model, "auto", example_input=torch.randn(4, 3, 8, 8), seed=0)
+    assert report.row("1.weight").rule == "auto:norm" and report.row("1.weight").mean == 1.0
+    assert report.row("0.weight").activation == "gelu"  # the norm's inner activation follows the conv
+    assert report.row("2.weight").std < 1.0

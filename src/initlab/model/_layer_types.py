@@ -114,11 +114,18 @@ def frozen_norm_gain(module: nn.Module | None) -> float:
     return g if math.isfinite(g) else 1.0
 
 
+def _has_child_params(module: nn.Module) -> bool:
+    """Whether a submodule holds parameters: a norm's parameter-free children are its activation and
+    dropout (timm's ``RmsNormAct2d``: ``act``, ``drop``), which discovery reads as such."""
+    return any(True for child in module.children() for _ in child.parameters())
+
+
 def is_named_norm(module: nn.Module) -> bool:
-    """A norm written by hand (HF ``LlamaRMSNorm``, ``T5LayerNorm``...): a leaf whose class name says Norm
-    and whose only parameters are 1-D ``weight``/``bias`` (HF's own init treats these classes as norms, 1/0).
+    """A norm written by hand (HF ``LlamaRMSNorm``, ``T5LayerNorm``, timm ``RmsNormAct2d``...): a module
+    whose class name says Norm and whose only parameters are its own 1-D ``weight``/``bias`` (HF's own init
+    treats these classes as norms, 1/0).
     A weight that starts at zero is the ``x * (1 + weight)`` convention (Gemma): not planned as 1."""
-    if "Norm" not in type(module).__name__ or next(iter(module.children()), None) is not None:
+    if "Norm" not in type(module).__name__ or _has_child_params(module):
         return False
     params = dict(module.named_parameters(recurse=False))
     if not params or set(params) - {"weight", "bias"} or any(p.dim() != 1 for p in params.values()):
@@ -130,7 +137,7 @@ def is_named_norm(module: nn.Module) -> bool:
 def is_offset_norm(module: nn.Module) -> bool:
     """A hand-written norm whose weight starts at zero: the ``x * (1 + weight)`` convention (HF Gemma's
     ``GemmaRMSNorm``). Its weight is an offset from one, planned like a bias (0)."""
-    if "Norm" not in type(module).__name__ or next(iter(module.children()), None) is not None:
+    if "Norm" not in type(module).__name__ or _has_child_params(module):
         return False
     params = dict(module.named_parameters(recurse=False))
     w = params.get("weight")

@@ -6,6 +6,7 @@ is about to replace."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -221,29 +222,70 @@ def fx_sizes(
     recorded = {n for n in graph.nodes if n.op in ("call_function", "call_method")}
     found: dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] = {}
 
-    class Run(fx.Interpreter):
-        def run_node(self, n: fx.Node) -> Any:
-            if n not in recorded and n not in modules:
-                return super().run_node(n)
-            args, kwargs = self.fetch_args_kwargs_from_env(n)
-            out = getattr(self, n.op)(n.target, args, kwargs)
-            if n in modules:
-                if size := module_size(modules[n], tuple(args), out):
-                    found[n] = (size, None)
-                return out
-            name = name_of(n)
-            size = call_sizes(name, tuple(args), dict(kwargs), out) if name in SIZED else ()
-            number = type(out) in (int, float)
-            if size or number:
-                found[n] = (size, (float(out) ** 2, float(out)) if number else None)
-            return out
+    def visit(n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if n in modules:
+            if size := module_size(modules[n], args, out):
+                found[n] = (size, None)
+            return
+        if n not in recorded:
+            return
+        name = name_of(n)
+        size = call_sizes(name, args, kwargs, out) if name in SIZED else ()
+        number = type(out) in (int, float)
+        if size or number:
+            found[n] = (size, (float(out) ** 2, float(out)) if number else None)
 
     try:
-        # on the model itself: a GraphModule would generate and compile the graph's Python code first
-        Run(root, graph=graph).run(*_positional(root, graph, example_input))
+        run_graph(graph, root, _positional(root, graph, example_input), visit)
     except Exception:  # an input the traced graph cannot take as given: the caller notes it
         return None
     return found
+
+
+_NONE = object()
+
+
+def run_graph(
+    graph: Any, root: torch.nn.Module, inputs: list[Any], visit: Callable[..., None]
+) -> None:
+    """Run an fx graph on the model itself, calling ``visit(node, args, kwargs, out)`` after each call:
+    ``fx.Interpreter``'s semantics (placeholder defaults, each value freed after its last use) without its
+    per-node bookkeeping, which cost a small CNN's first call as much as its forward did. (A GraphModule
+    would first generate and compile the graph's Python code.)"""
+    modules = dict(root.named_modules())
+    free: dict[Any, list[Any]] = {}
+    last = {a: n for n in graph.nodes for a in n.all_input_nodes}
+    for a, n in last.items():
+        free.setdefault(n, []).append(a)
+    env: dict[Any, Any] = {}
+    given = iter(inputs)
+    for n in graph.nodes:
+        if n.op == "placeholder" and str(n.target).startswith("*"):
+            env[n] = list(given)  # *args
+        elif n.op == "placeholder":
+            value = next(given, _NONE)
+            if value is _NONE:
+                if not n.args:
+                    raise TypeError(f"no value for the graph's input {n.target}")
+                value = n.args[0]
+            env[n] = value
+        elif n.op == "get_attr":
+            env[n] = functools.reduce(getattr, str(n.target).split("."), root)
+        elif n.op == "output":
+            return
+        else:
+            args = fx.node.map_arg(n.args, env.__getitem__)
+            kwargs = fx.node.map_arg(n.kwargs, env.__getitem__)
+            if n.op == "call_module":
+                out = modules[str(n.target)](*args, **kwargs)
+            elif n.op == "call_function":
+                out = n.target(*args, **kwargs)
+            else:
+                out = getattr(args[0], n.target)(*args[1:], **kwargs)
+            env[n] = out
+            visit(n, tuple(args), dict(kwargs), out)
+        for a in free.get(n, ()):
+            del env[a]
 
 
 def _positional(root: torch.nn.Module, graph: Any, example_input: Any) -> list[Any]:
