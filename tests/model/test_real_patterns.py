@@ -286,3 +286,24 @@ def test_a_hand_written_norm_with_its_activation_inside_is_a_norm():
     assert report.row("1.weight").rule == "auto:norm" and report.row("1.weight").mean == 1.0
     assert report.row("0.weight").activation == "gelu"  # the norm's inner activation follows the conv
     assert report.row("2.weight").std < 1.0
+
+
+def test_an_orthogonal_draw_too_big_to_be_worth_its_qr_is_gaussian():
+    """Issue 13 item 7: VGG13's 25088 -> 4096 classifier got looks-linear orthogonal and took 10 s of QR
+    (VGG16, one layer short of the plain-chain rule, 0.1 s). Past the QR budget the block is a Gaussian of
+    the same variance, and the row says why; the initial network stays the looks-linear identity map."""
+    from initlab.model.auto import QR_FLOPS, qr_affordable
+
+    assert qr_affordable(1024, 1024) and not qr_affordable(12544, 2048)
+    wide = 4096  # a looks-linear half of 2048 x 2048: 2 * 2048^3 = 1.7e10 > QR_FLOPS
+    assert 2 * (wide // 2) ** 3 > QR_FLOPS
+    layers: list[nn.Module] = [nn.Linear(16, wide), nn.ReLU()]
+    for _ in range(8):
+        layers += [nn.Linear(wide, wide), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(wide, 16))
+    # (as wide as VGG's classifier, a chain this short is only orthogonal when asked)
+    x = torch.randn(2, 16)
+    report = init_model(model, "auto", example_input=x, seed=0, dry_run=True, orthogonal=True)
+    row = report.row("2.weight")
+    assert row.scheme.startswith("looks-linear normal") and "QR" in row.scheme, row.scheme
+    assert row.std == pytest.approx((1 / (wide // 2)) ** 0.5, rel=1e-6)  # gain 1 over the 2048 block

@@ -44,6 +44,8 @@ from .report import InitReport
 
 BORDER_NOTE = 0.5  # a padded conv reading fewer of its taps than this says so in its row
 SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
+QR_FLOPS = 2.0**33  # an orthogonal draw's QR of m x n costs ~2 m n^2 (1 s here): past it, a Gaussian
+QR_NOTE = "too slow to be worth an isometric end layer"
 ORTHO_RATIO = 0.05  # depth / width above which Gaussian products fluctuate visibly (log-norm variance ~ L/N)
 
 
@@ -423,10 +425,12 @@ class AutoChooser:
             return True
         if self.orthogonal and info.layer_type.matrix and info.specs[w].layout in ("torch", "in_out"):
             o, i = self._dims(info)
-            gain = math.sqrt(sw2 * max(1.0, o / i))
-            label = f"orthogonal(gain={gain:.3g})"
-            self._set(info, w, d.Orthogonal(gain), label, label_rule + ", orthogonal")
-            return False
+            if qr_affordable(o, i):
+                gain = math.sqrt(sw2 * max(1.0, o / i))
+                label = f"orthogonal(gain={gain:.3g})"
+                self._set(info, w, d.Orthogonal(gain), label, label_rule + ", orthogonal")
+                return False
+            label_rule += f", normal: a {o}x{i} QR {QR_NOTE}"
         std = math.sqrt(sw2 / fan_in)
         rows = info.kind in (Kind.LINEAR, Kind.CONV, Kind.RAW) and info.specs[w].layout == "torch"
         # fixed-norm rows (no chi-square spread) for a small fan-in: every tap of the row, read or not
@@ -456,6 +460,9 @@ class AutoChooser:
         i2 = i // 2 if role in ("mid", "last") else i
         q_u = q_in if role == "first" else 1.0
         gain = math.sqrt(max(1.0, o2 / i2) / q_u) / self.ll_factor.get(info.name, 1.0)
+        if not qr_affordable(o2, i2):  # the same second moment, without the isometry
+            std = gain / math.sqrt(max(o2, i2))
+            return d.Normal(0.0, std), f"looks-linear normal(0, {std:.3g}) (a {o2}x{i2} QR: {QR_NOTE})"
         return d.Orthogonal(gain), f"looks-linear orthogonal(gain={gain:.3g})"
 
     def _rnn(self, info: LayerInfo, x: Signal) -> Signal:
@@ -595,6 +602,13 @@ class AutoChooser:
         explain_missing(self.graph, report.rows)
         report.output_var = self.output_var
         report.notes.extend(self.notes)
+
+
+def qr_affordable(rows: int, cols: int) -> bool:
+    """Whether an orthogonal ``rows x cols`` draw's QR fits :data:`QR_FLOPS`: VGG13's 25088 -> 4096
+    classifier (looks-linear half 12544 x 2048) took 10 s of a 13 s call, while VGG16, one layer short of
+    the plain-chain rule, took 0.1 s. A Gaussian of the same variance keeps the plan's second moments."""
+    return 2.0 * max(rows, cols) * min(rows, cols) ** 2 <= QR_FLOPS
 
 
 def odd_linear_factor(act: Activation | None) -> float | None:
