@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from initlab.model import discover, init_model
-from initlab.model._sizes import _taps_fraction, border_fraction
+from initlab.model._sizes import _tap_reads, border_fraction
 
 
 def _brute(n: int, k: int, stride: int, dil: int, left: int, right: int) -> float:
@@ -28,17 +28,18 @@ def test_taps_fraction_counts_the_taps_inside_the_map():
     for n, k, stride, dil, left, right in grid:
         if (n + left + right - dil * (k - 1) - 1) // stride + 1 <= 0:
             continue
-        assert _taps_fraction(n, k, stride, dil, left, right) == pytest.approx(_brute(n, k, stride, dil, left,
-                                                                                      right), abs=1e-12)
+        reads = _tap_reads(n, k, stride, dil, left, right)
+        assert sum(reads) / k == pytest.approx(_brute(n, k, stride, dil, left, right), abs=1e-12)
 
 
 def test_border_fraction_of_a_depthwise_conv_on_a_2x2_map_is_4_of_49():
     conv = nn.Conv2d(8, 8, 7, padding=3, groups=8)
-    assert border_fraction(conv, torch.zeros(1, 8, 2, 2)) == pytest.approx((4 / 49,))
-    assert border_fraction(conv, torch.zeros(1, 8, 1, 1)) == pytest.approx((1 / 49,))
+    # on 2x2, taps 2, 3, 4 of each dim read the map at 1/2, 2/2, 1/2 of the positions: shared 1.5 / 2
+    assert border_fraction(conv, torch.zeros(1, 8, 2, 2)) == pytest.approx((4 / 49, 0.75**2))
+    assert border_fraction(conv, torch.zeros(1, 8, 1, 1)) == pytest.approx((1 / 49, 1.0))
     assert border_fraction(nn.Conv2d(8, 8, 3), torch.zeros(1, 8, 2, 2)) == ()  # no padding
     same = nn.Conv1d(4, 4, 4, padding="same")  # asymmetric: 1 left, 2 right
-    assert border_fraction(same, torch.zeros(1, 4, 3)) == pytest.approx((_brute(3, 4, 1, 1, 1, 2),))
+    assert border_fraction(same, torch.zeros(1, 4, 3))[0] == pytest.approx(_brute(3, 4, 1, 1, 1, 2))
 
 
 class Untraceable(nn.Sequential):
@@ -138,3 +139,18 @@ def test_run_graph_computes_what_the_model_does():
     assert torch.equal(outs[-1], model(x))
     with pytest.raises(TypeError):
         run_graph(graph, model, [], lambda *a: None)  # x has no default
+
+
+def test_a_padded_convs_response_to_a_constant_is_shared_as_predicted():
+    """A constant map through a 7x7 conv on 2x2: the corners read different taps, so only ``s`` of the
+    response's second moment is the same at every position (over 4096 output channels' weights)."""
+    conv = nn.Conv2d(1, 4096, 7, padding=3, bias=False)
+    nn.init.normal_(conv.weight, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        y = conv(torch.ones(1, 1, 2, 2)).double()[0]  # (channels, 2, 2)
+    shared = y.mean((1, 2)).square()
+    total = y.square().mean((1, 2))
+    ratio = float(shared.sum() / total.sum())
+    _, s = border_fraction(conv, torch.ones(1, 1, 2, 2))
+    se = float((shared / total.mean()).std()) / 4096**0.5
+    assert abs(ratio - s) < 5 * se, (ratio, s, se)

@@ -37,34 +37,34 @@ def padded_conv(module: Any) -> bool:
 
 
 def border_fraction(module: torch.nn.modules.conv._ConvNd, x: Any) -> tuple[float, ...]:
-    """``(f,)``: the mean, over output positions, of the fraction of a zero-padded convolution's kernel taps
-    that read the input ``x`` rather than the padding; ``()`` when every tap does. The output second moment
-    is ``f`` times the unpadded one: on the 2x2 maps a 64x64 image leaves ConvNeXt's last stage, a 7x7
-    depthwise kernel reads 4 of its 49 taps (f = 0.08)."""
+    """``(f, s)`` of a zero-padded convolution on the input ``x``, or ``()`` when every tap reads the map.
+    ``f``: the mean, over output positions, of the fraction of its kernel taps that read the map rather than
+    the padding; the output second moment is ``f`` times the unpadded one (on the 2x2 maps a 64x64 image
+    leaves ConvNeXt's last stage, a 7x7 depthwise kernel reads 4 of its 49 taps: f = 0.08). ``s``: the share
+    of its response to what every position of the input shares that stays the same at every output position
+    (``sum_t f_t^2 / sum_t f_t`` for ``f_t`` the share of positions where tap ``t`` reads the map): a corner
+    reads fewer taps than the centre, so a constant input no longer gives a constant output."""
     dims = len(module.kernel_size)
     if not isinstance(x, torch.Tensor) or x.dim() < dims + 1:
         return ()
     pads = module._reversed_padding_repeated_twice  # (left, right) per dim, last dim first
-    f = 1.0
+    f, s = 1.0, 1.0
     for i in range(dims):
         left, right = pads[2 * (dims - 1 - i)], pads[2 * (dims - 1 - i) + 1]
-        f *= _taps_fraction(int(x.shape[x.dim() - dims + i]), module.kernel_size[i], module.stride[i],
-                            module.dilation[i], int(left), int(right))
-    return (f,) if f < 1.0 else ()
+        reads = _tap_reads(int(x.shape[x.dim() - dims + i]), module.kernel_size[i], module.stride[i],
+                           module.dilation[i], int(left), int(right))
+        f *= sum(reads) / len(reads)
+        s *= sum(r * r for r in reads) / max(sum(reads), 1e-300)
+    return (f, s) if f < 1.0 else ()
 
 
-def _taps_fraction(n: int, k: int, stride: int, dilation: int, left: int, right: int) -> float:
-    """Mean fraction of ``k`` taps (``dilation`` apart) inside ``[0, n)`` over the output positions (plain
-    integers: discovery's recording mode would see tensor arithmetic)."""
+def _tap_reads(n: int, k: int, stride: int, dilation: int, left: int, right: int) -> list[float]:
+    """For each of ``k`` taps (``dilation`` apart), the share of output positions where it reads inside
+    ``[0, n)`` (plain integers: discovery's recording mode would see tensor arithmetic)."""
     out = (n + left + right - dilation * (k - 1) - 1) // stride + 1
     if out <= 0:
-        return 1.0
-    inside = 0
-    for o in range(out):
-        start = o * stride - left
-        lo, hi = max(0, -(start // dilation)), min(k - 1, (n - 1 - start) // dilation)
-        inside += max(0, hi - lo + 1)
-    return inside / (out * k)
+        return [1.0] * k
+    return [sum(0 <= o * stride - left + t * dilation < n for o in range(out)) / out for t in range(k)]
 
 
 def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:

@@ -108,9 +108,10 @@ class LayerInfo:
     calls: int = 0
     node: int | None = None
     order: float = field(default=float("inf"), repr=False)
-    # the share of a zero-padded conv's kernel taps that read the example input, not the padding
-    # (:func:`._sizes.border_fraction`): the output second moment is this times the unpadded one
+    # the share of a zero-padded conv's kernel taps that read the example input, not the padding, and of
+    # its response to a position-shared input that stays shared (:func:`._sizes.border_fraction`)
     taps_read: float = 1.0
+    shared_read: float = 1.0
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)
@@ -791,8 +792,8 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     shapes = {n: p.shape for n, p in named}
     for info in b.layers.values():
         _fill_layer(info, logical, shapes)
-        if info.node is not None and info.kind == "conv" and b.nodes[info.node].size:
-            info.taps_read = b.nodes[info.node].size[0]
+        if info.node is not None and info.kind == "conv" and len(b.nodes[info.node].size) == 2:
+            info.taps_read, info.shared_read = b.nodes[info.node].size
     layers = sorted(b.layers.values(), key=lambda i: i.order)
     for br in branches:
         for lname in br.layers:

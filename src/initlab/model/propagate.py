@@ -101,8 +101,10 @@ def propagate(
                     continue
             y = _common(n.op, ins, x, layer_rule(info, [entries(s) for s in ins] or [Signal()], i))
             # a norm with per-channel batch statistics takes out what every position of every sample
-            # shares (a ReLU's mean through a conv): kept, ResNets' SE inputs seemed 90% shared
-            out[i] = Signal(y.q, y.mu, y.share, y.inv_n, y.mu**2) if centres_channels(info.module) else y
+            # shares (a ReLU's mean through a conv): kept, ResNets' SE inputs seemed 90% shared; a padded
+            # conv on a small map keeps less of it shared (VGG's max pools took their windows as equal)
+            c = y.mu**2 if centres_channels(info.module) else y.c * info.shared_read
+            out[i] = Signal(y.q, y.mu, y.share, y.inv_n, c)
             continue
         elif n.op == "act":
             out[i] = _activation(n.act, n.name, x)
