@@ -94,17 +94,11 @@ def propagate(
         elif n.op == "layer":
             info = by_node.get(i)
             if info is None:  # a repeated call of a shared layer: same scale as its first call
-                name = n.name
-                info = next((li for li in graph.layers if li.name == name), None)
-                if info is None or first_call.get(name) is None:
+                info = next((li for li in graph.layers if li.name == n.name), None)
+                if info is None or first_call.get(n.name) is None:
                     out[i] = x
                     continue
-            y = _common(n.op, ins, x, layer_rule(info, [entries(s) for s in ins] or [Signal()], i))
-            # a norm with per-channel batch statistics takes out what every position of every sample
-            # shares (a ReLU's mean through a conv): kept, ResNets' SE inputs seemed 90% shared; a padded
-            # conv on a small map keeps less of it shared (VGG's max pools took their windows as equal)
-            c = y.mu**2 if centres_channels(info.module) else y.c * info.shared_read
-            out[i] = Signal(y.q, y.mu, y.share, y.inv_n, c)
+            out[i] = _layer(info, layer_rule(info, [entries(s) for s in ins] or [Signal()], i), ins, x)
             continue
         elif n.op == "act":
             out[i] = _activation(n.act, n.name, x)
@@ -123,9 +117,7 @@ def propagate(
         elif n.op == "pass" and x.q >= 0 and (k := _max_pool_window(graph, n)) > 1:
             out[i] = _max_pool(nodes, out, n.inputs[0], k)
         elif n.op == "pass" and x.q >= 0 and (kept := _dropout_kept(graph, n)) < 1.0:
-            # in training, kept entries are divided by the share kept: E[x^2] / (1 - p), the mean and what
-            # the positions share unchanged (Hendrycks & Gimpel 2016 scale the next layer for it)
-            out[i] = Signal(x.q / kept, x.mu, c=x.c)
+            out[i] = Signal(x.q / kept, x.mu, c=x.c)  # (its mask adds nothing the positions share)
             continue
         elif n.op == "output" or x.q >= 0:
             out[i] = Signal(abs(x.q), x.mu)
@@ -134,6 +126,16 @@ def propagate(
         if n.op in _COMMON_OPS:
             out[i] = _common(n.op, ins, x, out[i])
     return out
+
+
+def _layer(info: LayerInfo, y: Signal, ins: list[Signal], x: Signal) -> Signal:
+    """A layer's output ``y`` with the part its positions share: the input's share of it, except that a norm
+    with per-channel batch statistics takes out what every position of every sample shares (a ReLU's mean
+    through a conv: kept, ResNets' SE inputs seemed 90% shared), and a padded conv on a small map keeps less
+    of it shared (VGG's max pools took their windows as equal)."""
+    y = _common("layer", ins, x, y)
+    c = y.mu**2 if centres_channels(info.module) else y.c * info.shared_read
+    return Signal(y.q, y.mu, y.share, y.inv_n, c)
 
 
 def _avg_pool(size: tuple[float, ...], x: Signal) -> Signal:
@@ -238,7 +240,9 @@ def _max_pool_window(graph: ModelGraph, n: Any) -> int:
 
 
 def _dropout_kept(graph: ModelGraph, n: Any) -> float:
-    """``1 - p`` of a dropout module in training mode (the mode the model is in now), else 1."""
+    """``1 - p`` of a dropout module in training mode (the mode the model is in now), else 1: the entries it
+    keeps are divided by it, so E[x^2] becomes E[x^2] / (1 - p), the mean unchanged (Hendrycks & Gimpel 2016
+    scale the next layer for it)."""
     if n.name in TRANSPARENT_NAMES or not n.name:
         return 1.0
     try:
