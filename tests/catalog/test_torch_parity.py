@@ -34,6 +34,13 @@ def rnd() -> random.Random:
     return random.Random(123)
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """The functions under test draw from torch's global generator, as torch's do: seeded per test, so a KS
+    check's outcome does not depend on which tests ran before it in the worker (one failed at p < 1e-4)."""
+    torch.manual_seed(0)
+
+
 def is_normal(t: torch.Tensor, mean: float, std: float) -> bool:
     return stats.kstest(t.reshape(-1).double().numpy(), "norm", args=(mean, std)).pvalue > KS_P
 
