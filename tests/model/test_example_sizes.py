@@ -154,3 +154,25 @@ def test_a_padded_convs_response_to_a_constant_is_shared_as_predicted():
     _, s = border_fraction(conv, torch.ones(1, 1, 2, 2))
     se = float((shared / total.mean()).std()) / 4096**0.5
     assert abs(ratio - s) < 5 * se, (ratio, s, se)
+
+
+class _ZeroNormThenPool(nn.Module):
+    """timm's ResNet with ``zero_init_last``: the norm before a squeeze-excitation's pool starts at zero."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Linear(8, 4)
+        nn.init.zeros_(self.bn.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bn(self.conv(x)).mean((2, 3)))
+
+
+def test_an_average_the_example_cannot_show_is_named():
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    report = init_model(_ZeroNormThenPool(), "he_normal", example_input=x, seed=0, dry_run=True)
+    assert any("average pool(s) (before fc)" in n for n in report.notes), report.notes
+    model = _ZeroNormThenPool()
+    nn.init.ones_(model.bn.weight)  # the example shows it: no note
+    report = init_model(model, "he_normal", example_input=x, seed=0, dry_run=True)
+    assert not any("average pool" in n for n in report.notes)

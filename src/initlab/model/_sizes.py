@@ -15,10 +15,11 @@ from typing import Any
 import torch
 from torch import fx
 
+from .layers import AVG_POOL_NAMES
+
 MATMULS = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm"})
 SOFTMAXES = frozenset({"softmax"})
-AVG_POOLS = frozenset({"avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-                       "adaptive_avg_pool3d", "mean"})
+AVG_POOLS = AVG_POOL_NAMES  # the calls discovery reads as average pools
 MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
                        "max_pool2d_with_indices", "max_pool3d_with_indices"})
 SDPAS = frozenset({"scaled_dot_product_attention"})

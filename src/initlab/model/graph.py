@@ -803,12 +803,27 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
             b.layers[br.last].last_in_branch = True
     tied, unreached = _coverage(b, model, named, layers, parametrized, method)
     graph = ModelGraph(weakref.ref(model), layers, branches, unreached, method, b.nodes, tied, parametrized)
-    graph.notes.extend([*b.notes, *fused.notes])
+    graph.notes.extend([*b.notes, *fused.notes, *_unmeasured_pools(b)])
     graph.walker = walker
     graph.visits = walker.visits + fused.visits
     graph.fused = fused.composites
     graph.ran_example = b.ran_example
     return graph
+
+
+def _unmeasured_pools(b: _Builder) -> list[str]:
+    """A note naming the average pools whose kept share the example forward could not show (its input the
+    same for every sample: a zero-initialized norm before it), predicted as keeping half."""
+    if not b.ran_example:
+        return []
+    pools = {i for i, n in enumerate(b.nodes) if n.op == "pool" and not n.size}
+    if not pools:
+        return []
+    before = [n.name for n in b.nodes if n.op == "layer" and pools & set(n.inputs)]  # the layers they feed
+    where = ", ".join(before[:3]) or "the output"
+    return [f"{len(pools)} average pool(s) (before {where}) read an input that is the same for every sample "
+            "of example_input, so the share of variance they keep is assumed (half) and the layers after "
+            "them may be off: pass an example_input whose samples differ there"]
 
 
 def _attribute(b: _Builder, method: str) -> tuple[Walker, list[Branch], Fused]:

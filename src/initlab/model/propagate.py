@@ -223,16 +223,21 @@ def _activation(act: Activation | None, spec: str, x: Signal) -> Signal:
     return Signal(float((w * y * y).sum()), float((w * y).sum()))
 
 
+def _module_of(graph: ModelGraph, n: Any) -> nn.Module | None:
+    """The module a ``pass`` node of a module call ran (None for a function call)."""
+    if n.name in TRANSPARENT_NAMES or not n.name:
+        return None
+    try:
+        return graph.model.get_submodule(n.name)
+    except (AttributeError, GraphError):
+        return None
+
+
 def _max_pool_window(graph: ModelGraph, n: Any) -> int:
     """Entries per window of a max pool (a functional one's recorded size, or the module's kernel)."""
     if n.size:
         return int(n.size[0])
-    if n.name in TRANSPARENT_NAMES or not n.name:
-        return 1
-    try:
-        module = graph.model.get_submodule(n.name)
-    except (AttributeError, GraphError):
-        return 1
+    module = _module_of(graph, n)
     if isinstance(module, nn.MaxPool1d | nn.MaxPool2d | nn.MaxPool3d):
         dims = 1 if isinstance(module, nn.MaxPool1d) else 2 if isinstance(module, nn.MaxPool2d) else 3
         return pool_window(module.kernel_size, dims)
@@ -243,12 +248,7 @@ def _dropout_kept(graph: ModelGraph, n: Any) -> float:
     """``1 - p`` of a dropout module in training mode (the mode the model is in now), else 1: the entries it
     keeps are divided by it, so E[x^2] becomes E[x^2] / (1 - p), the mean unchanged (Hendrycks & Gimpel 2016
     scale the next layer for it)."""
-    if n.name in TRANSPARENT_NAMES or not n.name:
-        return 1.0
-    try:
-        module = graph.model.get_submodule(n.name)
-    except (AttributeError, GraphError):
-        return 1.0
+    module = _module_of(graph, n)
     if isinstance(module, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.Dropout3d) and module.training:
         return 1.0 - float(module.p) if 0.0 < module.p < 1.0 else 1.0
     return 1.0
