@@ -128,8 +128,9 @@ def measured(model: nn.Module, report: initlab.InitReport, batch: torch.Tensor) 
     seen: dict[str, float] = {}
 
     def hook(name: str) -> object:
-        def record(_m: nn.Module, _a: object, y: torch.Tensor) -> None:
-            seen.setdefault(name, float(y.double().square().mean()))
+        def record(_m: nn.Module, _a: object, y: torch.Tensor | tuple[torch.Tensor, ...]) -> None:
+            t = y[0] if isinstance(y, tuple) else y  # nn.MultiheadAttention: (output, weights)
+            seen.setdefault(name, float(t.double().square().mean()))
         return record
 
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n in rows]  # type: ignore[arg-type]
@@ -399,3 +400,51 @@ def test_batchnorm_takes_out_what_every_position_shares(training: bool) -> None:
     shared = signals[graph.layer("c2").node].c
     assert 0.25 < shared < 0.4  # E[relu(z)]^2 / E[relu(z)^2] = 1/pi
     assert signals[graph.layer("bn").node].c == (0.0 if training else pytest.approx(shared))
+
+
+class MHABlock(nn.Module):
+    """torchvision's ViT encoder attention: pre-LayerNorm ``nn.MultiheadAttention`` in a residual, batch
+    first or sequence first."""
+
+    def __init__(self, batch_first: bool = True) -> None:
+        super().__init__()
+        self.norm, self.attn = nn.LayerNorm(D), nn.MultiheadAttention(D, 4, batch_first=batch_first)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x) if self.attn.batch_first else self.norm(x).transpose(0, 1)
+        y, _ = self.attn(h, h, h, need_weights=False)
+        return x + (y if self.attn.batch_first else y.transpose(0, 1))
+
+
+@pytest.mark.parametrize("scheme", ["auto", "he_normal"])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_attention_average_predicted(scheme: str, batch_first: bool) -> None:
+    """``nn.MultiheadAttention`` hides its softmax as the fused call does: read as passing its values whole,
+    it was planned ~S/e too large (torchvision's ViT-B/16: every attention measured 0.13x its plan). Its key
+    counts come from the example; the tokens' growing shared part (each average adds to it) passes whole."""
+    torch.manual_seed(0)
+    model = nn.Sequential(MHABlock(batch_first), MHABlock(batch_first), MHABlock(batch_first))
+    report = initlab.init_model(model, scheme, example_input=tokens(model, 1), seed=0)
+    got = measured(model, report, tokens(model, 2))
+    assert_within(got, {"0.attn", "1.attn", "2.attn"})
+    m, p = got["0.attn"]
+    assert 0.8 < m / p < 1.25, m / p  # (fixed seeds; a pass-through prediction is off by ~S/e)
+
+
+def test_multihead_attention_key_counts_follow_its_masks() -> None:
+    """Its masks' True is "not allowed" (the opposite of scaled_dot_product_attention's); a key padding mask
+    removes keys per sample; a float mask's -inf removes them too."""
+    from initlab.model._sizes import mha_keys
+
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    x = torch.zeros(2, 6, 8)
+    assert set(mha_keys(mha, (x, x, x), {})) == {6.0}
+    causal = torch.ones(6, 6, dtype=torch.bool).triu(1)
+    assert sorted(set(mha_keys(mha, (x, x, x), {"attn_mask": causal}))) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    pad = torch.tensor([[False] * 6, [False] * 2 + [True] * 4])
+    assert set(mha_keys(mha, (x, x, x), {"key_padding_mask": pad})) == {2.0, 6.0}
+    additive = torch.zeros(6, 6).masked_fill(causal, float("-inf"))
+    qkv = (x, x, x)
+    assert mha_keys(mha, qkv, {"attn_mask": additive}) == mha_keys(mha, qkv, {"attn_mask": causal})
+    seq_first = nn.MultiheadAttention(8, 2)
+    assert set(mha_keys(seq_first, (x.transpose(0, 1),) * 3, {})) == {6.0}

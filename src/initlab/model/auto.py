@@ -39,7 +39,15 @@ from ._registry import Kind, tensor_of
 from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
 from .plan import Choice, _forget_bias
-from .propagate import Signal, act_moments, explain_missing, fan_in_read, output_signal, propagate
+from .propagate import (
+    Signal,
+    act_moments,
+    attention_values,
+    explain_missing,
+    fan_in_read,
+    output_signal,
+    propagate,
+)
 from .report import InitReport
 
 BORDER_NOTE = 0.5  # a padded conv reading fewer of its taps than this says so in its row
@@ -497,6 +505,7 @@ class AutoChooser:
         module = info.module
         e = int(getattr(module, "embed_dim", 1))
         q_in = max(x.q, 1e-6)
+        values = attention_values(info.keys, x, 1.0 / q_in)  # of unit-variance q/k/v
         for local, spec in info.specs.items():
             if local not in info.params:
                 continue
@@ -511,15 +520,15 @@ class AutoChooser:
                     "auto:q/k/v unit logits",
                     spec.blocks,
                 )
-            elif spec.role == "attention_out":
+            elif spec.role == "attention_out":  # for what the average of unit values keeps
                 q_t, _ = self._target(info, 1.0)
-                std = math.sqrt(q_t / e)
+                std = math.sqrt(q_t / (e * values.q))
                 self._set(info, local, d.Normal(0.0, std), f"normal(0, {std:.3g})", "auto:attention_out")
             else:
                 self._set(info, local, d.Constant(0.0), "zeros", "auto:bias")
         q_t, _ = self._target(info, 1.0)
         self.var_out[info.name] = q_t
-        return Signal(q_t, 0.0)
+        return Signal(q_t, 0.0, c=q_t * min(values.c / values.q, 1.0) if values.q > 0 else 0.0)
 
     def _composite(self, name: str, module: nn.Module, x: Signal) -> Signal:
         p = f"{name}." if name else ""

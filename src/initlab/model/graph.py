@@ -51,6 +51,7 @@ from ._sizes import (
     constant_value,
     fx_sizes,
     has_sized_calls,
+    mha_keys,
     padded_conv,
     pool_keep,
 )
@@ -112,6 +113,8 @@ class LayerInfo:
     # its response to a position-shared input that stays shared (:func:`._sizes.border_fraction`)
     taps_read: float = 1.0
     shared_read: float = 1.0
+    # an attention module's key counts on the example (quantiles; none: its average passes values whole)
+    keys: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)
@@ -529,12 +532,15 @@ def _module_activation(module: nn.Module) -> Activation | None:
 
 def _sized_module(module: nn.Module) -> bool:
     """A module whose sizes discovery reads from the example (:func:`_module_size`)."""
-    return padded_conv(module) or isinstance(module, L.AVG_POOL_MODULES)
+    return padded_conv(module) or isinstance(module, (*L.AVG_POOL_MODULES, nn.MultiheadAttention))
 
 
-def _module_size(module: nn.Module, args: tuple[Any, ...], out: Any) -> tuple[float, ...]:
-    """The share of a zero-padded conv's taps that read the input, or of its input's variance an average
-    pool keeps (:mod:`._sizes`)."""
+def _module_size(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
+                 ) -> tuple[float, ...]:
+    """The share of a zero-padded conv's taps that read the input, of its input's variance an average pool
+    keeps, or an attention module's key counts (:mod:`._sizes`)."""
+    if isinstance(module, nn.MultiheadAttention):
+        return mha_keys(module, args, kwargs)
     if not args:
         return ()
     if padded_conv(module):
@@ -614,7 +620,7 @@ def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
             # sizes first: still inside the module (depth 1), the recorder does not take their arithmetic
             # for the model's
             sized = rec.mode.depth == 1 and _sized_module(module)
-            size = _module_size(module, tuple(args), out) if sized else ()
+            size = _module_size(module, tuple(args), dict(kwargs), out) if sized else ()
             rec.mode.leave()
             if rec.mode.depth == 0:
                 refs = _flatten((rec.ref(args), rec.ref(dict(kwargs))))
@@ -794,6 +800,8 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
         _fill_layer(info, logical, shapes)
         if info.node is not None and info.kind == "conv" and len(b.nodes[info.node].size) == 2:
             info.taps_read, info.shared_read = b.nodes[info.node].size
+        elif info.node is not None and info.kind == "attention":
+            info.keys = b.nodes[info.node].size
     layers = sorted(b.layers.values(), key=lambda i: i.order)
     for br in branches:
         for lname in br.layers:

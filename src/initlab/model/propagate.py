@@ -133,6 +133,8 @@ def _layer(info: LayerInfo, y: Signal, ins: list[Signal], x: Signal) -> Signal:
     with per-channel batch statistics takes out what every position of every sample shares (a ReLU's mean
     through a conv: kept, ResNets' SE inputs seemed 90% shared), and a padded conv on a small map keeps less
     of it shared (VGG's max pools took their windows as equal)."""
+    if info.kind is Kind.ATTENTION and y.c > 0:  # the rule's own: an attention average shares more
+        return y
     y = _common("layer", ins, x, y)
     c = y.mu**2 if centres_channels(info.module) else y.c * info.shared_read
     return Signal(y.q, y.mu, y.share, y.inv_n, c)
@@ -301,16 +303,36 @@ def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
     if fname in SDPAS and len(size) >= 2 and len(values) >= 3 and not weights:
         q, k, _ = values[:3]  # fused softmax(q @ k^T * scale) @ v: the part every key shares cancels
         weights, values = [_softmax(size[1:], Signal(size[0] * q.q * max(k.q - k.c, 0.0), 0.0))], values[2:3]
-    if weights and values:  # each row averages the values: what they share passes whole
-        v, p = values[-1], weights[0]
-        c = max(v.c, v.mu**2)
-        rest = max(v.q - c, 0.0)
-        return Signal(c + rest * p.share, v.mu, c=c + rest * p.inv_n)
+    if weights and values:
+        return _averaged(values[-1], weights[0])
     if fname in MATMULS and size and len(ins) == 2 and all(s.q > 0 for s in ins):
         a, b = ins  # q @ k^T: the part of k shared by every key is the same in every logit of a row
         return Signal(size[0] * a.q * b.q, 0.0, c=size[0] * a.q * b.c)
     big = max(ins, key=lambda s: s.q)
     return Signal(big.q, 0.0, c=big.c)
+
+
+def _averaged(v: Signal, p: Signal) -> Signal:
+    """Values ``v`` averaged by softmax weights ``p`` in each row: what they share passes whole."""
+    c = max(v.c, v.mu**2)
+    rest = max(v.q - c, 0.0)
+    return Signal(c + rest * p.share, v.mu, c=c + rest * p.inv_n)
+
+
+def attention_values(keys: tuple[float, ...], x: Signal, gain: float) -> Signal:
+    """The values ``nn.MultiheadAttention`` passes to ``out_proj``, for its input ``x``, its key counts and
+    ``gain`` = fan_in E[w^2] of its q/k/v projections: the logits ``q . k / sqrt(head_dim)`` vary across
+    keys as ``q.q (k.q - k.c)`` (the part every key shares cancels), and each row averages the values by
+    their softmax. No key counts: the values pass whole."""
+    shared = max(x.c, x.mu**2)
+    v = Signal(gain * x.q, 0.0, c=gain * shared)
+    return _averaged(v, _softmax(keys, Signal(gain * x.q * gain * max(x.q - shared, 0.0), 0.0)))
+
+
+def mha_values(info: LayerInfo, x: Signal, m2: Callable[[str], float]) -> Signal:
+    """:func:`attention_values` of an ``nn.MultiheadAttention`` layer for ``E[w^2]`` of its parameters."""
+    w_in = m2("in_proj_weight") or m2("v_proj_weight")
+    return attention_values(info.keys, x, float(getattr(info.module, "embed_dim", 1)) * w_in)
 
 
 def attention_share(keys: tuple[float, ...], s2: float) -> float:
@@ -371,9 +393,7 @@ def layer_moment(info: LayerInfo, ins: list[Signal], m2: Callable[[str], float])
             return 1.0 + m2("weight")
         return (m2("weight") if "weight" in info.params else 1.0) + m2("bias")
     if info.kind is Kind.ATTENTION:
-        e = float(getattr(info.module, "embed_dim", 1))
-        w_in = m2("in_proj_weight") or m2("v_proj_weight")
-        return e * m2("out_proj.weight") * e * w_in * x.q
+        return float(getattr(info.module, "embed_dim", 1)) * m2("out_proj.weight") * mha_values(info, x, m2).q
     if info.kind is Kind.RNN:
         return 0.1
     return x.q
@@ -402,6 +422,9 @@ def evaluate(
     def rule(info: LayerInfo, ins: list[Signal], node: int) -> Signal:
         q = layer_moment(info, ins, lambda local: m2(info, local))
         var[info.name] = q
+        if info.kind is Kind.ATTENTION and ins:  # its average makes what the tokens share most of it
+            v = mha_values(info, ins[0], lambda local: m2(info, local))
+            return Signal(q, 0.0, c=q * min(v.c / v.q, 1.0) if v.q > 0 else 0.0)
         return Signal(q, 0.0)
 
     def read(q: str) -> Signal | None:  # a parameter read as data (an embedding table): its planned value
