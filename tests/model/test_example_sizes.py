@@ -176,3 +176,16 @@ def test_an_average_the_example_cannot_show_is_named():
     nn.init.ones_(model.bn.weight)  # the example shows it: no note
     report = init_model(model, "he_normal", example_input=x, seed=0, dry_run=True)
     assert not any("average pool" in n for n in report.notes)
+
+
+def test_an_average_the_example_cannot_show_keeps_one_over_its_window():
+    """Unmeasured, a global pool over 8x8 positions that share nothing keeps ~1/64 of its input's variance,
+    not the half assumed before: seresnet18's squeeze-excitation layers measured 0.007x their plan."""
+    x = lambda seed: torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    model = _ZeroNormThenPool()
+    report = init_model(model, "auto", example_input=x(1), seed=0)
+    assert float(model.bn.weight.detach().abs().min()) > 0  # auto's norm gains: the pool now reads a signal
+    pred = next(r.var_out for r in report.rows if r.name == "fc.weight")
+    with torch.no_grad():
+        got = float(model(x(2)).double().square().mean())
+    assert 1 / 3 < got / pred < 3, (got, pred)

@@ -100,12 +100,17 @@ def pool_keep(x: Any, out: Any) -> tuple[float, ...]:
     dim 0 the batch): 1/(entries averaged) for independent entries, 1 for equal ones. It depends on how the
     input's entries correlate (neighbouring pixels of an image, a conv's overlapping windows), which the
     example shows and no shape does; a ratio of variances, so the weights' scale the plan replaces drops
-    out. ``()`` when the example cannot show it (one sample, a mean over the batch, a constant input)."""
+    out. ``()`` when the example cannot show it (one sample, a mean over the batch); ``(1/n, 0.0)``, n the
+    entries averaged per output, when its input is the same for every sample (a zero-initialized norm
+    before a squeeze-excitation): the propagation then takes the positions as independent beyond what they
+    share, which its signal knows."""
     if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and x.is_floating_point()):
         return ()
     if x.dim() < 2 or out.dim() < 1 or x.shape[0] < 2 or out.shape[0] != x.shape[0]:
         return ()
     v_in, v_out = _batch_var(x), _batch_var(out)
+    if v_in == 0.0:
+        return (min(out[0].numel() / max(x[0].numel(), 1), 1.0), 0.0)
     if not (v_in > 0 and math.isfinite(v_in) and math.isfinite(v_out)):
         return ()
     return (min(v_out / v_in, 1.0),)

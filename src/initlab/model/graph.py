@@ -821,17 +821,18 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
 
 def _unmeasured_pools(b: _Builder) -> list[str]:
     """A note naming the average pools whose kept share the example forward could not show (its input the
-    same for every sample: a zero-initialized norm before it), predicted as keeping half."""
+    same for every sample: a zero-initialized norm before it), predicted from their window."""
     if not b.ran_example:
         return []
-    pools = {i for i, n in enumerate(b.nodes) if n.op == "pool" and not n.size}
+    pools = {i for i, n in enumerate(b.nodes) if n.op == "pool" and len(n.size) != 1}
     if not pools:
         return []
     before = [n.name for n in b.nodes if n.op == "layer" and pools & set(n.inputs)]  # the layers they feed
     where = ", ".join(before[:3]) or "the output"
     return [f"{len(pools)} average pool(s) (before {where}) read an input that is the same for every sample "
-            "of example_input, so the share of variance they keep is assumed (half) and the layers after "
-            "them may be off: pass an example_input whose samples differ there"]
+            "of example_input, so the share of variance they keep is computed from their window as if "
+            "the positions varied independently beyond what they share, and the layers after them may be "
+            "off: pass an example_input whose samples differ there"]
 
 
 def _attribute(b: _Builder, method: str) -> tuple[Walker, list[Branch], Fused]:

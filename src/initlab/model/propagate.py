@@ -142,9 +142,12 @@ def _layer(info: LayerInfo, y: Signal, ins: list[Signal], x: Signal) -> Signal:
 
 def _avg_pool(size: tuple[float, ...], x: Signal) -> Signal:
     """An average keeps the mean whole and a share of the rest: the share measured on the example
-    (:func:`._sizes.pool_keep`: across samples, so what the positions of a sample share is in it), else
-    what the positions share whole plus :data:`POOL_KEEP` of the rest."""
+    (:func:`._sizes.pool_keep`: across samples, so what the positions of a sample share is in it); if the
+    example could not show it, what the positions share whole plus 1/(entries averaged) of the rest, or
+    without a size :data:`POOL_KEEP` of it."""
     c = max(x.c, x.mu**2)
+    if len(size) == 2:
+        return Signal(c + max(x.q - c, 0.0) * size[0], x.mu, c=c)
     if size:
         q = x.mu**2 + max(x.q - x.mu**2, 0.0) * size[0]
         return Signal(q, x.mu, c=min(c, q))
