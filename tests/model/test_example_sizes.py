@@ -189,3 +189,32 @@ def test_an_average_the_example_cannot_show_keeps_one_over_its_window():
     with torch.no_grad():
         got = float(model(x(2)).double().square().mean())
     assert 1 / 3 < got / pred < 3, (got, pred)
+
+
+class _TableMLP(nn.Module):
+    """Swin-V2's continuous position bias: an MLP over a fixed buffer of log-spaced relative coordinates."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        coords = torch.stack(torch.meshgrid(torch.arange(-7.0, 8), torch.arange(-7.0, 8), indexing="ij"), -1)
+        table = torch.sign(coords) * torch.log2(coords.abs() + 1.0) / 3.0
+        self.register_buffer("table", table.reshape(-1, 2), persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 4, bias=False))
+        self.proj = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.mlp(self.table)  # (225, 4)
+        return self.proj(x) + bias.mean()
+
+
+def test_a_buffer_read_by_the_traced_graph_is_read_as_its_value():
+    """A buffer is no weight a plan writes: the traced graph's constant tables (Swin-V2's relative
+    coordinates) give the layers reading them a prediction, where they were planned for "a zero input"."""
+    x = torch.randn(8, 16, generator=torch.Generator().manual_seed(1))
+    model = _TableMLP()
+    report = init_model(model, "auto", example_input=x, seed=0)
+    row = next(r for r in report.rows if r.name == "mlp.0.weight")
+    assert row.var_out is not None, row.note
+    with torch.no_grad():
+        got = float(model.mlp[0](model.table).double().square().mean())
+    assert 1 / 3 < got / row.var_out < 3, (got, row.var_out)

@@ -4,9 +4,9 @@ import io
 
 import pytest
 import torch
+from width_models import TinyLM, mlp, on_meta
 
 import initlab
-from conftest import TinyLM, mlp, on_meta
 from initlab.width import classify, mup_forward, remove_mup_forward
 
 

@@ -2,9 +2,9 @@
 less than 2x across widths; under SP the output layer's change grows with width (exponent > 0.25)."""
 
 import torch
+from width_models import mlp
 
 import initlab
-from conftest import mlp
 
 WIDTHS = [64, 128, 256, 512]
 

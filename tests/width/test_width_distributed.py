@@ -8,10 +8,10 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from width_models import TinyLM, on_meta
 
 import initlab
 import initlab.width
-from conftest import TinyLM, on_meta
 
 pytestmark = pytest.mark.distributed
 SEED = 77

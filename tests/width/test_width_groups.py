@@ -5,9 +5,9 @@ import io
 
 import pytest
 import torch
+from width_models import mlp, on_meta
 
 import initlab
-from conftest import mlp, on_meta
 
 
 def _by_class(groups):

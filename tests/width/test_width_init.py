@@ -5,9 +5,9 @@ import math
 
 import pytest
 import torch
+from width_models import TinyLM, mlp, on_meta
 
 import initlab
-from conftest import TinyLM, mlp, on_meta
 from initlab.model import ModelState
 
 

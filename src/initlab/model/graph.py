@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import operator
 import weakref
 from collections.abc import Iterator, Mapping
@@ -489,7 +490,7 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
             ids[n] = b.add("input", (), str(n.target))
         elif n.op == "get_attr":
             target = str(n.target)
-            ids[n] = b.param(target) if target in param_names else b.add("const", (), target)
+            ids[n] = b.param(target) if target in param_names else _buffer_node(b, model, target)
         elif n.op == "call_module":
             module = model.get_submodule(str(n.target))
             inputs = tuple(r.node for r in _flatten(tuple(ref(n.args))) if isinstance(r, _Ref))
@@ -518,6 +519,19 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
             node = b.nodes[alias.get(ids[n], ids[n])]
             node.size, node.value = size, value
     return b
+
+
+def _buffer_node(b: _Builder, model: nn.Module, target: str) -> int:
+    """A constant the traced graph reads from the model (a buffer, a plain tensor attribute), with its
+    value's moments when it is a finite float table: Swin-V2's relative coordinates feed an MLP, which was
+    planned for "a zero input" before. No plan writes buffers, so the value read is the value used."""
+    node = b.add("const", (), target)
+    try:
+        value = functools.reduce(getattr, target.split("."), model)
+    except AttributeError:
+        return node
+    b.nodes[node].value = constant_value(value)
+    return node
 
 
 def _module_activation(module: nn.Module) -> Activation | None:
