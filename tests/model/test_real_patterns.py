@@ -307,3 +307,43 @@ def test_an_orthogonal_draw_too_big_to_be_worth_its_qr_is_gaussian():
     row = report.row("2.weight")
     assert row.scheme.startswith("looks-linear normal") and "QR" in row.scheme, row.scheme
     assert row.std == pytest.approx((1 / (wide // 2)) ** 0.5, rel=1e-6)  # gain 1 over the 2048 block
+
+
+class ScaledStdConv2d(nn.Conv2d):
+    """timm's NF-Net conv (Brock et al. 2021), as timm writes it: each filter standardized in forward, times
+    ``gain * gamma / sqrt(fan_in)``; ``gamma`` (an activation's gain) and ``gain`` (1) set the output."""
+
+    def __init__(self, cin: int, cout: int, k: int, gamma: float = 1.0) -> None:
+        super().__init__(cin, cout, k, padding=k // 2)
+        self.gain = nn.Parameter(torch.ones(cout, 1, 1, 1))
+        self.scale = gamma * self.weight[0].numel() ** -0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                         weight=(self.gain * self.scale).view(-1), training=True, momentum=0.0, eps=1e-6)
+        return F.conv2d(x, w.reshape_as(self.weight), self.bias, self.stride, self.padding)
+
+
+def test_a_weight_standardized_conv_is_predicted_from_its_gain_and_its_gain_kept():
+    """The drawn scale drops out of a standardized conv: its output is gamma^2 gain^2 Var(x) -- its filters
+    have zero mean, so the input's mean drops out too (nf_regnet_b0's convs measured 3-7x the plan, its SE
+    layers 25-50x). The gain keeps its constructor value, named."""
+    torch.manual_seed(0)
+    model = nn.Sequential(ScaledStdConv2d(3, 32, 3, gamma=2.0), nn.SiLU(),
+                          ScaledStdConv2d(32, 32, 3, gamma=1.8))
+    x = lambda seed: torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    report = init_model(model, "auto", example_input=x(1), seed=0)
+    rows = {r.name: r for r in report.rows}
+    assert rows["0.gain"].status == "kept" and "standardized" in rows["0.gain"].rule
+    assert "standardized in forward" in rows["0.weight"].note
+    seen: dict[str, float] = {}
+    hooks = [model[i].register_forward_hook(  # (a hook's non-None return would replace the output)
+        lambda m, a, y, i=i: seen.update({str(i): float(y.square().mean())})) for i in (0, 2)]
+    with torch.no_grad():
+        model(x(2))
+    for h in hooks:
+        h.remove()
+    for i in ("0", "2"):
+        pred = rows[f"{i}.weight"].var_out
+        # (fixed seeds; taking the SiLU's mean through the zero-mean filters would give 0.79 for layer 2)
+        assert pred is not None and 0.87 < seen[i] / pred < 1.15, (i, seen[i], pred)

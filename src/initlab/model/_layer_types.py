@@ -28,6 +28,20 @@ def _conv(module: nn.Module) -> dict[str, ParamSpec]:
     return {"weight": ParamSpec("weight", groups=groups), "bias": _bias_of("weight")}
 
 
+def standardized_w2(module: nn.Module) -> float | None:
+    """``E[w^2]`` of the weight a weight-standardized conv uses (timm's ``StdConv2d``, ``ScaledStdConv2d``
+    and their ``Same`` variants): each filter is standardized in forward (zero mean, unit variance) and, for
+    the scaled ones, multiplied by ``gain * gamma / sqrt(fan_in)`` -- so the stored weight's scale drops out
+    and the output is set by the gain (kept at its constructor value) and ``scale``. None for other layers."""
+    weight = getattr(module, "weight", None)
+    if "StdConv" not in type(module).__name__ or not isinstance(weight, torch.Tensor):
+        return None
+    gain = getattr(module, "gain", None)
+    g2 = float(gain.detach().double().square().mean()) if isinstance(gain, torch.Tensor) else 1.0
+    scale = getattr(module, "scale", 1.0)
+    return g2 * float(scale) ** 2 if isinstance(scale, int | float) else None
+
+
 def _conv_transpose(module: nn.Module) -> dict[str, ParamSpec]:
     groups = int(getattr(module, "groups", 1))
     stride = tuple(int(s) for s in getattr(module, "stride", (1,)))

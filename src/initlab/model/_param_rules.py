@@ -73,6 +73,15 @@ FIXED_RULES: tuple[ParamRule, ...] = (
         owners=("*LayerScale*", "ConvNeXtBlock", "*ConvNextLayer*"),
         owned_names=("gamma",),
     ),
+    ParamRule(
+        # NF-Nets (Brock et al. 2021): the filter's gain after weight standardization, 1 at construction
+        "weight-standardized conv gain: constructor value kept",
+        None,
+        (),
+        (2, 3, 4, 5),
+        owners=("*StdConv*",),
+        owned_names=("gain",),
+    ),
 )
 
 

@@ -54,6 +54,8 @@ BORDER_NOTE = 0.5  # a padded conv reading fewer of its taps than this says so i
 SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
 QR_FLOPS = 2.0**33  # an orthogonal draw's QR of m x n costs ~2 m n^2 (1 s here): past it, a Gaussian
 QR_NOTE = "too slow to be worth an isometric end layer"
+STANDARDIZED_NOTE = ("weight standardized in forward: its drawn scale drops out; the output is set by the "
+                     "gain (kept) and scale")
 ORTHO_RATIO = 0.05  # depth / width above which Gaussian products fluctuate visibly (log-norm variance ~ L/N)
 
 
@@ -397,6 +399,9 @@ class AutoChooser:
             draw_b: d.Draw = d.Normal(0.0, math.sqrt(sb2)) if sb2 > 0 else d.Constant(0.0)
             label = f"normal(0, {math.sqrt(sb2):.3g})" if sb2 > 0 else "zeros"
             self._set(info, b, draw_b, label + (" - mean x W.1" if center else ""), label_rule, post=post)
+        if info.standardized is not None:  # the forward standardizes the weight: its gain sets the output,
+            var_in = max(ins[0].q - ins[0].mu**2, 0.0) if ins else q_in  # its zero-mean filters drop the mean
+            q_t = t.second_moment(var_in, info.standardized, sb2 if has_bias else 0.0, fan_in_read(info))
         if zero_in:  # zero, or whatever the constant was: the report says the layer has no prediction
             self.unpredicted[info.name] = why
         else:
@@ -608,6 +613,8 @@ class AutoChooser:
                 border = (f"zero padding: {info.taps_read:.0%} of the kernel's taps read the example's maps, "
                           "scaled for it (a training-size example_input plans for training-size maps)")
                 row.note = f"{row.note}; {border}" if row.note else border
+            if info is not None and info.standardized is not None:
+                row.note = f"{row.note}; {STANDARDIZED_NOTE}" if row.note else STANDARDIZED_NOTE
         explain_missing(self.graph, report.rows)
         report.output_var = self.output_var
         report.notes.extend(self.notes)

@@ -41,7 +41,7 @@ from ._fuse import Ref as _Ref
 from ._fx_tracer import LeafTracer
 from ._input_key import InputKey
 from ._isolate import kept_buffers, kept_rngs
-from ._layer_types import RAW
+from ._layer_types import RAW, standardized_w2
 from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
@@ -116,6 +116,8 @@ class LayerInfo:
     shared_read: float = 1.0
     # an attention module's key counts on the example (quantiles; none: its average passes values whole)
     keys: tuple[float, ...] = ()
+    # E[w^2] of the weight the layer uses whatever the plan draws (a weight-standardized conv), or None
+    standardized: float | None = None
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)
@@ -816,6 +818,8 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
             info.taps_read, info.shared_read = b.nodes[info.node].size
         elif info.node is not None and info.kind == "attention":
             info.keys = b.nodes[info.node].size
+        if info.kind == "conv" and info.module is not None:
+            info.standardized = standardized_w2(info.module)
     layers = sorted(b.layers.values(), key=lambda i: i.order)
     for br in branches:
         for lname in br.layers:

@@ -384,6 +384,9 @@ def layer_moment(info: LayerInfo, ins: list[Signal], m2: Callable[[str], float])
     t, x = info.layer_type, ins[0]
     if info.kind.weight:
         q_in = math.prod(s.q for s in ins[: t.inputs]) if len(ins) >= t.inputs else x.q
+        if info.standardized is not None:  # zero-mean filters: the input's mean drops out with the scale
+            return t.second_moment(max(x.q - x.mu**2, 0.0), info.standardized, m2(info.bias_local),
+                                   fan_in_read(info))
         return t.second_moment(q_in, m2(info.weight_local), m2(info.bias_local), fan_in_read(info))
     if info.kind.embedding:
         return m2("weight") * embedding_gain(info.module) ** 2
