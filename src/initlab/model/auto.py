@@ -45,6 +45,7 @@ from .propagate import (
     attention_values,
     explain_missing,
     fan_in_read,
+    module_output,
     output_signal,
     propagate,
 )
@@ -364,7 +365,7 @@ class AutoChooser:
                               "its bias whatever its input, and what follows reads a constant; normalize "
                               "over more entries, or drop the norm")
             zero = True
-        self.var_out[info.name] = 0.0 if zero else 1.0
+        self.var_out[info.name] = module_output(info, 0.0 if zero else 1.0)
         return Signal(0.0 if zero else 1.0, 0.0)
 
     def _weight_layer(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:

@@ -118,6 +118,8 @@ class LayerInfo:
     keys: tuple[float, ...] = ()
     # E[w^2] of the weight the layer uses whatever the plan draws (a weight-standardized conv), or None
     standardized: float | None = None
+    # the activation a norm module applies inside (timm's BatchNormAct2d): its output is that activation's
+    inner_act: Activation | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)
@@ -277,6 +279,7 @@ class _Builder:
             # a norm with its activation inside (timm's BatchNormAct2d, GroupNormAct: ``self.act``)
             inner = getattr(module, "act", None) if kind == "norm" else None
             act = _module_activation(inner) if isinstance(inner, nn.Module) else None
+            info.inner_act = act
             return self.add("act", (idx,), L.activation_spec(act), act) if act is not None else idx
         if isinstance(module, L.COMPOSITES):
             self.composites.setdefault(name, module)

@@ -29,7 +29,7 @@ from ._layer_types import centres_channels, centres_one_entry, embedding_gain, f
 from ._registry import Kind
 from ._sizes import MATMULS, SDPAS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph
-from .layers import TRANSPARENT_NAMES
+from .layers import TRANSPARENT_NAMES, activation_spec
 
 POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps, when no example showed it
 
@@ -371,6 +371,15 @@ def output_signal(graph: ModelGraph, signals: dict[int, Signal]) -> Signal | Non
     return None
 
 
+def module_output(info: LayerInfo, q: float) -> float:
+    """What the layer's module outputs for its own output ``q`` (a zero-mean signal): a norm with its
+    activation inside (timm's BatchNormAct2d with hard-swish) outputs that activation of it, as a hook on
+    the module sees (it measured a third of the unit variance reported before)."""
+    if info.inner_act is None:
+        return q
+    return act_moments(info.inner_act, activation_spec(info.inner_act), q)[1]
+
+
 def fan_in_read(info: LayerInfo) -> float:
     """The products each output entry sums: the fan-in, times the share of a zero-padded conv's taps that
     read the input at the example's size (``LayerInfo.taps_read``)."""
@@ -427,7 +436,7 @@ def evaluate(
 
     def rule(info: LayerInfo, ins: list[Signal], node: int) -> Signal:
         q = layer_moment(info, ins, lambda local: m2(info, local))
-        var[info.name] = q
+        var[info.name] = module_output(info, q)
         if info.kind is Kind.ATTENTION and ins:  # its average makes what the tokens share most of it
             v = mha_values(info, ins[0], lambda local: m2(info, local))
             return Signal(q, 0.0, c=q * min(v.c / v.q, 1.0) if v.q > 0 else 0.0)
