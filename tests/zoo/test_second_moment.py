@@ -461,3 +461,34 @@ def test_multihead_attention_key_counts_follow_its_masks() -> None:
     assert mha_keys(mha, qkv, {"attn_mask": additive}) == mha_keys(mha, qkv, {"attn_mask": causal})
     seq_first = nn.MultiheadAttention(8, 2)
     assert set(mha_keys(seq_first, (x.transpose(0, 1),) * 3, {})) == {6.0}
+
+
+class ResponseNormMLP(nn.Module):
+    """ConvNeXt-V2's MLP with its global response norm (gamma and beta zero at construction: the identity),
+    written as timm writes it: ``x + torch.addcmul(bias.view(...), weight.view(...), x * n)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(D, 4 * D), nn.Linear(4 * D, D)
+        self.weight, self.bias = nn.Parameter(torch.zeros(4 * D)), nn.Parameter(torch.zeros(4 * D))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.fc1(x))
+        g = h.norm(p=2, dim=1, keepdim=True)
+        n = g / (g.mean(dim=-1, keepdim=True) + 1e-6)
+        h = h + torch.addcmul(self.bias.view(1, 1, -1), self.weight.view(1, 1, -1), h * n)
+        return self.fc2(h)
+
+
+@pytest.mark.parametrize("scheme", ["auto", "he_normal"])
+def test_a_value_of_parameters_alone_is_read_in_a_traced_graph(scheme: str) -> None:
+    """fx discovery read ``self.weight.view(...)`` (a parameter kept at zero) as a unit signal and
+    ``addcmul`` as its largest input: fc2 was planned ~3x too large (convnextv2_pico: 12 layers at 0.3x)."""
+    torch.manual_seed(0)
+    model = ResponseNormMLP()
+    from initlab.model import discover
+
+    assert discover(model, tokens(model, 1)).method == "fx"
+    report = initlab.init_model(model, scheme, example_input=tokens(model, 1), seed=0)
+    m, p = measured(model, report, tokens(model, 2))["fc2"]
+    assert 0.8 < m / p < 1.25, m / p

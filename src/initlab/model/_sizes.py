@@ -230,10 +230,13 @@ ModuleSize = Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any], Any], t
 def has_sized_calls(
     graph: Any, name_of: Callable[[Any], str], root: torch.nn.Module, sized_module: Callable[[Any], bool]
 ) -> bool:
-    """Whether :func:`fx_sizes` runs the fx graph (it has a call or a module whose sizes matter)."""
+    """Whether :func:`fx_sizes` runs the fx graph (it has a call or a module whose sizes matter, or a call
+    of parameters and buffers alone, whose value it reads)."""
     return any(
         (n.op in ("call_function", "call_method") and name_of(n) in SIZED)
         or (n.op == "call_module" and sized_module(root.get_submodule(str(n.target))))
+        or (n.op in ("call_function", "call_method") and bool(n.all_input_nodes)
+            and all(a.op == "get_attr" for a in n.all_input_nodes))
         for n in graph.nodes
     )
 
@@ -245,17 +248,21 @@ def fx_sizes(
     name_of: Callable[[Any], str],
     sized_module: Callable[[Any], bool],
     module_size: ModuleSize,
+    fixed: Callable[[str], bool] = lambda target: True,
 ) -> dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] | None:
     """node -> (sizes, value) of the calls of an fx graph, read by running it once on ``example_input`` (a
     traced model: the recording pass of hooks discovery does not run): :func:`call_sizes` of a call,
     ``module_size`` of a module ``sized_module`` picks; the value of a call that gives a Python number (a
-    scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``. Empty when the graph has nothing
-    sized; None when it cannot be run on that input (the caller says so)."""
+    scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``, of one computed from parameters and
+    buffers alone :func:`constant_value` (of attributes ``fixed`` accepts: not a table the plan redraws).
+    Empty when the graph has nothing sized; None when it cannot be run on that input (the caller says so)."""
     if not has_sized_calls(graph, name_of, root, sized_module):
         return {}
     modules = {n: m for n in graph.nodes if n.op == "call_module"
                and sized_module(m := root.get_submodule(str(n.target)))}
     recorded = {n for n in graph.nodes if n.op in ("call_function", "call_method")}
+    # the model's constants, and the calls computed from them alone
+    constants = {n for n in graph.nodes if n.op == "get_attr" and fixed(str(n.target))}
     found: dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] = {}
 
     def visit(n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
@@ -267,9 +274,15 @@ def fx_sizes(
             return
         name = name_of(n)
         size = call_sizes(name, args, kwargs, out) if name in SIZED else ()
-        number = type(out) in (int, float)
-        if size or number:
-            found[n] = (size, (float(out) ** 2, float(out)) if number else None)
+        value = (float(out) ** 2, float(out)) if type(out) in (int, float) else None
+        if value is None and n.all_input_nodes and constants.issuperset(n.all_input_nodes):
+            # a value of parameters and buffers alone (ConvNeXt-V2's ``self.weight.view(...)``), read as
+            # hooks discovery reads it: as data a parameter is the plan's zero, a shape op of it a unit signal
+            value = constant_value(out)
+            if value is not None:
+                constants.add(n)
+        if size or value:
+            found[n] = (size, value)
 
     try:
         run_graph(graph, root, _positional(root, graph, example_input), visit)

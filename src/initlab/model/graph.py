@@ -513,7 +513,8 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
             ids[n] = b.add("output", inputs)
     if example_input is not None:  # the sizes hooks discovery reads from the recording pass (:mod:`._sizes`)
         with _quiet_forward(model):
-            sizes = fx_sizes(graph, model, example_input, _fx_call_name, _sized_module, _module_size)
+            sizes = fx_sizes(graph, model, example_input, _fx_call_name, _sized_module, _module_size,
+                             fixed=lambda target: not b._is_table(target))
         b.ran_example = sizes is not None and has_sized_calls(graph, _fx_call_name, model, _sized_module)
         if sizes is None:
             sizes = {}

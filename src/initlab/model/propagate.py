@@ -301,6 +301,8 @@ def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
     values' mean and ``E[sum p^2]`` of their variance (independent tokens); a matrix product of two
     zero-mean activations sums ``K`` products (``q @ k^T``); anything else: the largest input's second
     moment."""
+    if fname in ADDCMUL and len(ins) == 3 and all(s.q >= 0 for s in ins):
+        return _addcmul(*ins)
     weights = [s for s in ins if s.q < 0]
     values = [s for s in ins if s.q >= 0]
     if fname in SDPAS and len(size) >= 2 and len(values) >= 3 and not weights:
@@ -313,6 +315,16 @@ def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
         return Signal(size[0] * a.q * b.q, 0.0, c=size[0] * a.q * b.c)
     big = max(ins, key=lambda s: s.q)
     return Signal(big.q, 0.0, c=big.c)
+
+
+ADDCMUL = ("addcmul", "addcmul_")
+
+
+def _addcmul(a: Signal, b: Signal, c: Signal) -> Signal:
+    """``a + b * c`` of independent signals (ConvNeXt-V2's response norm ``x + addcmul(bias, gamma, x * n)``
+    with its gamma and bias at zero: the identity; read as its largest input, fc2 was planned 3x too big)."""
+    q = a.q + b.q * c.q + 2.0 * a.mu * b.mu * c.mu
+    return Signal(q, a.mu + b.mu * c.mu, c=min(max(a.c, a.mu**2) + b.q * c.c, q))
 
 
 def _averaged(v: Signal, p: Signal) -> Signal:
