@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import operator
 import weakref
 from collections.abc import Iterator, Mapping
@@ -528,12 +527,14 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
 
 
 def _buffer_node(b: _Builder, model: nn.Module, target: str) -> int:
-    """A constant the traced graph reads from the model (a buffer, a plain tensor attribute), with its
-    value's moments when it is a finite float table: Swin-V2's relative coordinates feed an MLP, which was
-    planned for "a zero input" before. No plan writes buffers, so the value read is the value used."""
+    """A constant the traced graph reads from the model, with its value's moments when it is a registered
+    buffer holding a finite float table: Swin-V2's relative coordinates feed an MLP, which was planned for
+    "a zero input" before. No plan writes buffers, so the value read is the value used. (A tensor literal
+    the tracer made an attribute, ``_tensor_constant0``, stays a constant, as in the hooked pass: read, the
+    periods of DINOv3's rotary tables made its attention look sharper than it is.)"""
     node = b.add("const", (), target)
     try:
-        value = functools.reduce(getattr, target.split("."), model)
+        value = model.get_buffer(target)
     except AttributeError:
         return node
     b.nodes[node].value = constant_value(value)
