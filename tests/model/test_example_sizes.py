@@ -218,3 +218,26 @@ def test_a_buffer_read_by_the_traced_graph_is_read_as_its_value():
     with torch.no_grad():
         got = float(model.mlp[0](model.table).double().square().mean())
     assert 1 / 3 < got / row.var_out < 3, (got, row.var_out)
+
+
+class _TableMLPHooks(_TableMLP):
+    """The same, with data-dependent control flow: fx cannot trace it, so discovery runs the hooked pass."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(x.isnan().any()):
+            return x
+        return super().forward(x)
+
+
+def test_a_buffer_read_by_the_hooked_pass_is_read_as_its_value():
+    x = torch.randn(8, 16, generator=torch.Generator().manual_seed(1))
+    model = _TableMLPHooks()
+    from initlab.model import discover
+
+    assert discover(model, x).method == "hooks"
+    report = init_model(model, "auto", example_input=x, seed=0)
+    row = next(r for r in report.rows if r.name == "mlp.0.weight")
+    assert row.var_out is not None, row.note
+    with torch.no_grad():
+        got = float(model.mlp[0](model.table).double().square().mean())
+    assert 1 / 3 < got / row.var_out < 3, (got, row.var_out)

@@ -578,9 +578,10 @@ class _Recorder:
     """Builds nodes from the calls :class:`OpRecorder` hands on: ``producer`` maps each tensor seen (by
     ``id``, kept alive in ``keep`` so that ids are not reused) to its node."""
 
-    def __init__(self, builder: _Builder, params: dict[int, str]):
+    def __init__(self, builder: _Builder, params: dict[int, str], buffers: set[int] | None = None):
         self.b = builder
         self.params = params
+        self.buffers = buffers or set()  # registered buffers: their values are read, as fx discovery does
         self.producer: dict[int, int] = {}
         self.keep: list[Any] = []
         self.mode = OpRecorder(self.on_call)
@@ -593,6 +594,8 @@ class _Recorder:
                     self.producer[key] = self.b.param(self.params[key])
                 else:
                     self.producer[key] = self.b.add("const")
+                    if key in self.buffers:
+                        self.b.nodes[self.producer[key]].value = constant_value(a)
                 self.keep.append(a)
             return _Ref(self.producer[key])
         if isinstance(a, list | tuple):
@@ -633,7 +636,7 @@ def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
 def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
     b = _Builder(model)
     params = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
-    rec = _Recorder(b, params)
+    rec = _Recorder(b, params, {id(t) for _, t in model.named_buffers()})
     handles = []
 
     def post(name: str) -> Any:
