@@ -28,10 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from initlab.lab.experiments import _width_models as W
-from initlab.lab.experiments._common import dataset
 from initlab.model import init_model
 from initlab.width import mup_param_groups
 
@@ -61,17 +59,8 @@ def setup(variant: str, width: int, base_width: int, lr: float, seed: int) -> tu
 def held_out_loss(variant: str, width: int, base_width: int, lr: float, seed: int, steps: int,
                   batch: int) -> float:
     """The lab's run (its batches, its held-out set of 1000) for one variant."""
-    data = dataset()
     model, opt = setup(variant, width, base_width, lr, seed)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        idx = torch.randint(0, len(data.y_train), (batch,), generator=g)
-        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return float(F.cross_entropy(model(data.x_test[:1000]), data.y_test[:1000]))
+    return W.train(model, opt, seed, steps, batch, 1000)[0]
 
 
 def main() -> None:

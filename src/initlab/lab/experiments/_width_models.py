@@ -105,10 +105,16 @@ def one_run(arch: str, param: str, width: int, base_width: int, lr: float, seed:
     """``steps`` Adam steps, then (the loss on the first ``n_eval`` held-out samples, the mean training loss
     over the last quarter of the steps); (nan, nan) if training diverged. The held-out set is the same for
     every width, LR and seed, so it adds no noise of its own to a comparison between them."""
+    model, opt = _setup(arch, width, base_width, param, lr, seed)
+    return train(model, opt, seed, steps, batch, n_eval)
+
+
+def train(model: nn.Module, opt: torch.optim.Optimizer, seed: int, steps: int, batch: int, n_eval: int
+          ) -> tuple[float, float]:
+    """:func:`one_run`'s training for a model and optimizer already set up (the seed's batch order)."""
     from ._common import dataset
 
     data = dataset()
-    model, opt = _setup(arch, width, base_width, param, lr, seed)
     g = torch.Generator().manual_seed(seed)
     losses = []
     for _ in range(steps):
