@@ -11,6 +11,7 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from initlab.model import discover, init_model
@@ -231,3 +232,58 @@ def test_a_buffer_is_read_as_its_value(model_cls: type, method: str):
     with torch.no_grad():
         got = float(model.mlp[0](model.table).double().square().mean())
     assert 1 / 3 < got / row.var_out < 3, (got, row.var_out)
+
+
+class _SqueezeExcite(nn.Module):
+    """EfficientNet's block on a small map: conv, BatchNorm, SiLU, then a squeeze-excitation whose pool
+    averages the normalized signal's positions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(8, 64, 3, padding=1), nn.BatchNorm2d(64)
+        self.fc1, self.fc2 = nn.Conv2d(64, 16, 1), nn.Conv2d(16, 64, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.bn(self.conv(x)))
+        s = self.fc1(h.mean((2, 3), keepdim=True))
+        return h * torch.sigmoid(self.fc2(F.silu(s)))
+
+
+class _SqueezeExciteHooks(_SqueezeExcite):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if bool(x.isnan().any()) else super().forward(x)
+
+
+@pytest.mark.parametrize(("model_cls", "method"), [(_SqueezeExcite, "fx"), (_SqueezeExciteHooks, "hooks")])
+def test_a_batchnorm_in_training_mode_normalizes_the_example_by_its_batch(model_cls: type, method: str):
+    """The plan is for the first training step, where a BatchNorm in training mode normalizes by the batch:
+    the example pass runs it so, whatever its running statistics hold (in eval mode it used them, and
+    EfficientNet-B7's squeeze-excitation layers measured 0.3x their plan after one warm-up forward). Its
+    running statistics are left as they were."""
+    g = torch.Generator().manual_seed(4)
+    x, fresh = torch.randn(16, 8, 2, 2, generator=g), torch.randn(16, 8, 2, 2, generator=g)
+    plans = []
+    for mean, var in ((0.0, 1.0), (3.0, 50.0)):  # fresh, and as if loaded from another model
+        torch.manual_seed(0)
+        model = model_cls().train()
+        model.bn.running_mean.fill_(mean), model.bn.running_var.fill_(var)
+        report = init_model(model, "auto", example_input=x, seed=0, dry_run=True)
+        assert report.method == method
+        assert torch.equal(model.bn.running_var, torch.full((64,), var))
+        assert int(model.bn.num_batches_tracked) == 0
+        plans.append({r.name: (r.scheme, r.var_out) for r in report.rows})
+    assert plans[0] == plans[1]
+    init_model(model, "auto", example_input=x, seed=0)
+    got = []
+    model.fc1.register_forward_hook(lambda m, a, out: got.append(float(out.double().square().mean())))
+    with torch.no_grad():
+        model(fresh)
+    pred = plans[1]["fc1.weight"][1]
+    assert 1 / 3 < got[0] / pred < 3, (got, pred)
+
+
+def test_a_batchnorm_that_cannot_take_batch_statistics_uses_its_running_ones():
+    """One sample on a 1x1 map: one value per channel, which a BatchNorm in training mode refuses."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1)).train()
+    init_model(model, "auto", example_input=torch.randn(1, 3, 1, 1), seed=0)
+    assert model[1].training and int(model[1].num_batches_tracked) == 0

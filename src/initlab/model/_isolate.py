@@ -88,9 +88,42 @@ def _restore(model: nn.Module, saved: list[_Saved], known: set[tuple[int, str]])
     for module, name, buf, copy, version in saved:
         if module._buffers.get(name) is not buf:
             module._buffers[name] = buf
-        if copy is not None and (version < 0 or _version(buf) != version):
+        # (BatchNorm's kernel updates its running statistics without bumping the version counter)
+        if copy is not None and (version < 0 or _version(buf) != version or not torch.equal(buf, copy)):
             with torch.no_grad():
                 buf.copy_(copy)
     for module in model.modules():
         for name in [n for n in module._buffers if (id(module), n) not in known]:
             del module._buffers[name]
+
+
+@contextlib.contextmanager
+def quiet_forward(model: nn.Module) -> Iterator[None]:
+    """A forward of initlab's own: no grad, global RNGs and buffers kept, training flags restored; eval mode
+    (dropout and stochastic depth are random masks, not the function), except that a BatchNorm in training
+    mode keeps normalizing by the batch, as it will in the first training step the plan is for. (In eval mode
+    it used its running statistics: a fresh model's are the identity, and after one training-mode forward
+    they are a tenth of the way to the batch's, so the averages the example shows -- EfficientNet-B7's
+    squeeze-excitation pools -- depended on whether the user had run the model once.) A norm that cannot
+    take batch statistics of its input (one value per channel) uses its running ones for that call."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    handles = []
+    for m, flag in flags:
+        if flag and isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.training = True
+            handles.append(m.register_forward_pre_hook(_batch_stats_if_possible))
+    try:
+        with kept_rngs(), kept_buffers(model), torch.no_grad():
+            yield
+    finally:
+        for h in handles:
+            h.remove()
+        for m, flag in flags:
+            m.training = flag
+
+
+def _batch_stats_if_possible(module: nn.Module, args: tuple[object, ...]) -> None:
+    x = args[0] if args else None
+    if isinstance(x, torch.Tensor) and x.dim() >= 2:
+        module.training = x.numel() // max(x.shape[1], 1) > 1

@@ -17,7 +17,6 @@ records every layer's output and the output of its activation during a forward p
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import operator
 import weakref
@@ -39,7 +38,7 @@ from ._fuse import Fused, elementwise_call, fuse
 from ._fuse import Ref as _Ref
 from ._fx_tracer import LeafTracer
 from ._input_key import InputKey
-from ._isolate import kept_buffers, kept_rngs
+from ._isolate import kept_buffers, kept_rngs, quiet_forward
 from ._layer_types import RAW, standardized_w2
 from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
@@ -511,7 +510,7 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
             inputs = tuple(r.node for r in _flatten((ref(n.args),)) if isinstance(r, _Ref))
             ids[n] = b.add("output", inputs)
     if example_input is not None:  # the sizes hooks discovery reads from the recording pass (:mod:`._sizes`)
-        with _quiet_forward(model):
+        with quiet_forward(model):
             sizes = fx_sizes(graph, model, example_input, _fx_call_name, _sized_module, _module_size,
                              fixed=lambda target: not b._is_table(target))
         b.ran_example = sizes is not None and has_sized_calls(graph, _fx_call_name, model, _sized_module)
@@ -1076,27 +1075,14 @@ def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
 
 
 def _run_hooks(model: nn.Module, example_input: Any) -> _Builder:
-    with _quiet_forward(model):
+    with quiet_forward(model):
         b = _from_hooks(model, example_input)
     b.ran_example = True
     return b
 
 
-@contextlib.contextmanager
-def _quiet_forward(model: nn.Module) -> Iterator[None]:
-    """Eval mode, no grad, training flags restored; global RNGs (torch, Python, numpy) and buffers kept."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with kept_rngs(), kept_buffers(model), torch.no_grad():
-            yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
 def run_forward(model: nn.Module, example_input: Any) -> Any:
-    """One quiet forward pass (eval mode, no grad; global RNGs and buffers kept)."""
+    """One quiet forward pass (:func:`._isolate.quiet_forward`)."""
     args, kwargs = _split_input(example_input)
-    with _quiet_forward(model):
+    with quiet_forward(model):
         return model(*args, **kwargs)
