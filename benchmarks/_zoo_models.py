@@ -51,6 +51,9 @@ def _tv_size(name: str) -> int:
         return 299
     if name.startswith("maxvit"):
         return 224
+    if name.startswith("vit_"):  # built for its input: the least multiple of its patch >= 64 (vit_h_14: 70)
+        patch = int(name.rsplit("_", 1)[1])
+        return -(-64 // patch) * patch
     return 64  # a CNN takes any size, a torchvision ViT is built for it: small is fast on a shared CPU
 
 
@@ -58,7 +61,7 @@ def _tv_build(name: str, **kwargs: Any) -> nn.Module:
     import torchvision.models as tvm
 
     if name.startswith("vit_"):
-        kwargs["image_size"] = 64
+        kwargs["image_size"] = _tv_size(name)
     return tvm.get_model(name, weights=None, **kwargs)
 
 

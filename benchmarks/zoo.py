@@ -549,13 +549,17 @@ def main() -> None:
     p.add_argument("--exclude", default="", help="comma-separated model names to leave out")
     p.add_argument("--only", default="", help="comma-separated subset of auto,diagnose,he_normal,lsuv")
     p.add_argument("--from-jsonl", nargs="*", default=None,
-                   help="no run: merge these result streams into --out/--md (later files win)")
+                   help="no run: merge these result streams into --out/--md (key by key, later files win)")
     args = p.parse_args()
     if args.from_jsonl is not None:
         merged: dict[str, dict[str, Any]] = {}
         for path in args.from_jsonl:
             with open(path) as f:
-                merged.update({r["name"]: r for r in map(json.loads, f) if r})
+                for r in filter(None, map(json.loads, f)):  # key by key: one run's auto, another's LSUV
+                    into = merged.setdefault(r["name"], {})
+                    if "build_seconds" in r:  # a measurement supersedes an earlier run's timeout
+                        into.pop("status", None)
+                    into.update(r)
         if any("source" not in r for r in merged.values()):  # a timeout's line has only the name
             sources = {e.name: e.source for e in zm.all_entries()}
             for r in merged.values():

@@ -92,3 +92,24 @@ class BareAssert(nn.Module):
 def test_an_input_rejected_by_a_bare_assert_gets_the_clear_error():
     with pytest.raises(InitlabError, match=r"does not fit the model: AssertionError$"):
         init_model(BareAssert(), "auto", example_input=torch.randn(4, 8), seed=0)
+
+
+def test_diagnose_runs_a_traceable_model_only_for_its_own_measurements():
+    """diagnose reads no sizes (what a plan's averages keep): on a model fx traces, discovery does not run
+    it, so a first diagnose costs the passes of a second one, which finds the graph cached; an untraceable
+    model is run once by hook discovery, and not again for the same input."""
+    import initlab
+    from initlab.model import discover
+
+    model, calls, x = Attention(), [], torch.randn(2, 5, 16)
+    model.qkv.register_forward_hook(lambda *_: calls.append(1))
+    assert discover(model, x, sizes=False, cache=False).method == "fx" and not calls
+    initlab.diagnose(model, x, seed=0)
+    first = len(calls)
+    initlab.diagnose(model, x, seed=0)
+    assert len(calls) - first == first
+    model, x = Untraceable(), torch.randn(8, 16)
+    initlab.diagnose(model, x, seed=0)
+    runs = RUNS.count(id(model))
+    initlab.diagnose(model, x, seed=0)
+    assert RUNS.count(id(model)) - runs == runs - 1

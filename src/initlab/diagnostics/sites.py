@@ -36,7 +36,7 @@ class Site:
 
 def layer_sites(model: nn.Module, example_input: Any = None) -> tuple[list[Site], list[str]]:
     """The hookable layers in forward order, and notes on what could not be measured."""
-    graph = discover(model, example_input)
+    graph = discover(model, example_input, sizes=False)  # no sizes pass: a plan's, not ours
     direct = _direct_activations(graph)
     sites, notes = [], list(graph.notes)
     skipped = []

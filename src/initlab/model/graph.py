@@ -995,6 +995,7 @@ def discover(
     *,
     cache: bool = True,
     walk: Walk | None = None,
+    sizes: bool = True,
 ) -> ModelGraph:
     """Find the weight layers of ``model``, the activation after each, residual branches, tied and
     parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword
@@ -1002,11 +1003,13 @@ def discover(
     RNGs and buffers kept). An fx graph is cached per model while everything it depends on stays the same
     (modules, their attributes, parameters: see :mod:`._fingerprint`; ``cache=False`` rebuilds it), a graph
     found with an ``example_input`` while the input is the same tensors, unmodified (:mod:`._input_key`);
-    ``walk``: :func:`named_tensors` of the model when the caller has it.
+    ``walk``: :func:`named_tensors` of the model when the caller has it. ``sizes=False``: the example serves
+    only where fx cannot trace (no sizes pass: what the layers' outputs average, which a plan needs and the
+    diagnostics do not).
     """
     model = unwrap(model)
     key = _fingerprint(model, walk)
-    if cache and example_input is None:
+    if cache and (example_input is None or not sizes):
         hit = _CACHE.get(model)
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -1017,14 +1020,14 @@ def discover(
     # Classifying a custom module runs it (stochastic depth draws in train mode) and reading a parametrized
     # weight runs its parametrization (spectral norm's power iteration writes _u/_v in train mode).
     with kept_rngs(), kept_buffers(model):
-        graph = _discover(model, example_input)
+        graph = _discover(model, example_input, sizes)
     graph.key = key
     # A graph holding the model itself (a root that is one layer) would keep the cache's key alive.
-    if cache and example_input is None and graph.method == "fx" and all(
-        info.module is not model for info in graph.layers
-    ):
+    if not cache or any(info.module is model for info in graph.layers):
+        return graph
+    if graph.method == "fx" and (example_input is None or not sizes):  # as without an example
         _CACHE[model] = (key, graph)
-    elif cache and example_input is not None and all(info.module is not model for info in graph.layers):
+    elif example_input is not None:
         _RUN_CACHE[model] = (key, InputKey(example_input), graph)
     return graph
 
@@ -1048,12 +1051,12 @@ def check_graph(graph: ModelGraph, model: nn.Module, walk: Walk | None = None) -
         )
 
 
-def _discover(model: nn.Module, example_input: Any) -> ModelGraph:
+def _discover(model: nn.Module, example_input: Any, sizes: bool = True) -> ModelGraph:
     notes: list[str] = []
     b: _Builder | None = None
     method = "fx"
     try:
-        b = _from_root_leaf(model) if L.is_leaf(model) else _from_fx(model, example_input)
+        b = _from_root_leaf(model) if L.is_leaf(model) else _from_fx(model, example_input if sizes else None)
     except Exception as exc:  # fx fails on data-dependent control flow, unsupported ops...
         notes.append(
             f"torch.fx could not trace the model ({first_line(exc)[:160]})"
