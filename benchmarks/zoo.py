@@ -338,19 +338,28 @@ ONLY = {"auto", "diagnose", "he_normal", "lsuv"}
 
 
 # ---- worker pool ------------------------------------------------------------------------------------------
-_ENTRIES: dict[str, zm.Entry] = {}
+_ENTRIES: dict[str, zm.Entry] = {}  # by "source:name": torchvision's and timm's resnet50 are two models
+
+
+def _key(e: zm.Entry) -> str:
+    return f"{e.source}:{e.name}"
+
+
+def _labelled(res: dict[str, Any], key: str) -> dict[str, Any]:
+    source, name = key.split(":", 1)
+    return dict(res, name=name, source=source)
 
 
 def _worker(conn: Connection) -> None:
     torch.set_num_threads(1)
     while True:
-        name = conn.recv()
-        if name is None:
+        key = conn.recv()
+        if key is None:
             return
         try:
-            res = run_model(_ENTRIES[name])
+            res = run_model(_ENTRIES[key])
         except BaseException as e:
-            res = {"name": name, "status": "harness-error",
+            res = {"name": key, "status": "harness-error",
                    "error": f"{type(e).__name__}: {str(e)[:300]}", "trace": traceback.format_exc()[-1500:]}
         conn.send(res)
 
@@ -382,14 +391,14 @@ class Pool:
                     try:
                         res = s[1].recv()
                     except EOFError:
-                        res = {"name": s[2], "status": "crashed"}
+                        res = {"status": "crashed"}
                         self.slots[i] = self._spawn()
                         s = self.slots[i]
-                    sink(dict(res, wall_seconds=time.time() - s[3]))
+                    sink(_labelled(dict(res, wall_seconds=time.time() - s[3]), s[2]))
                     s[2] = None
                 elif time.time() - s[3] > self.timeout:
                     s[0].kill()
-                    sink({"name": s[2], "status": "timeout", "wall_seconds": self.timeout})
+                    sink(_labelled({"status": "timeout", "wall_seconds": self.timeout}, s[2]))
                     self.slots[i] = self._spawn()
 
     def close(self) -> None:
@@ -552,24 +561,13 @@ def main() -> None:
                    help="no run: merge these result streams into --out/--md (key by key, later files win)")
     args = p.parse_args()
     if args.from_jsonl is not None:
-        merged: dict[str, dict[str, Any]] = {}
-        for path in args.from_jsonl:
-            with open(path) as f:
-                for r in filter(None, map(json.loads, f)):  # key by key: one run's auto, another's LSUV
-                    into = merged.setdefault(r["name"], {})
-                    if "build_seconds" in r:  # a measurement supersedes an earlier run's timeout
-                        into.pop("status", None)
-                    into.update(r)
-        if any("source" not in r for r in merged.values()):  # a timeout's line has only the name
-            sources = {e.name: e.source for e in zm.all_entries()}
-            for r in merged.values():
-                r.setdefault("source", sources.get(r["name"], ""))
-        write(list(merged.values()), args)
+        merged = merge_streams(args.from_jsonl)
+        write(merged, args)
         return
     entries = [e for e in select(args) if e.name not in set(args.exclude.split(","))]
     if args.only:
         ONLY.intersection_update(args.only.split(","))
-    _ENTRIES.update({e.name: e for e in entries})
+    _ENTRIES.update({_key(e): e for e in entries})
     import initlab.diagnostics
     import initlab.methods
     import initlab.model  # noqa: F401
@@ -579,7 +577,6 @@ def main() -> None:
     stream = open(args.out + "l", "w")  # noqa: SIM115 - one line per model as it finishes
 
     def sink(res: dict[str, Any]) -> None:
-        res.setdefault("source", _ENTRIES[res["name"]].source)
         results.append(res)
         stream.write(json.dumps(res, default=str) + "\n")
         stream.flush()
@@ -588,14 +585,27 @@ def main() -> None:
 
     pool = Pool(args.workers, args.timeout)
     try:
-        pool.run([e.name for e in entries], sink)
+        pool.run([_key(e) for e in entries], sink)
     finally:
         pool.close()
         stream.close()
-    by_name = {e.name: e for e in entries}
-    for r in results:
-        r.setdefault("source", by_name[r["name"]].source)
     write(results, args)
+
+
+def merge_streams(paths: list[str]) -> list[dict[str, Any]]:
+    """Result streams merged key by key per model (one run's auto, another's LSUV; later files win), a model
+    being its source and name (torchvision's and timm's ``resnet50`` are two)."""
+    sources = {e.name: e.source for e in zm.all_entries()}  # older streams' timeout lines name no source
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in paths:
+        with open(path) as f:
+            for r in filter(None, map(json.loads, f)):
+                r.setdefault("source", sources.get(r["name"], ""))
+                into = merged.setdefault((r["source"], r["name"]), {})
+                if "build_seconds" in r:  # a measurement supersedes an earlier run's timeout
+                    into.pop("status", None)
+                into.update(r)
+    return list(merged.values())
 
 
 def write(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
