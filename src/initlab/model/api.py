@@ -368,8 +368,8 @@ def check_example_input(model: nn.Module, example_input: Any) -> None:
 def _discover_checked(model: nn.Module, example_input: Any, walk: Walk, check: bool) -> ModelGraph:
     """:func:`.graph.discover`, and with ``check`` the clear error of an ``example_input`` that does not fit
     the model. A graph found by hooks, or traced by fx and run for its sizes, ran the model on that very
-    input (eval mode, no grad, as the check does): a second forward pass would only repeat it, so the check
-    runs for other graphs, or to name why discovery's own pass failed."""
+    input (:func:`._isolate.quiet_forward`, as the check does): a second forward pass would only repeat it,
+    so the check runs for other graphs, or to name why discovery's own pass failed."""
     if example_input is None or not check:
         return discover(model, example_input, walk=walk)
     try:

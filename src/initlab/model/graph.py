@@ -999,13 +999,13 @@ def discover(
 ) -> ModelGraph:
     """Find the weight layers of ``model``, the activation after each, residual branches, tied and
     parametrized weights. ``example_input``: a tensor, a tuple of positional inputs, or a dict of keyword
-    inputs; used when fx cannot trace the model (one forward pass in eval mode, without gradients; global
-    RNGs and buffers kept). An fx graph is cached per model while everything it depends on stays the same
-    (modules, their attributes, parameters: see :mod:`._fingerprint`; ``cache=False`` rebuilds it), a graph
-    found with an ``example_input`` while the input is the same tensors, unmodified (:mod:`._input_key`);
-    ``walk``: :func:`named_tensors` of the model when the caller has it. ``sizes=False``: the example serves
-    only where fx cannot trace (no sizes pass: what the layers' outputs average, which a plan needs and the
-    diagnostics do not).
+    inputs; used when fx cannot trace the model (one quiet forward pass, :func:`._isolate.quiet_forward`:
+    eval mode but BatchNorm by the batch, without gradients; global RNGs and buffers kept). An fx graph is
+    cached per model while everything it depends on stays the same (modules, their attributes, parameters:
+    see :mod:`._fingerprint`; ``cache=False`` rebuilds it), a graph found with an ``example_input`` while
+    the input is the same tensors, unmodified (:mod:`._input_key`); ``walk``: :func:`named_tensors` of the
+    model when the caller has it. ``sizes=False``: the example serves only where fx cannot trace (no sizes
+    pass: what the layers' outputs average, which a plan needs and the diagnostics do not).
     """
     model = unwrap(model)
     key = _fingerprint(model, walk)
