@@ -124,15 +124,20 @@ def run_flax(act: str, opt: str, lr: float, init: str, seed: int, steps: int, xy
     return train(*build_flax(act, init, seed, xy[0].shape[1]), opt, lr, seed, steps, xy)
 
 
+TORCH_KEY = {"key": "order"}  # --key name: the twin drawn as init_model draws (keyed by parameter name)
+
+
 def run_torch(act: str, opt: str, lr: float, init: str, seed: int, steps: int, xy: tuple) -> float:
     """The PyTorch twin (``--frameworks torch``, a reference): the same weights as Keras and Flax
-    (``init_torch``, keyed by layer order), the same batches, torch's Adam / SGD."""
+    (``init_torch``, keyed by layer order; ``--key name``: other weights of the same plan, as
+    ``init_model`` draws them), the same batches, torch's Adam / SGD."""
     import torch
     import torch.nn.functional as F
     from torch import nn
 
     from initlab.frameworks import init_torch
 
+    torch.set_num_threads(1)  # as benchmarks/trainability.py: two runs side by side do not oversubscribe
     torch.manual_seed(seed)  # PyTorch's default init
     fn = {"relu": nn.ReLU, "tanh": nn.Tanh}[act]
     layers: list[nn.Module] = [nn.Linear(xy[0].shape[1], WIDTH), fn()]
@@ -140,7 +145,7 @@ def run_torch(act: str, opt: str, lr: float, init: str, seed: int, steps: int, x
         layers += [nn.Linear(WIDTH, WIDTH), fn()]
     model = nn.Sequential(*layers, nn.Linear(WIDTH, 10))
     if init == "initlab auto":
-        init_torch(model, "auto", seed=seed)
+        init_torch(model, "auto", seed=seed, key=TORCH_KEY["key"])
     x, y, xt, yt = (torch.as_tensor(a) for a in xy)
     optim = (torch.optim.Adam if opt == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
     for idx in batches(seed, len(x), steps):
@@ -183,15 +188,18 @@ def main() -> None:
     ap.add_argument("--json", default="")
     ap.add_argument("--batches", choices=("torch", "numpy"), default="torch",
                     help="each seed's batch order: benchmarks/trainability.py's (torch) or numpy's")
+    ap.add_argument("--key", choices=("order", "name"), default="order",
+                    help="the torch twin's counter keys: layer order (Keras/Flax's weights) or name")
+    ap.add_argument("--inits", default="auto,default", help="auto, the framework's default, or both")
     args = ap.parse_args()
-    BATCH_ORDER["order"] = args.batches
+    BATCH_ORDER["order"], TORCH_KEY["key"] = args.batches, args.key
     xy = data()
     _compile_cache()
     results: dict[str, dict[str, list[float]]] = {}
     for seed in range(args.seeds):  # seeds outermost: an interrupted run has every cell for its first seeds
         for cname in args.configs.split(","):
             act, opt, lr = CONFIGS[cname]
-            for auto in (True, False):
+            for auto in [k == "auto" for k in args.inits.split(",")]:
                 for fw in args.frameworks.split(","):
                     init = "initlab auto" if auto else DEFAULTS[fw]
                     t0 = time.perf_counter()
@@ -207,7 +215,8 @@ def main() -> None:
     for key, row in results.items():
         fw, cname = key.split()
         cells = {k: f"{np.mean(v):.3f} ({', '.join(f'{a:.3f}' for a in v)})" for k, v in row.items()}
-        print(f"| {fw}, {cname} | {cells[DEFAULTS[fw]]} | {cells['initlab auto']} | >= {TARGET[cname]} |")
+        default, auto = cells.get(DEFAULTS[fw], "-"), cells.get("initlab auto", "-")
+        print(f"| {fw}, {cname} | {default} | {auto} | >= {TARGET[cname]} |")
 
 
 if __name__ == "__main__":
