@@ -287,3 +287,13 @@ def test_a_batchnorm_that_cannot_take_batch_statistics_uses_its_running_ones():
     model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1)).train()
     init_model(model, "auto", example_input=torch.randn(1, 3, 1, 1), seed=0)
     assert model[1].training and int(model[1].num_batches_tracked) == 0
+
+
+def test_a_sync_batchnorm_stays_in_eval_mode_in_the_example_pass():
+    """By the batch, a SyncBatchNorm would synchronize with other ranks (a collective they may never join
+    when one rank initializes alone): discovery runs it on its running statistics."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.SyncBatchNorm(8), nn.ReLU(), nn.Conv2d(8, 4, 1)).train()
+    seen = []
+    model[1].register_forward_pre_hook(lambda m, a: seen.append(m.training))
+    init_model(model, "auto", example_input=torch.randn(4, 3, 6, 6), seed=0, dry_run=True)
+    assert seen == [False] and model[1].training

@@ -105,12 +105,14 @@ def quiet_forward(model: nn.Module) -> Iterator[None]:
     it used its running statistics: a fresh model's are the identity, and after one training-mode forward
     they are a tenth of the way to the batch's, so the averages the example shows -- EfficientNet-B7's
     squeeze-excitation pools -- depended on whether the user had run the model once.) A norm that cannot
-    take batch statistics of its input (one value per channel) uses its running ones for that call."""
+    take batch statistics of its input (one value per channel) uses its running ones for that call, and a
+    SyncBatchNorm stays in eval mode: by the batch it would synchronize with other ranks, a collective they
+    may never join when only this one initializes."""
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
     handles = []
     for m, flag in flags:
-        if flag and isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if flag and isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm):
             m.training = True
             handles.append(m.register_forward_pre_hook(_batch_stats_if_possible))
     try:
