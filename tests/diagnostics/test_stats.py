@@ -198,12 +198,26 @@ def test_symmetry_of_large_matrices_matches_the_exact_row_sort() -> None:
 
 
 def test_effective_rank_of_large_matrices_is_opt_in() -> None:
-    w = torch.randn(300, 400, generator=torch.Generator().manual_seed(0))
+    n = stats.RANK_LIMIT
+    w = torch.randn(n + 44, n + 144, generator=torch.Generator().manual_seed(0))
     assert stats.effective_rank(w) is None
     with stats.full_rank():
         r = stats.effective_rank(w)
-    assert r is not None and 200 < r < 300
-    assert stats.effective_rank(w[:200]) is not None  # one side within the limit: computed
+    assert r is not None and 0.6 * n < r < n + 44  # a Gaussian matrix: most of its smaller side
+    assert stats.effective_rank(w[:n]) is not None  # one side within the limit: computed
+
+
+def test_means_of_float32_tensors_match_float64_means() -> None:
+    """Summed in the tensors' own dtype (pairwise: error ~ log2(n) roundings of sum|x|), one host transfer."""
+    g = torch.Generator().manual_seed(0)
+    tensors = [torch.randn(512, 256, 3, 3, generator=g) * 0.02 + 1e-4, torch.randn(7, generator=g),
+               torch.randn(64, generator=g).half(), torch.empty(0), torch.zeros(5, dtype=torch.float64)]
+    found = stats.means(tensors)
+    assert found[3] is None and found[4] == 0.0
+    for t, m in zip(tensors[:3], found[:3], strict=True):
+        exact = float(t.double().mean())
+        bound = 2 * math.log2(t.numel()) * 2.0 ** -24 * float(t.double().abs().mean()) + 1e-12
+        assert m is not None and abs(m - exact) <= bound, (m, exact, bound)
 
 
 def test_bin_counts_are_torch_histc_counts() -> None:
