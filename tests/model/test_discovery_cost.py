@@ -34,3 +34,45 @@ def test_node_visits_grow_linearly_with_the_loop(traceable):
     # quadrupled ops: visits at most quadruple (the old analysis scanned every node for each addition)
     assert v4 <= 4.2 * v1
     assert v4 <= 4 * n4
+
+
+class CountingNorm(nn.Module):
+    """A hand-written norm (a name with Norm, a 1-D weight): typed by a predicate, which looks at the instance
+    (its weight's values); counts how often discovery asks."""
+
+    asked = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return x / x.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt() * self.weight
+
+    def named_parameters(self, *args, **kwargs):  # is_named_norm reads them: one count per decision
+        type(self).asked += 1
+        return super().named_parameters(*args, **kwargs)
+
+
+@pytest.mark.parametrize("traceable", [True, False])
+def test_discovery_decides_each_modules_type_once(traceable):
+    """Discovery asks for a module's type 3-4 times (leaf?, activation?, layer?); a predicate type answers
+    with tensor operations, a sixth of a small transformer's discovery: decided once per discovery."""
+    norms = [CountingNorm() for _ in range(3)]
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.norms = nn.Linear(4, 4), nn.ModuleList(norms)
+
+        def forward(self, x):
+            if not traceable and x.sum() > 1e9:
+                return x
+            for norm in self.norms:
+                x = norm(self.fc(x))
+            return x
+
+    CountingNorm.asked = 0
+    graph = discover(Net(), torch.randn(2, 4), cache=False)
+    assert graph.method == ("fx" if traceable else "hooks")
+    assert CountingNorm.asked == len(norms)  # once each; without the memo 3-4 times each

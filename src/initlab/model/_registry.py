@@ -12,8 +12,10 @@ order); ``register_layer`` teaches initlab a new layer in one call. Everything e
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -153,11 +155,38 @@ def add(t: LayerType) -> LayerType:
     return t
 
 
+# Within one discovery: each module's type, decided once (module kept: its id stays its own meanwhile).
+_SEEN: contextvars.ContextVar[dict[int, tuple[nn.Module, LayerType | None]] | None] = contextvars.ContextVar(
+    "initlab_layer_types", default=None)
+
+
+@contextlib.contextmanager
+def types_decided_once() -> Iterator[None]:
+    """Inside the block each module's :func:`layer_type` is decided once: a predicate type looks at the
+    instance (a norm's weight values: tensor operations), and discovery asks about every module 3-4 times,
+    a sixth of a transformer's discovery. Modules must not change inside (discovery's passes keep them)."""
+    token = _SEEN.set({})
+    try:
+        yield
+    finally:
+        _SEEN.reset(token)
+
+
 def layer_type(module: nn.Module) -> LayerType | None:
     """The registered type of ``module`` (user types first, newest first), or None."""
     cls = type(module)
     if cls in _BY_CLASS:
         return _BY_CLASS[cls]
+    seen = _SEEN.get()
+    if seen is None:
+        return _decide(module, cls)
+    hit = seen.get(id(module))
+    if hit is None:
+        hit = seen[id(module)] = (module, _decide(module, cls))
+    return hit[1]
+
+
+def _decide(module: nn.Module, cls: type) -> LayerType | None:
     found = None
     cacheable = True
     for t in (*_USER, *_BUILTIN):

@@ -42,7 +42,7 @@ from ._isolate import kept_buffers, kept_rngs, quiet_forward
 from ._layer_types import RAW, standardized_w2
 from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
-from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of
+from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of, types_decided_once
 from ._sizes import (
     SIZED,
     border_fraction,
@@ -1019,7 +1019,7 @@ def discover(
             return ran[2]
     # Classifying a custom module runs it (stochastic depth draws in train mode) and reading a parametrized
     # weight runs its parametrization (spectral norm's power iteration writes _u/_v in train mode).
-    with kept_rngs(), kept_buffers(model):
+    with kept_rngs(), kept_buffers(model), types_decided_once():
         graph = _discover(model, example_input, sizes)
     graph.key = key
     # A graph holding the model itself (a root that is one layer) would keep the cache's key alive.
