@@ -388,14 +388,14 @@ class Pool:
                 if s[2] is None:
                     continue
                 if s[1] in ready:
+                    key, started = s[2], s[3]
                     try:
                         res = s[1].recv()
-                    except EOFError:
+                        s[2] = None
+                    except EOFError:  # the worker died (killed for memory): a fresh one for the next model
                         res = {"status": "crashed"}
                         self.slots[i] = self._spawn()
-                        s = self.slots[i]
-                    sink(_labelled(dict(res, wall_seconds=time.time() - s[3]), s[2]))
-                    s[2] = None
+                    sink(_labelled(dict(res, wall_seconds=time.time() - started), key))
                 elif time.time() - s[3] > self.timeout:
                     s[0].kill()
                     sink(_labelled({"status": "timeout", "wall_seconds": self.timeout}, s[2]))
