@@ -57,7 +57,7 @@ class CountingNorm(nn.Module):
 @pytest.mark.parametrize("traceable", [True, False])
 def test_discovery_decides_each_modules_type_once(traceable):
     """Discovery asks for a module's type 3-4 times (leaf?, activation?, layer?); a predicate type answers
-    with tensor operations, a sixth of a small transformer's discovery: decided once per discovery."""
+    with tensor operations on the weights: decided once per discovery."""
     norms = [CountingNorm() for _ in range(3)]
 
     class Net(nn.Module):

@@ -163,8 +163,9 @@ _SEEN: contextvars.ContextVar[dict[int, tuple[nn.Module, LayerType | None]] | No
 @contextlib.contextmanager
 def types_decided_once() -> Iterator[None]:
     """Inside the block each module's :func:`layer_type` is decided once: a predicate type looks at the
-    instance (a norm's weight values: tensor operations), and discovery asks about every module 3-4 times,
-    a sixth of a transformer's discovery. Modules must not change inside (discovery's passes keep them)."""
+    instance (a norm's weight values: tensor operations), and discovery asks about every module 3-4 times
+    (up to a tenth of a small transformer's discovery, benchmarks/diagnose_parts.py). Modules must not
+    change inside (discovery's passes keep them)."""
     token = _SEEN.set({})
     try:
         yield
