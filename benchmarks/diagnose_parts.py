@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,20 +26,11 @@ from _zoo_models import all_entries, timm_entry
 from initlab.diagnostics import stats
 from initlab.diagnostics.sites import layer_sites
 from initlab.model import graph as G
+from lsuv_cost import median_time as seconds  # median of repeats after a warm-up call
 from zoo import forward, fwd_bwd
 
 MODELS = ("tv/resnet50,tv/regnet_x_400mf,timm/convnext_pico,timm/efficientnet_b0,tv/mobilenet_v2,hf/bert-mlm,"
           "hf/llama")
-
-
-def seconds(fn: Callable[[], Any], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build(spec: str) -> tuple[torch.nn.Module, Any]:
