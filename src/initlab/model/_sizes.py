@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from .layers import AVG_POOL_NAMES
+from .layers import AVG_POOL_NAMES, CAT_NAMES
 
 MATMULS = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm"})
 SOFTMAXES = frozenset({"softmax"})
@@ -23,7 +23,10 @@ AVG_POOLS = AVG_POOL_NAMES  # the calls discovery reads as average pools
 MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
                        "max_pool2d_with_indices", "max_pool3d_with_indices"})
 SDPAS = frozenset({"scaled_dot_product_attention"})
-SIZED = MATMULS | SOFTMAXES | MAX_POOLS | AVG_POOLS | SDPAS  # the calls :func:`call_sizes` reads
+ROW_SUMS = frozenset({"sum"})  # over the last dim: what dividing attention weights renormalizes by
+L2_NORMALIZES = frozenset({"normalize"})  # F.normalize: each vector along ``dim`` to unit L2 norm
+FOLDS = frozenset({"fold"})  # F.fold: overlapping patches summed back into a map
+SIZED = MATMULS | SOFTMAXES | MAX_POOLS | AVG_POOLS | SDPAS | ROW_SUMS | CAT_NAMES | L2_NORMALIZES | FOLDS
 QUANTILES = 8
 
 
@@ -35,6 +38,22 @@ def padded_conv(module: Any) -> bool:
         and module.padding_mode == "zeros"
         and any(module._reversed_padding_repeated_twice)
     )
+
+
+def index_share(ids: Any) -> tuple[float, ...]:
+    """``(p,)``: the chance that two positions of a sample look up the same embedding row (indices along
+    the last dim): 1 for HF's all-zero ``token_type_ids``, about 1/V for random tokens, 0 for positions.
+    That share of the embedding's output is the same at every position, and attention averages pass it
+    whole (read as independent rows, BERT's first attention output measured 4x its plan)."""
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dim() < 1 or ids.shape[-1] < 2:
+        return ()
+    with torch.no_grad():
+        rows = ids.detach().reshape(-1, ids.shape[-1]).long()
+        r, t = rows.shape
+        lo = rows.min()
+        keys = torch.arange(r).unsqueeze(1) * (rows.max() - lo + 1) + (rows - lo)  # (row, value) pairs
+        counts = keys.flatten().unique(return_counts=True)[1].double()
+        return (float(counts.square().sum() - r * t) / (r * t * (t - 1)),)
 
 
 def border_fraction(module: torch.nn.modules.conv._ConvNd, x: Any) -> tuple[float, ...]:
@@ -73,7 +92,9 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
     per window, pooling modules are read from the module), ``(keep,)`` for an average (:func:`pool_keep`);
     for a softmax, quantiles of the number of keys each row of its probabilities spreads over
     (:func:`key_counts`), and for a fused attention those with its logits' scale (:func:`sdpa_sizes`);
-    ``()`` otherwise."""
+    ``(n,)`` for a sum over the last dim of ``n`` entries (a row sum) and for an L2 normalization of
+    vectors of ``n`` entries; the entries of each tensor a concatenation joins; for a fold, how many
+    patch entries each output entry sums; ``()`` otherwise."""
     if fname in MATMULS:
         a = args[0] if args else None
         if fname == "__rmatmul__" and len(args) > 1:
@@ -89,10 +110,44 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
         return pool_keep(x, out) if fname != "mean" or not _over_batch(x, args, kwargs) else ()
     if fname in SDPAS:
         return sdpa_sizes(args, kwargs)
+    if fname in ROW_SUMS:
+        return _row_sum(args, kwargs)
+    if fname in L2_NORMALIZES:
+        return _l2_length(args, kwargs)
+    if fname in FOLDS:
+        x = args[0] if args else kwargs.get("input")
+        if isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and out.numel() > 0:
+            return (x.numel() / out.numel(),)
+        return ()
+    if fname in CAT_NAMES:
+        parts = args[0] if args else kwargs.get("tensors")
+        return tuple(float(t.numel()) for t in parts if isinstance(t, torch.Tensor)) if isinstance(
+            parts, (list, tuple)) else ()
     if fname in SOFTMAXES and isinstance(out, torch.Tensor) and out.dim() >= 1:
         dim = kwargs.get("dim", args[1] if len(args) > 1 else -1)
         return key_counts(out, dim) if isinstance(dim, int) else ()
     return ()
+
+
+def _row_sum(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ...]:
+    """``(n,)`` when ``sum(x, dim)`` adds the ``n`` entries of each row of ``x`` (its last dim)."""
+    x = args[0] if args else kwargs.get("input")
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    if isinstance(dim, (tuple, list)) and len(dim) == 1:
+        dim = dim[0]
+    if not (isinstance(x, torch.Tensor) and x.dim() >= 1 and isinstance(dim, int)):
+        return ()
+    return (float(x.shape[-1]),) if dim in (-1, x.dim() - 1) else ()
+
+
+def _l2_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ...]:
+    """``(n,)``: the length of the vectors ``F.normalize(x, p=2, dim)`` scales to unit norm."""
+    x = args[0] if args else kwargs.get("input")
+    p = kwargs.get("p", args[1] if len(args) > 1 else 2.0)
+    dim = kwargs.get("dim", args[2] if len(args) > 2 else 1)
+    if not (isinstance(x, torch.Tensor) and isinstance(dim, int) and p == 2 and -x.dim() <= dim < x.dim()):
+        return ()
+    return (float(x.shape[dim]),)
 
 
 def pool_keep(x: Any, out: Any) -> tuple[float, ...]:

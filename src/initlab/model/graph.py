@@ -50,6 +50,7 @@ from ._sizes import (
     constant_value,
     fx_sizes,
     has_sized_calls,
+    index_share,
     mha_keys,
     padded_conv,
     pool_keep,
@@ -114,6 +115,8 @@ class LayerInfo:
     shared_read: float = 1.0
     # an attention module's key counts on the example (quantiles; none: its average passes values whole)
     keys: tuple[float, ...] = ()
+    # an embedding: the chance two positions of a sample look up the same row on the example
+    index_shared: float = 0.0
     # E[w^2] of the weight the layer uses whatever the plan draws (a weight-standardized conv), or None
     standardized: float | None = None
     # the activation a norm module applies inside (timm's BatchNormAct2d): its output is that activation's
@@ -552,17 +555,21 @@ def _module_activation(module: nn.Module) -> Activation | None:
 
 def _sized_module(module: nn.Module) -> bool:
     """A module whose sizes discovery reads from the example (:func:`_module_size`)."""
-    return padded_conv(module) or isinstance(module, (*L.AVG_POOL_MODULES, nn.MultiheadAttention))
+    return padded_conv(module) or isinstance(module, (*L.AVG_POOL_MODULES, nn.MultiheadAttention,
+                                                      nn.Embedding))
 
 
 def _module_size(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
                  ) -> tuple[float, ...]:
     """The share of a zero-padded conv's taps that read the input, of its input's variance an average pool
-    keeps, or an attention module's key counts (:mod:`._sizes`)."""
+    keeps, an attention module's key counts, or how often an embedding's positions share a row
+    (:mod:`._sizes`)."""
     if isinstance(module, nn.MultiheadAttention):
         return mha_keys(module, args, kwargs)
     if not args:
         return ()
+    if isinstance(module, nn.Embedding):
+        return index_share(args[0])
     if padded_conv(module):
         return border_fraction(cast(Any, module), args[0])
     return pool_keep(args[0], out)
@@ -825,6 +832,8 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
             info.taps_read, info.shared_read = b.nodes[info.node].size
         elif info.node is not None and info.kind == "attention":
             info.keys = b.nodes[info.node].size
+        elif info.node is not None and info.kind == "embedding" and len(b.nodes[info.node].size) == 1:
+            info.index_shared = b.nodes[info.node].size[0]
         if info.kind == "conv" and info.module is not None:
             info.standardized = standardized_w2(info.module)
     layers = sorted(b.layers.values(), key=lambda i: i.order)

@@ -44,6 +44,7 @@ TRANSPARENT_MODULES: tuple[type, ...] = (
     nn.FeatureAlphaDropout,
     nn.Flatten,
     nn.Unflatten,
+    nn.Unfold,  # im2col: entries copied (and zero-padded), so what positions share stays shared
     nn.Identity,
     nn.MaxPool1d,
     nn.MaxPool2d,
@@ -211,6 +212,7 @@ TRANSPARENT_NAMES = frozenset(
         "detach",
         "roll",
         "flip",
+        "unfold",
     }
 )
 LAYER_FUNCS: dict[str, str] = {

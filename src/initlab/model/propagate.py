@@ -27,7 +27,7 @@ from ..catalog.activations import Activation
 from ..catalog.gains import moments
 from ._layer_types import centres_channels, centres_one_entry, embedding_gain, frozen_norm_gain, offset_weight
 from ._registry import Kind
-from ._sizes import MATMULS, SDPAS, pool_window
+from ._sizes import FOLDS, L2_NORMALIZES, MATMULS, ROW_SUMS, SDPAS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph
 from .layers import TRANSPARENT_NAMES, activation_spec
 
@@ -41,6 +41,7 @@ class Signal:
     share: float = 1.0  # softmax probabilities (q = -1): E[sum_j p_j^2], the variance an average keeps
     inv_n: float = 1.0  # softmax probabilities: E[1/n], the share two rows' averages have in common
     c: float = 0.0  # the part of q every token (position) of a sample shares: a mean, a bias, an average
+    total: float = 1.0  # softmax probabilities: each row's sum (share and inv_n scale with its square)
 
 
 @lru_cache(maxsize=4096)
@@ -102,14 +103,23 @@ def propagate(
             continue
         elif n.op == "act":
             out[i] = _activation(n.act, n.name, x)
+        elif n.op in ("add", "mul") and (w := _weights_op(n.op, n.name, ins)) is not None:
+            out[i] = w
         elif n.op in ("add", "mul", "cat"):
-            out[i] = _combine(n.op, ins)
+            out[i] = _combine(n.op, ins, n.size)
         elif n.op == "softmax":
             out[i] = _softmax(n.size, x)
         elif n.op == "block":
             out[i] = block_rule(n.name, x) if block_rule is not None else Signal(1.0, 0.0)
         elif n.name in _FILLS and n.op == "other":
             out[i] = _FILLS[n.name]
+        elif n.op == "other" and n.name in ROW_SUMS and n.size and len(ins) == 1 and x.q < 0:
+            out[i] = Signal(x.total**2, x.total, c=x.total**2)  # the weights' row sum, the same in every row
+        elif n.op == "other" and n.name in L2_NORMALIZES and n.size and len(ins) == 1 and x.q > 0:
+            s2 = 1.0 / (n.size[0] * x.q)  # unit-norm vectors of n entries: E[x^2] = 1/n (XCiT's q and k)
+            out[i] = Signal(x.q * s2, x.mu * math.sqrt(s2), c=x.c * s2)
+        elif n.op == "other" and n.name in FOLDS and n.size and ins:
+            out[i] = _fold(n.size[0], ins[0])
         elif n.op == "other" and len(ins) >= 2:
             out[i] = _product(n.name, n.size, ins)
         elif n.op == "pool":
@@ -124,7 +134,7 @@ def propagate(
         else:  # pass, other: attention probabilities stay probabilities (dropout, a cast, a head mask)
             out[i] = x
         if n.op in _COMMON_OPS:
-            out[i] = _common(n.op, ins, x, out[i])
+            out[i] = _common(n.op, ins, x, out[i], n.size)
     return out
 
 
@@ -137,6 +147,8 @@ def _layer(info: LayerInfo, y: Signal, ins: list[Signal], x: Signal) -> Signal:
         return y
     y = _common("layer", ins, x, y)
     c = y.mu**2 if centres_channels(info.module) else y.c * info.shared_read
+    if info.index_shared > 0:  # an embedding's rows looked up at several positions of a sample
+        c = y.mu**2 + max(y.q - y.mu**2, 0.0) * info.index_shared
     return Signal(y.q, y.mu, y.share, y.inv_n, c)
 
 
@@ -154,14 +166,33 @@ def _avg_pool(size: tuple[float, ...], x: Signal) -> Signal:
     return Signal(c + max(x.q - c, 0.0) * POOL_KEEP, x.mu, c=c)
 
 
-def _combine(op: str, ins: list[Signal]) -> Signal:
-    """A sum (cross terms of the means), a product, or a concatenation (the inputs' average) of signals."""
+def _combine(op: str, ins: list[Signal], size: tuple[float, ...] = ()) -> Signal:
+    """A sum (cross terms of the means), a product, or a concatenation of signals: their average weighted
+    by the entries each contributes (``size``, read on the example; equal weights without it). Equal
+    weights took CrossViT's one fused class token as half of its 197 tokens, and its attention's values
+    as shared by all of them: proj measured 0.06x its plan."""
     if op == "add":
         cross = sum(a.mu * b.mu for k, a in enumerate(ins) for b in ins[k + 1 :])
         return Signal(sum(s.q for s in ins) + 2 * cross, sum(s.mu for s in ins))
     if op == "mul":
         return Signal(math.prod(s.q for s in ins), math.prod(s.mu for s in ins))
-    return Signal(sum(s.q for s in ins) / max(len(ins), 1), sum(s.mu for s in ins) / max(len(ins), 1))
+    w = _cat_weights(ins, size)
+    return Signal(sum(a * s.q for a, s in zip(w, ins, strict=True)),
+                  sum(a * s.mu for a, s in zip(w, ins, strict=True)))
+
+
+def _fold(n: float, x: Signal) -> Signal:
+    """``F.fold`` sums ``n`` patch entries into each output entry: what every position shares adds up
+    coherently, the rest as independent terms (VOLO's outlook attention: read as its largest input, the
+    output size, proj drew 0.0005x its plan)."""
+    c = max(x.c, x.mu**2)
+    return Signal(n * max(x.q - c, 0.0) + n * n * c, n * x.mu, c=n * n * c)
+
+
+def _cat_weights(ins: list[Signal], size: tuple[float, ...]) -> list[float]:
+    if len(size) == len(ins) and sum(size) > 0:
+        return [n / sum(size) for n in size]
+    return [1.0 / max(len(ins), 1)] * len(ins)
 
 
 # a fixed value shaped like the input (DETR's decoder queries start as zeros_like(the query table))
@@ -175,7 +206,8 @@ def entries(s: Signal) -> Signal:
     the marker q = -1, a layer was planned for a 1e-12 input: CaiT's proj_w drew std 3.5e5.)"""
     if s.q >= 0:
         return s
-    return Signal(s.share * s.inv_n, s.inv_n, c=s.inv_n**2)
+    a = s.total or 1.0  # share and inv_n hold a^2: the entries' mean is a E[1/n]
+    return Signal(s.share * s.inv_n / (a * a), s.inv_n / a, c=(s.inv_n / a) ** 2)
 
 
 def _softmax(keys: tuple[float, ...], x: Signal) -> Signal:
@@ -188,17 +220,20 @@ def _softmax(keys: tuple[float, ...], x: Signal) -> Signal:
 _COMMON_OPS = frozenset({"layer", "act", "add", "mul", "cat", "block", "pass", "output"})
 
 
-def _common(op: str, ins: list[Signal], x: Signal, y: Signal) -> Signal:
+def _common(op: str, ins: list[Signal], x: Signal, y: Signal, size: tuple[float, ...] = ()) -> Signal:
     """``y`` with the part of its second moment that all tokens of a sample share (``c``): a linear map or
     a norm keeps the input's share of it, an activation also makes its mean shared, a sum adds the shared
-    parts, a product multiplies them."""
+    parts, a product multiplies them, a concatenation averages them as it averages ``q``."""
     if y.q < 0:
         return y
     if op in ("add", "mul", "cat"):
         cs = [max(s.c, s.mu**2) for s in ins if s.q >= 0]
         if not cs:
             return y
-        c = sum(cs) if op == "add" else math.prod(cs) if op == "mul" else sum(cs) / len(cs)
+        if op == "cat" and len(cs) == len(ins):
+            c = sum(a * cc for a, cc in zip(_cat_weights(ins, size), cs, strict=True))
+        else:
+            c = sum(cs) if op == "add" else math.prod(cs) if op == "mul" else sum(cs) / len(cs)
     elif op == "act":
         var = x.q - x.mu**2
         rho = min(max((x.c - x.mu**2) / var, 0.0), 1.0) if var > 1e-12 else 1.0
@@ -328,10 +363,37 @@ def _addcmul(a: Signal, b: Signal, c: Signal) -> Signal:
 
 
 def _averaged(v: Signal, p: Signal) -> Signal:
-    """Values ``v`` averaged by softmax weights ``p`` in each row: what they share passes whole."""
-    c = max(v.c, v.mu**2)
-    rest = max(v.q - c, 0.0)
-    return Signal(c + rest * p.share, v.mu, c=c + rest * p.inv_n)
+    """Values ``v`` averaged by softmax weights ``p`` in each row: what they share passes whole (times the
+    rows' sum, 1 for a softmax)."""
+    c = max(v.c, v.mu**2) * p.total**2
+    rest = max(v.q - max(v.c, v.mu**2), 0.0)
+    return Signal(c + rest * p.share, v.mu * p.total, c=c + rest * p.inv_n)
+
+
+DIVS = frozenset({"div", "__truediv__", "div_"})
+
+
+def _weights_op(op: str, fname: str, ins: list[Signal]) -> Signal | None:
+    """Softmax weights through a linear map that keeps them weights (None: not one): scaled by a value
+    every position shares (ConViT's gate ``sigmoid(g) * softmax(...)``), divided by one (its ``attn /=
+    attn.sum(-1)``), or summed with other weights (the gate's two mixed softmaxes, independent rows: each
+    pair adds ``2 a b E[1/n]`` to ``E[sum_j w_j^2]``). Read as a product of signals, the mix lost its
+    share and ConViT's proj was planned for values passing whole (std 0.006, 0.01x its plan)."""
+    weights = [s for s in ins if s.q < 0]
+    if op == "add":
+        if len(weights) != len(ins) or len(ins) < 2:
+            return None
+        roots = [math.sqrt(w.inv_n) for w in weights]
+        cross = sum(a * b for k, a in enumerate(roots) for b in roots[k + 1 :])
+        return Signal(-1.0, 0.0, sum(w.share for w in weights) + 2.0 * cross, sum(roots) ** 2,
+                      total=sum(w.total for w in weights))
+    if len(weights) != 1 or len(ins) != 2 or (fname in DIVS and ins[0].q >= 0):
+        return None
+    w, s = weights[0], next(s for s in ins if s.q >= 0)
+    if not (s.mu != 0.0 and s.c >= 0.999 * s.q):  # a value of the row (a mask): not a rescaling
+        return None
+    f = 1.0 / s.mu if fname in DIVS else s.mu
+    return Signal(-1.0, 0.0, w.share * f * f, w.inv_n * f * f, total=w.total * f)
 
 
 def attention_values(keys: tuple[float, ...], x: Signal, gain: float) -> Signal:
