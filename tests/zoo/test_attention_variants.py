@@ -1,0 +1,155 @@
+"""Attention as timm and HF write it beyond softmax(q k^T) v, each planned within the zoo's 3x: ConViT's
+gated mix of two softmaxes renormalized by its row sums, a concatenation of unequal parts (CrossViT's class
+token before its patch tokens), XCiT's cross-covariance attention over L2-normalized channels, VOLO's outlook attention
+(unfold, a local softmax, fold), and BERT's token-type embedding that every position looks up alike.
+
+Each measurement is a mean of squares over at least 8 x 16 x 64 entries (a few % of standard error), so a
+3x band is not met by chance; before the walker read these patterns the attention outputs missed their
+plans by 0.01-0.06x (ConViT, CrossViT, XCiT), 0.0005x (VOLO) and 4x (BERT); the concatenation here, 0.14x."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import initlab
+
+from .test_second_moment import D, assert_within, measured
+
+B, S, HEADS = 8, 16, 4
+
+
+def split(t: torch.Tensor) -> torch.Tensor:
+    b, s, d = t.shape
+    return t.view(b, s, HEADS, d // HEADS).transpose(1, 2)
+
+
+def merge(t: torch.Tensor) -> torch.Tensor:
+    b, h, s, dh = t.shape
+    return t.transpose(1, 2).reshape(b, s, h * dh)
+
+
+class GatedPositionalAttention(nn.Module):
+    """ConViT's GPSA: ``(1 - sigmoid(g)) * softmax(q k^T) + sigmoid(g) * softmax(pos)``, divided by its own
+    row sums, averages the values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qk, self.v, self.proj = nn.Linear(D, 2 * D), nn.Linear(D, D), nn.Linear(D, D)
+        self.pos_proj = nn.Linear(3, HEADS)
+        self.gating = nn.Parameter(torch.ones(HEADS))
+        self.register_buffer("rel", torch.randn(1, S, S, 3, generator=torch.Generator().manual_seed(5)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k = (split(t) for t in self.qk(x).chunk(2, dim=-1))
+        patch = (q @ k.transpose(-2, -1) * (D // HEADS) ** -0.5).softmax(dim=-1)
+        pos = self.pos_proj(self.rel.expand(x.shape[0], -1, -1, -1)).permute(0, 3, 1, 2).softmax(dim=-1)
+        gate = torch.sigmoid(self.gating).view(1, -1, 1, 1)
+        attn = (1.0 - gate) * patch + gate * pos
+        attn /= attn.sum(dim=-1).unsqueeze(-1)
+        return self.proj(merge(attn @ split(self.v(x))))
+
+
+class UnequalParts(nn.Module):
+    """A concatenation of 4 loud channels and 60 quiet ones (DenseNet's and Inception's joins, CrossViT's one
+    class token before its patch tokens): its second moment is the parts' average weighted by their
+    entries, (4 * 100 + 60 * 1) / 64, not the plain average of the two."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loud, self.quiet, self.out = nn.Linear(D, 4), nn.Linear(D, 60), nn.Linear(64, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.cat([self.loud(x) * 10.0, self.quiet(x)], dim=-1))
+
+
+class CrossCovarianceAttention(nn.Module):
+    """XCiT's XCA: queries and keys L2-normalized over the tokens, attention among channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(D, 3 * D), nn.Linear(D, D)
+        self.temperature = nn.Parameter(torch.ones(HEADS, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, HEADS, d // HEADS).permute(2, 0, 3, 4, 1).unbind(0)
+        attn = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) * self.temperature
+        y = (attn.softmax(dim=-1) @ v).permute(0, 3, 1, 2).reshape(b, n, d)
+        return self.proj(y)
+
+
+class OutlookAttention(nn.Module):
+    """VOLO's: each 3x3 window's values averaged by weights a Linear layer computes from the centre, the
+    windows' outputs summed back into the map by ``F.fold``."""
+
+    def __init__(self, side: int = 8, k: int = 3) -> None:
+        super().__init__()
+        self.side, self.k = side, k
+        self.v, self.attn, self.proj = nn.Linear(D, D), nn.Linear(D, HEADS * k**4), nn.Linear(D, D)
+        self.unfold = nn.Unfold(k, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        s, kk, dh = self.side, self.k * self.k, d // HEADS
+        v = self.unfold(self.v(x).transpose(1, 2).reshape(b, d, s, s))
+        v = v.reshape(b, HEADS, dh, kk, n).permute(0, 1, 4, 3, 2)
+        attn = self.attn(x).reshape(b, n, HEADS, kk, kk).permute(0, 2, 1, 3, 4)
+        y = ((attn * dh**-0.5).softmax(dim=-1) @ v).permute(0, 1, 4, 3, 2).reshape(b, d * kk, n)
+        y = F.fold(y, output_size=(s, s), kernel_size=self.k, padding=1)
+        return self.proj(y.reshape(b, d, n).transpose(1, 2))
+
+
+class TokenTypes(nn.Module):
+    """BERT's embeddings: word + position + token type (all type 0, from a buffer), LayerNorm, then
+    attention."""
+
+    def __init__(self, vocab: int = 500) -> None:
+        super().__init__()
+        self.word, self.pos, self.types = nn.Embedding(vocab, D), nn.Embedding(S, D), nn.Embedding(2, D)
+        self.norm = nn.LayerNorm(D)
+        self.q, self.k, self.v, self.o = (nn.Linear(D, D) for _ in range(4))
+
+        # HF's buffers: position ids 0..S-1 and all-zero token types
+        self.register_buffer("position_ids", torch.arange(S).unsqueeze(0), persistent=False)
+        self.register_buffer("token_type_ids", torch.zeros(1, S, dtype=torch.long), persistent=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        b, s = ids.shape
+        types = self.token_type_ids[:, :s].expand(b, s)
+        h = self.norm(self.word(ids) + self.pos(self.position_ids[:, :s]) + self.types(types))
+        a = F.scaled_dot_product_attention(split(self.q(h)), split(self.k(h)), split(self.v(h)))
+        return self.o(merge(a))
+
+
+def _check(model: nn.Module, batch: object, other: object, expect: set[str]) -> None:
+    report = initlab.init_model(model, "auto", example_input=batch, seed=0)
+    assert_within(measured(model, report, other), expect)
+
+
+def _tokens(seed: int, n: int = S) -> torch.Tensor:
+    return torch.randn(B, n, D, generator=torch.Generator().manual_seed(seed))
+
+
+def test_mixed_softmaxes_renormalized_by_their_row_sums_average_like_attention() -> None:
+    _check(GatedPositionalAttention(), _tokens(1), _tokens(2), {"proj", "v", "qk"})
+
+
+def test_a_concatenation_weighs_its_parts_by_their_entries() -> None:
+    _check(UnequalParts(), _tokens(1), _tokens(2), {"out", "loud", "quiet"})
+
+
+def test_l2_normalized_queries_and_keys_give_near_uniform_channel_attention() -> None:
+    _check(CrossCovarianceAttention(), _tokens(1, 64), _tokens(2, 64), {"proj", "qkv"})
+
+
+def test_outlook_attention_folds_its_windows_back_into_the_map() -> None:
+    _check(OutlookAttention(), _tokens(1, 64), _tokens(2, 64), {"proj", "attn", "v"})
+
+
+def test_an_embedding_every_position_looks_up_alike_is_shared_by_the_tokens() -> None:
+    ids = lambda seed: torch.randint(0, 500, (B, S), generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    _check(TokenTypes(), ids(1), ids(2), {"o", "v"})
