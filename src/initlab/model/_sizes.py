@@ -23,10 +23,10 @@ AVG_POOLS = AVG_POOL_NAMES  # the calls discovery reads as average pools
 MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
                        "max_pool2d_with_indices", "max_pool3d_with_indices"})
 SDPAS = frozenset({"scaled_dot_product_attention"})
-ROW_SUMS = frozenset({"sum"})  # over the last dim: what dividing attention weights renormalizes by
+SUMS = frozenset({"sum"})  # over some dims (the last: what dividing attention weights renormalizes by)
 L2_NORMALIZES = frozenset({"normalize"})  # F.normalize: each vector along ``dim`` to unit L2 norm
 FOLDS = frozenset({"fold"})  # F.fold: overlapping patches summed back into a map
-SIZED = MATMULS | SOFTMAXES | MAX_POOLS | AVG_POOLS | SDPAS | ROW_SUMS | CAT_NAMES | L2_NORMALIZES | FOLDS
+SIZED = MATMULS | SOFTMAXES | MAX_POOLS | AVG_POOLS | SDPAS | SUMS | CAT_NAMES | L2_NORMALIZES | FOLDS
 QUANTILES = 8
 
 
@@ -92,9 +92,10 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
     per window, pooling modules are read from the module), ``(keep,)`` for an average (:func:`pool_keep`);
     for a softmax, quantiles of the number of keys each row of its probabilities spreads over
     (:func:`key_counts`), and for a fused attention those with its logits' scale (:func:`sdpa_sizes`);
-    ``(n,)`` for a sum over the last dim of ``n`` entries (a row sum) and for an L2 normalization of
-    vectors of ``n`` entries; the entries of each tensor a concatenation joins; for a fold, how many
-    patch entries each output entry sums; ``()`` otherwise."""
+    ``(n, last)`` for a sum of ``n`` entries into each output entry (``last`` 1.0 when it sums the last dim
+    alone: a row sum); ``(n,)`` for an L2 normalization of vectors of ``n`` entries; the entries of each
+    tensor a concatenation joins; for a fold, how many patch entries each output entry sums; ``()``
+    otherwise."""
     if fname in MATMULS:
         a = args[0] if args else None
         if fname == "__rmatmul__" and len(args) > 1:
@@ -110,8 +111,8 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
         return pool_keep(x, out) if fname != "mean" or not _over_batch(x, args, kwargs) else ()
     if fname in SDPAS:
         return sdpa_sizes(args, kwargs)
-    if fname in ROW_SUMS:
-        return _row_sum(args, kwargs)
+    if fname in SUMS:
+        return _summed(args, kwargs, out)
     if fname in L2_NORMALIZES:
         return _l2_length(args, kwargs)
     if fname in FOLDS:
@@ -129,15 +130,17 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
     return ()
 
 
-def _row_sum(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ...]:
-    """``(n,)`` when ``sum(x, dim)`` adds the ``n`` entries of each row of ``x`` (its last dim)."""
+def _summed(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:
+    """``(n, last)``: ``sum(x, dim)`` adds ``n`` entries into each output entry; ``last`` is 1.0 when
+    ``dim`` is ``x``'s last dim alone (each row's sum)."""
     x = args[0] if args else kwargs.get("input")
     dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
     if isinstance(dim, (tuple, list)) and len(dim) == 1:
         dim = dim[0]
-    if not (isinstance(x, torch.Tensor) and x.dim() >= 1 and isinstance(dim, int)):
+    if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and x.dim() >= 1 and out.numel()):
         return ()
-    return (float(x.shape[-1]),) if dim in (-1, x.dim() - 1) else ()
+    last = isinstance(dim, int) and dim in (-1, x.dim() - 1)
+    return (x.numel() / out.numel(), 1.0 if last else 0.0)
 
 
 def _l2_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ...]:

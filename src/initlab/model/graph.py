@@ -115,8 +115,8 @@ class LayerInfo:
     shared_read: float = 1.0
     # an attention module's key counts on the example (quantiles; none: its average passes values whole)
     keys: tuple[float, ...] = ()
-    # an embedding: the chance two positions of a sample look up the same row on the example
-    index_shared: float = 0.0
+    # an embedding: the chance two positions of a sample look up the same row on the example (None: unread)
+    index_shared: float | None = None
     # E[w^2] of the weight the layer uses whatever the plan draws (a weight-standardized conv), or None
     standardized: float | None = None
     # the activation a norm module applies inside (timm's BatchNormAct2d): its output is that activation's

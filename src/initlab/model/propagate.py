@@ -27,7 +27,7 @@ from ..catalog.activations import Activation
 from ..catalog.gains import moments
 from ._layer_types import centres_channels, centres_one_entry, embedding_gain, frozen_norm_gain, offset_weight
 from ._registry import Kind
-from ._sizes import FOLDS, L2_NORMALIZES, MATMULS, ROW_SUMS, SDPAS, pool_window
+from ._sizes import FOLDS, L2_NORMALIZES, MATMULS, SDPAS, SUMS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph
 from .layers import TRANSPARENT_NAMES, activation_spec
 
@@ -105,6 +105,8 @@ def propagate(
             out[i] = _activation(n.act, n.name, x)
         elif n.op in ("add", "mul") and (w := _weights_op(n.op, n.name, ins)) is not None:
             out[i] = w
+        elif n.op == "mul" and n.name in DIVS and (r := _divided(ins)) is not None:
+            out[i] = r
         elif n.op in ("add", "mul", "cat"):
             out[i] = _combine(n.op, ins, n.size)
         elif n.op == "softmax":
@@ -113,8 +115,8 @@ def propagate(
             out[i] = block_rule(n.name, x) if block_rule is not None else Signal(1.0, 0.0)
         elif n.name in _FILLS and n.op == "other":
             out[i] = _FILLS[n.name]
-        elif n.op == "other" and n.name in ROW_SUMS and n.size and len(ins) == 1 and x.q < 0:
-            out[i] = Signal(x.total**2, x.total, c=x.total**2)  # the weights' row sum, the same in every row
+        elif n.op == "other" and n.name in SUMS and len(n.size) == 2 and len(ins) == 1:
+            out[i] = _summed(n.size, x)
         elif n.op == "other" and n.name in L2_NORMALIZES and n.size and len(ins) == 1 and x.q > 0:
             s2 = 1.0 / (n.size[0] * x.q)  # unit-norm vectors of n entries: E[x^2] = 1/n (XCiT's q and k)
             out[i] = Signal(x.q * s2, x.mu * math.sqrt(s2), c=x.c * s2)
@@ -147,7 +149,7 @@ def _layer(info: LayerInfo, y: Signal, ins: list[Signal], x: Signal) -> Signal:
         return y
     y = _common("layer", ins, x, y)
     c = y.mu**2 if centres_channels(info.module) else y.c * info.shared_read
-    if info.index_shared > 0:  # an embedding's rows looked up at several positions of a sample
+    if info.index_shared is not None:  # an embedding's rows looked up at several positions of a sample
         c = y.mu**2 + max(y.q - y.mu**2, 0.0) * info.index_shared
     return Signal(y.q, y.mu, y.share, y.inv_n, c)
 
@@ -179,6 +181,29 @@ def _combine(op: str, ins: list[Signal], size: tuple[float, ...] = ()) -> Signal
     w = _cat_weights(ins, size)
     return Signal(sum(a * s.q for a, s in zip(w, ins, strict=True)),
                   sum(a * s.mu for a, s in zip(w, ins, strict=True)))
+
+
+def _summed(size: tuple[float, ...], x: Signal) -> Signal:
+    """A sum of ``n`` entries: independent beyond their mean (SwiftFormer's sum over its tokens); attention
+    weights summed over each row give the rows' total, the same in every row (the divisor of ConViT's
+    ``attn /= attn.sum(-1)``); weights summed another way are no weights (their entries' signal)."""
+    n, last = size
+    if x.q < 0 and last:
+        return Signal(x.total**2, x.total, c=x.total**2)
+    x = entries(x)
+    q = n * max(x.q - x.mu**2, 0.0) + (n * x.mu) ** 2
+    return Signal(q, n * x.mu, c=min(n * max(x.c - x.mu**2, 0.0) + (n * x.mu) ** 2, q))
+
+
+def _divided(ins: list[Signal]) -> Signal | None:
+    """``a / b`` for a divisor every position shares (a scale computed in the forward: DeBERTa's
+    ``k / sqrt(head_size)``, read as a product its logits were 256x too large); None otherwise."""
+    if len(ins) != 2 or ins[0].q < 0 or ins[1].q < 0:
+        return None
+    a, b = ins
+    if b.mu == 0.0 or b.c < 0.999 * b.q:
+        return None
+    return Signal(a.q / b.mu**2, a.mu / b.mu, c=a.c / b.mu**2)
 
 
 def _fold(n: float, x: Signal) -> Signal:
@@ -377,7 +402,8 @@ def _weights_op(op: str, fname: str, ins: list[Signal]) -> Signal | None:
     """Softmax weights through a linear map that keeps them weights (None: not one): scaled by a value
     every position shares (ConViT's gate ``sigmoid(g) * softmax(...)``), divided by one (its ``attn /=
     attn.sum(-1)``), or summed with other weights (the gate's two mixed softmaxes, independent rows: each
-    pair adds ``2 a b E[1/n]`` to ``E[sum_j w_j^2]``). Read as a product of signals, the mix lost its
+    pair adds ``2 a b E[1/n]`` to ``E[sum_j w_j^2]``); times values that vary, the product of their
+    entries. Read as a product of signals, the mix lost its
     share and ConViT's proj was planned for values passing whole (std 0.006, 0.01x its plan)."""
     weights = [s for s in ins if s.q < 0]
     if op == "add":
@@ -390,7 +416,10 @@ def _weights_op(op: str, fname: str, ins: list[Signal]) -> Signal | None:
     if len(weights) != 1 or len(ins) != 2 or (fname in DIVS and ins[0].q >= 0):
         return None
     w, s = weights[0], next(s for s in ins if s.q >= 0)
-    if not (s.mu != 0.0 and s.c >= 0.999 * s.q):  # a value of the row (a mask): not a rescaling
+    if fname not in DIVS and s.c < 0.999 * s.q:  # values weighted entry by entry (ResNeSt's split
+        e = entries(w)  # attention, summed over its radix next): a product of signals, no longer weights
+        return Signal(e.q * s.q, e.mu * s.mu, c=e.c * s.c)
+    if s.mu == 0.0 or s.c < 0.999 * s.q:
         return None
     f = 1.0 / s.mu if fname in DIVS else s.mu
     return Signal(-1.0, 0.0, w.share * f * f, w.inv_n * f * f, total=w.total * f)
