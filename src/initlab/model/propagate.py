@@ -28,7 +28,7 @@ from ..catalog.gains import moments
 from ._layer_types import centres_channels, centres_one_entry, embedding_gain, frozen_norm_gain, offset_weight
 from ._registry import Kind
 from ._sizes import FOLDS, L2_NORMALIZES, MATMULS, SDPAS, SUMS, pool_window
-from .graph import GraphError, LayerInfo, ModelGraph
+from .graph import GraphError, LayerInfo, ModelGraph, Node
 from .layers import TRANSPARENT_NAMES, activation_spec
 
 POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps, when no example showed it
@@ -103,25 +103,14 @@ def propagate(
             continue
         elif n.op == "act":
             out[i] = _activation(n.act, n.name, x)
-        elif n.op in ("add", "mul") and (w := _weights_op(n.op, n.name, ins)) is not None:
-            out[i] = w
-        elif n.op == "mul" and n.name in DIVS and (r := _divided(ins)) is not None:
-            out[i] = r
         elif n.op in ("add", "mul", "cat"):
-            out[i] = _combine(n.op, ins, n.size)
+            out[i] = _arithmetic(n, ins)
         elif n.op == "softmax":
             out[i] = _softmax(n.size, x)
         elif n.op == "block":
             out[i] = block_rule(n.name, x) if block_rule is not None else Signal(1.0, 0.0)
-        elif n.name in _FILLS and n.op == "other":
-            out[i] = _FILLS[n.name]
-        elif n.op == "other" and n.name in SUMS and len(n.size) == 2 and len(ins) == 1:
-            out[i] = _summed(n.size, x)
-        elif n.op == "other" and n.name in L2_NORMALIZES and n.size and len(ins) == 1 and x.q > 0:
-            s2 = 1.0 / (n.size[0] * x.q)  # unit-norm vectors of n entries: E[x^2] = 1/n (XCiT's q and k)
-            out[i] = Signal(x.q * s2, x.mu * math.sqrt(s2), c=x.c * s2)
-        elif n.op == "other" and n.name in FOLDS and n.size and ins:
-            out[i] = _fold(n.size[0], ins[0])
+        elif n.op == "other" and (r := _named(n, ins)) is not None:
+            out[i] = r
         elif n.op == "other" and len(ins) >= 2:
             out[i] = _product(n.name, n.size, ins)
         elif n.op == "pool":
@@ -138,6 +127,32 @@ def propagate(
         if n.op in _COMMON_OPS:
             out[i] = _common(n.op, ins, x, out[i], n.size)
     return out
+
+
+def _arithmetic(n: Node, ins: list[Signal]) -> Signal:
+    """A sum, product, quotient or concatenation: of attention weights (:func:`_weights_op`), by a shared
+    divisor (:func:`_divided`), else of signals (:func:`_combine`)."""
+    if n.op in ("add", "mul") and (w := _weights_op(n.op, n.name, ins)) is not None:
+        return w
+    if n.op == "mul" and n.name in DIVS and (r := _divided(ins)) is not None:
+        return r
+    return _combine(n.op, ins, n.size)
+
+
+def _named(n: Node, ins: list[Signal]) -> Signal | None:
+    """An ``other`` op with a rule of its own: a fill shaped like its input, a sum, an L2 normalization, a
+    fold (None: none, or discovery read no size for it)."""
+    x = ins[0] if ins else Signal()
+    if n.name in _FILLS:
+        return _FILLS[n.name]
+    if n.name in SUMS and len(n.size) == 2 and len(ins) == 1:
+        return _summed(n.size, x)
+    if n.name in L2_NORMALIZES and n.size and len(ins) == 1 and x.q > 0:
+        s2 = 1.0 / (n.size[0] * x.q)  # unit-norm vectors of n entries: E[x^2] = 1/n (XCiT's q and k)
+        return Signal(x.q * s2, x.mu * math.sqrt(s2), c=x.c * s2)
+    if n.name in FOLDS and n.size and ins:
+        return _fold(n.size[0], x)
+    return None
 
 
 def _layer(info: LayerInfo, y: Signal, ins: list[Signal], x: Signal) -> Signal:
