@@ -347,3 +347,34 @@ def test_a_weight_standardized_conv_is_predicted_from_its_gain_and_its_gain_kept
         pred = rows[f"{i}.weight"].var_out
         # (fixed seeds; taking the SiLU's mean through the zero-mean filters would give 0.79 for layer 2)
         assert pred is not None and 0.87 < seen[i] / pred < 1.15, (i, seen[i], pred)
+
+
+class TinyLayerScale(nn.Module):
+    """MobileNetV5's: a block without a skip whose output is scaled by a 1e-5 layer scale, then a LayerNorm
+    (eps 1e-6) and a Linear layer: the norm's input, 1e-10, sits below its eps."""
+
+    def __init__(self, d: int = 64) -> None:
+        super().__init__()
+        self.fc, self.norm, self.out = nn.Linear(d, d), nn.LayerNorm(d, eps=1e-6), nn.Linear(d, d)
+        self.gamma = nn.Parameter(torch.full((d,), 1e-5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.norm(self.fc(x) * self.gamma.view(1, -1)))  # as timm's LayerScale2d reads it
+
+
+def test_a_norm_whose_input_is_below_its_eps_is_planned_for_what_it_passes():
+    """``x / sqrt(q + eps)`` of a 1e-10 input with eps 1e-6 is 1e-4, not 1: planned as 1, the norm and the
+    layer after it measured 1e-4 of their plans. Mean squares over 256 x 64 entries: a few % of spread."""
+    model = TinyLayerScale()
+    x = lambda seed: torch.randn(256, 64, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    report = init_model(model, "auto", example_input=x(1), seed=0)
+    seen: dict[str, float] = {}
+    for name in ("norm", "out"):
+        getattr(model, name).register_forward_hook(
+            lambda m, a, out, name=name: seen.update({name: float(out.detach().double().square().mean())}))
+    with torch.no_grad():
+        model(x(2))
+    predicted = {r.layer: r.var_out for r in report.rows if r.name.endswith("weight") and r.var_out}
+    for name in ("norm", "out"):
+        assert 1 / 3 < seen[name] / predicted[name] < 3, (name, seen[name], predicted[name])
+    assert predicted["norm"] < 1e-3  # the norm passes about 1e-4 of a unit signal

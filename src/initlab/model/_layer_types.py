@@ -173,6 +173,17 @@ def centres_channels(module: nn.Module | None) -> bool:
     return isinstance(module, nn.modules.instancenorm._InstanceNorm)
 
 
+def eps_kept(module: nn.Module | None, q: float) -> float:
+    """The share of a unit output a norm keeps when its input's second moment ``q`` is near its ``eps``:
+    ``x / sqrt(q + eps)`` has ``q / (q + eps)`` (MobileNetV5's 1e-5 layer scale feeds an RMS norm 4e-10
+    against eps 1e-6: it outputs 4e-4, not 1). A zero input stays planned as unit (the walker predicts
+    zero for constants it did not read); BatchNorm normalizes by statistics the batch or its buffers set."""
+    eps = getattr(module, "eps", None)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) or not (isinstance(eps, float) and eps > 0 < q):
+        return 1.0
+    return q / (q + eps) if q < 1e3 * eps else 1.0
+
+
 def centres_one_entry(module: nn.Module | None) -> bool:
     """A LayerNorm over a single entry: ``x - mean(x)`` is 0, so its output is its bias, whatever comes in
     (timm's CSATv2 has such norms in its attention over one channel)."""

@@ -34,7 +34,7 @@ from torch import nn
 from ..catalog import draws as d
 from ..catalog.activations import Activation
 from ..errors import InitlabTypeError, InitlabValueError
-from ._layer_types import centres_one_entry, embedding_gain, frozen_norm_gain, offset_weight
+from ._layer_types import centres_one_entry, embedding_gain, eps_kept, frozen_norm_gain, offset_weight
 from ._registry import Kind, tensor_of
 from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
@@ -365,8 +365,9 @@ class AutoChooser:
                               "its bias whatever its input, and what follows reads a constant; normalize "
                               "over more entries, or drop the norm")
             zero = True
-        self.var_out[info.name] = module_output(info, 0.0 if zero else 1.0)
-        return Signal(0.0 if zero else 1.0, 0.0)
+        q = 0.0 if zero else eps_kept(info.module, x.q)
+        self.var_out[info.name] = module_output(info, q)
+        return Signal(q, 0.0)
 
     def _weight_layer(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
         t = info.layer_type

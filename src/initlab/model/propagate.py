@@ -25,7 +25,14 @@ from torch import nn
 
 from ..catalog.activations import Activation
 from ..catalog.gains import moments
-from ._layer_types import centres_channels, centres_one_entry, embedding_gain, frozen_norm_gain, offset_weight
+from ._layer_types import (
+    centres_channels,
+    centres_one_entry,
+    embedding_gain,
+    eps_kept,
+    frozen_norm_gain,
+    offset_weight,
+)
 from ._registry import Kind
 from ._sizes import FOLDS, L2_NORMALIZES, MATMULS, SDPAS, SUMS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph, Node
@@ -522,9 +529,10 @@ def layer_moment(info: LayerInfo, ins: list[Signal], m2: Callable[[str], float])
             return frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0)
         if centres_one_entry(info.module):
             return m2("bias")
+        kept = eps_kept(info.module, x.q)
         if offset_weight(info.specs):  # x * (1 + w): E[(1 + w)^2], w's mean left out
-            return 1.0 + m2("weight")
-        return (m2("weight") if "weight" in info.params else 1.0) + m2("bias")
+            return (1.0 + m2("weight")) * kept
+        return (m2("weight") if "weight" in info.params else 1.0) * kept + m2("bias")
     if info.kind is Kind.ATTENTION:
         return float(getattr(info.module, "embed_dim", 1)) * m2("out_proj.weight") * mha_values(info, x, m2).q
     if info.kind is Kind.RNN:
