@@ -2,8 +2,9 @@
 
 Walks the dataflow nodes in execution order carrying, per tensor, the second moment ``q = E[x^2]`` and mean
 ``mu`` of its entries for a unit-variance input: weight layers scale ``q`` by ``fan_in * E[w^2]`` (plus the
-bias), activations map it through the catalog's Gaussian moment map, additions add, concatenations average,
-normalization layers reset it to their scale, shape-only ops keep it, average pooling keeps the mean and half
+bias), activations map it through the catalog's Gaussian moment map, additions add, concatenations average
+(weighted by the entries each part brings), normalization layers reset it to their scale (less when its
+input is near their eps), shape-only ops keep it, average pooling keeps the mean and half
 of the rest, a max pool takes the max of its window's entries, a softmax-weighted average keeps ``E[sum p^2]``
 of what differs between tokens and all of what they share (each signal carries that shared part ``c``),
 ``q @ k^T`` sums the head size's products, and tensors computed from constants and parameters only carry the
