@@ -178,15 +178,17 @@ def _layer(info: LayerInfo, y: Signal, ins: list[Signal], x: Signal) -> Signal:
 
 
 def _avg_pool(size: tuple[float, ...], x: Signal) -> Signal:
-    """An average keeps what the positions share whole and a share of the rest: the share measured on the
-    example (:func:`._sizes.pool_keep`), else 1/(entries averaged), else :data:`POOL_KEEP`. The example's
-    share is measured with the constructor's weights, whose streams share less across positions than the
-    plan's can (torchvision MaxViT's pooled shortcuts kept 0.13 on the example, 0.76 under the plan:
-    read as the whole share, their convs measured 3-15x their plans), so the shared part passes whole as
-    the walker predicts it (at most a quarter of ``q`` counted twice when the two agree)."""
+    """An average keeps the mean whole and a share of the rest: the share measured on the example
+    (:func:`._sizes.pool_keep`: across samples, so what the positions of a sample share is in it); if the
+    example could not show it, what the positions share whole plus 1/(entries averaged) of the rest, or
+    without a size :data:`POOL_KEEP` of it."""
     c = max(x.c, x.mu**2)
-    keep = size[0] if size else POOL_KEEP
-    return Signal(c + max(x.q - c, 0.0) * keep, x.mu, c=c)
+    if len(size) == 2:
+        return Signal(c + max(x.q - c, 0.0) * size[0], x.mu, c=c)
+    if size:
+        q = x.mu**2 + max(x.q - x.mu**2, 0.0) * size[0]
+        return Signal(q, x.mu, c=min(c, q))
+    return Signal(c + max(x.q - c, 0.0) * POOL_KEEP, x.mu, c=c)
 
 
 def _combine(op: str, ins: list[Signal], size: tuple[float, ...] = ()) -> Signal:
