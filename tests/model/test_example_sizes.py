@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from initlab.model import discover, init_model
-from initlab.model._sizes import _tap_reads, border_fraction
+from initlab.model._sizes import _tap_reads, border_fraction, index_share
 
 
 def _brute(n: int, k: int, stride: int, dil: int, left: int, right: int) -> float:
@@ -297,3 +297,13 @@ def test_a_sync_batchnorm_stays_in_eval_mode_in_the_example_pass():
     model[1].register_forward_pre_hook(lambda m, a: seen.append(m.training))
     init_model(model, "auto", example_input=torch.randn(4, 3, 6, 6), seed=0, dry_run=True)
     assert seen == [False] and model[1].training
+
+
+def test_index_share_counts_the_pairs_of_positions_that_read_one_row() -> None:
+    """Ordered pairs i != j of a sample's positions with equal ids, over all such pairs: [1, 1, 2, 3] has
+    2 of 12; all-zero token types 1; positions 0."""
+    assert index_share(torch.tensor([[1, 1, 2, 3]])) == (pytest.approx(2 / 12),)
+    assert index_share(torch.zeros(3, 16, dtype=torch.long)) == (pytest.approx(1.0),)
+    assert index_share(torch.arange(16).repeat(3, 1)) == (pytest.approx(0.0),)
+    assert index_share(torch.tensor([[5, 5], [7, 8]])) == (pytest.approx(0.5),)  # per sample, averaged
+    assert index_share(torch.randn(2, 4)) == ()  # not ids

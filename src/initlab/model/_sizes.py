@@ -51,7 +51,7 @@ def index_share(ids: Any) -> tuple[float, ...]:
         rows = ids.detach().reshape(-1, ids.shape[-1]).long()
         r, t = rows.shape
         lo = rows.min()
-        keys = torch.arange(r).unsqueeze(1) * (rows.max() - lo + 1) + (rows - lo)  # (row, value) pairs
+        keys = torch.arange(r, device=rows.device).unsqueeze(1) * (rows.max() - lo + 1) + (rows - lo)
         counts = keys.flatten().unique(return_counts=True)[1].double()
         return (float(counts.square().sum() - r * t) / (r * t * (t - 1)),)
 
