@@ -143,7 +143,8 @@ def module_act(module: nn.Module) -> Activation | None:
 
 
 ADD_NAMES = frozenset({"add", "__add__", "__radd__", "__iadd__", "add_"})
-MUL_NAMES = frozenset({"mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "__truediv__", "div_"})
+DIV_NAMES = frozenset({"div", "__truediv__", "div_"})  # products whose second factor divides
+MUL_NAMES = frozenset({"mul", "__mul__", "__rmul__", "__imul__", "mul_"}) | DIV_NAMES
 CAT_NAMES = frozenset({"cat", "concat", "concatenate", "stack"})
 SOFTMAX_NAMES = frozenset({"softmax", "log_softmax", "softmin"})
 AVG_POOL_NAMES = frozenset(

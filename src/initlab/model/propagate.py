@@ -37,7 +37,7 @@ from ._layer_types import (
 from ._registry import Kind
 from ._sizes import FOLDS, L2_NORMALIZES, MATMULS, SDPAS, SUMS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph, Node
-from .layers import TRANSPARENT_NAMES, activation_spec
+from .layers import DIV_NAMES, TRANSPARENT_NAMES, activation_spec
 
 POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps, when no example showed it
 
@@ -142,7 +142,7 @@ def _arithmetic(n: Node, ins: list[Signal]) -> Signal:
     divisor (:func:`_divided`), else of signals (:func:`_combine`)."""
     if n.op in ("add", "mul") and (w := _weights_op(n.op, n.name, ins)) is not None:
         return w
-    if n.op == "mul" and n.name in DIVS and (r := _divided(ins)) is not None:
+    if n.op == "mul" and n.name in DIV_NAMES and (r := _divided(ins)) is not None:
         return r
     return _combine(n.op, ins, n.size)
 
@@ -224,9 +224,14 @@ def _divided(ins: list[Signal]) -> Signal | None:
     if len(ins) != 2 or ins[0].q < 0 or ins[1].q < 0:
         return None
     a, b = ins
-    if b.mu == 0.0 or b.c < 0.999 * b.q:
+    if b.mu == 0.0 or not _shared(b):
         return None
     return Signal(a.q / b.mu**2, a.mu / b.mu, c=a.c / b.mu**2)
+
+
+def _shared(s: Signal) -> bool:
+    """Whether (nearly) all of ``s`` is the same at every position: a scale, a gate, a row's total."""
+    return s.c >= 0.999 * s.q
 
 
 def _fold(n: float, x: Signal) -> Signal:
@@ -418,16 +423,13 @@ def _averaged(v: Signal, p: Signal) -> Signal:
     return Signal(c + rest * p.share, v.mu * p.total, c=c + rest * p.inv_n)
 
 
-DIVS = frozenset({"div", "__truediv__", "div_"})
-
-
 def _weights_op(op: str, fname: str, ins: list[Signal]) -> Signal | None:
     """Softmax weights through a linear map that keeps them weights (None: not one): scaled by a value
     every position shares (ConViT's gate ``sigmoid(g) * softmax(...)``), divided by one (its ``attn /=
     attn.sum(-1)``), or summed with other weights (the gate's two mixed softmaxes, independent rows: each
     pair adds ``2 a b E[1/n]`` to ``E[sum_j w_j^2]``); times values that vary, the product of their
-    entries. Read as a product of signals, the mix lost its
-    share and ConViT's proj was planned for values passing whole (std 0.006, 0.01x its plan)."""
+    entries. Read as a product of signals, the mix lost its share and ConViT's proj was planned for values
+    passing whole (std 0.006, 0.01x its plan)."""
     weights = [s for s in ins if s.q < 0]
     if op == "add":
         if len(weights) != len(ins) or len(ins) < 2:
@@ -436,15 +438,15 @@ def _weights_op(op: str, fname: str, ins: list[Signal]) -> Signal | None:
         cross = sum(a * b for k, a in enumerate(roots) for b in roots[k + 1 :])
         return Signal(-1.0, 0.0, sum(w.share for w in weights) + 2.0 * cross, sum(roots) ** 2,
                       total=sum(w.total for w in weights))
-    if len(weights) != 1 or len(ins) != 2 or (fname in DIVS and ins[0].q >= 0):
+    if len(weights) != 1 or len(ins) != 2 or (fname in DIV_NAMES and ins[0].q >= 0):
         return None
     w, s = weights[0], next(s for s in ins if s.q >= 0)
-    if fname not in DIVS and s.c < 0.999 * s.q:  # values weighted entry by entry (ResNeSt's split
+    if fname not in DIV_NAMES and not _shared(s):  # values weighted entry by entry (ResNeSt's split
         e = entries(w)  # attention, summed over its radix next): a product of signals, no longer weights
         return Signal(e.q * s.q, e.mu * s.mu, c=e.c * s.c)
-    if s.mu == 0.0 or s.c < 0.999 * s.q:
+    if s.mu == 0.0 or not _shared(s):
         return None
-    f = 1.0 / s.mu if fname in DIVS else s.mu
+    f = 1.0 / s.mu if fname in DIV_NAMES else s.mu
     return Signal(-1.0, 0.0, w.share * f * f, w.inv_n * f * f, total=w.total * f)
 
 
