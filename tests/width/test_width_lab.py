@@ -13,7 +13,7 @@ from initlab.lab.runner import run_experiment
 def test_quick_run(tmp_path):
     result = run_experiment("width-transfer", quick=True, seeds=1, out=tmp_path, progress=False)
     assert (tmp_path / "width_transfer.png").exists() and (tmp_path / "section.md").exists()
-    assert len(result.rows) == 2 * len(result.data["params"])
+    assert len(result.rows) == 3 * len(result.data["params"])
     assert "grid step" in result.answer
     if importlib.util.find_spec("mup") is not None:
         for arch, by_param in result.data["loss"].items():

@@ -1,7 +1,8 @@
 """Width transfer: does the best learning rate stay put as the model gets wider? The analogue of Tensor
 Programs V, Fig. 1: training loss against the Adam learning rate for each width, under standard
 parametrization (SP), initlab's μP (``init_model(model, "mup", base=...)`` + ``mup_param_groups``) and the
-``mup`` package (when installed), on an MLP and a small Transformer (mnist1d as 8 tokens of 5 values)."""
+``mup`` package (when installed), on an MLP and a small Transformer (mnist1d as 8 tokens of 5 values), and
+on a character-level Transformer language model (Fig. 1's kind of model)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from ._width_models import one_run
 NAME = "width-transfer"
 QUESTION = ("Does the best learning rate stay put as the model gets wider (64 -> 1024) under μP, and move "
             "under standard parametrization?")
-ARCHS = ("mlp", "transformer")
+ARCHS = ("mlp", "transformer", "char-lm")
+TITLES = {"mlp": "MLP", "transformer": "Transformer (mnist1d)", "char-lm": "Character-level LM"}
 
 
 def params() -> list[str]:
@@ -34,16 +36,23 @@ def sizes(quick: bool) -> dict[str, Any]:
     """Few steps and small batches, sized for 2 shared CPU cores. The ``mup`` package peer stops at the
     Transformer's width 512 (its 1024 would cost a fifth of the run): it is the same parametrization as
     initlab μP, whose losses it matched to <1e-3 at every width it ran. Each model's LR grid keeps at least
-    two points beyond every best LR seen in the previous full run (MLP -9..-6, Transformer -11..-7)."""
+    two points beyond every best LR seen in the previous full run (MLP -9..-6, Transformer -11..-7); the
+    language model's, one point beyond μP's best in a pilot (-6) and SP's expected drift to about -9 at
+    width 1024. Its peer stops at width 256. ``n_eval``: held-out samples (mnist1d) or windows (the LM)."""
     if quick:
-        return {"widths": {"mlp": [32, 64], "transformer": [32, 64]},
-                "peer_max_width": {"mlp": 64, "transformer": 32},
-                "log2_lrs": {"mlp": [-8, -6], "transformer": [-8, -6]},
-                "steps": {"mlp": 5, "transformer": 3}, "batch": {"mlp": 16, "transformer": 8}, "n_eval": 64}
-    return {"widths": {"mlp": [64, 128, 256, 512, 1024], "transformer": [64, 128, 256, 512, 1024]},
-            "peer_max_width": {"mlp": 1024, "transformer": 512},
-            "log2_lrs": {"mlp": list(range(-11, -3)), "transformer": list(range(-12, -4))},
-            "steps": {"mlp": 60, "transformer": 40}, "batch": {"mlp": 32, "transformer": 16}, "n_eval": 1000}
+        return {"widths": {"mlp": [32, 64], "transformer": [32, 64], "char-lm": [32, 64]},
+                "peer_max_width": {"mlp": 64, "transformer": 32, "char-lm": 32},
+                "log2_lrs": {"mlp": [-8, -6], "transformer": [-8, -6], "char-lm": [-8, -6]},
+                "steps": {"mlp": 5, "transformer": 3, "char-lm": 3},
+                "batch": {"mlp": 16, "transformer": 8, "char-lm": 4},
+                "n_eval": {"mlp": 64, "transformer": 64, "char-lm": 8}}
+    return {"widths": {a: [64, 128, 256, 512, 1024] for a in ARCHS},
+            "peer_max_width": {"mlp": 1024, "transformer": 512, "char-lm": 256},
+            "log2_lrs": {"mlp": list(range(-11, -3)), "transformer": list(range(-12, -4)),
+                         "char-lm": list(range(-10, -3))},
+            "steps": {"mlp": 60, "transformer": 40, "char-lm": 200},
+            "batch": {"mlp": 32, "transformer": 16, "char-lm": 16},
+            "n_eval": {"mlp": 1000, "transformer": 1000, "char-lm": 256}}
 
 
 def widths_of(cfg: dict[str, Any], arch: str, param: str) -> list[int]:
@@ -57,7 +66,7 @@ def run(spec: Spec) -> Result:
     keys = [(a, p, w, lr) for a in ARCHS for p in names for w in widths_of(cfg, a, p)
             for lr in cfg["log2_lrs"][a]]
     jobs = [{"arch": a, "param": p, "width": w, "base_width": cfg["widths"][a][0], "lr": 2.0**lr,
-             "seed": s, "steps": cfg["steps"][a], "batch": cfg["batch"][a], "n_eval": cfg["n_eval"]}
+             "seed": s, "steps": cfg["steps"][a], "batch": cfg["batch"][a], "n_eval": cfg["n_eval"][a]}
             for a, p, w, lr in keys for s in spec.seeds]
     outs = iter(map_runs(one_run, jobs, spec, NAME))
     loss: dict[str, Any] = {}
@@ -83,22 +92,29 @@ def run(spec: Spec) -> Result:
 
 
 def _setup_text(cfg: dict[str, Any], spec: Spec) -> str:
-    lrs = cfg["log2_lrs"]
-    return (f"mnist1d (4000 train), Adam, {len(spec.seeds)} seed(s) (init and batch order). MLP: 2 hidden "
-            f"ReLU layers, widths {_ws(cfg, 'mlp')}, {cfg['steps']['mlp']} steps of batch "
-            f"{cfg['batch']['mlp']}. Transformer: 8 tokens x 5 values, linear embedding + learned positions, "
-            f"one pre-LN block (4 heads, MLP 2x), mean pool, widths {_ws(cfg, 'transformer')}, "
-            f"{cfg['steps']['transformer']} steps of batch {cfg['batch']['transformer']}; attention scale "
-            "1/sqrt(head_dim) under SP, sqrt(base head_dim)/head_dim under μP (1/head_dim, equal to SP's "
-            "at the base width). The mup package peer runs up to width "
-            f"{cfg['peer_max_width']['transformer']} on the Transformer. LR grid 2^k (x2 steps), k = "
-            f"{lrs['mlp'][0]}..{lrs['mlp'][-1]} (MLP), {lrs['transformer'][0]}..{lrs['transformer'][-1]} "
-            f"(Transformer). Loss: cross-entropy after the last step on {cfg['n_eval']} held-out mnist1d "
-            "samples (the same for every run), mean over seeds ± its standard error; the argmin is over the "
-            "seed mean. 'Worst wider step': of the loss changes from one width to the next at the narrowest "
-            "width's best LR (paired over seeds, ± the SE of that paired difference), the one furthest above "
-            "2 SE. μP base "
-            "width = the narrowest width; base scheme torch:default (SP is torch:default at every width).")
+    lrs, steps, batch, peer = cfg["log2_lrs"], cfg["steps"], cfg["batch"], cfg["peer_max_width"]
+    grid = ", ".join(f"{lrs[a][0]}..{lrs[a][-1]} ({a})" for a in ARCHS)
+    return " ".join([
+        f"Adam, {len(spec.seeds)} seed(s) (init and batch order).",
+        f"MLP on mnist1d (4000 train): 2 hidden ReLU layers, widths {_ws(cfg, 'mlp')},",
+        f"{steps['mlp']} steps of batch {batch['mlp']}.",
+        "Transformer on mnist1d: 8 tokens x 5 values, linear embedding + learned positions, one pre-LN",
+        f"block (4 heads, MLP 2x), mean pool, widths {_ws(cfg, 'transformer')},",
+        f"{steps['transformer']} steps of batch {batch['transformer']}.",
+        "Character-level LM: the same block, causal, on the bytes of torch.nn.modules' sources (0.9 MB;",
+        "torch is pinned, nothing is downloaded; the last 10% held out), byte and position embeddings,",
+        f"widths {_ws(cfg, 'char-lm')}, {steps['char-lm']} steps of {batch['char-lm']} windows of 32 bytes.",
+        "Attention scale 1/sqrt(head_dim) under SP, sqrt(base head_dim)/head_dim under μP (1/head_dim,",
+        "equal to SP's at the base width).",
+        f"The mup package peer runs up to width {peer['transformer']} on the Transformer and",
+        f"{peer['char-lm']} on the LM. LR grid 2^k (x2 steps), k = {grid}.",
+        f"Loss: cross-entropy after the last step on {cfg['n_eval']['mlp']} held-out mnist1d samples or",
+        f"{cfg['n_eval']['char-lm']} held-out windows (the same for every run), mean over seeds ± its",
+        "standard error; the argmin is over the seed mean. 'Worst wider step': of the loss changes from",
+        "one width to the next at the narrowest width's best LR (paired over seeds, ± the SE of that",
+        "paired difference), the one furthest above 2 SE. μP base width = the narrowest width; base",
+        "scheme torch:default (SP is torch:default at every width).",
+    ])
 
 
 def _ws(cfg: dict[str, Any], arch: str) -> str:
@@ -190,7 +206,7 @@ def _answer(summary: dict[str, dict[str, Any]], loss: dict[str, Any], cfg: dict[
             strict = "never" if s["wider_not_worse"] else f"sometimes ({noise})"
             cells.append(f"{p} moved {s['shift']:+d} grid step(s) (at most {s['max_shift']} from the "
                          f"narrowest width), wider {strict} worse at the narrowest width's best LR{edge}")
-        parts.append(f"{a.upper() if a == 'mlp' else 'Transformer'}: " + "; ".join(cells) + ".")
+        parts.append(f"{TITLES[a]}: " + "; ".join(cells) + ".")
     mup = [summary[a]["initlab μP"]["max_shift"] for a in ARCHS]
     sp = summary["mlp"]["SP"]["max_shift"]
     verdict = (f"Under initlab μP the best learning rate moved by at most {max(mup)} grid step(s) across "
