@@ -205,3 +205,26 @@ def test_branches_weighted_by_a_softmax_over_them_and_summed() -> None:
     x = lambda seed: torch.randn(B, 32, 8, 8, generator=torch.Generator().manual_seed(seed))  # noqa: E731
     _check(SplitAttention(), x(1), x(2), {"out", "fc1", "fc2", "conv"})
 
+
+
+class PaddedWindows(nn.Module):
+    """TinyViT's, SAM's and Swin's window attention on a map its windows do not tile: a 5x5 map zero-padded
+    to one 8x8 window, a norm and q/k/v on every position of it, the attention, and a slice back to 5x5.
+    Hooks on the norm and on qkv average over the padding too (25 of 64 positions carry the signal: the
+    walker's unit is 0.39 there, as measured), and after the slice the map is whole again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm, self.qkv, self.mlp = nn.LayerNorm(D), nn.Linear(D, 3 * D), nn.Linear(D, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, 3, D)
+        b, h, w, d = x.shape
+        t = self.norm(F.pad(x, (0, 0, 0, 8 - w, 0, 8 - h))).reshape(b, 64, d)
+        q, k, v = (split(p) for p in self.qkv(t).chunk(3, dim=-1))
+        a = merge(F.scaled_dot_product_attention(q, k, v)).reshape(b, 8, 8, d)[:, :h, :w]
+        return self.mlp(x + a)
+
+
+def test_positions_a_zero_pad_adds_are_averaged_in_until_the_slice_takes_them_off() -> None:
+    x = lambda seed: torch.randn(B, 3, 3, D, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    _check(PaddedWindows(), x(1), x(2), {"norm", "qkv", "mlp"})

@@ -173,6 +173,20 @@ def centres_channels(module: nn.Module | None) -> bool:
     return isinstance(module, nn.modules.instancenorm._InstanceNorm)
 
 
+def per_position(kind: Kind, module: nn.Module | None) -> bool:
+    """A layer that maps each position on its own: a linear map, a 1x1 conv of stride 1, a norm over each
+    position's features (LayerNorm, RMSNorm; not BatchNorm, GroupNorm or InstanceNorm, which normalize
+    over the positions). Positions that a zero pad added stay apart from the rest through it."""
+    if kind in (Kind.LINEAR, Kind.BILINEAR, Kind.HF_CONV1D):
+        return True
+    if kind is Kind.NORM:
+        return not isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LocalResponseNorm))
+    if kind is Kind.CONV and isinstance(module, nn.modules.conv._ConvNd):
+        return (all(k == 1 for k in module.kernel_size) and all(s == 1 for s in module.stride)
+                and not any(module._reversed_padding_repeated_twice))
+    return False
+
+
 def eps_kept(module: nn.Module | None, q: float) -> float:
     """The share of a unit output a norm keeps when its input's second moment ``q`` is near its ``eps``:
     ``x / sqrt(q + eps)`` has ``q / (q + eps)`` (MobileNetV5's 1e-5 layer scale feeds an RMS norm 4e-10

@@ -27,6 +27,11 @@ SUMS = frozenset({"sum"})  # over some dims (the last: what dividing attention w
 L2_NORMALIZES = frozenset({"normalize"})  # F.normalize: each vector along ``dim`` to unit L2 norm
 FOLDS = frozenset({"fold"})  # F.fold: overlapping patches summed back into a map
 SIZED = MATMULS | SOFTMAXES | MAX_POOLS | AVG_POOLS | SDPAS | SUMS | CAT_NAMES | L2_NORMALIZES | FOLDS
+# zero padding and the slice that crops it back (window attention on a map the windows do not tile): read when
+# the example runs anyway, but no reason on their own to run it (``has_sized_calls``)
+PADS = frozenset({"pad"})
+CROPS = frozenset({"getitem", "__getitem__"})
+LIVE_SIZED = PADS | CROPS
 QUANTILES = 8
 
 
@@ -124,10 +129,28 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
         parts = args[0] if args else kwargs.get("tensors")
         return tuple(float(t.numel()) for t in parts if isinstance(t, torch.Tensor)) if isinstance(
             parts, (list, tuple)) else ()
+    if fname in LIVE_SIZED:
+        return _live_share(fname, args, kwargs, out)
     if fname in SOFTMAXES and isinstance(out, torch.Tensor) and out.dim() >= 1:
         dim = kwargs.get("dim", args[1] if len(args) > 1 else -1)
         return key_counts(out, dim) if isinstance(dim, int) else ()
     return ()
+
+
+def _live_share(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:
+    """``(f,)``: the share of a zero pad's output entries that are its input's, or of a slice's input
+    entries that it keeps; ``()`` for any other pad (reflect, a nonzero value) or slice (one that keeps all,
+    or not of a tensor)."""
+    x = args[0] if args else kwargs.get("input")
+    if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor)) or out.numel() == 0:
+        return ()
+    if fname in PADS:
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+        value = kwargs.get("value", args[3] if len(args) > 3 else None)
+        if mode != "constant" or value not in (None, 0, 0.0) or out.numel() <= x.numel():
+            return ()
+        return (x.numel() / out.numel(),)
+    return (out.numel() / x.numel(),) if 0 < out.numel() < x.numel() else ()
 
 
 def _summed(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:
@@ -331,7 +354,7 @@ def fx_sizes(
         if n not in recorded:
             return
         name = name_of(n)
-        size = call_sizes(name, args, kwargs, out) if name in SIZED else ()
+        size = call_sizes(name, args, kwargs, out) if name in SIZED or name in LIVE_SIZED else ()
         value = (float(out) ** 2, float(out)) if type(out) in (int, float) else None
         if value is None and n.all_input_nodes and constants.issuperset(n.all_input_nodes):
             # a value of parameters and buffers alone (ConvNeXt-V2's ``self.weight.view(...)``), read as

@@ -47,6 +47,7 @@ from .propagate import (
     fan_in_read,
     module_output,
     output_signal,
+    padded_output,
     propagate,
 )
 from .report import InitReport
@@ -366,7 +367,7 @@ class AutoChooser:
                               "over more entries, or drop the norm")
             zero = True
         q = 0.0 if zero else eps_kept(info.module, x.q)
-        self.var_out[info.name] = module_output(info, q)
+        self.var_out[info.name] = module_output(info, padded_output(info, [x], q))
         return Signal(q, 0.0)
 
     def _weight_layer(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
@@ -407,7 +408,7 @@ class AutoChooser:
         if zero_in:  # zero, or whatever the constant was: the report says the layer has no prediction
             self.unpredicted[info.name] = why
         else:
-            self.var_out[info.name] = q_t
+            self.var_out[info.name] = padded_output(info, ins, q_t)
         self.why[info.name] = why
         return Signal(q_t, 0.0)
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import special
@@ -33,9 +33,10 @@ from ._layer_types import (
     eps_kept,
     frozen_norm_gain,
     offset_weight,
+    per_position,
 )
 from ._registry import Kind
-from ._sizes import FOLDS, L2_NORMALIZES, MATMULS, SDPAS, SUMS, pool_window
+from ._sizes import CROPS, FOLDS, L2_NORMALIZES, MATMULS, PADS, SDPAS, SUMS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph, Node
 from .layers import DIV_NAMES, TRANSPARENT_NAMES, activation_spec
 
@@ -50,6 +51,7 @@ class Signal:
     inv_n: float = 1.0  # softmax probabilities: E[1/n], the share two rows' averages have in common
     c: float = 0.0  # the part of q every token (position) of a sample shares: a mean, a bias, an average
     total: float = 1.0  # softmax probabilities: each row's sum (share and inv_n scale with its square)
+    live: float = 1.0  # the share of positions that carry it, the rest a zero pad's (:func:`_live`)
 
 
 @lru_cache(maxsize=4096)
@@ -75,6 +77,13 @@ def act_moments(act: Activation | None, spec: str | None, q: float) -> tuple[flo
 LayerRule = Callable[[LayerInfo, list[Signal], int], Signal]
 
 
+class _Rules(NamedTuple):
+    layer: LayerRule
+    block: Callable[[str, Signal], Signal] | None
+    param: Callable[[str], Signal | None] | None
+    by_node: dict[int, LayerInfo]  # the layer each layer node is the first call of
+
+
 def propagate(
     graph: ModelGraph,
     layer_rule: LayerRule,
@@ -85,56 +94,97 @@ def propagate(
     """Signal at every node (filled into ``out`` as the walk goes, so rules can look back); ``layer_rule(info,
     inputs, node)`` gives a weight layer's output signal, ``block_rule(name, input)`` a composite's,
     ``param_rule(name)`` that of a parameter read as data (None, or no rule: zero)."""
-    nodes = graph.nodes
-    by_node = {info.node: info for info in graph.layers if info.node is not None}
-    first_call = {info.name: info.node for info in graph.layers}
+    rules = _Rules(layer_rule, block_rule, param_rule,
+                   {info.node: info for info in graph.layers if info.node is not None})
     out = {} if out is None else out
-    for i, n in enumerate(nodes):
-        ins = [out[j] for j in n.inputs if j in out]
-        x = ins[0] if ins else Signal()
-        if n.value is not None and n.op not in ("layer", "input", "param", "output"):
-            out[i] = Signal(*n.value)  # computed from constants and parameters: read in discovery
-        elif n.op == "input":
-            out[i] = Signal(1.0, 0.0)
-        elif n.op == "param" and param_rule is not None:
-            out[i] = param_rule(n.name) or Signal(0.0, 0.0)
-        elif n.op in ("const", "param"):
-            out[i] = Signal(0.0, 0.0)
-        elif n.op == "layer":
-            info = by_node.get(i)
-            if info is None:  # a repeated call of a shared layer: same scale as its first call
-                info = next((li for li in graph.layers if li.name == n.name), None)
-                if info is None or first_call.get(n.name) is None:
-                    out[i] = x
-                    continue
-            out[i] = _layer(info, layer_rule(info, [entries(s) for s in ins] or [Signal()], i), ins, x)
-            continue
-        elif n.op == "act":
-            out[i] = _activation(n.act, n.name, x)
-        elif n.op in ("add", "mul", "cat"):
-            out[i] = _arithmetic(n, ins)
-        elif n.op == "softmax":
-            out[i] = _softmax(n.size, x)
-        elif n.op == "block":
-            out[i] = block_rule(n.name, x) if block_rule is not None else Signal(1.0, 0.0)
-        elif n.op == "other" and (r := _named(n, ins)) is not None:
-            out[i] = r
-        elif n.op == "other" and len(ins) >= 2:
-            out[i] = _product(n.name, n.size, ins)
-        elif n.op == "pool":
-            out[i] = _avg_pool(n.size, x)
-        elif n.op == "pass" and x.q >= 0 and (k := _max_pool_window(graph, n)) > 1:
-            out[i] = _max_pool(nodes, out, n.inputs[0], k)
-        elif n.op == "pass" and x.q >= 0 and (kept := _dropout_kept(graph, n)) < 1.0:
-            out[i] = Signal(x.q / kept, x.mu, c=x.c)  # (its mask adds nothing the positions share)
-            continue
-        elif n.op == "output" or x.q >= 0:
-            out[i] = Signal(abs(x.q), x.mu)
-        else:  # pass, other: attention probabilities stay probabilities (dropout, a cast, a head mask)
-            out[i] = x
-        if n.op in _COMMON_OPS:
-            out[i] = _common(n.op, ins, x, out[i], n.size)
+    for i, n in enumerate(graph.nodes):
+        info = _layer_of(graph, rules, i, n)
+        y = _node_signal(graph, rules, i, n, out, info)
+        out[i] = replace(y, live=_live(n, [out[j] for j in n.inputs if j in out], info))
     return out
+
+
+def _layer_of(graph: ModelGraph, rules: _Rules, i: int, n: Node) -> LayerInfo | None:
+    """The layer a ``layer`` node calls: its first call, or a repeated call of a shared layer (same scale as
+    its first call; None when that one has no node)."""
+    if n.op != "layer":
+        return None
+    info = rules.by_node.get(i)
+    if info is None:
+        info = next((li for li in graph.layers if li.name == n.name), None)
+        if info is None or info.node is None:
+            return None
+    return info
+
+
+def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[int, Signal],
+                 info: LayerInfo | None) -> Signal:
+    ins = [out[j] for j in n.inputs if j in out]
+    x = ins[0] if ins else Signal()
+    if n.op == "layer":  # (the layer rule keeps what positions share itself)
+        if info is None:
+            return x
+        return _layer(info, rules.layer(info, [entries(s) for s in ins] or [Signal()], i), ins, x)
+    if n.value is None and n.op == "pass" and x.q >= 0 and (kept := _dropout_kept(graph, n)) < 1.0:
+        return Signal(x.q / kept, x.mu, c=x.c)  # (its mask adds nothing the positions share)
+    if n.value is not None and n.op not in ("input", "param", "output"):
+        y = Signal(*n.value)  # computed from constants and parameters: read in discovery
+    elif n.op == "input":
+        y = Signal(1.0, 0.0)
+    elif n.op == "param" and rules.param is not None:
+        y = rules.param(n.name) or Signal(0.0, 0.0)
+    elif n.op in ("const", "param"):
+        y = Signal(0.0, 0.0)
+    elif n.op == "act":
+        y = _activation(n.act, n.name, x)
+    elif n.op in ("add", "mul", "cat"):
+        y = _arithmetic(n, ins)
+    elif n.op == "softmax":
+        y = _softmax(n.size, x)
+    elif n.op == "block":
+        y = rules.block(n.name, x) if rules.block is not None else Signal(1.0, 0.0)
+    elif n.op == "other" and (r := _named(n, ins)) is not None:
+        y = r
+    elif n.op == "other" and len(ins) >= 2:
+        y = _product(n.name, n.size, ins)
+    elif n.op == "pool":
+        y = _avg_pool(n.size, x)
+    elif n.op == "pass" and x.q >= 0 and (k := _max_pool_window(graph, n)) > 1:
+        y = _max_pool(graph.nodes, out, n.inputs[0], k)
+    elif n.op == "output" or x.q >= 0:
+        y = Signal(abs(x.q), x.mu)
+    else:  # pass, other: attention probabilities stay probabilities (dropout, a cast, a head mask)
+        y = x
+    return _common(n.op, ins, x, y, n.size) if n.op in _COMMON_OPS else y
+
+
+def _live(n: Node, ins: list[Signal], info: LayerInfo | None) -> float:
+    """The share of positions that carry the signal; the rest were added by a zero pad (window attention
+    on a map its windows do not tile) and stay zero, or a bias, through per-position maps until a slice
+    crops them off again. The walker's ``q`` is that of the carrying positions, which the plan is for; a
+    hook on a layer in between averages over the padding too (:func:`padded_output`)."""
+    if not ins or n.op in ("pool", "input", "const", "param"):
+        return 1.0
+    x = ins[0]
+    if n.op == "pass" and n.name in PADS and n.size:
+        return x.live * n.size[0]
+    if n.op == "pass" and n.name in CROPS and n.size and x.live < 1.0:  # the slice that takes the pad off
+        return 1.0 if abs(n.size[0] - x.live) <= 0.02 * x.live else x.live
+    if n.op == "layer":
+        return x.live if info is not None and per_position(info.kind, info.module) else 1.0
+    if n.op == "add":
+        return max(s.live for s in ins)
+    if n.op == "cat":
+        return sum(a * s.live for a, s in zip(_cat_weights(ins, n.size), ins, strict=True))
+    return min(s.live for s in ins)
+
+
+def padded_output(info: LayerInfo, ins: list[Signal], q: float) -> float:
+    """What a hook on a layer sees of its output ``q`` at the carrying positions: ``q`` times their share
+    when the layer maps each position on its own and a zero pad added the others (they hold its bias,
+    planned zero), else ``q``."""
+    live = ins[0].live if ins else 1.0
+    return q * live if live < 1.0 and per_position(info.kind, info.module) else q
 
 
 def _arithmetic(n: Node, ins: list[Signal]) -> Signal:
@@ -565,7 +615,7 @@ def evaluate(
 
     def rule(info: LayerInfo, ins: list[Signal], node: int) -> Signal:
         q = layer_moment(info, ins, lambda local: m2(info, local))
-        var[info.name] = module_output(info, q)
+        var[info.name] = module_output(info, padded_output(info, ins, q))
         if info.kind is Kind.ATTENTION and ins:  # its average makes what the tokens share most of it
             v = mha_values(info, ins[0], lambda local: m2(info, local))
             return Signal(q, 0.0, c=q * min(v.c / v.q, 1.0) if v.q > 0 else 0.0)
