@@ -37,8 +37,9 @@ def sizes(quick: bool) -> dict[str, Any]:
     Transformer's width 512 (its 1024 would cost a fifth of the run): it is the same parametrization as
     initlab μP, whose losses it matched to <1e-3 at every width it ran. Each model's LR grid keeps at least
     two points beyond every best LR seen in the previous full run (MLP -9..-6, Transformer -11..-7); the
-    language model's, one point beyond μP's best in a pilot (-6) and SP's expected drift to about -9 at
-    width 1024. Its peer stops at width 256. ``n_eval``: held-out samples (mnist1d) or windows (the LM)."""
+    language model's keeps μP's (-7..-6) two points inside, and SP's drift reaches its edge (-10) at widths
+    512 and 1024, which the answer says (two more points would cost a third more time). Its peer stops at
+    width 256. ``n_eval``: held-out samples (mnist1d) or windows (the LM)."""
     if quick:
         return {"widths": {"mlp": [32, 64], "transformer": [32, 64], "char-lm": [32, 64]},
                 "peer_max_width": {"mlp": 64, "transformer": 32, "char-lm": 32},
