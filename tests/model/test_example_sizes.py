@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from initlab.model import discover, init_model
-from initlab.model._sizes import _tap_reads, border_fraction, index_share
+from initlab.model._sizes import _tap_reads, border_fraction, call_sizes, index_share
 
 
 def _brute(n: int, k: int, stride: int, dil: int, left: int, right: int) -> float:
@@ -307,3 +307,17 @@ def test_index_share_counts_the_pairs_of_positions_that_read_one_row() -> None:
     assert index_share(torch.arange(16).repeat(3, 1)) == (pytest.approx(0.0),)
     assert index_share(torch.tensor([[5, 5], [7, 8]])) == (pytest.approx(0.5),)  # per sample, averaged
     assert index_share(torch.randn(2, 4)) == ()  # not ids
+
+
+def test_a_zero_pad_and_the_slice_that_crops_it_give_the_share_of_positions_that_carry_the_signal() -> None:
+    x = torch.randn(2, 5, 5, 8)
+    padded = F.pad(x, (0, 0, 0, 3, 0, 3))  # 5x5 -> 8x8: 25 of 64 positions are x's
+    assert call_sizes("pad", (x, (0, 0, 0, 3, 0, 3)), {}, padded) == (25 / 64,)
+    assert call_sizes("getitem", (padded, (slice(None), slice(0, 5), slice(0, 5))), {},
+                      padded[:, :5, :5]) == (25 / 64,)
+    # not a zero pad, or a slice that keeps everything: no share
+    m, edges = x.permute(0, 3, 1, 2), (1, 1, 1, 1)
+    assert call_sizes("pad", (m, edges), {"mode": "reflect"}, F.pad(m, edges, mode="reflect")) == ()
+    assert call_sizes("pad", (x, (1, 1)), {"value": 1.0}, F.pad(x, (1, 1), value=1.0)) == ()
+    assert call_sizes("getitem", (x, slice(None)), {}, x[:]) == ()
+    assert call_sizes("getitem", ((x, x), 0), {}, x) == ()  # a tuple's item
