@@ -208,23 +208,33 @@ def test_branches_weighted_by_a_softmax_over_them_and_summed() -> None:
 
 
 class PaddedWindows(nn.Module):
-    """TinyViT's, SAM's and Swin's window attention on a map its windows do not tile: a 5x5 map zero-padded
-    to one 8x8 window, a norm and q/k/v on every position of it, the attention, and a slice back to 5x5.
-    Hooks on the norm and on qkv average over the padding too (25 of 64 positions carry the signal: the
-    walker's unit is 0.39 there, as measured), and after the slice the map is whole again."""
+    """TinyViT's, SAM's and Swin's window attention on a map its windows do not tile: a 3x3 map zero-padded
+    to one 12x12 window, a norm, q/k/v, the attention and its projection on every position of it, and a
+    slice back to 3x3. Hooks on the norm and on qkv average over the padding too (9 of 144 positions carry
+    the signal; predicted 16x too large before); the carrying rows' attention also spreads over the 135
+    padded keys (logit 0, value 0) and the padded rows average the 9 values alike, which the projection's
+    hook sees; after the slice the map is whole again."""
 
     def __init__(self) -> None:
         super().__init__()
         self.norm, self.qkv, self.mlp = nn.LayerNorm(D), nn.Linear(D, 3 * D), nn.Linear(D, D)
+        self.proj = nn.Linear(D, D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, 3, D)
         b, h, w, d = x.shape
-        t = self.norm(F.pad(x, (0, 0, 0, 8 - w, 0, 8 - h))).reshape(b, 64, d)
+        t = self.norm(F.pad(x, (0, 0, 0, 12 - w, 0, 12 - h))).reshape(b, 144, d)
         q, k, v = (split(p) for p in self.qkv(t).chunk(3, dim=-1))
-        a = merge(F.scaled_dot_product_attention(q, k, v)).reshape(b, 8, 8, d)[:, :h, :w]
+        a = self.proj(merge(F.scaled_dot_product_attention(q, k, v))).reshape(b, 12, 12, d)[:, :h, :w]
         return self.mlp(x + a)
 
 
 def test_positions_a_zero_pad_adds_are_averaged_in_until_the_slice_takes_them_off() -> None:
+    # Within 1.5x, not only 3x: the projection and the layer after the slice measured 0.58x and 0.56x of
+    # their plans with the padded keys read as carrying ones (a plan drawn 0.58x too small); over init
+    # seeds 0-7 the projection measures 0.89-1.25x its prediction now, so 1.5x is about 4 of that spread.
     x = lambda seed: torch.randn(B, 3, 3, D, generator=torch.Generator().manual_seed(seed))  # noqa: E731
-    _check(PaddedWindows(), x(1), x(2), {"norm", "qkv", "mlp"})
+    model = PaddedWindows()
+    report = initlab.init_model(model, "auto", example_input=x(1), seed=0)
+    got = measured(model, report, x(2))
+    assert_within(got, {"norm", "qkv", "proj", "mlp"})
+    assert all(1 / 1.5 <= got[n][0] / got[n][1] <= 1.5 for n in ("norm", "qkv", "proj", "mlp")), got
