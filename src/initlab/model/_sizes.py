@@ -32,6 +32,7 @@ SIZED = MATMULS | SOFTMAXES | MAX_POOLS | AVG_POOLS | SDPAS | SUMS | CAT_NAMES |
 PADS = frozenset({"pad"})
 CROPS = frozenset({"getitem", "__getitem__"})
 LIVE_SIZED = PADS | CROPS
+RECORDED = SIZED | LIVE_SIZED  # every call whose sizes discovery records when the example runs
 QUANTILES = 8
 
 
@@ -354,7 +355,7 @@ def fx_sizes(
         if n not in recorded:
             return
         name = name_of(n)
-        size = call_sizes(name, args, kwargs, out) if name in SIZED or name in LIVE_SIZED else ()
+        size = call_sizes(name, args, kwargs, out) if name in RECORDED else ()
         value = (float(out) ** 2, float(out)) if type(out) in (int, float) else None
         if value is None and n.all_input_nodes and constants.issuperset(n.all_input_nodes):
             # a value of parameters and buffers alone (ConvNeXt-V2's ``self.weight.view(...)``), read as

@@ -44,8 +44,7 @@ from ._param_rules import attach_expert_layers
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of, types_decided_once
 from ._sizes import (
-    LIVE_SIZED,
-    SIZED,
+    RECORDED,
     border_fraction,
     call_sizes,
     constant_value,
@@ -621,7 +620,7 @@ class _Recorder:
         if any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
             node = self.b.call(fname, tuple(self.ref(args)), self.ref(dict(kwargs)))
             n = self.b.nodes[node]
-            if fname in SIZED or fname in LIVE_SIZED:
+            if fname in RECORDED:
                 n.size = call_sizes(fname, args, kwargs, out)
             if all(self.b.nodes[j].op == "const" or self.b.nodes[j].value is not None for j in n.inputs):
                 n.value = constant_value(out)

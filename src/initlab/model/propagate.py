@@ -358,23 +358,11 @@ def _padded(keys: tuple[float, ...], s2: float, live: float) -> Signal:
     values and ``(E[sum_live p])^2`` (the row sum ``total``) of what they share; a padded row (a zero query)
     averages them all alike, ``n_live / n^2`` and ``live^2`` (``dead``: :func:`_averaged`). Measured on
     SAM-B's first windowed block (16 of 196 keys carry): ``E[sum_live p^2]`` 0.00255, predicted 0.0028."""
-    pairs = [_padded_share(int(n), round(min(s2, 16.0), 2), round(live, 3)) for n in keys]
+    pairs = [_share(int(n), round(min(s2, 16.0), 2), max(1, round(n * live))) for n in keys]
     share, total = (sum(v) / len(pairs) for v in zip(*pairs, strict=True))
     n_live = sum(max(1.0, round(k * live)) for k in keys) / len(keys)
     per_dead = sum(max(1.0, round(k * live)) / max(k, 1.0) ** 2 for k in keys) / len(keys)
     return Signal(-1.0, 0.0, share, total * total / n_live, total=total, live=live, dead=per_dead)
-
-
-@lru_cache(maxsize=1024)
-def _padded_share(n: int, s2: float, live: float) -> tuple[float, float]:
-    k = max(1, round(n * live))  # as _share: a fixed-seed local generator, 2^12 logits
-    if k >= n or n > 1 << 13:
-        return _share(n, s2), 1.0
-    logits = np.zeros((max(8, (1 << 12) // n), n))
-    logits[:, :k] = np.random.default_rng(0).standard_normal((logits.shape[0], k)) * math.sqrt(s2)
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    return float(np.square(p[:, :k]).sum(axis=1).mean()), float(p[:, :k].sum(axis=1).mean())
 
 
 _COMMON_OPS = frozenset({"layer", "act", "add", "mul", "cat", "block", "pass", "output"})
@@ -580,22 +568,25 @@ def attention_share(keys: tuple[float, ...], s2: float) -> float:
     the rows' key counts ``keys`` (none recorded: 1, the value passes whole)."""
     if not keys:
         return 1.0
-    return sum(_share(int(n), round(min(s2, 16.0), 2)) for n in keys) / len(keys)
+    return sum(_share(int(n), round(min(s2, 16.0), 2))[0] for n in keys) / len(keys)
 
 
 @lru_cache(maxsize=1024)
-def _share(n: int, s2: float) -> float:
+def _share(n: int, s2: float, live: int | None = None) -> tuple[float, float]:
+    """``(E[sum_j p_j^2], E[sum_j p_j])`` over the first ``live`` of ``n`` keys (all: None), those with
+    i.i.d. logits ``N(0, s2)``, the rest logit 0 (a zero pad's keys, :func:`_padded`)."""
     # a fixed-seed local generator (no global RNG), 2^12 logits (a few % standard error: the targets are
-    # factors), or the large-n limit e^{s2} / n
+    # factors), or the large-n limit e^{s2} / n (every key carrying)
+    k = n if live is None else min(live, n)
     if n <= 1:
-        return 1.0
+        return 1.0, 1.0
     if n > 1 << 13:
-        return min(1.0, math.exp(s2) / n)
-    rng = np.random.default_rng(0)
-    logits = rng.standard_normal((max(8, (1 << 12) // n), n)) * math.sqrt(s2)
+        return min(1.0, math.exp(s2) / n), 1.0
+    logits = np.zeros((max(8, (1 << 12) // n), n))
+    logits[:, :k] = np.random.default_rng(0).standard_normal((logits.shape[0], k)) * math.sqrt(s2)
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
-    return float(np.square(p).sum(axis=1).mean())
+    return float(np.square(p[:, :k]).sum(axis=1).mean()), float(p[:, :k].sum(axis=1).mean())
 
 
 def output_signal(graph: ModelGraph, signals: dict[int, Signal]) -> Signal | None:
