@@ -393,7 +393,9 @@ class AutoChooser:
             return Signal(0.0, 0.0)
         # edge of chaos only where the target is the activation's stable point (not a residual budget)
         pre = self._pre_activation(node) if self._fixed_point.get(info.name, False) else None
-        sw2, sb2, rule, center = self._scales(pre, q_in, q_t, has_bias)
+        # a weight-standardized conv's zero-mean filters drop the mean themselves: a bias cancelling it
+        # through W.1 would add -mean x W.1 at every position (NF-RegNet's SE inputs measured 40x the plan)
+        sw2, sb2, rule, center = self._scales(pre, q_in, q_t, has_bias, info.standardized is None)
         label_rule = f"auto:{rule}" + (" (mean-centred)" if center else "")
         if self._set_weight(info, w, sw2, fan_in, q_in, label_rule):
             sb2, center = 0.0, 0.0
@@ -410,20 +412,23 @@ class AutoChooser:
         else:
             self.var_out[info.name] = padded_output(info, ins, q_t)
         self.why[info.name] = why
-        return Signal(q_t, 0.0)
+        sb2 = sb2 if has_bias else 0.0  # a bias: what every position shares
+        # on a zero input the layer outputs its bias (after NF-Nets' zero-gain conv, their SE outputs zero)
+        return Signal(sb2, 0.0, c=sb2) if zero_in else Signal(q_t, 0.0, c=sb2)
 
     def _scales(
-        self, pre: _Pre | None, q_in: float, q_t: float, has_bias: bool
+        self, pre: _Pre | None, q_in: float, q_t: float, has_bias: bool, centre: bool = True
     ) -> tuple[float, float, str, float]:
         """(sigma_w^2, sigma_b^2, rule, mean to cancel) for a target ``q_t``: the edge of chaos after an
-        activation where feasible, else the forward variance."""
+        activation where feasible (cancelling the activation's mean through the bias if ``centre``), else
+        the forward variance."""
         if pre is None:
             return q_t / q_in, 0.0, "variance", 0.0
         v_in, center = q_in, 0.0
         mean, second, slope2 = act_moments(pre.act, pre.spec, pre.q)
         chi_w2 = 1.0 / max(slope2, 1e-12)
         sb2_plain = q_t - chi_w2 * second
-        if has_bias and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second and not self.portable:
+        if has_bias and centre and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second and not self.portable:
             v_in, center = max(second - mean * mean, 1e-12), mean  # cancel the mean through the bias
             sb2_plain = q_t - chi_w2 * v_in
         if sb2_plain >= 0 and (has_bias or sb2_plain < 0.02 * q_t):

@@ -40,7 +40,7 @@ from ._fx_tracer import LeafTracer
 from ._input_key import InputKey
 from ._isolate import kept_buffers, kept_rngs, quiet_forward
 from ._layer_types import RAW, standardized_w2
-from ._param_rules import attach_expert_layers
+from ._param_rules import attach_expert_layers, param_rule
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of, types_decided_once
 from ._sizes import (
@@ -327,6 +327,8 @@ class _Builder:
         if fname in L.ADD_NAMES:
             return self.add("add" if len(data) >= 2 else "pass", data, fname)
         if fname in L.MUL_NAMES:
+            if len(data) == 1 and params and (gain := self._kept_gain(params)) is not None:
+                data = (*data, gain)
             return self.add("mul" if len(data) >= 2 else "pass", data, fname)
         if fname in L.CAT_NAMES:
             return self.add("cat", data, fname)
@@ -337,6 +339,26 @@ class _Builder:
         if fname in L.TRANSPARENT_NAMES:
             return self.add("pass", data, fname)
         return self.add("other", data, fname)
+
+    def _kept_gain(self, params: list[str]) -> int | None:
+        """A signal scaled by parameters no layer owns and no rule draws (layer scale, NF-Nets' zero
+        ``skipinit_gain``, ReZero's alpha): a constant of their values, which every plan keeps. Read as
+        a shape-only op, NF-Nets' residual branches looked whole and their streams 10x the measured."""
+        value = (1.0, 1.0)
+        for q in params:
+            owner, _, _ = q.rpartition(".")
+            try:
+                module, p = self.model.get_submodule(owner), self.model.get_parameter(q)
+            except AttributeError:
+                return None
+            rule = param_rule(q, tuple(p.shape), module)
+            v = constant_value(p)
+            if layer_type(module) is not None or (rule is not None and rule.scheme is not None) or v is None:
+                return None
+            value = (value[0] * v[0], value[1] * v[1])
+        node = self.add("const", (), "*".join(params))
+        self.nodes[node].value = value
+        return node
 
     def _is_table(self, param: str) -> bool:
         """An embedding layer's weight (by the layer-type registry): read as data, its rows are the plan's,

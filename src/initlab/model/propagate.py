@@ -249,11 +249,24 @@ def _layer(info: LayerInfo, y: Signal, ins: list[Signal], x: Signal) -> Signal:
     of it shared (VGG's max pools took their windows as equal)."""
     if info.kind is Kind.ATTENTION and y.c > 0:  # the rule's own: an attention average shares more
         return y
-    y = _common("layer", ins, x, y)
-    c = y.mu**2 if centres_channels(info.module) else y.c * info.shared_read
+    own = min(y.c, y.q) if info.kind.weight else 0.0  # the rule's: its bias, at every position alike
+    c = own + (y.q - own) * _shared_fraction(info, x) * info.shared_read
+    y = Signal(y.q, y.mu, y.share, y.inv_n, min(max(c, y.mu**2), y.q))
+    if centres_channels(info.module):
+        y = Signal(y.q, y.mu, y.share, y.inv_n, y.mu**2)
     if info.index_shared is not None:  # an embedding's rows looked up at several positions of a sample
-        c = y.mu**2 + max(y.q - y.mu**2, 0.0) * info.index_shared
-    return Signal(y.q, y.mu, y.share, y.inv_n, c)
+        y = Signal(y.q, y.mu, y.share, y.inv_n, y.mu**2 + max(y.q - y.mu**2, 0.0) * info.index_shared)
+    return y
+
+
+def _shared_fraction(info: LayerInfo, x: Signal) -> float:
+    """The share of a linear layer's input-driven output that its positions share: the input's, except that
+    a weight-standardized conv's zero-mean filters drop the mean every channel has alike (what each channel
+    has of its own, a bias before it, stays: NF-Nets' SE inputs are 75% per-channel constants)."""
+    mu2 = x.mu**2 if info.standardized is not None else 0.0
+    if x.q - mu2 <= 1e-300 or x.c <= mu2:
+        return 0.0
+    return min((x.c - mu2) / (x.q - mu2), 1.0)
 
 
 def _avg_pool(size: tuple[float, ...], x: Signal) -> Signal:
@@ -264,9 +277,9 @@ def _avg_pool(size: tuple[float, ...], x: Signal) -> Signal:
     c = max(x.c, x.mu**2)
     if len(size) == 2:
         return Signal(c + max(x.q - c, 0.0) * size[0], x.mu, c=c)
-    if size:
-        q = x.mu**2 + max(x.q - x.mu**2, 0.0) * size[0]
-        return Signal(q, x.mu, c=min(c, q))
+    if size:  # (a variance across samples: what is the same for every sample, a bias, is kept whole)
+        q = max(x.mu**2 + max(x.q - x.mu**2, 0.0) * size[0], c)
+        return Signal(q, x.mu, c=c)
     return Signal(c + max(x.q - c, 0.0) * POOL_KEEP, x.mu, c=c)
 
 
@@ -669,7 +682,7 @@ def evaluate(
         if info.kind is Kind.ATTENTION and ins:  # its average makes what the tokens share most of it
             v = mha_values(info, ins[0], lambda local: m2(info, local))
             return Signal(q, 0.0, c=q * min(v.c / v.q, 1.0) if v.q > 0 else 0.0)
-        return Signal(q, 0.0)
+        return Signal(q, 0.0, c=m2(info, info.bias_local) if info.kind.weight else 0.0)  # c: the bias's
 
     def read(q: str) -> Signal | None:  # a parameter read as data (an embedding table): its planned value
         mean, std = rows.get(q, (None, None))
