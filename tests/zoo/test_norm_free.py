@@ -1,0 +1,127 @@
+"""Networks without normalization, whose biases and gains the walker must carry exactly, each planned within
+the zoo's 3x on every layer:
+
+- NF-Nets (Brock et al. 2021, timm's ``NormFreeBlock``): weight-standardized convs (zero-mean filters, so no
+  bias should cancel a mean through ``W.1``), SiLU at the edge of chaos with a bias, a squeeze-excitation
+  whose average pool keeps each channel's bias whole (the example's share of the variance across samples
+  does not see it), and a residual branch multiplied in place by a zero ``skipinit_gain``.
+- EfficientViM's interpolations ``x + a * (f(x) - x)``: ``f(x) - x`` and ``x`` are not independent.
+
+Each measurement is a mean of squares over at least 512 entries; before these rules the NF model's SE layers
+measured 60-141x their plans, and the interpolating stream's layers 0.5x down to 0.02x."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import initlab
+
+from .test_second_moment import assert_within, measured
+
+B, C, HW = 16, 64, 8
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> Iterator[None]:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        yield
+
+
+class ScaledStdConv2d(nn.Conv2d):
+    """timm's: each filter standardized in forward (zero mean, unit norm), times ``gain / sqrt(fan_in)``."""
+
+    def __init__(self, cin: int, cout: int, k: int = 1) -> None:
+        super().__init__(cin, cout, k, padding=k // 2)
+        self.gain = nn.Parameter(torch.ones(cout, 1, 1, 1))
+        self.scale = self.weight[0].numel() ** -0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                         weight=(self.gain * self.scale).view(-1), training=True, momentum=0.0, eps=1e-6)
+        return F.conv2d(x, w.reshape_as(self.weight), self.bias, self.stride, self.padding)
+
+
+class SE(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(c, c // 2, 1), nn.Conv2d(c // 2, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True))))
+        return x * torch.sigmoid(s)
+
+
+class NormFreeBlock(nn.Module):
+    """``x + alpha * skipinit_gain * branch(beta * x)``, the gain zero at construction (SkipInit)."""
+
+    def __init__(self, beta: float, alpha: float = 0.2) -> None:
+        super().__init__()
+        self.beta, self.alpha = beta, alpha
+        self.conv1, self.conv2, self.conv3 = ScaledStdConv2d(C, C), ScaledStdConv2d(C, C, 3), ScaledStdConv2d(C, C)
+        self.attn = SE(C)
+        self.skipinit_gain = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(F.silu(x * self.beta))
+        out = self.attn(self.conv2(F.silu(out)))
+        out = self.conv3(F.silu(out))
+        out.mul_(self.skipinit_gain)
+        return out * self.alpha + x
+
+
+class NFNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = ScaledStdConv2d(3, C, 3)
+        self.blocks = nn.Sequential(*(NormFreeBlock(beta=1.0) for _ in range(4)))
+        self.final = ScaledStdConv2d(C, 2 * C)
+        self.head = nn.Linear(2 * C, 32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.silu(self.final(self.blocks(self.stem(x)))).mean((2, 3)))
+
+
+def test_a_norm_free_net_is_planned_layer_by_layer() -> None:
+    model = NFNet()
+    x = torch.randn(B, 3, HW, HW, generator=torch.Generator().manual_seed(1))
+    report = initlab.init_model(model, "auto", example_input=x, seed=0)
+    got = measured(model, report, torch.randn(B, 3, HW, HW, generator=torch.Generator().manual_seed(2)))
+    assert_within(got, {"blocks.0.attn.fc1", "blocks.0.attn.fc2", "final", "head"})
+    rows = {r.name: r for r in report.rows}
+    # zero-mean filters cancel a mean themselves: no bias cancels it again through W.1
+    assert all("mean x W.1" not in r.scheme for r in report.rows if r.module == "ScaledStdConv2d")
+    assert rows["blocks.0.skipinit_gain"].status != "init"  # kept: the gain is the method
+    with torch.no_grad():  # the zero gain keeps every branch out: the stream is the stem's output
+        assert torch.equal(model.blocks(model.stem(x)), model.stem(x))
+
+
+class Interpolating(nn.Module):
+    """EfficientViM's block: ``x + sigmoid(alpha) * (dwconv(x) - x)``, six times, then a 1x1 conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, C, 3, padding=1)
+        self.dw = nn.ModuleList(nn.Conv2d(C, C, 3, padding=1, groups=C) for _ in range(6))
+        self.alpha = nn.Parameter(torch.zeros(6))
+        self.out = nn.Conv2d(C, C, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        a = torch.sigmoid(self.alpha)
+        for k, dw in enumerate(self.dw):
+            x = x + a[k] * (dw(x) - x)
+        return self.out(x)
+
+
+def test_a_sum_of_a_signal_and_its_own_difference_is_not_of_independent_parts() -> None:
+    model = Interpolating()
+    x = torch.randn(B, 3, HW, HW, generator=torch.Generator().manual_seed(1))
+    report = initlab.init_model(model, "he_normal", example_input=x, seed=0)
+    got = measured(model, report, torch.randn(B, 3, HW, HW, generator=torch.Generator().manual_seed(2)))
+    assert_within(got, {"stem", "dw.5", "out"})
