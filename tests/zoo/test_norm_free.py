@@ -63,7 +63,8 @@ class NormFreeBlock(nn.Module):
     def __init__(self, beta: float, alpha: float = 0.2) -> None:
         super().__init__()
         self.beta, self.alpha = beta, alpha
-        self.conv1, self.conv2, self.conv3 = ScaledStdConv2d(C, C), ScaledStdConv2d(C, C, 3), ScaledStdConv2d(C, C)
+        self.conv1, self.conv2 = ScaledStdConv2d(C, C), ScaledStdConv2d(C, C, 3)
+        self.conv3 = ScaledStdConv2d(C, C)
         self.attn = SE(C)
         self.skipinit_gain = nn.Parameter(torch.tensor(0.0))
 

@@ -27,7 +27,7 @@ Parts = tuple[tuple[int, float], ...]
 
 SUBS = frozenset({"sub", "__sub__", "__isub__", "sub_", "subtract"})
 RSUBS = frozenset({"__rsub__", "rsub"})  # b - a, the operands recorded as (a, b)
-MAX_PARTS = 48  # beyond this a combination becomes its own atom (a deep stream: what it shares is spread thin)
+MAX_PARTS = 48  # beyond this a combination becomes its own atom (a deep stream shares little with any one)
 
 
 class _Moments(Protocol):
@@ -42,7 +42,8 @@ def parts_of(j: int, s: _Moments) -> Parts:
     return s.parts or ((j, 1.0),)
 
 
-def linear_terms(n: Node, nodes: Sequence[Node], out: Mapping[int, _Moments]) -> list[tuple[int, float]] | None:
+def linear_terms(n: Node, nodes: Sequence[Node],
+                 out: Mapping[int, _Moments]) -> list[tuple[int, float]] | None:
     """``[(input node, coefficient)]`` when node ``n`` is a linear map of its inputs' signals, else None."""
     ins = [j for j in n.inputs if j in out]
     if len(ins) != len(n.inputs) or any(out[j].q < 0 for j in ins):  # attention weights: not signals

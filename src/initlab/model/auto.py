@@ -428,7 +428,8 @@ class AutoChooser:
         mean, second, slope2 = act_moments(pre.act, pre.spec, pre.q)
         chi_w2 = 1.0 / max(slope2, 1e-12)
         sb2_plain = q_t - chi_w2 * second
-        if has_bias and centre and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second and not self.portable:
+        cancel = has_bias and centre and not self.portable
+        if cancel and sb2_plain < -0.1 * q_t and mean * mean > 0.1 * second:
             v_in, center = max(second - mean * mean, 1e-12), mean  # cancel the mean through the bias
             sb2_plain = q_t - chi_w2 * v_in
         if sb2_plain >= 0 and (has_bias or sb2_plain < 0.02 * q_t):
