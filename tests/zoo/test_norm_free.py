@@ -126,3 +126,24 @@ def test_a_sum_of_a_signal_and_its_own_difference_is_not_of_independent_parts() 
     report = initlab.init_model(model, "he_normal", example_input=x, seed=0)
     got = measured(model, report, torch.randn(B, 3, HW, HW, generator=torch.Generator().manual_seed(2)))
     assert_within(got, {"stem", "dw.5", "out"})
+
+
+class Repeated(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(C, C), nn.Linear(C, C)
+        self.same = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc1(x)  # (``h + h + h + h`` is one elementwise map of h, fused as 4z)
+        return self.fc2(h + self.same(h) + self.same(h) + self.same(h))  # 16x h's second moment, not 4x
+
+
+def test_a_sum_of_one_tensor_with_itself_is_not_of_independent_terms() -> None:
+    model = Repeated()
+    x = torch.randn(B, C, generator=torch.Generator().manual_seed(1))
+    report = initlab.init_model(model, "he_normal", example_input=x, seed=0)
+    got = measured(model, report, torch.randn(B, C, generator=torch.Generator().manual_seed(2)))
+    fc1, fc2 = got["fc1"], got["fc2"]
+    assert 1 / 1.5 < fc2[0] / fc2[1] < 1.5, fc2  # 4x off when the terms were taken as independent
+    assert 1 / 1.5 < fc1[0] / fc1[1] < 1.5, fc1
