@@ -147,3 +147,23 @@ def test_a_sum_of_one_tensor_with_itself_is_not_of_independent_terms() -> None:
     fc1, fc2 = got["fc1"], got["fc2"]
     assert 1 / 1.5 < fc2[0] / fc2[1] < 1.5, fc2  # 4x off when the terms were taken as independent
     assert 1 / 1.5 < fc1[0] / fc1[1] < 1.5, fc1
+
+
+def test_a_kept_gain_is_read_as_a_product_and_not_on_meta() -> None:
+    from initlab.model import discover
+
+    def muls(model: nn.Module) -> list[str]:
+        return [n.op for n in discover(model, torch.randn(B, 3, HW, HW)).nodes if n.name == "mul_"]
+
+    assert muls(NormFreeBlockNet()) == ["mul"]  # the branch times the zero gain
+    with torch.device("meta"):  # no values to read: a shape-only op, as before
+        assert [n.op for n in discover(NormFreeBlockNet()).nodes if n.name == "mul_"] == ["pass"]
+
+
+class NormFreeBlockNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.block = nn.Conv2d(3, C, 1), NormFreeBlock(beta=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(self.stem(x))

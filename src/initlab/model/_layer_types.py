@@ -32,12 +32,15 @@ def standardized_w2(module: nn.Module) -> float | None:
     """``E[w^2]`` of the weight a weight-standardized conv uses (timm's ``StdConv2d``, ``ScaledStdConv2d``
     and their ``Same`` variants): each filter is standardized in forward (zero mean, unit variance) and, for
     the scaled ones, multiplied by ``gain * gamma / sqrt(fan_in)`` -- so the stored weight's scale drops out
-    and the output is set by the gain (kept at its constructor value) and ``scale``. None for other layers."""
+    and the output is set by the gain (kept at its constructor value) and ``scale``. None for other layers.
+    A gain on the meta device has no value yet: timm constructs it as ones (``gain_init=1``)."""
     weight = getattr(module, "weight", None)
     if "StdConv" not in type(module).__name__ or not isinstance(weight, torch.Tensor):
         return None
     gain = getattr(module, "gain", None)
-    g2 = float(gain.detach().double().square().mean()) if isinstance(gain, torch.Tensor) else 1.0
+    g2 = 1.0
+    if isinstance(gain, torch.Tensor) and gain.device.type != "meta":
+        g2 = float(gain.detach().double().square().mean())
     scale = getattr(module, "scale", 1.0)
     return g2 * float(scale) ** 2 if isinstance(scale, int | float) else None
 

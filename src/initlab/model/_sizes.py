@@ -298,6 +298,8 @@ def constant_value(out: Any) -> tuple[float, float] | None:
     anything else (masks with "minus infinity" entries, integer or boolean tensors)."""
     if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.numel() == 0:
         return None
+    if out.device.type == "meta":  # no values yet (a model built under ``on_meta``)
+        return None
     with torch.no_grad():
         x = out.detach().flatten()[:SAMPLE].double()
         if not bool(torch.isfinite(x).all()) or float(x.abs().max()) >= HUGE:
