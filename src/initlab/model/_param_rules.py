@@ -7,7 +7,8 @@ Two kinds of rule, by parameter name and shape:
   (HF ViT, timm CaiT/DeiT's distillation token/BEiT; timm's VisionTransformer draws its tokens N(0, 1e-6),
   too small where a token meets a norm with no position embedding added),
   relative-position bias tables trunc_normal(.02) (Swin, BEiT), layer-scale gamma kept at its constructor
-  value (timm ``LayerScale(init_values)``, HF ConvNeXt/DINOv2: the value *is* the method, 1e-6 or 1e-5).
+  value (timm ``LayerScale(init_values)``, HF ConvNeXt/DINOv2: the value *is* the method, 1e-6 or 1e-5),
+  NF-Nets' SkipInit gain (0) and weight-standardized convs' gains (1) kept.
 - **fused MoE expert weights** (:func:`attach_expert_layers`): a 3-D parameter ``(E, out, in)`` of a module
   named like ``*Experts`` (HF Mixtral, Qwen2-MoE) is E weight matrices used through ``F.linear(x, W[e])``:
   it becomes a weight layer with fans per expert, so "auto" and every catalog scheme size it like a Linear.
@@ -72,6 +73,13 @@ FIXED_RULES: tuple[ParamRule, ...] = (
         # a bare ``gamma`` is layer scale only in timm's LayerScale*/ConvNeXt-style blocks (elsewhere: a norm)
         owners=("*LayerScale*", "ConvNeXtBlock", "*ConvNextLayer*"),
         owned_names=("gamma",),
+    ),
+    ParamRule(
+        # SkipInit (De & Smith 2020), NF-Nets' residual branches: ``out.mul_(skipinit_gain)``, 0 at
+        # construction, so every block starts as the identity; the value is the method
+        "SkipInit gain: constructor value kept",
+        None,
+        ("skipinit_gain",),
     ),
     ParamRule(
         # NF-Nets (Brock et al. 2021): the filter's gain after weight standardization, 1 at construction
