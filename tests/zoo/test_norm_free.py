@@ -97,7 +97,7 @@ def test_a_norm_free_net_is_planned_layer_by_layer() -> None:
     rows = {r.name: r for r in report.rows}
     # zero-mean filters cancel a mean themselves: no bias cancels it again through W.1
     assert all("mean x W.1" not in r.scheme for r in report.rows if r.module == "ScaledStdConv2d")
-    assert rows["blocks.0.skipinit_gain"].rule == "SkipInit gain: constructor value kept"  # the gain is the method
+    assert rows["blocks.0.skipinit_gain"].rule == "SkipInit gain: constructor value kept"  # the method
     with torch.no_grad():  # the zero gain keeps every branch out: the stream is the stem's output
         assert torch.equal(model.blocks(model.stem(x)), model.stem(x))
 
