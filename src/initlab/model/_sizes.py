@@ -103,12 +103,12 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
     tensor a concatenation joins; for a fold, how many patch entries each output entry sums; ``()``
     otherwise."""
     if fname in MATMULS:
-        a = args[0] if args else None
-        if fname == "__rmatmul__" and len(args) > 1:
-            a = args[1]
-        if isinstance(a, torch.Tensor) and a.dim() >= 1:
-            return (float(a.shape[-1]),)
-        return ()
+        a, b = (*args, None, None)[:2]
+        if fname == "__rmatmul__":
+            a, b = b, a
+        if not (isinstance(a, torch.Tensor) and a.dim() >= 1):
+            return ()
+        return (float(a.shape[-1]), *_shared_along(b))
     if fname in MAX_POOLS:
         k = kwargs.get("kernel_size", args[1] if len(args) > 1 else None)
         return (float(pool_window(k, int(fname[len("max_pool")]))),) if k is not None else ()
@@ -175,6 +175,22 @@ def _l2_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ..
     if not (isinstance(x, torch.Tensor) and isinstance(dim, int) and p == 2 and -x.dim() <= dim < x.dim()):
         return ()
     return (float(x.shape[dim]),)
+
+
+def _shared_along(b: Any) -> tuple[float, ...]:
+    """``(rho,)``: the share of ``b``'s second moment that its rows (dim -2, the dim ``a @ b`` sums over)
+    have in common, ``E[mean_rows(b)^2] / E[b^2]``; ``()`` when it cannot be read. What softmax weights
+    average over is ``b``'s dim -2: the tokens of ``softmax(q k^T) v``, but XCiT's channels (its values are
+    ``(B, h, d, N)``), which the positions' shared part the walker carries says nothing about."""
+    if not (isinstance(b, torch.Tensor) and b.is_floating_point() and b.dim() >= 2 and b.shape[-2] > 1):
+        return ()
+    if b.device.type == "meta" or b.numel() == 0:
+        return ()
+    with torch.no_grad():
+        q = float(b.detach().double().square().mean())
+        if not (q > 0 and math.isfinite(q)):
+            return ()
+        return (float(b.detach().double().mean(-2).square().mean()) / q,)
 
 
 def pool_keep(x: Any, out: Any) -> tuple[float, ...]:

@@ -549,7 +549,7 @@ def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
         logits = Signal(size[0] * q.q * max(k.q - k.c, 0.0), 0.0, live=k.live)
         weights, values = [_softmax(size[1:], logits)], values[2:3]
     if weights and values:
-        return _averaged(values[-1], weights[0])
+        return _averaged(values[-1], weights[0], size[1] if fname in MATMULS and len(size) > 1 else None)
     if fname in MATMULS and size and len(ins) == 2 and all(s.q > 0 for s in ins):
         a, b = ins  # q @ k^T: the part of k shared by every key is the same in every logit of a row
         return Signal(size[0] * a.q * b.q, 0.0, c=size[0] * a.q * b.c)
@@ -567,12 +567,16 @@ def _addcmul(a: Signal, b: Signal, c: Signal) -> Signal:
     return Signal(q, a.mu + b.mu * c.mu, c=min(max(a.c, a.mu**2) + b.q * c.c, q))
 
 
-def _averaged(v: Signal, p: Signal) -> Signal:
+def _averaged(v: Signal, p: Signal, along: float | None = None) -> Signal:
     """Values ``v`` averaged by softmax weights ``p`` in each row: what they share passes whole (times the
-    rows' sum, 1 for a softmax)."""
-    c = max(v.c, v.mu**2) * p.total**2
-    rest = max(v.q - max(v.c, v.mu**2), 0.0)
-    dead = max(v.c, v.mu**2) * p.live**2 + rest * p.dead if p.live < 1.0 else 0.0  # padded rows
+    rows' sum, 1 for a softmax) -- at most the share the example showed along the averaged dim (``along``,
+    :func:`._sizes._shared_along`: XCiT averages channels, which share little of what its tokens share)."""
+    shared = max(v.c, v.mu**2)
+    if along is not None:
+        shared = min(shared, max(along * v.q, v.mu**2))
+    c = shared * p.total**2
+    rest = max(v.q - shared, 0.0)
+    dead = shared * p.live**2 + rest * p.dead if p.live < 1.0 else 0.0  # padded rows
     return Signal(c + rest * p.share, v.mu * p.total, c=c + rest * p.inv_n, dead=dead)
 
 
