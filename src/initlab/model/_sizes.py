@@ -178,8 +178,9 @@ def _l2_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ..
 
 
 def _shared_along(b: Any) -> tuple[float, ...]:
-    """``(rho,)``: the share of ``b``'s second moment that its rows (dim -2, the dim ``a @ b`` sums over)
-    have in common, ``E[mean_rows(b)^2] / E[b^2]``; ``()`` when it cannot be read. What softmax weights
+    """``(rho,)``: the share of ``b``'s second moment that its ``n`` rows (dim -2, the dim ``a @ b`` sums
+    over) have in common beyond chance: ``E[mean_rows(b)^2] / E[b^2]`` is ``rho + (1 - rho) / n`` for rows
+    independent beyond what they share; ``()`` when it cannot be read. What softmax weights
     average over is ``b``'s dim -2: the tokens of ``softmax(q k^T) v``, but XCiT's channels (its values are
     ``(B, h, d, N)``), which the positions' shared part the walker carries says nothing about."""
     if not (isinstance(b, torch.Tensor) and b.is_floating_point() and b.dim() >= 2 and b.shape[-2] > 1):
@@ -190,7 +191,9 @@ def _shared_along(b: Any) -> tuple[float, ...]:
         q = float(b.detach().double().square().mean())
         if not (q > 0 and math.isfinite(q)):
             return ()
-        return (float(b.detach().double().mean(-2).square().mean()) / q,)
+        n = b.shape[-2]
+        kept = float(b.detach().double().mean(-2).square().mean()) / q
+        return (max(kept - 1.0 / n, 0.0) / (1.0 - 1.0 / n),)
 
 
 def pool_keep(x: Any, out: Any) -> tuple[float, ...]:
