@@ -151,7 +151,32 @@ def _live_share(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: 
         if mode != "constant" or value not in (None, 0, 0.0) or out.numel() <= x.numel():
             return ()
         return (x.numel() / out.numel(),)
-    return (out.numel() / x.numel(),) if 0 < out.numel() < x.numel() else ()
+    if not 0 < out.numel() < x.numel():
+        return ()
+    start = _slice_start(x, args[1] if len(args) > 1 else None)
+    return (out.numel() / x.numel(),) if start is None else (out.numel() / x.numel(), start)
+
+
+def _slice_start(x: torch.Tensor, index: Any) -> float | None:
+    """The share of the one dim ``x[index]`` slices that lies before the slice (by a step-1 slice or an
+    int; the others whole): with the slice's share, which part of a concatenation it takes back."""
+    index = index if isinstance(index, tuple) else (index,)
+    if len(index) > x.dim() or any(i is Ellipsis or i is None for i in index):
+        return None
+    found = None
+    for d, i in enumerate(index):
+        if isinstance(i, slice) and i == slice(None):
+            continue
+        if found is not None or isinstance(i, bool):
+            return None
+        if isinstance(i, int):
+            start = i % x.shape[d]
+        elif isinstance(i, slice) and i.step in (None, 1):
+            start = i.indices(x.shape[d])[0]
+        else:
+            return None
+        found = start / x.shape[d]
+    return found
 
 
 def _summed(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:

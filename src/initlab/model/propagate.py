@@ -128,6 +128,25 @@ def _with_parts(graph: ModelGraph, n: Node, out: dict[int, Signal], y: Signal) -
     return replace(y, parts=parts)
 
 
+def _cat_part(graph: ModelGraph, n: Node, out: dict[int, Signal]) -> Signal | None:
+    """The signal of the part of a concatenation a slice takes back (XCiT's and CaiT's class token, cut off
+    the tokens it was joined to): the part whose share of the entries and start the slice's are; None for
+    any other slice. Read as the whole concatenation, XCiT's class MLP was planned for the patch tokens'
+    second moment, 6x its input's."""
+    if n.name not in CROPS or len(n.size) != 2 or len(n.inputs) != 1:
+        return None
+    cat = graph.nodes[n.inputs[0]]
+    if cat.op != "cat" or len(cat.size) != len(cat.inputs) or not all(j in out for j in cat.inputs):
+        return None
+    share, start = n.size
+    total, before = sum(cat.size), 0.0
+    for j, entries in zip(cat.inputs, cat.size, strict=True):
+        if abs(before / total - start) < 1e-9 and abs(entries / total - share) < 1e-9:
+            return out[j]
+        before += entries
+    return None
+
+
 def _layer_of(graph: ModelGraph, rules: _Rules, i: int, n: Node) -> LayerInfo | None:
     """The layer a ``layer`` node calls: its first call, or a repeated call of a shared layer (same scale as
     its first call; None when that one has no node)."""
@@ -173,6 +192,8 @@ def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[in
         y = _product(n.name, n.size, ins)
     elif n.op == "pool":
         y = _avg_pool(n.size, x)
+    elif n.op == "pass" and (part := _cat_part(graph, n, out)) is not None:
+        y = part
     elif n.op == "pass" and x.q >= 0 and (k := _max_pool_window(graph, n)) > 1:
         y = _max_pool(graph.nodes, out, n.inputs[0], k)
     elif n.op == "output" or x.q >= 0:
