@@ -203,22 +203,26 @@ def _l2_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ..
 
 
 def _shared_along(b: Any) -> tuple[float, ...]:
-    """``(rho,)``: the share of ``b``'s second moment that its ``n`` rows (dim -2, the dim ``a @ b`` sums
-    over) have in common beyond chance: ``E[mean_rows(b)^2] / E[b^2]`` is ``rho + (1 - rho) / n`` for rows
-    independent beyond what they share; ``()`` when it cannot be read. What softmax weights
-    average over is ``b``'s dim -2: the tokens of ``softmax(q k^T) v``, but XCiT's channels (its values are
-    ``(B, h, d, N)``), which the positions' shared part the walker carries says nothing about."""
+    """``(rows, columns)``: the share of ``b``'s second moment that its rows (dim -2, the dim ``a @ b`` sums
+    over) have in common beyond chance, and that its columns (dim -1) have: ``E[mean(b)^2] / E[b^2]`` over
+    ``n`` entries is ``rho + (1 - rho) / n`` for entries independent beyond what they share; ``()`` when it
+    cannot be read. What softmax weights average over is ``b``'s dim -2: the tokens of ``softmax(q k^T) v``,
+    but XCiT's channels (its values are ``(B, h, d, N)``), where what the tokens share is in the columns."""
     if not (isinstance(b, torch.Tensor) and b.is_floating_point() and b.dim() >= 2 and b.shape[-2] > 1):
         return ()
-    if b.device.type == "meta" or b.numel() == 0:
+    if b.device.type == "meta" or b.numel() == 0 or b.shape[-1] < 2:
         return ()
     with torch.no_grad():
-        q = float(b.detach().double().square().mean())
+        x = b.detach().double()
+        q = float(x.square().mean())
         if not (q > 0 and math.isfinite(q)):
             return ()
-        n = b.shape[-2]
-        kept = float(b.detach().double().mean(-2).square().mean()) / q
-        return (max(kept - 1.0 / n, 0.0) / (1.0 - 1.0 / n),)
+        shares = []
+        for dim in (-2, -1):
+            n = x.shape[dim]
+            kept = float(x.mean(dim).square().mean()) / q
+            shares.append(max(kept - 1.0 / n, 0.0) / (1.0 - 1.0 / n))
+        return tuple(shares)
 
 
 def pool_keep(x: Any, out: Any) -> tuple[float, ...]:

@@ -41,6 +41,7 @@ from ._sizes import CROPS, FOLDS, L2_NORMALIZES, MATMULS, PADS, SDPAS, SUMS, poo
 from .graph import GraphError, LayerInfo, ModelGraph, Node
 from .layers import DIV_NAMES, TRANSPARENT_NAMES, activation_spec
 
+ROWS_NOT_POSITIONS = 4.0  # values' columns sharing 4x more than their rows (and >= 5%): rows are no positions
 POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps, when no example showed it
 
 
@@ -570,7 +571,7 @@ def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
         logits = Signal(size[0] * q.q * max(k.q - k.c, 0.0), 0.0, live=k.live)
         weights, values = [_softmax(size[1:], logits)], values[2:3]
     if weights and values:
-        return _averaged(values[-1], weights[0], size[1] if fname in MATMULS and len(size) > 1 else None)
+        return _averaged(values[-1], weights[0], size[1:3] if fname in MATMULS and len(size) == 3 else ())
     if fname in MATMULS and size and len(ins) == 2 and all(s.q > 0 for s in ins):
         a, b = ins  # q @ k^T: the part of k shared by every key is the same in every logit of a row
         return Signal(size[0] * a.q * b.q, 0.0, c=size[0] * a.q * b.c)
@@ -588,13 +589,16 @@ def _addcmul(a: Signal, b: Signal, c: Signal) -> Signal:
     return Signal(q, a.mu + b.mu * c.mu, c=min(max(a.c, a.mu**2) + b.q * c.c, q))
 
 
-def _averaged(v: Signal, p: Signal, along: float | None = None) -> Signal:
+def _averaged(v: Signal, p: Signal, along: tuple[float, ...] = ()) -> Signal:
     """Values ``v`` averaged by softmax weights ``p`` in each row: what they share passes whole (times the
-    rows' sum, 1 for a softmax) -- at most the share the example showed along the averaged dim (``along``,
-    :func:`._sizes._shared_along`: XCiT averages channels, which share little of what its tokens share)."""
+    rows' sum, 1 for a softmax). What the walker carries as shared is what the positions share; where the
+    example shows the values' columns sharing clearly more than the rows averaged (``along``,
+    :func:`._sizes._shared_along`: XCiT averages channels, its tokens run along the columns), the rows are
+    no positions, and they keep only the share the example showed them having in common."""
     shared = max(v.c, v.mu**2)
-    if along is not None:
-        shared = min(shared, max(along * v.q, v.mu**2))
+    rows, columns = along if len(along) == 2 else (1.0, 0.0)
+    if columns >= 0.05 and columns > ROWS_NOT_POSITIONS * rows:
+        shared = min(shared, max(rows * v.q, v.mu**2))
     c = shared * p.total**2
     rest = max(v.q - shared, 0.0)
     dead = shared * p.live**2 + rest * p.dead if p.live < 1.0 else 0.0  # padded rows
