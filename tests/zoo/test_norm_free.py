@@ -6,6 +6,7 @@ the zoo's 3x on every layer:
   whose average pool keeps each channel's bias whole (the example's share of the variance across samples
   does not see it), and a residual branch multiplied in place by a zero ``skipinit_gain``.
 - EfficientViM's interpolations ``x + a * (f(x) - x)``: ``f(x) - x`` and ``x`` are not independent.
+- CoaT's position encoding, one layer called before every block: its first call's plan, not its last's.
 
 Each measurement is a mean of squares over at least 512 entries; before these rules the NF model's SE layers
 measured 60-141x their plans, and the interpolating stream's layers 0.5x down to 0.02x."""
@@ -167,3 +168,26 @@ class NormFreeBlockNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(self.stem(x))
+
+
+class SharedPositionEncoding(nn.Module):
+    """CoaT's: one depthwise conv added to the tokens before every block, on a stream that grows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, C, 1)
+        self.pos = nn.Conv2d(C, C, 3, padding=1, groups=C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for _ in range(4):
+            x = 2.0 * (x + self.pos(x))
+        return x
+
+
+def test_a_layer_called_again_keeps_the_plan_its_first_call_made() -> None:
+    model = SharedPositionEncoding()
+    x = torch.randn(B, 3, HW, HW, generator=torch.Generator().manual_seed(1))
+    report = initlab.init_model(model, "auto", example_input=x, seed=0)
+    got = measured(model, report, torch.randn(B, 3, HW, HW, generator=torch.Generator().manual_seed(2)))
+    assert 1 / 1.5 < got["pos"][0] / got["pos"][1] < 1.5, got["pos"]  # its first call, as a hook sees it

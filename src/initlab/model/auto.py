@@ -100,6 +100,7 @@ class AutoChooser:
         self.tied_std: dict[str, float] = {}
         self.why: dict[str, str] = {}
         self.unpredicted: dict[str, str] = {}  # layer -> why its output second moment is not predicted
+        self.planned: dict[str, tuple[float, float]] = {}  # weight layer -> its plan's (gain, E[b^2])
         self._fixed_point: dict[str, bool] = {}
         self.signals: dict[int, Signal] = {}
         self._analyze(orthogonal, looks_linear)
@@ -205,6 +206,7 @@ class AutoChooser:
         self.choices.clear()
         self.var_out.clear()
         self.unpredicted.clear()
+        self.planned.clear()
         self.signals = {}
         signals = propagate(self.graph, self._layer, self._block, self.signals, self._param_read)
         for info in self.graph.layers:  # layers the forward never reached: planned for a unit input
@@ -313,6 +315,8 @@ class AutoChooser:
 
     def _decide(self, info: LayerInfo, ins: list[Signal], node: int | None) -> Signal:
         x = ins[0]
+        if info.kind.weight and info.name in self.planned:  # a shared layer called again: its first plan
+            return self._again(info, ins)
         if info.kind.weight:
             return self._weight_layer(info, ins, node)
         if info.kind.embedding:
@@ -413,8 +417,17 @@ class AutoChooser:
             self.var_out[info.name] = padded_output(info, ins, q_t)
         self.why[info.name] = why
         sb2 = sb2 if has_bias else 0.0  # a bias: what every position shares
+        self.planned[info.name] = (max(q_t - sb2, 0.0) / q_in, sb2)
         # on a zero input the layer outputs its bias (after NF-Nets' zero-gain conv, their SE outputs zero)
         return Signal(sb2, 0.0, c=sb2) if zero_in else Signal(q_t, 0.0, c=sb2)
+
+    def _again(self, info: LayerInfo, ins: list[Signal]) -> Signal:
+        """A layer called again (CoaT's shared position encoding, ALBERT's layers): the weights its first call
+        planned, on this call's input. Re-planned at each call, the last call set the weights and the first
+        call's output, which a hook on the module sees, measured 0.09x the plan."""
+        gain, sb2 = self.planned[info.name]
+        n = info.layer_type.inputs if len(ins) >= info.layer_type.inputs else 1
+        return Signal(gain * math.prod(s.q for s in ins[:n]) + sb2, 0.0, c=sb2)
 
     def _scales(
         self, pre: _Pre | None, q_in: float, q_t: float, has_bias: bool, centre: bool = True
