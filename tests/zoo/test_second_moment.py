@@ -492,3 +492,25 @@ def test_a_value_of_parameters_alone_is_read_in_a_traced_graph(scheme: str) -> N
     report = initlab.init_model(model, scheme, example_input=tokens(model, 1), seed=0)
     m, p = measured(model, report, tokens(model, 2))["fc2"]
     assert 0.8 < m / p < 1.25, m / p
+
+
+class Conv2dSame(nn.Conv2d):
+    """timm's TensorFlow-"SAME" conv: no padding of its own, the input zero-padded in forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for n, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride),
+                           strict=True):
+            pad = max((-(-n // s) - 1) * s + k - n, 0)
+            pads += [pad // 2, pad - pad // 2]
+        return super().forward(F.pad(x, pads))
+
+
+def test_a_conv_padded_as_tensorflow_pads_reads_the_taps_on_the_map() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 64, 1), Conv2dSame(64, 64, 7, groups=64), Conv2dSame(64, 64, 9))
+    x = torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    report = initlab.init_model(model, "he_normal", example_input=x, seed=0)
+    got = measured(model, report, torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(2)))
+    bad = {n: round(m / p, 3) for n, (m, p) in got.items() if not 1 / 1.5 <= m / p <= 1.5}
+    assert not bad, bad  # a 7x7 kernel on a 4x4 map reads 16 of its 49 taps: 0.37x and 0.07x before

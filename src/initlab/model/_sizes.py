@@ -37,13 +37,28 @@ QUANTILES = 8
 
 
 def padded_conv(module: Any) -> bool:
-    """A convolution some of whose kernel taps read zero padding (:func:`border_fraction`)."""
+    """A convolution some of whose kernel taps read zero padding (:func:`border_fraction`): its own, or
+    TensorFlow's "same" padding computed from the input in its forward (:func:`same_padded`)."""
     return (
         isinstance(module, torch.nn.modules.conv._ConvNd)
         and not module.transposed
         and module.padding_mode == "zeros"
-        and any(module._reversed_padding_repeated_twice)
+        and (any(module._reversed_padding_repeated_twice) or same_padded(module))
     )
+
+
+def same_padded(module: Any) -> bool:
+    """timm's ``Conv2dSame`` (and the standardized ``*Same`` convs with ``same_pad``): no padding of its own,
+    the input zero-padded in forward as TensorFlow's "SAME" does (``pad_same``, tf_* models)."""
+    name = type(module).__name__
+    return (name.endswith("Same") and not any(getattr(module, "padding", (1,)))
+            and bool(getattr(module, "same_pad", True)))
+
+
+def _same_pads(n: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's "SAME" padding of a dim of ``n`` (timm's ``get_same_padding``): (left, right)."""
+    pad = max((-(-n // stride) - 1) * stride + (k - 1) * dilation + 1 - n, 0)
+    return pad // 2, pad - pad // 2
 
 
 def index_share(ids: Any) -> tuple[float, ...]:
@@ -76,8 +91,11 @@ def border_fraction(module: torch.nn.modules.conv._ConvNd, x: Any) -> tuple[floa
     pads = module._reversed_padding_repeated_twice  # (left, right) per dim, last dim first
     f, s = 1.0, 1.0
     for i in range(dims):
+        n = int(x.shape[x.dim() - dims + i])
         left, right = pads[2 * (dims - 1 - i)], pads[2 * (dims - 1 - i) + 1]
-        reads = _tap_reads(int(x.shape[x.dim() - dims + i]), module.kernel_size[i], module.stride[i],
+        if same_padded(module):
+            left, right = _same_pads(n, module.kernel_size[i], module.stride[i], module.dilation[i])
+        reads = _tap_reads(n, module.kernel_size[i], module.stride[i],
                            module.dilation[i], int(left), int(right))
         f *= sum(reads) / len(reads)
         s *= sum(r * r for r in reads) / max(sum(reads), 1e-300)
