@@ -22,11 +22,13 @@ SOFTMAXES = frozenset({"softmax"})
 AVG_POOLS = AVG_POOL_NAMES  # the calls discovery reads as average pools
 MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
                        "max_pool2d_with_indices", "max_pool3d_with_indices"})
+MAX_REDUCES = frozenset({"amax"})  # the max over some dims (Hiera's pooled queries: ``q.amax(dim=3)``)
 SDPAS = frozenset({"scaled_dot_product_attention"})
 SUMS = frozenset({"sum"})  # over some dims (the last: what dividing attention weights renormalizes by)
 L2_NORMALIZES = frozenset({"normalize"})  # F.normalize: each vector along ``dim`` to unit L2 norm
 FOLDS = frozenset({"fold"})  # F.fold: overlapping patches summed back into a map
-SIZED = MATMULS | SOFTMAXES | MAX_POOLS | AVG_POOLS | SDPAS | SUMS | CAT_NAMES | L2_NORMALIZES | FOLDS
+SIZED = (MATMULS | SOFTMAXES | MAX_POOLS | MAX_REDUCES | AVG_POOLS | SDPAS | SUMS | CAT_NAMES | L2_NORMALIZES
+         | FOLDS)
 # zero padding and the slice that crops it back (window attention on a map the windows do not tile): read when
 # the example runs anyway, but no reason on their own to run it (``has_sized_calls``)
 PADS = frozenset({"pad"})
@@ -130,6 +132,11 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
     if fname in MAX_POOLS:
         k = kwargs.get("kernel_size", args[1] if len(args) > 1 else None)
         return (float(pool_window(k, int(fname[len("max_pool")]))),) if k is not None else ()
+    if fname in MAX_REDUCES:  # entries each output is the max of
+        x = args[0] if args else kwargs.get("input")
+        if isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and 0 < out.numel() < x.numel():
+            return (x.numel() / out.numel(),)
+        return ()
     if fname in AVG_POOLS:
         x = args[0] if args else None
         return pool_keep(x, out) if fname != "mean" or not _over_batch(x, args, kwargs) else ()

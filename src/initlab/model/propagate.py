@@ -37,7 +37,7 @@ from ._layer_types import (
 )
 from ._linear import MAX_PARTS, Parts, combine, linear_terms, part_moments
 from ._registry import Kind
-from ._sizes import CROPS, FOLDS, L2_NORMALIZES, MATMULS, PADS, SDPAS, SUMS, pool_window
+from ._sizes import CROPS, FOLDS, L2_NORMALIZES, MATMULS, MAX_REDUCES, PADS, SDPAS, SUMS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph, Node
 from .layers import DIV_NAMES, TRANSPARENT_NAMES, activation_spec
 
@@ -197,6 +197,8 @@ def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[in
         y = part
     elif n.op == "pass" and x.q >= 0 and (k := _max_pool_window(graph, n)) > 1:
         y = _max_pool(graph.nodes, out, n.inputs[0], k)
+    elif n.op == "other" and n.name in MAX_REDUCES and n.size and x.q >= 0 and n.inputs:
+        y = _max_pool(graph.nodes, out, n.inputs[0], round(n.size[0]))
     elif n.op == "output" or x.q >= 0:
         y = Signal(abs(x.q), x.mu)
     else:  # pass, other: attention probabilities stay probabilities (dropout, a cast, a head mask)
