@@ -13,8 +13,6 @@ before its rule (0.02-0.24x or 3.4-29x)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -27,11 +25,7 @@ from .test_second_moment import D, assert_within, measured
 B, S, HEADS = 8, 16, 4
 
 
-@pytest.fixture(autouse=True)
-def _seeded() -> Iterator[None]:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        yield
+pytestmark = pytest.mark.usefixtures("seeded_constructors")
 
 
 def split(t: torch.Tensor) -> torch.Tensor:

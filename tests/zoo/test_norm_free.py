@@ -13,8 +13,6 @@ measured 60-141x their plans, and the interpolating stream's layers 0.5x down to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -27,11 +25,7 @@ from .test_second_moment import assert_within, measured
 B, C, HW = 16, 64, 8
 
 
-@pytest.fixture(autouse=True)
-def _seeded() -> Iterator[None]:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        yield
+pytestmark = pytest.mark.usefixtures("seeded_constructors")
 
 
 class ScaledStdConv2d(nn.Conv2d):

@@ -41,7 +41,8 @@ from ._sizes import CROPS, FOLDS, L2_NORMALIZES, MATMULS, MAX_REDUCES, PADS, SDP
 from .graph import GraphError, LayerInfo, ModelGraph, Node
 from .layers import DIV_NAMES, TRANSPARENT_NAMES, activation_spec
 
-ROWS_NOT_POSITIONS = 4.0  # values' columns sharing 4x more than their rows (and >= 5%): rows are no positions
+# values whose columns share at least 5% and 4x more than their rows: the rows averaged are no positions
+COLUMNS_SHARED, ROWS_NOT_POSITIONS = 0.05, 4.0
 POOL_KEEP = 0.5  # share of a zero-mean signal's variance an average pool keeps, when no example showed it
 
 
@@ -599,7 +600,7 @@ def _averaged(v: Signal, p: Signal, along: tuple[float, ...] = ()) -> Signal:
     no positions, and they keep only the share the example showed them having in common."""
     shared = max(v.c, v.mu**2)
     rows, columns = along if len(along) == 2 else (1.0, 0.0)
-    if columns >= 0.05 and columns > ROWS_NOT_POSITIONS * rows:
+    if columns >= COLUMNS_SHARED and columns > ROWS_NOT_POSITIONS * rows:
         shared = min(shared, max(rows * v.q, v.mu**2))
     c = shared * p.total**2
     rest = max(v.q - shared, 0.0)
