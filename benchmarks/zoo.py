@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import hashlib
 import itertools
 import json
 import math
@@ -80,6 +81,22 @@ def forward(model: nn.Module, batch: Any) -> Any:
     if isinstance(batch, tuple):
         return model(*batch)
     return model(batch)
+
+
+def digest(model: nn.Module) -> str:
+    """A hash of every parameter's and buffer's bytes: same seed, same weights in any worker (determinism)."""
+    h = hashlib.blake2b(digest_size=8)
+    for name, t in model.state_dict(keep_vars=True).items():
+        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def plan_digest(report: Any) -> str:
+    """A hash of the plan: each row's rule and predicted output second moment (repr: every bit)."""
+    rows = [(r.name, r.status, getattr(r, "rule", ""), repr(r.var_out)) for r in report.rows]
+    return hashlib.blake2b(repr(rows).encode(), digest_size=8).hexdigest()
 
 
 # ---- measurements -----------------------------------------------------------------------------------------
@@ -195,6 +212,7 @@ def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fre
     res["status"] = "ok"
     res["untouched"] = sum(r.status == "untouched" for r in report.rows)
     res["warnings"] = len(report.warnings)
+    res["digest"], res["plan_digest"] = digest(model), plan_digest(report)
     layers, out = weight_layer_moments(model, report, fresh, more)
     res["finite"] = all(bool(torch.isfinite(t).all()) for t in tensors(out) if t.is_floating_point())
     res["moments"] = summarize_layers(layers)
@@ -309,7 +327,7 @@ def run_model(entry: zm.Entry) -> dict[str, Any]:
     initial = {k: v.detach().clone() for k, v in tensors.items()}
     res: dict[str, Any] = {"name": entry.name, "source": entry.source, "family": entry.family,
                            "tags": entry.tags, "params": sum(p.numel() for p in model.parameters()),
-                           "build_seconds": build_s}
+                           "build_seconds": build_s, "build_digest": digest(model)}
 
     def reset() -> None:  # in place: load_state_dict would need each module's version metadata (MNASNet)
         with torch.no_grad():
