@@ -19,6 +19,12 @@ class Unpacking(nn.Module):
         return a * b + c + d * e
 
 
+class ShapeUnpacking(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape  # an attribute proxy unpacked (timm's attention blocks)
+        return x.reshape(b * n, c).sum(0)
+
+
 class Starred(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first, *_rest = x.unbind(0)  # UNPACK_EX: fx iterates through tracer.iter, which refuses
@@ -51,3 +57,13 @@ def test_bytecode_is_read_once_per_function() -> None:
     LeafTracer(set()).trace(Unpacking())
     info = _instructions.cache_info()
     assert info.currsize == 1 and info.hits >= 3  # four unpackings in one forward, read once
+
+
+def test_attribute_unpacking_reads_bytecode_once() -> None:
+    """``b, n, c = x.shape`` iterates fx's attribute proxy: the same cached rule applies, the same graph."""
+    _instructions.cache_clear()
+    graph = LeafTracer(set()).trace(ShapeUnpacking())
+    assert str(graph) == str(fx.Tracer().trace(ShapeUnpacking()))
+    LeafTracer(set()).trace(ShapeUnpacking())
+    info = _instructions.cache_info()
+    assert info.currsize == 1 and info.hits >= 1

@@ -88,6 +88,7 @@ class _Rules(NamedTuple):
     block: Callable[[str, Signal], Signal] | None
     param: Callable[[str], Signal | None] | None
     by_node: dict[int, LayerInfo]  # the layer each layer node is the first call of
+    by_name: dict[str, LayerInfo]  # a shared layer's later calls find its first by name
 
 
 def propagate(
@@ -101,14 +102,16 @@ def propagate(
     inputs, node)`` gives a weight layer's output signal, ``block_rule(name, input)`` a composite's,
     ``param_rule(name)`` that of a parameter read as data (None, or no rule: zero)."""
     rules = _Rules(layer_rule, block_rule, param_rule,
-                   {info.node: info for info in graph.layers if info.node is not None})
+                   {info.node: info for info in graph.layers if info.node is not None},
+                   {info.name: info for info in reversed(graph.layers)})
     out = {} if out is None else out
     for i, n in enumerate(graph.nodes):
         info = _layer_of(graph, rules, i, n)
         y = _with_parts(graph, n, out, _node_signal(graph, rules, i, n, out, info))
         ins = [out[j] for j in n.inputs if j in out]
         live = _live(n, ins, info)
-        out[i] = replace(y, live=live, dead=_dead(n, ins, y, info) if live < 1.0 else 0.0)
+        dead = _dead(n, ins, y, info) if live < 1.0 else 0.0
+        out[i] = y if (y.live, y.dead) == (live, dead) else replace(y, live=live, dead=dead)
     return out
 
 
@@ -156,7 +159,7 @@ def _layer_of(graph: ModelGraph, rules: _Rules, i: int, n: Node) -> LayerInfo | 
         return None
     info = rules.by_node.get(i)
     if info is None:
-        info = next((li for li in graph.layers if li.name == n.name), None)
+        info = rules.by_name.get(n.name)
         if info is None or info.node is None:
             return None
     return info
