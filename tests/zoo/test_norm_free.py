@@ -151,8 +151,26 @@ def test_a_kept_gain_is_read_as_a_product_and_not_on_meta() -> None:
         return [n.op for n in discover(model, torch.randn(B, 3, HW, HW)).nodes if n.name == "mul_"]
 
     assert muls(NormFreeBlockNet()) == ["mul"]  # the branch times the zero gain
-    with torch.device("meta"):  # no values to read: a shape-only op, as before
-        assert [n.op for n in discover(NormFreeBlockNet()).nodes if n.name == "mul_"] == ["pass"]
+    with torch.device("meta"):  # no value to read: SkipInit's default, which materialize sets (0)
+        meta = NormFreeBlockNet()
+    [gain] = [n for n in discover(meta).nodes if n.op == "const" and n.name == "block.skipinit_gain"]
+    assert gain.value == (0.0, 0.0)
+
+    def gains(model: nn.Module) -> list[str]:
+        return [n.name for n in discover(model, torch.randn(B, C)).nodes if n.op == "const"]
+
+    assert gains(LayerScaled()) == ["ls_gamma"]
+    with torch.device("meta"):  # a layer scale has no default across models (1e-5, 1e-6, 0.1): unread
+        assert gains(LayerScaled()) == []
+
+
+class LayerScaled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.ls_gamma = nn.Linear(C, C), nn.Parameter(torch.full((C,), 1e-5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.ls_gamma * self.fc(x)
 
 
 class NormFreeBlockNet(nn.Module):
@@ -185,3 +203,23 @@ def test_a_layer_called_again_keeps_the_plan_its_first_call_made() -> None:
     report = initlab.init_model(model, "auto", example_input=x, seed=0)
     got = measured(model, report, torch.randn(B, 3, HW, HW, generator=torch.Generator().manual_seed(2)))
     assert 1 / 1.5 < got["pos"][0] / got["pos"][1] < 1.5, got["pos"]  # its first call, as a hook sees it
+
+
+def test_materialized_from_meta_sets_the_constructors_gains() -> None:
+    """Built on meta, the gains a rule keeps have no value: materialize sets the architecture's defaults
+    (weight-standardized conv gain 1, SkipInit gain 0) and gives ``init_model``'s values on the model built
+    normally; zero-filled before, every conv's output was zero."""
+    with initlab.on_meta():
+        meta = NFNet()
+    report = initlab.materialize(meta, seed=0)
+    built = NFNet()
+    initlab.init_model(built, "auto", seed=0)
+    assert all(torch.equal(p, dict(built.named_parameters())[n]) for n, p in meta.named_parameters())
+    assert float(meta.stem.gain.detach().min()) == 1.0 and float(meta.blocks[0].skipinit_gain.detach()) == 0.0
+    x = torch.randn(B, 3, HW, HW, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert float(meta(x).square().mean()) > 0.0
+    rules = {r.rule for r in report.rows if r.name.endswith("gain")}
+    assert rules == {"weight-standardized conv gain: 1, the constructor's (meta: no value to keep)",
+                     "SkipInit gain: 0, the constructor's (meta: no value to keep)"}
+    assert not report.notes

@@ -33,6 +33,9 @@ class ParamRule:
     ndim: tuple[int, ...] = ()  # allowed numbers of dimensions (empty: any)
     owners: tuple[str, ...] = ()  # and, for ``owned_names``, globs on the owner module's class name
     owned_names: tuple[str, ...] = ()  # names that match only inside such an owner (a bare ``gamma``)
+    # a kept parameter's value where the constructor's cannot be read (built on meta): the architecture's
+    # default; None: no default holds across models (layer scale's 1e-5, 1e-6, 0.1...), zero-filled, noted
+    meta: float | None = None
 
     def matches(self, name: str, shape: tuple[int, ...], owner: str = "") -> bool:
         leaf = name.rpartition(".")[2]
@@ -80,6 +83,7 @@ FIXED_RULES: tuple[ParamRule, ...] = (
         "SkipInit gain: constructor value kept",
         None,
         ("skipinit_gain",),
+        meta=0.0,
     ),
     ParamRule(
         # NF-Nets (Brock et al. 2021): the filter's gain after weight standardization, 1 at construction
@@ -89,6 +93,7 @@ FIXED_RULES: tuple[ParamRule, ...] = (
         (2, 3, 4, 5),
         owners=("*StdConv*",),
         owned_names=("gain",),
+        meta=1.0,  # zero-filled on meta, every conv's output was zero: a dead network
     ),
 )
 

@@ -342,8 +342,9 @@ class _Builder:
 
     def _kept_gain(self, params: list[str]) -> int | None:
         """A signal scaled by parameters no layer owns and no rule draws (layer scale, NF-Nets' zero
-        ``skipinit_gain``, ReZero's alpha): a constant of their values, which every plan keeps. Read as
-        a shape-only op, NF-Nets' residual branches looked whole and their streams 10x the measured."""
+        ``skipinit_gain``, ReZero's alpha): a constant of their values, which every plan keeps (on meta: the
+        rule's default, else no constant). Read as a shape-only op, NF-Nets' residual branches looked whole
+        and their streams 10x the measured."""
         value = (1.0, 1.0)
         for q in params:
             owner, _, _ = q.rpartition(".")
@@ -353,6 +354,8 @@ class _Builder:
                 return None
             rule = param_rule(q, tuple(p.shape), module)
             v = constant_value(p)
+            if v is None and p.device.type == "meta" and rule is not None and rule.meta is not None:
+                v = (rule.meta**2, rule.meta)  # no value yet: the default materialize sets (_param_rules)
             if layer_type(module) is not None or (rule is not None and rule.scheme is not None) or v is None:
                 return None
             value = (value[0] * v[0], value[1] * v[1])

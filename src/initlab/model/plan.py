@@ -26,7 +26,7 @@ from ..catalog.profiles import Profile, profile, scheme_profile
 from ..catalog.registry import Scheme
 from ..errors import InitlabValueError
 from ._isolate import kept_buffers, kept_rngs
-from ._param_rules import param_rule
+from ._param_rules import ParamRule, param_rule
 from ._steps import SetRow, SetSlice, Step, as_steps
 from .graph import LayerInfo, ModelGraph
 from .layers import Kind, ParamSpec
@@ -482,8 +482,7 @@ class _Planner:
                 row.status, row.scheme, row.rule = "untouched", "-", "-"
                 row.note = self.graph.unreached.get(q, "")
                 return None
-            init = None if fixed.scheme is None else _resolve_scheme(fixed.scheme, fixed.label)
-            rule_hit = Rule(q, fixed.scheme or KEEP, fixed.label, init)
+            rule_hit = _fixed_rule(q, fixed, _on_meta(self.model, q))
         if rule_hit.init is None:
             row.status, row.scheme, row.rule = "kept", KEEP, rule_hit.label
             return None
@@ -535,6 +534,21 @@ def _split_owner(q: str, info: LayerInfo | None) -> tuple[str, str]:
         return (f"{info.name}.{sub}" if sub else info.name), attr
     owner, _, attr = q.rpartition(".")
     return owner, attr
+
+
+def _fixed_rule(q: str, fixed: ParamRule, on_meta: bool) -> Rule:
+    """An architecture's rule for ``q``; one that keeps the constructor's value sets its default on meta."""
+    if fixed.scheme is None and on_meta and fixed.meta is not None:
+        scheme = f"constant({fixed.meta!r})"
+        label = f"{fixed.label.partition(':')[0]}: {fixed.meta:g}, the constructor's (meta: no value to keep)"
+        return Rule(q, scheme, label, _resolve_scheme(scheme, label))
+    init = None if fixed.scheme is None else _resolve_scheme(fixed.scheme, fixed.label)
+    return Rule(q, fixed.scheme or KEEP, fixed.label, init)
+
+
+def _on_meta(model: nn.Module, q: str) -> bool:
+    t = _logical_tensor(model, q)
+    return t is not None and t.device.type == "meta"
 
 
 def _owner(model: nn.Module, q: str) -> nn.Module | None:

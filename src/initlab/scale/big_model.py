@@ -6,7 +6,8 @@ is not called ``materialize`` so that the name stays the function's.)
 Values come from the counter-based generator (:mod:`initlab.model.plan_counter`), so they equal
 ``init_model(model, scheme, seed=seed)`` on a model built normally. Tied weights are allocated once and stay
 tied. Buffers created on meta have no values: normalization statistics are reset (mean 0, variance 1); every
-other buffer is zero-filled and listed in the report's notes. :func:`on_meta` builds a model on meta without
+other buffer is zero-filled and listed in the report's notes. A parameter a rule keeps at its constructor's
+value gets the architecture's default (``_param_rules``: NF-Nets' gains 1), or zeros, noted, without one. :func:`on_meta` builds a model on meta without
 running torch's init functions.
 """
 
