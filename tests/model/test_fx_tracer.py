@@ -3,6 +3,7 @@ graphs it traces, and its failures, are torch.fx's own."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 from initlab.model._fx_tracer import LeafTracer, _instructions
@@ -25,6 +26,22 @@ class ShapeUnpacking(nn.Module):
         return x.reshape(b * n, c).sum(0)
 
 
+class ManyArguments(nn.Module):
+    """Every kind of argument fx stores: parameters and buffers read directly, a tensor constant, numbers,
+    a dtype, tuples, lists, slices, a dict of keyword arguments, None."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 6))
+        self.register_buffer("shift", torch.ones(6))
+        self.const = torch.arange(6.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.linear(x, self.weight, None) + self.shift * self.const
+        y = torch.cat([y, y[:, 1:4].repeat(1, 2)], dim=1).reshape((y.shape[0], 2, -1))
+        return y.to(torch.float64).sum(dim=(1, 2), keepdim=False) * 0.5
+
+
 class Starred(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first, *_rest = x.unbind(0)  # UNPACK_EX: fx iterates through tracer.iter, which refuses
@@ -40,6 +57,8 @@ def test_traced_graph_is_fx_s_own() -> None:
     model = Unpacking()
     graph = LeafTracer({id(model.fc)}).trace(model)
     assert str(graph) == str(fx.Tracer().trace(model))
+    # (two instances: tracing stores a tensor constant on the module it traces)
+    assert str(LeafTracer(set()).trace(ManyArguments())) == str(fx.Tracer().trace(ManyArguments()))
     assert sum(n.op == "call_function" and "getitem" in str(n.target) for n in graph.nodes) == 5
 
 

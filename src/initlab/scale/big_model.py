@@ -7,8 +7,8 @@ Values come from the counter-based generator (:mod:`initlab.model.plan_counter`)
 ``init_model(model, scheme, seed=seed)`` on a model built normally. Tied weights are allocated once and stay
 tied. Buffers created on meta have no values: normalization statistics are reset (mean 0, variance 1); every
 other buffer is zero-filled and listed in the report's notes. A parameter a rule keeps at its constructor's
-value gets the architecture's default (``_param_rules``: NF-Nets' gains 1), or zeros, noted, without one. :func:`on_meta` builds a model on meta without
-running torch's init functions.
+value gets the architecture's default (``_param_rules``: NF-Nets' gains 1), or zeros, noted, without one.
+:func:`on_meta` builds a model on meta without running torch's init functions.
 """
 
 from __future__ import annotations
