@@ -92,6 +92,33 @@ def test_hooks_discovery_when_fx_fails():
     check_mixed(graph)
 
 
+class SharedLeaf(nn.Module):
+    """One layer reached by two paths (CoaT's position encoding, held by every block), and a forward fx
+    cannot trace."""
+
+    def __init__(self):
+        super().__init__()
+        shared = nn.Linear(8, 8)
+        self.first, self.second = nn.Sequential(shared, nn.ReLU()), nn.Sequential(shared, nn.ReLU())
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        if x.sum() > 0:  # fx cannot trace this
+            x = -x
+        return self.head(self.second(self.first(x)))
+
+
+def test_hooks_discovery_names_a_shared_layer_as_named_modules_does():
+    import initlab
+
+    model = SharedLeaf()
+    graph = discover(model, torch.randn(4, 8))
+    assert graph.method == "hooks"
+    assert [info.name for info in graph.layers] == ["first.0", "head"]  # not "second.0": no row has it
+    report = initlab.init_model(model, "auto", example_input=torch.randn(4, 8), seed=0)
+    assert all(r.var_out is not None for r in report.rows if r.name.endswith("weight"))
+
+
 def test_static_fallback_without_example_input():
     graph = discover(DataDependent())
     assert graph.method == "static" and graph.branches == []

@@ -653,9 +653,17 @@ class _Recorder:
 
 
 def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Each leaf module once, under its first name (as ``named_modules`` and fx name it): a layer shared by
+    two blocks (CoaT's position encodings), hooked under both, was recorded under its last name, which no
+    report row has."""
+    seen: set[int] = set()
+
     def walk(prefix: str, module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
         for name, child in module.named_children():
             q = f"{prefix}.{name}" if prefix else name
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
             if L.is_leaf(child):
                 yield q, child
             else:
