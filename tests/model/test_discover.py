@@ -119,6 +119,32 @@ def test_hooks_discovery_names_a_shared_layer_as_named_modules_does():
     assert all(r.var_out is not None for r in report.rows if r.name.endswith("weight"))
 
 
+class Gated(nn.Module):
+    """A gated unit written with ``chunk`` (timm's SwiGLU): ``fc2(silu(a) * b)``; ``hooks=True``: a forward
+    fx cannot trace."""
+
+    def __init__(self, hooks: bool):
+        super().__init__()
+        self.hooks, self.fc1, self.fc2 = hooks, nn.Linear(16, 64), nn.Linear(32, 16)
+
+    def forward(self, x):
+        if self.hooks and x.sum() > 0:
+            x = -x
+        a, b = self.fc1(x).chunk(2, dim=-1)
+        return self.fc2(F.silu(a) * b)
+
+
+def test_hooks_discovery_reads_a_chunked_gate_as_fx_does():
+    import initlab
+
+    x = torch.randn(64, 16)
+    reports = [initlab.init_model(Gated(hooks), "auto", example_input=x, seed=0) for hooks in (False, True)]
+    assert [r.method for r in reports] == ["fx", "hooks"]
+    fx_row, hooks_row = (r["fc2.weight"] for r in reports)
+    assert hooks_row.var_out == pytest.approx(fx_row.var_out, rel=1e-6)  # not planned as swish, silu(z) * z
+    assert hooks_row.std == pytest.approx(fx_row.std, rel=1e-6)
+
+
 def test_static_fallback_without_example_input():
     graph = discover(DataDependent())
     assert graph.method == "static" and graph.branches == []

@@ -649,7 +649,19 @@ class _Recorder:
                 n.size = call_sizes(fname, args, kwargs, out)
             if all(self.b.nodes[j].op == "const" or self.b.nodes[j].value is not None for j in n.inputs):
                 n.value = constant_value(out)
-            self.bind(out, node)
+            if isinstance(out, tuple | list) and sum(isinstance(t, torch.Tensor) for t in out) > 1:
+                self.items(out, node)
+            else:
+                self.bind(out, node)
+
+    def items(self, out: tuple[Any, ...] | list[Any], node: int) -> None:
+        """Each tensor of a call's tuple (``a, b = x.chunk(2, -1)``) its own ``getitem`` node, as fx has it:
+        bound to the call itself, a gated unit's ``silu(a) * b`` read as ``silu(z) * z`` (swish)."""
+        for i, t in enumerate(out):
+            if isinstance(t, torch.Tensor):
+                item = self.b.call("getitem", (_Ref(node), i), {})
+                self.b.nodes[item].size = call_sizes("getitem", (out, i), {}, t)
+                self.bind(t, item)
 
 
 def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
