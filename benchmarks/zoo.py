@@ -94,8 +94,8 @@ def digest(model: nn.Module) -> str:
 
 
 def plan_digest(report: Any) -> str:
-    """A hash of the plan: each row's rule and predicted output second moment (repr: every bit)."""
-    rows = [(r.name, r.status, getattr(r, "rule", ""), repr(r.var_out)) for r in report.rows]
+    """A hash of the plan: each row's rule, std and predicted output second moment (repr: every bit)."""
+    rows = [(r.name, r.status, r.rule, repr(r.std), repr(r.var_out)) for r in report.rows]
     return hashlib.blake2b(repr(rows).encode(), digest_size=8).hexdigest()
 
 

@@ -144,7 +144,7 @@ def test_a_sum_of_one_tensor_with_itself_is_not_of_independent_terms() -> None:
     assert 1 / 1.5 < fc1[0] / fc1[1] < 1.5, fc1
 
 
-def test_a_kept_gain_is_read_as_a_product_and_not_on_meta() -> None:
+def test_a_kept_gain_is_read_as_a_product_and_on_meta_as_its_default() -> None:
     from initlab.model import discover
 
     def muls(model: nn.Module) -> list[str]:
