@@ -388,12 +388,11 @@ def has_sized_calls(
     graph: Any, name_of: Callable[[Any], str], root: torch.nn.Module, sized_module: Callable[[Any], bool]
 ) -> bool:
     """Whether :func:`fx_sizes` runs the fx graph (it has a call or a module whose sizes matter, or a call
-    of parameters and buffers alone, whose value it reads)."""
+    of parameters and buffers alone or of none (``torch.arange(16)``), whose value it reads)."""
     return any(
         (n.op in ("call_function", "call_method") and name_of(n) in SIZED)
         or (n.op == "call_module" and sized_module(root.get_submodule(str(n.target))))
-        or (n.op in ("call_function", "call_method") and bool(n.all_input_nodes)
-            and all(a.op == "get_attr" for a in n.all_input_nodes))
+        or (n.op in ("call_function", "call_method") and all(a.op == "get_attr" for a in n.all_input_nodes))
         for n in graph.nodes
     )
 
@@ -432,11 +431,14 @@ def fx_sizes(
         name = name_of(n)
         size = call_sizes(name, args, kwargs, out) if name in RECORDED else ()
         value = (float(out) ** 2, float(out)) if type(out) in (int, float) else None
-        if value is None and n.all_input_nodes and constants.issuperset(n.all_input_nodes):
-            # a value of parameters and buffers alone (ConvNeXt-V2's ``self.weight.view(...)``), read as
-            # hooks discovery reads it: as data a parameter is the plan's zero, a shape op of it a unit signal
+        if isinstance(out, int | torch.Size | torch.device | torch.dtype):
+            constants.add(n)  # a size, not data: what is computed from it is fixed (``arange(x.shape[1])``)
+        elif constants.issuperset(n.all_input_nodes):
+            # a value of parameters, buffers and sizes alone (ConvNeXt-V2's ``self.weight.view(...)``, a
+            # rotary table from ``arange``), read as hooks discovery reads it: as data a parameter is the
+            # plan's zero, a shape op of it a unit signal. An integer step has no moments, but is constant.
             value = constant_value(out)
-            if value is not None:
+            if value is not None or isinstance(out, torch.Tensor | tuple | list):  # a tuple: its items
                 constants.add(n)
         if size or value:
             found[n] = (size, value)

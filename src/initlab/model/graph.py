@@ -614,6 +614,7 @@ class _Recorder:
         self.params = params
         self.buffers = buffers or set()  # registered buffers: their values are read, as fx discovery does
         self.producer: dict[int, int] = {}
+        self.fixed: set[int] = set()  # nodes computed from constants alone
         self.keep: list[Any] = []
         self.mode = OpRecorder(self.on_call)
 
@@ -647,20 +648,28 @@ class _Recorder:
             n = self.b.nodes[node]
             if fname in RECORDED:
                 n.size = call_sizes(fname, args, kwargs, out)
-            if all(self.b.nodes[j].op == "const" or self.b.nodes[j].value is not None for j in n.inputs):
+            fixed = all(j in self.fixed or self.b.nodes[j].op == "const" or self.b.nodes[j].value is not None
+                        for j in n.inputs)
+            if fixed:  # of constants alone: its value is the value used (an integer one has no moments, but
+                # what is computed from it does: DINOv3's rotary angles from ``arange``)
+                self.fixed.add(node)
                 n.value = constant_value(out)
             if isinstance(out, tuple | list) and sum(isinstance(t, torch.Tensor) for t in out) > 1:
-                self.items(out, node)
+                self.items(out, node, fixed)
             else:
                 self.bind(out, node)
 
-    def items(self, out: tuple[Any, ...] | list[Any], node: int) -> None:
+    def items(self, out: tuple[Any, ...] | list[Any], node: int, fixed: bool) -> None:
         """Each tensor of a call's tuple (``a, b = x.chunk(2, -1)``) its own ``getitem`` node, as fx has it:
-        bound to the call itself, a gated unit's ``silu(a) * b`` read as ``silu(z) * z`` (swish)."""
+        bound to the call itself, a gated unit's ``silu(a) * b`` read as ``silu(z) * z`` (swish). The items
+        of a constant (a rotary table's ``sin, cos = emb.tensor_split(2, -1)``) keep their values."""
         for i, t in enumerate(out):
             if isinstance(t, torch.Tensor):
                 item = self.b.call("getitem", (_Ref(node), i), {})
                 self.b.nodes[item].size = call_sizes("getitem", (out, i), {}, t)
+                if fixed:
+                    self.fixed.add(item)
+                    self.b.nodes[item].value = constant_value(t)
                 self.bind(t, item)
 
 

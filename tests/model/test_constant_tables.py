@@ -1,0 +1,65 @@
+"""A table the forward computes from constants alone (a rotary embedding from ``arange`` and a buffer of
+periods) is read by its values in both discoveries: fx (the sizes pass) and hooks (the recording pass). The
+integer steps (``arange(x.shape[1])``) have no moments of their own but are constant, and the items of a
+constant tuple (``sin, cos = emb.tensor_split(2, -1)``) keep their values. Misread, the table is a zero (fx)
+or a unit signal (hooks), and the layer after it is planned for the wrong input: DINOv3's attention
+projections measured 0.19x their plan under hooks discovery."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from initlab.model import init_model
+
+D, N = 64, 16
+
+
+class RotaryMix(nn.Module):
+    """``proj(q * sin)`` where ``sin`` is a rotary table of small angles: E[sin^2] is about 0.02, far from
+    the 1 of a unit signal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(D, D)
+        self.proj = nn.Linear(D, D)
+        self.register_buffer("periods", 40.0 * 10.0 ** (torch.arange(D) / D), persistent=False)
+
+    def table(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        coords = torch.arange(n, device=device)  # integer steps
+        angles = coords[:, None].float() / self.periods  # (n, D): angles below 16/40
+        return torch.cat([angles.sin(), angles.cos()], -1).tensor_split(2, -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sin, _ = self.table(x.shape[1], x.device)
+        return self.proj(torch.relu(self.q(x)) * sin)
+
+
+class Untraceable(RotaryMix):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # data-dependent control flow: hooks discovery
+        return super().forward(x) if bool(x.sum() != 0) else x
+
+
+def _proj_second_moment(model: nn.Module, batches: int = 512) -> tuple[float, float]:
+    """E[y^2] of ``proj``'s output on fresh unit-variance batches, and 5 standard errors of it (over the
+    samples, which are independent)."""
+    seen: list[torch.Tensor] = []
+    handle = model.proj.register_forward_hook(lambda m, a, y: seen.append(y.square().mean((1, 2))))
+    with torch.no_grad():
+        model(torch.randn(batches, N, D, generator=torch.Generator().manual_seed(3)))
+    handle.remove()
+    per_sample = seen[0].double()
+    return float(per_sample.mean()), 5 * float(per_sample.std()) / batches**0.5
+
+
+def test_a_rotary_table_from_integer_steps_is_read_by_its_values_in_both_discoveries() -> None:
+    for cls, method in ((RotaryMix, "fx"), (Untraceable, "hooks")):
+        torch.manual_seed(0)
+        model = cls()
+        example = torch.randn(4, N, D, generator=torch.Generator().manual_seed(1))
+        report = init_model(model, "auto", example_input=example, seed=0)
+        assert report.method == method
+        predicted = next(r.var_out for r in report.rows if r.name == "proj.weight")
+        measured, tol = _proj_second_moment(model)
+        assert predicted is not None
+        assert abs(measured - predicted) <= tol + 0.02 * predicted, (method, measured, predicted)
