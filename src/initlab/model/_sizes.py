@@ -433,7 +433,7 @@ def fx_sizes(
         value = (float(out) ** 2, float(out)) if type(out) in (int, float) else None
         if isinstance(out, int | torch.Size | torch.device | torch.dtype):
             constants.add(n)  # a size, not data: what is computed from it is fixed (``arange(x.shape[1])``)
-        elif constants.issuperset(n.all_input_nodes):
+        elif value is None and constants.issuperset(n.all_input_nodes):
             # a value of parameters, buffers and sizes alone (ConvNeXt-V2's ``self.weight.view(...)``, a
             # rotary table from ``arange``), read as hooks discovery reads it: as data a parameter is the
             # plan's zero, a shape op of it a unit signal. An integer step has no moments, but is constant.
