@@ -3,7 +3,7 @@
 Each step is a small frozen dataclass that knows how to apply itself to the whole tensor (``apply``) and, when
 it can, to a rectangular piece of it that starts at global row ``lo`` (``apply_piece``: sharded and
 module-by-module fills). ``piecewise`` says whether a piece can be finished from its own values alone; the
-others (:class:`RowNorm`, :class:`Center`, :class:`LooksLinear`) are handled by the counter fill, which
+others (:class:`RowNorm`, :class:`RowSum`, :class:`Center`, :class:`LooksLinear`) are handled by the counter fill, which
 regenerates the rows it needs (:mod:`.plan_counter`). Legacy tuples (``("row", 3, 0.0)``...) are converted by
 :func:`as_step`, so choosers may still give them.
 """
@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-StepKind = Literal["row", "slice", "row_norm", "center", "looks_linear", "scale"]
+StepKind = Literal["row", "slice", "row_norm", "row_sum", "center", "looks_linear", "scale"]
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,33 @@ class RowNorm:
     norm: float
     kind: ClassVar[StepKind] = "row_norm"
     piecewise: ClassVar[bool] = False
+    whole_rows: ClassVar[bool] = True
 
     def apply(self, data: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None) -> None:
         n = data.shape[0] if data.dim() else 1
         norms = data.reshape(n, -1).norm(dim=1, keepdim=True).clamp_min(1e-30)
         data.mul_((self.norm / norms).view(n, *(1,) * (data.dim() - 1)))
+
+
+@dataclass(frozen=True)
+class RowSum:
+    """Each row (dim 0) shifted by a constant so that its sum is ``+-total`` (its sign kept). For an input
+    whose mean carries most of its second moment (a squeeze-excitation's pooled features): the output is
+    then mostly ``mean x row sums``, whose average square over the rows is one chi-square draw with as many
+    degrees of freedom as outputs (EfficientNet's 8-channel SE squeeze measured 0.26x its plan); with fixed
+    sums it is the plan's ``mean^2 * total^2``. The shift moves each entry by about ``total / entries``."""
+
+    total: float
+    kind: ClassVar[StepKind] = "row_sum"
+    piecewise: ClassVar[bool] = False
+    whole_rows: ClassVar[bool] = True
+
+    def apply(self, data: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None) -> None:
+        n = data.shape[0] if data.dim() else 1
+        rows = data.reshape(n, -1)
+        sums = rows.sum(1, keepdim=True)
+        target = torch.where(sums >= 0, self.total, -self.total)
+        data.add_(((target - sums) / rows.shape[1]).view(n, *(1,) * (data.dim() - 1)))
 
 
 @dataclass(frozen=True)
@@ -127,14 +149,14 @@ class LooksLinear:
         """Nothing: the fill draws the layout."""
 
 
-Step = SetRow | SetSlice | Scale | RowNorm | Center | LooksLinear
+Step = SetRow | SetSlice | Scale | RowNorm | RowSum | Center | LooksLinear
 _LEGACY: dict[str, Any] = {"row": SetRow, "slice": SetSlice, "scale": Scale, "row_norm": RowNorm,
-                           "center": Center, "looks_linear": LooksLinear}
+                           "row_sum": RowSum, "center": Center, "looks_linear": LooksLinear}
 
 
 def as_step(step: Step | tuple[Any, ...]) -> Step:
     """A typed step from a typed step or a legacy tuple ``(kind, *args)``."""
-    if isinstance(step, SetRow | SetSlice | Scale | RowNorm | Center | LooksLinear):
+    if isinstance(step, SetRow | SetSlice | Scale | RowNorm | RowSum | Center | LooksLinear):
         return step
     if not isinstance(step, tuple) or not step or step[0] not in _LEGACY:
         raise ValueError(f"unknown post step {step!r}; steps are {', '.join(_LEGACY)}")

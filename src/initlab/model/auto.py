@@ -53,6 +53,7 @@ from .propagate import (
 from .report import InitReport
 
 BORDER_NOTE = 0.5  # a padded conv reading fewer of its taps than this says so in its row
+MEAN_DOMINATED = 0.5  # an input whose mean carries this share of its second moment: fixed row sums
 SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
 QR_FLOPS = 2.0**33  # an orthogonal draw's QR of m x n costs ~2 m n^2 (1 s here): past it, a Gaussian
 QR_NOTE = "too slow to be worth an isometric end layer"
@@ -401,7 +402,8 @@ class AutoChooser:
         # through W.1 would add -mean x W.1 at every position (NF-RegNet's SE inputs measured 40x the plan)
         sw2, sb2, rule, center = self._scales(pre, q_in, q_t, has_bias, info.standardized is None)
         label_rule = f"auto:{rule}" + (" (mean-centred)" if center else "")
-        if self._set_weight(info, w, sw2, fan_in, q_in, label_rule):
+        mean_share = ins[0].mu**2 / q_in if n == 1 and not zero_in and not center else 0.0
+        if self._set_weight(info, w, sw2, fan_in, q_in, label_rule, mean_share):
             sb2, center = 0.0, 0.0
         if has_bias:
             post = (("center", info.params[w], center),) if center else ()
@@ -450,9 +452,11 @@ class AutoChooser:
         return q_t / v_in, 0.0, "variance", center
 
     def _set_weight(
-        self, info: LayerInfo, w: str, sw2: float, fan_in: float, q_in: float, label_rule: str
+        self, info: LayerInfo, w: str, sw2: float, fan_in: float, q_in: float, label_rule: str,
+        mean_share: float = 0.0,
     ) -> bool:
-        """Plan the weight for ``sigma_w^2``; True when its structure sets the bias to zero (looks-linear)."""
+        """Plan the weight for ``sigma_w^2``; True when its structure sets the bias to zero (looks-linear).
+        ``mean_share``: the share of the input's second moment its mean carries."""
         role = self.ll_role.get(info.name)
         if role is not None:
             draw, label = self._looks_linear(info, role, q_in)
@@ -468,8 +472,13 @@ class AutoChooser:
             label_rule += f", normal: a {o}x{i} QR {QR_NOTE}"
         std = math.sqrt(sw2 / fan_in)
         rows = info.kind in (Kind.LINEAR, Kind.CONV, Kind.RAW) and info.specs[w].layout == "torch"
+        if rows and mean_share >= MEAN_DOMINATED and not self.portable:
+            # the output is mostly mean x the row sums: fixed sums, not one chi-square draw over the outputs
+            total = std * math.sqrt(self._dims(info)[1])
+            label = f"normal(0, {std:.3g}), row sums +-{total:.3g}"
+            self._set(info, w, d.Normal(0.0, std), label, label_rule, post=(("row_sum", total),))
         # fixed-norm rows (no chi-square spread) for a small fan-in: every tap of the row, read or not
-        if rows and fan_in / info.taps_read < SMALL_FAN_IN and not self.portable:
+        elif rows and fan_in / info.taps_read < SMALL_FAN_IN and not self.portable:
             norm = math.sqrt(sw2 / info.taps_read)  # std * sqrt(entries per row)
             label = f"normal(0, {std:.3g}), rows scaled to norm {norm:.3g}"
             self._set(info, w, d.Normal(0.0, std), label, label_rule, post=(("row_norm", norm),))

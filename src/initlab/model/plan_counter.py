@@ -7,8 +7,8 @@ parameter's index space; a structured block (orthogonal...) is its own global te
 Post steps (typed, :mod:`._steps`): padding rows, forget-gate slices and scales are applied to the part of
 them a piece holds; a
 ``looks_linear`` weight (``[[A, -A], [-A, A]]``) draws ``A`` as its own ``(rows/2, cols/2)`` tensor and is cut
-from the full layout; steps that need whole rows (``row_norm``: rows scaled to a fixed norm) are applied to
-the piece's rows generated in full, then cut; a ``center`` bias (``b -= c * row sums of W``) regenerates the
+from the full layout; steps that need whole rows (``row_norm``, ``row_sum``: rows scaled to a fixed norm,
+shifted to a fixed sum) are applied to the piece's rows generated in full, then cut; a ``center`` bias (``b -= c * row sums of W``) regenerates the
 rows of ``W`` it needs from their indices. So a rank never needs another rank's values.
 """
 
@@ -32,7 +32,7 @@ from ._apply import (
     transaction,
     write_looks_linear_,
 )
-from ._steps import Center, RowNorm, looks_linear_role
+from ._steps import Center, looks_linear_role
 from .plan import Assignment, Plan
 
 
@@ -56,7 +56,7 @@ def _fill_piece(local: torch.Tensor, a: Assignment, seed: int, offset: Sequence[
     if local.numel() == 0 or local.device.type == "meta":
         return local
     role = looks_linear_role(a.post)
-    if any(isinstance(s, RowNorm) for s in a.post) and tuple(local.shape[1:]) != glob[1:]:
+    if any(getattr(s, "whole_rows", False) for s in a.post) and tuple(local.shape[1:]) != glob[1:]:
         rows = torch.empty((local.shape[0], *glob[1:]), dtype=local.dtype)  # whole rows, then the columns
         _fill_piece(rows, a, seed, (offs[0], *(0,) * (len(glob) - 1)), threads, assignments)
         cols = (slice(o, o + n) for o, n in zip(offs[1:], local.shape[1:], strict=True))
@@ -105,7 +105,7 @@ def _post(local: torch.Tensor, a: Assignment, seed: int, offs: tuple[int, ...], 
     for step in a.post:
         if step.piecewise:
             step.apply_piece(local, tuple(a.shape), lo)  # type: ignore[union-attr]
-        elif isinstance(step, RowNorm):  # whole rows here (see fill_assignment_)
+        elif getattr(step, "whole_rows", False):  # whole rows here (see fill_assignment_)
             step.apply(local)
         elif isinstance(step, Center) and step.coef:  # 1-D bias -= c * row sums of the weight
             if assignments is None or step.weight not in assignments:
