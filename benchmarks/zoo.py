@@ -215,6 +215,8 @@ def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fre
     res["untouched"] = sum(r.status == "untouched" for r in report.rows)
     res["warnings"] = len(report.warnings)
     res["digest"], res["plan_digest"] = digest(model), plan_digest(report)
+    if PLAN_ROWS:  # the plan itself, to tell where two runs' plans part (NextViT-S and Swin-S3 did, rarely)
+        res["plan_rows"] = [[r.name, r.std, r.var_out] for r in report.rows]
     layers, out = weight_layer_moments(model, report, fresh, more)
     res["finite"] = all(bool(torch.isfinite(t).all()) for t in tensors(out) if t.is_floating_point())
     res["moments"] = summarize_layers(layers)
@@ -355,6 +357,7 @@ def run_model(entry: zm.Entry) -> dict[str, Any]:
 
 
 ONLY = {"auto", "diagnose", "he_normal", "lsuv"}
+PLAN_ROWS: list[bool] = []  # --plan-rows: record every row's std and prediction in the stream
 
 
 def warm_up() -> dict[str, float]:
@@ -605,6 +608,8 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=240.0, help="seconds per model")
     p.add_argument("--exclude", default="", help="comma-separated model names to leave out")
     p.add_argument("--only", default="", help="comma-separated subset of auto,diagnose,he_normal,lsuv")
+    p.add_argument("--plan-rows", action="store_true",
+                   help="record each plan row's (name, std, var_out) in the result stream")
     p.add_argument("--from-jsonl", nargs="*", default=None,
                    help="no run: merge these result streams into --out/--md (key by key, later files win)")
     args = p.parse_args()
@@ -615,6 +620,8 @@ def main() -> None:
     entries = [e for e in select(args) if e.name not in set(args.exclude.split(","))]
     if args.only:
         ONLY.intersection_update(args.only.split(","))
+    if args.plan_rows:
+        PLAN_ROWS.append(True)
     _ENTRIES.update({_key(e): e for e in entries})
     import initlab.diagnostics
     import initlab.methods
