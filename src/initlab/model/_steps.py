@@ -3,9 +3,9 @@
 Each step is a small frozen dataclass that knows how to apply itself to the whole tensor (``apply``) and, when
 it can, to a rectangular piece of it that starts at global row ``lo`` (``apply_piece``: sharded and
 module-by-module fills). ``piecewise`` says whether a piece can be finished from its own values alone; the
-others (:class:`RowNorm`, :class:`RowSum`, :class:`Center`, :class:`LooksLinear`) are handled by the counter fill, which
-regenerates the rows it needs (:mod:`.plan_counter`). Legacy tuples (``("row", 3, 0.0)``...) are converted by
-:func:`as_step`, so choosers may still give them.
+others (:class:`RowNorm`, :class:`RowSum`, :class:`Center`, :class:`LooksLinear`) are handled by the counter
+fill, which regenerates the rows it needs (:mod:`.plan_counter`). Legacy tuples (``("row", 3, 0.0)``...)
+are converted by :func:`as_step`, so choosers may still give them.
 """
 
 from __future__ import annotations

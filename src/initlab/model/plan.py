@@ -41,7 +41,8 @@ KEEP = "keep"
 class Assignment:
     """How to fill one parameter: ``draws`` per block along dim 0 (one draw: the whole tensor), then ``post``
     steps (typed, :mod:`._steps`; legacy tuples such as ``("row", index, value)`` are converted): a padding
-    row, a forget-gate slice, a residual scale, fixed row norms or sums, a centred bias, a looks-linear layout."""
+    row, a forget-gate slice, a residual scale, fixed row norms or sums, a centred bias, a looks-linear
+    layout."""
 
     name: str
     owner: str

@@ -8,8 +8,9 @@ Post steps (typed, :mod:`._steps`): padding rows, forget-gate slices and scales 
 them a piece holds; a
 ``looks_linear`` weight (``[[A, -A], [-A, A]]``) draws ``A`` as its own ``(rows/2, cols/2)`` tensor and is cut
 from the full layout; steps that need whole rows (``row_norm``, ``row_sum``: rows scaled to a fixed norm,
-shifted to a fixed sum) are applied to the piece's rows generated in full, then cut; a ``center`` bias (``b -= c * row sums of W``) regenerates the
-rows of ``W`` it needs from their indices. So a rank never needs another rank's values.
+shifted to a fixed sum) are applied to the piece's rows generated in full, then cut; a ``center`` bias (``b
+-= c * row sums of W``) regenerates the rows of ``W`` it needs from their indices. So a rank never needs
+another rank's values.
 """
 
 from __future__ import annotations
