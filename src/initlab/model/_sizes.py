@@ -24,11 +24,12 @@ MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_wit
                        "max_pool2d_with_indices", "max_pool3d_with_indices"})
 MAX_REDUCES = frozenset({"amax"})  # the max over some dims (Hiera's pooled queries: ``q.amax(dim=3)``)
 SDPAS = frozenset({"scaled_dot_product_attention"})
+CONVS = frozenset({"conv1d", "conv2d", "conv3d"})  # with a fixed averaging filter: a weighted average pool
 SUMS = frozenset({"sum"})  # over some dims (the last: what dividing attention weights renormalizes by)
 L2_NORMALIZES = frozenset({"normalize"})  # F.normalize: each vector along ``dim`` to unit L2 norm
 FOLDS = frozenset({"fold"})  # F.fold: overlapping patches summed back into a map
 SIZED = (MATMULS | SOFTMAXES | MAX_POOLS | MAX_REDUCES | AVG_POOLS | SDPAS | SUMS | CAT_NAMES | L2_NORMALIZES
-         | FOLDS)
+         | FOLDS | CONVS)
 # zero padding and the slice that crops it back (window attention on a map the windows do not tile): read when
 # the example runs anyway, but no reason on their own to run it (``has_sized_calls``)
 PADS = frozenset({"pad"})
@@ -140,6 +141,10 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
     if fname in AVG_POOLS:
         x = args[0] if args else None
         return pool_keep(x, out) if fname != "mean" or not _over_batch(x, args, kwargs) else ()
+    if fname in CONVS:
+        w = args[1] if len(args) > 1 else kwargs.get("weight")
+        ok = not isinstance(w, torch.nn.Parameter) and averaging_filter(w)
+        return pool_keep(args[0] if args else kwargs.get("input"), out) if ok else ()
     if fname in SDPAS:
         return sdpa_sizes(args, kwargs)
     if fname in SUMS:
@@ -248,6 +253,20 @@ def _shared_along(b: Any) -> tuple[float, ...]:
             kept = float(x.mean(dim).square().mean()) / q
             shares.append(max(kept - 1.0 / n, 0.0) / (1.0 - 1.0 / n))
         return tuple(shares)
+
+
+def averaging_filter(w: Any) -> bool:
+    """A convolution filter of non-negative taps summing to 1 for each output channel: a blur that averages
+    (timm's ``BlurPool2d``, TResNet's anti-aliasing: ``F.conv2d(x, self.filt, groups=C)`` on a buffer). It
+    keeps the mean whole, as an average pool does; read as an unknown product, the mean was lost and the
+    squeeze-excitation after it measured 3.6x its plan."""
+    if not isinstance(w, torch.Tensor) or not w.is_floating_point() or w.dim() < 3 or w.numel() == 0:
+        return False
+    if w.device.type == "meta":
+        return False
+    with torch.no_grad():
+        flat = w.detach().reshape(w.shape[0], -1).double()
+        return bool((flat >= 0).all()) and bool(((flat.sum(1) - 1).abs() <= 1e-4).all())
 
 
 def pool_keep(x: Any, out: Any) -> tuple[float, ...]:

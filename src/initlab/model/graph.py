@@ -44,7 +44,9 @@ from ._param_rules import attach_expert_layers, param_rule
 from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of, types_decided_once
 from ._sizes import (
+    CONVS,
     RECORDED,
+    averaging_filter,
     border_fraction,
     call_sizes,
     constant_value,
@@ -242,6 +244,7 @@ class _Builder:
         self.param_uses: dict[str, str] = {}
         self.notes: list[str] = []
         self.ran_example = False  # see ModelGraph.ran_example
+        self.averaging: set[int] = set()  # constants holding an averaging filter (:func:`averaging_filter`)
 
     def add(
         self, op: Op, inputs: tuple[int, ...] = (), name: str = "", act: Activation | None = None
@@ -336,9 +339,20 @@ class _Builder:
             return self.add("softmax", data, fname)
         if fname in L.AVG_POOL_NAMES:
             return self.add("pool", data, fname)
+        if fname in CONVS and not params and (blur := self._blur_input(args, kwargs)) is not None:
+            return self.add("pool", (blur,), fname)
         if fname in L.TRANSPARENT_NAMES:
             return self.add("pass", data, fname)
         return self.add("other", data, fname)
+
+    def _blur_input(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int | None:
+        """The input of ``F.conv*(x, weight, ...)`` when the weight is a fixed averaging filter: a blur,
+        which keeps the mean as an average pool does (:func:`._sizes.averaging_filter`)."""
+        x = args[0] if args else kwargs.get("input")
+        w = args[1] if len(args) > 1 else kwargs.get("weight")
+        if isinstance(x, _Ref) and isinstance(w, _Ref) and w.node in self.averaging:
+            return x.node
+        return None
 
     def _kept_gain(self, params: list[str]) -> int | None:
         """A signal scaled by parameters no layer owns and no rule draws (layer scale, NF-Nets' zero
@@ -565,6 +579,8 @@ def _buffer_node(b: _Builder, model: nn.Module, target: str) -> int:
     except AttributeError:
         return node
     b.nodes[node].value = constant_value(value)
+    if averaging_filter(value):
+        b.averaging.add(node)
     return node
 
 
@@ -628,6 +644,8 @@ class _Recorder:
                     self.producer[key] = self.b.add("const")
                     if key in self.buffers:
                         self.b.nodes[self.producer[key]].value = constant_value(a)
+                        if averaging_filter(a):
+                            self.b.averaging.add(self.producer[key])
                 self.keep.append(a)
             return _Ref(self.producer[key])
         if isinstance(a, list | tuple):
