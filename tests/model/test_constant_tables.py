@@ -113,3 +113,22 @@ def test_a_blur_by_a_fixed_averaging_filter_keeps_the_mean_in_both_discoveries()
         measured, tol = _squeeze_second_moment(model)
         # the squeeze's rows are shifted to fixed sums (its input is mean-dominated): the output is the plan's
         assert abs(measured - predicted) <= tol + 0.1 * predicted, (method, measured, predicted)
+
+
+class ScaledSteps(RotaryMix):
+    """The steps scaled by a number of sizes, ``arange(n) * (0.5 / n)``: the number is constant too."""
+
+    def table(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        angles = (torch.arange(n, device=device) * (0.5 / n))[:, None] * (40.0 / self.periods)
+        return torch.cat([angles.sin(), angles.cos()], -1).tensor_split(2, -1)
+
+
+def test_steps_scaled_by_a_number_of_sizes_are_read_by_their_values() -> None:
+    torch.manual_seed(0)
+    model = ScaledSteps()
+    example = torch.randn(4, N, D, generator=torch.Generator().manual_seed(1))
+    report = init_model(model, "auto", example_input=example, seed=0)
+    assert report.method == "fx"
+    predicted = next(r.var_out for r in report.rows if r.name == "proj.weight")
+    measured, tol = _proj_second_moment(model)
+    assert abs(measured - predicted) <= tol + 0.02 * predicted, (measured, predicted)

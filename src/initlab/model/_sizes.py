@@ -450,8 +450,10 @@ def fx_sizes(
         name = name_of(n)
         size = call_sizes(name, args, kwargs, out) if name in RECORDED else ()
         value = (float(out) ** 2, float(out)) if type(out) in (int, float) else None
-        if isinstance(out, int | torch.Size | torch.device | torch.dtype):
-            constants.add(n)  # a size, not data: what is computed from it is fixed (``arange(x.shape[1])``)
+        if isinstance(out, int | torch.Size | torch.device | torch.dtype) or (
+                type(out) is float and constants.issuperset(n.all_input_nodes)):
+            # a size, not data, or a number of sizes (``1 / x.shape[1]``): what is computed from it is fixed
+            constants.add(n)
         elif value is None and constants.issuperset(n.all_input_nodes):
             # a value of parameters, buffers and sizes alone (ConvNeXt-V2's ``self.weight.view(...)``, a
             # rotary table from ``arange``), read as hooks discovery reads it: as data a parameter is the
