@@ -394,6 +394,7 @@ def _labelled(res: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _worker(conn: Connection) -> None:
     torch.set_num_threads(1)
+    done = 0
     while True:
         key = conn.recv()
         if key is None:
@@ -403,6 +404,9 @@ def _worker(conn: Connection) -> None:
         except BaseException as e:
             res = {"name": key, "status": "harness-error",
                    "error": f"{type(e).__name__}: {str(e)[:300]}", "trace": traceback.format_exc()[-1500:]}
+        # which worker ran it, and how many models before: a run's order replays from the stream
+        res["worker"] = [os.getpid(), done]
+        done += 1
         conn.send(res)
 
 
