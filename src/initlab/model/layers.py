@@ -8,6 +8,7 @@ lookups into it)."""
 from __future__ import annotations
 
 import operator
+import weakref
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,7 @@ def _elementwise(module: nn.Module, act: Activation) -> bool:
         module.training = training
 
 
-_ACT_CACHE: dict[type, bool] = {}
+_ACT_CACHE: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()  # (keeps no class alive)
 
 
 def module_act(module: nn.Module) -> Activation | None:
