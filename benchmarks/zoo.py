@@ -215,7 +215,7 @@ def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fre
     res["untouched"] = sum(r.status == "untouched" for r in report.rows)
     res["warnings"] = len(report.warnings)
     res["digest"], res["plan_digest"] = digest(model), plan_digest(report)
-    if PLAN_ROWS:  # the plan itself, to tell where two runs' plans part (NextViT-S and Swin-S3 did, rarely)
+    if PLAN_ROWS:  # the plan itself, to tell where two runs' plans part (how NextViT-S's flake was found)
         res["plan_rows"] = [[r.name, r.std, r.var_out] for r in report.rows]
     layers, out = weight_layer_moments(model, report, fresh, more)
     res["finite"] = all(bool(torch.isfinite(t).all()) for t in tensors(out) if t.is_floating_point())
