@@ -112,7 +112,7 @@ def test_a_blur_by_a_fixed_averaging_filter_keeps_the_mean_in_both_discoveries()
         predicted = next(r.var_out for r in report.rows if r.name == "fc1.weight")
         measured, tol = _squeeze_second_moment(model)
         # the squeeze's rows are shifted to fixed sums (its input is mean-dominated): the output is the plan's
-        assert abs(measured - predicted) <= tol + 0.1 * predicted, (method, measured, predicted)
+        assert abs(measured - predicted) <= tol + 0.02 * predicted, (method, measured, predicted)
 
 
 class ScaledSteps(RotaryMix):

@@ -44,8 +44,9 @@ def _squeeze_second_moment(model: SqueezeExcite) -> float:
 
 @pytest.mark.parametrize("generator", ["counter", "torch"])
 def test_a_pooled_squeeze_meets_its_plan_for_every_seed(generator: str) -> None:
-    """Ten seeds: each within 10% of the plan (with Gaussian rows about 7 in 10 miss that, as the chi-square
-    with 8 degrees of freedom says). The part that varies across samples is 1% of the output here."""
+    """Ten seeds: each within 5% of the plan (measured: within 2%; with Gaussian rows the same seeds spread
+    over 0.45-1.65x, as the chi-square with 8 degrees of freedom says). What still varies is the small part
+    of the input that is not its mean."""
     ratios = []
     for seed in range(10):
         torch.manual_seed(0)
@@ -55,7 +56,7 @@ def test_a_pooled_squeeze_meets_its_plan_for_every_seed(generator: str) -> None:
         row = next(r for r in report.rows if r.name == "fc1.weight")
         assert "row sums" in row.scheme
         ratios.append(_squeeze_second_moment(model) / row.var_out)
-    assert all(abs(r - 1) < 0.1 for r in ratios), ratios
+    assert all(abs(r - 1) < 0.05 for r in ratios), ratios
 
 
 def test_row_sums_are_fixed_with_their_signs_and_a_piece_matches_the_whole() -> None:

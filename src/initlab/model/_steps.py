@@ -91,9 +91,7 @@ class RowNorm:
     whole_rows: ClassVar[bool] = True
 
     def apply(self, data: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None) -> None:
-        n = data.shape[0] if data.dim() else 1
-        norms = data.reshape(n, -1).norm(dim=1, keepdim=True).clamp_min(1e-30)
-        data.mul_((self.norm / norms).view(n, *(1,) * (data.dim() - 1)))
+        data.mul_(_per_row(data, self.norm / _rows(data).norm(dim=1).clamp_min(1e-30)))
 
 
 @dataclass(frozen=True)
@@ -110,11 +108,20 @@ class RowSum:
     whole_rows: ClassVar[bool] = True
 
     def apply(self, data: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None) -> None:
-        n = data.shape[0] if data.dim() else 1
-        rows = data.reshape(n, -1)
-        sums = rows.sum(1, keepdim=True)
+        rows = _rows(data)
+        sums = rows.sum(1)
         target = torch.where(sums >= 0, self.total, -self.total)
-        data.add_(((target - sums) / rows.shape[1]).view(n, *(1,) * (data.dim() - 1)))
+        data.add_(_per_row(data, (target - sums) / rows.shape[1]))
+
+
+def _rows(data: torch.Tensor) -> torch.Tensor:
+    """``data`` as a matrix of its rows (dim 0)."""
+    return data.reshape(data.shape[0] if data.dim() else 1, -1)
+
+
+def _per_row(data: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """One value per row of ``data``, shaped to broadcast over the row's entries."""
+    return values.view(-1, *(1,) * (data.dim() - 1))
 
 
 @dataclass(frozen=True)
