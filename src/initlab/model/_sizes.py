@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from .layers import AVG_POOL_NAMES, CAT_NAMES
+from .layers import AVG_POOL_NAMES, CAT_NAMES, DIV_NAMES
 
 MATMULS = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm"})
 SOFTMAXES = frozenset({"softmax"})
@@ -35,7 +35,9 @@ SIZED = (MATMULS | SOFTMAXES | MAX_POOLS | MAX_REDUCES | AVG_POOLS | SDPAS | SUM
 PADS = frozenset({"pad"})
 CROPS = frozenset({"getitem", "__getitem__"})
 LIVE_SIZED = PADS | CROPS
-RECORDED = SIZED | LIVE_SIZED  # every call whose sizes discovery records when the example runs
+# a quotient by a tensor divisor: its scale-free gain, read when the example runs anyway (as LIVE_SIZED)
+QUOTIENTS = DIV_NAMES
+RECORDED = SIZED | LIVE_SIZED | QUOTIENTS  # every call whose sizes discovery records when the example runs
 QUANTILES = 8
 
 
@@ -162,6 +164,8 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
             parts, (list, tuple)) else ()
     if fname in LIVE_SIZED:
         return _live_share(fname, args, kwargs, out)
+    if fname in QUOTIENTS:
+        return quotient_gain(args, out)
     if fname in SOFTMAXES and isinstance(out, torch.Tensor) and out.dim() >= 1:
         dim = kwargs.get("dim", args[1] if len(args) > 1 else -1)
         return key_counts(out, dim) if isinstance(dim, int) else ()
@@ -185,6 +189,23 @@ def _live_share(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: 
         return ()
     start = _slice_start(x, args[1] if len(args) > 1 else None)
     return (out.numel() / x.numel(),) if start is None else (out.numel() / x.numel(), start)
+
+
+def quotient_gain(args: tuple[Any, ...], out: Any) -> tuple[float, ...]:
+    """``(rho, m)`` of ``a / b`` for a tensor divisor ``b`` of more than one entry: ``rho = E[(a/b)^2]
+    E[b^2] / E[a^2]`` and the quotient's mean over its root mean square, ``m``. Both are scale-free: ``a / b``
+    scales as ``a`` over ``b`` whatever the weights' scales, so ``rho q_a / q_b`` is the quotient's second
+    moment for the plan's ``q_a`` and ``q_b`` (1 for a divisor that is the same everywhere; EfficientViT's
+    linear attention divides by each query's own total weight). ``()`` for any other division."""
+    a, b = (*args, None, None)[:2]
+    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() > 1 for t in (a, b, out)):
+        return ()
+    with torch.no_grad():
+        qa, qb, qo = (float(t.detach().double().square().mean()) for t in (a, b, out))
+        mo = float(out.detach().double().mean())
+    if not all(math.isfinite(v) and v > 0 for v in (qa, qb, qo)):
+        return ()
+    return (qo * qb / qa, mo / math.sqrt(qo))
 
 
 def _slice_start(x: torch.Tensor, index: Any) -> float | None:

@@ -185,6 +185,8 @@ def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[in
         y = Signal(0.0, 0.0)
     elif n.op == "act":
         y = _activation(n.act, n.name, x)
+    elif n.op == "mul" and n.name in DIV_NAMES and (r := _divided(ins) or _quotient(ins, n.size)) is not None:
+        return r  # what a quotient's positions share is its own (not the product :func:`_common` takes)
     elif n.op in ("add", "mul", "cat"):
         y = _arithmetic(n, ins)
     elif n.op == "softmax":
@@ -266,12 +268,10 @@ def padded_output(info: LayerInfo, ins: list[Signal], q: float) -> float:
 
 
 def _arithmetic(n: Node, ins: list[Signal]) -> Signal:
-    """A sum, product, quotient or concatenation: of attention weights (:func:`_weights_op`), by a shared
-    divisor (:func:`_divided`), else of signals (:func:`_combine`)."""
+    """A sum, product, quotient or concatenation: of attention weights (:func:`_weights_op`), else of
+    signals (:func:`_combine`)."""
     if n.op in ("add", "mul") and (w := _weights_op(n.op, n.name, ins)) is not None:
         return w
-    if n.op == "mul" and n.name in DIV_NAMES and (r := _divided(ins)) is not None:
-        return r
     return _combine(n.op, ins, n.size)
 
 
@@ -372,6 +372,19 @@ def _divided(ins: list[Signal]) -> Signal | None:
     if b.mu == 0.0 or not _shared(b):
         return None
     return Signal(a.q / b.mu**2, a.mu / b.mu, c=a.c / b.mu**2)
+
+
+def _quotient(ins: list[Signal], size: tuple[float, ...]) -> Signal | None:
+    """``a / b`` for a divisor that varies, by the gain read on the example (:func:`._sizes.quotient_gain`):
+    ``E[(a/b)^2] = rho q_a / q_b``, the mean its measured share, what the positions share the numerator's
+    share; None without it. (Read as a product, EfficientViT's linear attention, a weighted average of its
+    values divided by each query's total weight, was planned for 4096x its values: proj drew 2e-5x.)"""
+    if len(ins) != 2 or len(size) != 2 or not (ins[0].q > 0 and ins[1].q > 0):
+        return None
+    a, b = ins
+    q = size[0] * a.q / b.q
+    mu = size[1] * math.sqrt(q)
+    return Signal(q, mu, c=min(max(q * min(a.c / a.q, 1.0), mu * mu), q))
 
 
 def _shared(s: Signal) -> bool:
