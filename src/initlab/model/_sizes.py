@@ -231,8 +231,10 @@ def _slice_start(x: torch.Tensor, index: Any) -> float | None:
 
 
 def _summed(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:
-    """``(n, last)``: ``sum(x, dim)`` adds ``n`` entries into each output entry; ``last`` is 1.0 when
-    ``dim`` is ``x``'s last dim alone (each row's sum)."""
+    """``(n, last, keep)``: ``sum(x, dim)`` adds ``n`` entries into each output entry; ``last`` is 1.0 when
+    ``dim`` is ``x``'s last dim alone (each row's sum); ``keep``, the share of the input's variance across
+    samples the sum's mean (``sum / n``) keeps, as :func:`pool_keep` reads an average's (without it, when
+    the example cannot show it: ``(n, last)``)."""
     x = args[0] if args else kwargs.get("input")
     dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
     if isinstance(dim, (tuple, list)) and len(dim) == 1:
@@ -240,7 +242,13 @@ def _summed(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[fl
     if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and x.dim() >= 1 and out.numel()):
         return ()
     last = isinstance(dim, int) and dim in (-1, x.dim() - 1)
-    return (x.numel() / out.numel(), 1.0 if last else 0.0)
+    n = x.numel() / out.numel()
+    if not (x.is_floating_point() and x.dim() >= 2 and x.shape[0] >= 2 and out.shape[:1] == x.shape[:1]):
+        return (n, 1.0 if last else 0.0)
+    v_in, v_out = _batch_var(x), _batch_var(out)
+    if not (v_in > 0 and math.isfinite(v_in) and math.isfinite(v_out)):
+        return (n, 1.0 if last else 0.0)
+    return (n, 1.0 if last else 0.0, min(v_out / (n * n * v_in), 1.0))
 
 
 def _l2_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ...]:

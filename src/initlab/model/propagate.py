@@ -281,11 +281,11 @@ def _named(n: Node, ins: list[Signal]) -> Signal | None:
     x = ins[0] if ins else Signal()
     if n.name in _FILLS:
         return _FILLS[n.name]
-    if n.name in SUMS and len(n.size) == 2 and len(ins) == 1:
+    if n.name in SUMS and len(n.size) in (2, 3) and len(ins) == 1:
         return _summed(n.size, x)
     if n.name in L2_NORMALIZES and n.size and len(ins) == 1 and x.q > 0:
         s2 = 1.0 / (n.size[0] * x.q)  # unit-norm vectors of n entries: E[x^2] = 1/n (XCiT's q and k)
-        return Signal(x.q * s2, x.mu * math.sqrt(s2), c=x.c * s2)
+        return Signal(x.q * s2, x.mu * math.sqrt(s2), c=x.c * s2, k=x.k * s2)
     if n.name in FOLDS and n.size and ins:
         return _fold(n.size[0], x)
     return None
@@ -355,10 +355,13 @@ def _summed(size: tuple[float, ...], x: Signal) -> Signal:
     """A sum of ``n`` entries: independent beyond their mean (SwiftFormer's sum over its tokens); attention
     weights summed over each row give the rows' total, the same in every row (the divisor of ConViT's
     ``attn /= attn.sum(-1)``); weights summed another way are no weights (their entries' signal)."""
-    n, last = size
+    n, last = size[:2]
     if x.q < 0 and last:
         return Signal(x.total**2, x.total, c=x.total**2)
     x = entries(x)
+    if len(size) == 3:  # the share its mean keeps, read on the example (:func:`._sizes._summed`)
+        m = _avg_pool(size[2:], x)
+        return Signal(n * n * m.q, n * m.mu, c=n * n * m.c, k=n * n * m.k)
     q = n * max(x.q - x.mu**2, 0.0) + (n * x.mu) ** 2
     return Signal(q, n * x.mu, c=min(n * max(x.c - x.mu**2, 0.0) + (n * x.mu) ** 2, q))
 
@@ -475,9 +478,15 @@ def _constant(op: str, ins: list[Signal], x: Signal, y: Signal, size: tuple[floa
     channel's own constant (a bias, a mean through a weight layer's rows): an average pool keeps it whole,
     which the share of the variance across samples it keeps, measured on the example with the constructor's
     zero biases, leaves out (NF-Nets' SE inputs are 75% such constants: their fc1 measured 40x the plan).
-    Sums add it, activations and shape-only ops pass its share of the variance, anything else drops it."""
+    Sums add it, activations and shape-only ops pass its share of the variance, a product of independent
+    signals multiplies what each entry has in every sample (SwiftFormer's query direction, common to its
+    samples, and weights computed from it: their sum over the tokens adds it coherently), anything else drops
+    it."""
     if op == "add":
         return min(sum(s.k for s in ins if s.q >= 0), y.q)
+    if op == "mul" and len(ins) >= 2 and all(s.q >= 0 for s in ins):
+        fixed = math.prod(s.mu**2 + s.k for s in ins) - math.prod(s.mu**2 for s in ins)
+        return min(max(fixed, 0.0), max(y.q - y.mu**2, 0.0))
     if op == "cat" and ins and all(s.q >= 0 for s in ins):
         return sum(a * s.k for a, s in zip(_cat_weights(ins, size), ins, strict=True))
     var = x.q - x.mu**2
