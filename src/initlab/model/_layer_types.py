@@ -176,6 +176,13 @@ def centres_channels(module: nn.Module | None) -> bool:
     return isinstance(module, nn.modules.instancenorm._InstanceNorm)
 
 
+def centres_features(module: nn.Module | None) -> bool:
+    """A norm that subtracts each position's mean over its features: LayerNorm (timm's and HF's channels-
+    first ones subclass it). What every channel has alike (the mean of a max pool before it) leaves with it;
+    an RMS norm keeps it."""
+    return isinstance(module, nn.LayerNorm)
+
+
 def per_position(kind: Kind, module: nn.Module | None) -> bool:
     """A layer that maps each position on its own: a linear map, a 1x1 conv of stride 1, a norm over each
     position's features (LayerNorm, RMSNorm; not BatchNorm, GroupNorm or InstanceNorm, which normalize

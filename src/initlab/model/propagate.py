@@ -28,6 +28,7 @@ from ..catalog.activations import Activation
 from ..catalog.gains import moments
 from ._layer_types import (
     centres_channels,
+    centres_features,
     centres_one_entry,
     embedding_gain,
     eps_kept,
@@ -209,7 +210,10 @@ def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[in
         y = Signal(abs(x.q), x.mu)
     else:  # pass, other: attention probabilities stay probabilities (dropout, a cast, a head mask)
         y = x
-    return _common(n.op, ins, x, y, n.size) if n.op in _COMMON_OPS else y
+    if n.op in _COMMON_OPS:
+        return _common(n.op, ins, x, y, n.size)
+    # a mean is the same at every position (a max over features: 0.85 for 3 unit Gaussians)
+    return replace(y, c=min(y.mu**2, y.q)) if 0.0 <= y.q and y.c < y.mu**2 else y
 
 
 def _live(n: Node, ins: list[Signal], info: LayerInfo | None) -> float:
@@ -313,9 +317,11 @@ def _layer(info: LayerInfo, y: Signal, ins: list[Signal], x: Signal) -> Signal:
 
 def _shared_fraction(info: LayerInfo, x: Signal) -> float:
     """The share of a linear layer's input-driven output that its positions share: the input's, except that
-    a weight-standardized conv's zero-mean filters drop the mean every channel has alike (what each channel
-    has of its own, a bias before it, stays: NF-Nets' SE inputs are 75% per-channel constants)."""
-    mu2 = x.mu**2 if info.standardized is not None else 0.0
+    a weight-standardized conv's zero-mean filters, and a LayerNorm's centring of each position's features,
+    drop the mean every channel has alike (what each channel has of its own, a bias before it, stays: NF-Nets'
+    SE inputs are 75% per-channel constants). Kept through its LayerNorm, the mean of NesT's max pool (84% of
+    its output) was read as values every token shares, which attention passes whole: proj measured 0.3x."""
+    mu2 = x.mu**2 if info.standardized is not None or centres_features(info.module) else 0.0
     if x.q - mu2 <= 1e-300 or x.c <= mu2:
         return 0.0
     return min((x.c - mu2) / (x.q - mu2), 1.0)
