@@ -45,6 +45,7 @@ from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of, types_decided_once
 from ._sizes import (
     CONVS,
+    MAX_POOL_MODULES,
     RECORDED,
     averaging_filter,
     border_fraction,
@@ -53,6 +54,7 @@ from ._sizes import (
     fx_sizes,
     has_sized_calls,
     index_share,
+    max_window,
     mha_keys,
     padded_conv,
     pool_keep,
@@ -596,8 +598,8 @@ def _module_activation(module: nn.Module) -> Activation | None:
 
 def _sized_module(module: nn.Module) -> bool:
     """A module whose sizes discovery reads from the example (:func:`_module_size`)."""
-    return padded_conv(module) or isinstance(module, (*L.AVG_POOL_MODULES, nn.MultiheadAttention,
-                                                      nn.Embedding))
+    return padded_conv(module) or isinstance(module, (*L.AVG_POOL_MODULES, *MAX_POOL_MODULES,
+                                                      nn.MultiheadAttention, nn.Embedding))
 
 
 def _module_size(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
@@ -613,6 +615,10 @@ def _module_size(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
         return index_share(args[0])
     if padded_conv(module):
         return border_fraction(cast(Any, module), args[0])
+    if isinstance(module, MAX_POOL_MODULES):
+        m = cast(Any, module)
+        dims = next(d for d, t in enumerate(MAX_POOL_MODULES, 1) if isinstance(module, t))  # (subclasses too)
+        return max_window(args[0], dims, m.kernel_size, m.stride, m.padding, m.dilation)
     return pool_keep(args[0], out)
 
 

@@ -213,7 +213,7 @@ def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[in
     if n.op in _COMMON_OPS:
         return _common(n.op, ins, x, y, n.size)
     # a mean is the same at every position (a max over features: 0.85 for 3 unit Gaussians)
-    return replace(y, c=min(y.mu**2, y.q)) if 0.0 <= y.q and y.c < y.mu**2 else y
+    return replace(y, c=min(y.mu**2, y.q)) if y.q >= 0.0 and y.c < y.mu**2 else y
 
 
 def _live(n: Node, ins: list[Signal], info: LayerInfo | None) -> float:
@@ -534,9 +534,10 @@ def _module_of(graph: ModelGraph, n: Any) -> nn.Module | None:
 
 
 def _max_pool_window(graph: ModelGraph, n: Any) -> int:
-    """Entries per window of a max pool (a functional one's recorded size, or the module's kernel)."""
+    """Entries per window of a max pool: those its windows cover on the example's map
+    (:func:`._sizes.max_window`), or its kernel's."""
     if n.size:
-        return int(n.size[0])
+        return max(1, round(n.size[0]))
     module = _module_of(graph, n)
     if isinstance(module, nn.MaxPool1d | nn.MaxPool2d | nn.MaxPool3d):
         dims = 1 if isinstance(module, nn.MaxPool1d) else 2 if isinstance(module, nn.MaxPool2d) else 3
