@@ -146,6 +146,7 @@ class AutoChooser:
             )
         self.ll_role: dict[str, str] = {}
         self.ll_factor: dict[str, float] = {}
+        self.ll_m2: dict[str, float] = {}  # E[phi(u)^2] of the activation before it, at unit u
         if self.orthogonal and looks_linear and not self.portable:
             self._looks_linear_chains(weights)
 
@@ -172,7 +173,7 @@ class AutoChooser:
                 self.ll_role[chain[-1].name] = "last"
             chain.clear()
 
-        before = 1.0
+        before, before_m2 = 1.0, 1.0
         for info in weights:
             spec = info.specs.get(info.weight_local)
             linear = info.layer_type.matrix and spec is not None and spec.layout == "torch"
@@ -187,8 +188,10 @@ class AutoChooser:
                 flush()
                 continue
             chain.append(info)
-            self.ll_factor[info.name] = before
+            self.ll_factor[info.name], self.ll_m2[info.name] = before, before_m2
             before = c or 1.0
+            fn = info.activation_fn
+            before_m2 = act_moments(fn, None, 1.0)[1] if fn is not None else 1.0
             if c is None:
                 flush()
             elif shape.fan_out % 2:
@@ -502,7 +505,9 @@ class AutoChooser:
         o, i = self._dims(info)
         o2 = o // 2 if role in ("first", "mid") else o
         i2 = i // 2 if role in ("mid", "last") else i
-        q_u = q_in if role == "first" else 1.0
+        # the u of the [phi(u), phi(-u)] it reads: unit, unless something between scales it (a dropout in
+        # training mode: 1/keep; read as unit, a 50-layer chain with dropout 0.5 output 2^48)
+        q_u = q_in if role == "first" else q_in / self.ll_m2.get(info.name, q_in)
         gain = math.sqrt(max(1.0, o2 / i2) / q_u) / self.ll_factor.get(info.name, 1.0)
         if not qr_affordable(o2, i2):  # the same second moment, without the isometry
             std = gain / math.sqrt(max(o2, i2))
