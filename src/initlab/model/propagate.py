@@ -211,9 +211,14 @@ def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[in
     else:  # pass, other: attention probabilities stay probabilities (dropout, a cast, a head mask)
         y = x
     if n.op in _COMMON_OPS:
-        return _common(n.op, ins, x, y, n.size)
-    # a mean is the same at every position (a max over features: 0.85 for 3 unit Gaussians)
-    return replace(y, c=min(y.mu**2, y.q)) if y.q >= 0.0 and y.c < y.mu**2 else y
+        y = _common(n.op, ins, x, y, n.size)
+    elif y.q >= 0.0 and y.c < y.mu**2:  # a mean is the same at every position (a max over features)
+        y = replace(y, c=min(y.mu**2, y.q))
+    if n.value is not None and y.q >= 0.0 and n.op not in ("input", "param", "output"):
+        # computed from constants alone: all of it is the same in every sample (a fixed offset: a product
+        # with it, summed over the tokens, adds up coherently)
+        y = replace(y, k=max(y.q - y.mu**2, 0.0))
+    return y
 
 
 def _live(n: Node, ins: list[Signal], info: LayerInfo | None) -> float:
