@@ -32,11 +32,11 @@ SIZED = (MATMULS | SOFTMAXES | MAX_POOLS | MAX_REDUCES | AVG_POOLS | SDPAS | SUM
          | FOLDS | CONVS)
 # zero padding and the slice that crops it back (window attention on a map the windows do not tile): read when
 # the example runs anyway, but no reason on their own to run it (``has_sized_calls``)
-# max pool modules: their windows on the example's map, also read only when the example runs anyway
-MAX_POOL_MODULES = (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d)
 PADS = frozenset({"pad"})
 CROPS = frozenset({"getitem", "__getitem__"})
 LIVE_SIZED = PADS | CROPS
+# max pool modules: their windows on the example's map, also read only when the example runs anyway
+MAX_POOL_MODULES = (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d)
 # a quotient by a tensor divisor: its scale-free gain, read when the example runs anyway (as LIVE_SIZED)
 QUOTIENTS = DIV_NAMES
 RECORDED = SIZED | LIVE_SIZED | QUOTIENTS  # every call whose sizes discovery records when the example runs

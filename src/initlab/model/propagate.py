@@ -363,9 +363,11 @@ def _combine(op: str, ins: list[Signal], size: tuple[float, ...] = ()) -> Signal
 
 
 def _summed(size: tuple[float, ...], x: Signal) -> Signal:
-    """A sum of ``n`` entries: independent beyond their mean (SwiftFormer's sum over its tokens); attention
-    weights summed over each row give the rows' total, the same in every row (the divisor of ConViT's
-    ``attn /= attn.sum(-1)``); weights summed another way are no weights (their entries' signal)."""
+    """A sum of ``n`` entries: ``n`` times their average (:func:`_avg_pool`, by the share of the variance
+    across samples its mean keeps on the example, what every sample has kept whole: SwiftFormer's sum over
+    its tokens), or without that share independent beyond their mean; attention weights summed over each row
+    give the rows' total, the same in every row (the divisor of ConViT's ``attn /= attn.sum(-1)``); weights
+    summed another way are no weights (their entries' signal)."""
     n, last = size[:2]
     if x.q < 0 and last:
         return Signal(x.total**2, x.total, c=x.total**2)
