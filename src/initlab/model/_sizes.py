@@ -182,21 +182,38 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
 
 def _live_share(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> tuple[float, ...]:
     """``(f,)``: the share of a zero pad's output entries that are its input's, or of a slice's input
-    entries that it keeps; ``()`` for any other pad (reflect, a nonzero value) or slice (one that keeps all,
-    or not of a tensor)."""
+    entries that it keeps; for a pad by another constant of the last dim alone, ``(f, value, before)``, with
+    the share of that dim before the input (:func:`_constant_pad`); ``()`` for any other pad (reflect) or
+    slice (one that keeps all, or not of a tensor)."""
     x = args[0] if args else kwargs.get("input")
     if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor)) or out.numel() == 0:
         return ()
     if fname in PADS:
         mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
         value = kwargs.get("value", args[3] if len(args) > 3 else None)
-        if mode != "constant" or value not in (None, 0, 0.0) or out.numel() <= x.numel():
+        if mode != "constant" or out.numel() <= x.numel():
             return ()
+        if value not in (None, 0, 0.0):
+            return _constant_pad(x, args[1] if len(args) > 1 else kwargs.get("pad"), value)
         return (x.numel() / out.numel(),)
     if not 0 < out.numel() < x.numel():
         return ()
     start = _slice_start(x, args[1] if len(args) > 1 else None)
     return (out.numel() / x.numel(),) if start is None else (out.numel() / x.numel(), start)
+
+
+def _constant_pad(x: torch.Tensor, pad: Any, value: Any) -> tuple[float, ...]:
+    """``(f, value, before)`` of ``F.pad(x, (left, right), value=value)``: a constant column joined to the
+    last dim (EfficientViT's ``F.pad(v, (0, 1), value=1)``, whose products with it are each query's total
+    weight), so that a slice takes back either part; ``()`` for a pad of other dims or a value not a
+    number."""
+    if not isinstance(value, (int, float)) or not isinstance(pad, (tuple, list)) or len(pad) < 2:
+        return ()
+    if any(int(p) != 0 for p in pad[2:]) or x.dim() < 1:
+        return ()
+    left, right = int(pad[0]), int(pad[1])
+    n = x.shape[-1] + left + right
+    return (x.shape[-1] / n, float(value), left / n) if left >= 0 and right >= 0 and n > 0 else ()
 
 
 def quotient_gain(args: tuple[Any, ...], out: Any) -> tuple[float, ...]:
@@ -220,6 +237,9 @@ def _slice_start(x: torch.Tensor, index: Any) -> float | None:
     """The share of the one dim ``x[index]`` slices that lies before the slice (by a step-1 slice or an
     int; the others whole): with the slice's share, which part of a concatenation it takes back."""
     index = index if isinstance(index, tuple) else (index,)
+    if sum(i is Ellipsis for i in index) == 1:  # ``out[..., :-1]``: the dims it stands for, whole
+        at = index.index(Ellipsis)
+        index = (*index[:at], *[slice(None)] * (x.dim() - len(index) + 1), *index[at + 1:])
     if len(index) > x.dim() or any(i is Ellipsis or i is None for i in index):
         return None
     found = None

@@ -136,20 +136,42 @@ def _with_parts(graph: ModelGraph, n: Node, out: dict[int, Signal], y: Signal) -
 
 def _cat_part(graph: ModelGraph, n: Node, out: dict[int, Signal]) -> Signal | None:
     """The signal of the part of a concatenation a slice takes back (XCiT's and CaiT's class token, cut off
-    the tokens it was joined to): the part whose share of the entries and start the slice's are; None for
-    any other slice. Read as the whole concatenation, XCiT's class MLP was planned for the patch tokens'
-    second moment, 6x its input's."""
+    the tokens it was joined to; the column of ones EfficientViT pads its values with, through the products
+    that sum it into each query's total weight): the part whose share of the entries and start the slice's
+    are; None for any other slice. Read as the whole concatenation, XCiT's class MLP was planned for the
+    patch tokens' second moment, 6x its input's."""
     if n.name not in CROPS or len(n.size) != 2 or len(n.inputs) != 1:
         return None
-    cat = graph.nodes[n.inputs[0]]
-    if cat.op != "cat" or len(cat.size) != len(cat.inputs) or not all(j in out for j in cat.inputs):
-        return None
     share, start = n.size
-    total, before = sum(cat.size), 0.0
-    for j, entries in zip(cat.inputs, cat.size, strict=True):
-        if abs(before / total - start) < 1e-9 and abs(entries / total - share) < 1e-9:
-            return out[j]
-        before += entries
+    before = 0.0
+    for part_share, signal in _parts_of(graph, n.inputs[0], out) or ():
+        if abs(before - start) < 1e-9 and abs(part_share - share) < 1e-9:
+            return signal
+        before += part_share
+    return None
+
+
+CASTS = frozenset({"float", "to", "contiguous", "type_as", "clone", "double", "half", "bfloat16"})
+
+
+def _parts_of(graph: ModelGraph, j: int, out: dict[int, Signal]) -> list[tuple[float, Signal]] | None:
+    """``(share of the entries, signal)`` of the parts node ``j`` joins, in order: a concatenation's; a
+    constant pad's, of the last dim (:func:`._sizes._constant_pad`), through casts and the matrix products
+    that keep its columns apart (``a @ [b1, b2] = [a @ b1, a @ b2]``); None for anything else."""
+    n = graph.nodes[j]
+    if n.op == "cat" and len(n.size) == len(n.inputs) and all(i in out for i in n.inputs):
+        return [(entries / sum(n.size), out[i]) for i, entries in zip(n.inputs, n.size, strict=True)]
+    if n.op == "pass" and n.name in PADS and len(n.size) == 3 and n.inputs and n.inputs[0] in out:
+        f, value, left = n.size
+        const = Signal(value * value, value, c=value * value)
+        parts = [(left, const), (f, out[n.inputs[0]]), (1.0 - f - left, const)]
+        return [(share, signal) for share, signal in parts if share > 1e-12]
+    if n.op == "pass" and n.name in CASTS and len(n.inputs) == 1:
+        return _parts_of(graph, n.inputs[0], out)
+    if n.op == "other" and n.name in MATMULS and len(n.inputs) == 2 and n.inputs[0] in out:
+        right = _parts_of(graph, n.inputs[1], out)
+        if right is not None and graph.nodes[n.inputs[1]].op != "cat":  # (a cat: along which dim?)
+            return [(share, _product(n.name, n.size, [out[n.inputs[0]], p])) for share, p in right]
     return None
 
 
@@ -202,6 +224,9 @@ def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[in
         y = _avg_pool(n.size, x)
     elif n.op == "pass" and (part := _cat_part(graph, n, out)) is not None:
         y = part
+    elif n.op == "pass" and n.name in PADS and len(n.size) == 3 and x.q >= 0:  # joined to a constant
+        parts = _parts_of(graph, i, out) or [(1.0, x)]
+        y = _combine("cat", [p for _, p in parts], tuple(share for share, _ in parts))
     elif n.op == "pass" and x.q >= 0 and (k := _max_pool_window(graph, n)) > 1:
         y = _max_pool(graph.nodes, out, n.inputs[0], k)
     elif n.op == "other" and n.name in MAX_REDUCES and n.size and x.q >= 0 and n.inputs:
@@ -229,7 +254,7 @@ def _live(n: Node, ins: list[Signal], info: LayerInfo | None) -> float:
     if not ins or n.op in ("pool", "input", "const", "param"):
         return 1.0
     x = ins[0]
-    if n.op == "pass" and n.name in PADS and n.size:
+    if n.op == "pass" and n.name in PADS and len(n.size) == 1:
         return x.live * n.size[0]
     if n.op == "pass" and n.name in CROPS and n.size and x.live < 1.0:  # the slice that takes the pad off
         return 1.0 if abs(n.size[0] - x.live) <= 0.02 * x.live else x.live
@@ -620,7 +645,12 @@ def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
         return _averaged(values[-1], weights[0], size[1:3] if fname in MATMULS and len(size) == 3 else ())
     if fname in MATMULS and size and len(ins) == 2 and all(s.q > 0 for s in ins):
         a, b = ins  # q @ k^T: the part of k shared by every key is the same in every logit of a row
-        return Signal(size[0] * a.q * b.q, 0.0, c=size[0] * a.q * b.c)
+        # K products: a's entries independent beyond their mean, b's rows sharing what the example showed
+        # (EfficientViT's k^T v: every row sums the same values)
+        n, rows = size[0], (size[1] if len(size) > 1 else 0.0)
+        mean = n * a.mu * b.mu
+        q = n * a.q * b.q + n * (n - 1) * a.mu**2 * (b.mu**2 + rows * max(b.q - b.mu**2, 0.0))
+        return Signal(q, mean, c=min(max(n * a.q * b.c, mean * mean), q))
     big = max(ins, key=lambda s: s.q)
     return Signal(big.q, 0.0, c=big.c)
 
