@@ -318,6 +318,9 @@ def test_a_zero_pad_and_the_slice_that_crops_it_give_the_share_of_positions_that
     # not a zero pad, or a slice that keeps everything: no share
     m, edges = x.permute(0, 3, 1, 2), (1, 1, 1, 1)
     assert call_sizes("pad", (m, edges), {"mode": "reflect"}, F.pad(m, edges, mode="reflect")) == ()
-    assert call_sizes("pad", (x, (1, 1)), {"value": 1.0}, F.pad(x, (1, 1), value=1.0)) == ()
+    # a pad by another constant: of the last dim alone, the parts a slice takes back (8 of 10 entries x's,
+    # 1 of 10 before them); of another dim, nothing
+    assert call_sizes("pad", (x, (1, 1)), {"value": 1.0}, F.pad(x, (1, 1), value=1.0)) == (0.8, 1.0, 0.1)
+    assert call_sizes("pad", (x, (0, 0, 1, 1)), {"value": 1.0}, F.pad(x, (0, 0, 1, 1), value=1.0)) == ()
     assert call_sizes("getitem", (x, slice(None)), {}, x[:]) == ()
     assert call_sizes("getitem", ((x, x), 0), {}, x) == ()  # a tuple's item
