@@ -649,8 +649,8 @@ def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
         # (EfficientViT's k^T v: every row sums the same values)
         n, rows = size[0], (size[1] if len(size) > 1 else 0.0)
         mean = n * a.mu * b.mu
-        q = n * a.q * b.q + n * (n - 1) * a.mu**2 * (b.mu**2 + rows * max(b.q - b.mu**2, 0.0))
-        return Signal(q, mean, c=min(max(n * a.q * b.c, mean * mean), q))
+        m2 = n * a.q * b.q + n * (n - 1) * a.mu**2 * (b.mu**2 + rows * max(b.q - b.mu**2, 0.0))
+        return Signal(m2, mean, c=min(max(n * a.q * b.c, mean * mean), m2))
     big = max(ins, key=lambda s: s.q)
     return Signal(big.q, 0.0, c=big.c)
 
