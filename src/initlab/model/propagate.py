@@ -154,12 +154,14 @@ def _cat_part(graph: ModelGraph, n: Node, out: dict[int, Signal]) -> Signal | No
 CASTS = frozenset({"float", "to", "contiguous", "type_as", "clone", "double", "half", "bfloat16"})
 
 
-def _parts_of(graph: ModelGraph, j: int, out: dict[int, Signal]) -> list[tuple[float, Signal]] | None:
+def _parts_of(graph: ModelGraph, j: int, out: dict[int, Signal], columns: bool = False
+              ) -> list[tuple[float, Signal]] | None:
     """``(share of the entries, signal)`` of the parts node ``j`` joins, in order: a concatenation's; a
     constant pad's, of the last dim (:func:`._sizes._constant_pad`), through casts and the matrix products
-    that keep its columns apart (``a @ [b1, b2] = [a @ b1, a @ b2]``); None for anything else."""
+    that keep its columns apart (``a @ [b1, b2] = [a @ b1, a @ b2]``); None for anything else, and for a
+    concatenation when ``columns`` asks for parts of the last dim (which dim it joins is not recorded)."""
     n = graph.nodes[j]
-    if n.op == "cat" and len(n.size) == len(n.inputs) and all(i in out for i in n.inputs):
+    if n.op == "cat" and not columns and len(n.size) == len(n.inputs) and all(i in out for i in n.inputs):
         return [(entries / sum(n.size), out[i]) for i, entries in zip(n.inputs, n.size, strict=True)]
     if n.op == "pass" and n.name in PADS and len(n.size) == 3 and n.inputs and n.inputs[0] in out:
         f, value, left = n.size
@@ -167,10 +169,11 @@ def _parts_of(graph: ModelGraph, j: int, out: dict[int, Signal]) -> list[tuple[f
         parts = [(left, const), (f, out[n.inputs[0]]), (1.0 - f - left, const)]
         return [(share, signal) for share, signal in parts if share > 1e-12]
     if n.op == "pass" and n.name in CASTS and len(n.inputs) == 1:
-        return _parts_of(graph, n.inputs[0], out)
-    if n.op == "other" and n.name in MATMULS and len(n.inputs) == 2 and n.inputs[0] in out:
-        right = _parts_of(graph, n.inputs[1], out)
-        if right is not None and graph.nodes[n.inputs[1]].op != "cat":  # (a cat: along which dim?)
+        return _parts_of(graph, n.inputs[0], out, columns)
+    matmul = n.op == "other" and n.name in MATMULS and n.name != "__rmatmul__"
+    if matmul and len(n.inputs) == 2 and n.inputs[0] in out:
+        right = _parts_of(graph, n.inputs[1], out, columns=True)
+        if right is not None:
             return [(share, _product(n.name, n.size, [out[n.inputs[0]], p])) for share, p in right]
     return None
 
