@@ -119,18 +119,6 @@ def test_an_average_pools_kept_share_is_read_across_samples_only():
     assert call_sizes("mean", (x,), {}, x.mean()) == ()
 
 
-def test_an_average_keeps_at_least_what_its_positions_share():
-    """The kept share is read with the constructor's weights, under which the positions may share less than
-    under the plan (NesT's last stage: 15% against 90%; its head measured 3.7x its plan); no average loses
-    what every position has, so the propagation's own shared part bounds it from below."""
-    from initlab.model.propagate import Signal, _avg_pool
-
-    shared = Signal(1.0, 0.0, c=0.6)  # 60% of it the same at every position of a sample
-    assert _avg_pool((0.15,), shared).q == pytest.approx(0.6)
-    assert _avg_pool((0.8,), shared).q == pytest.approx(0.8)  # the example's share, where it is larger
-    assert _avg_pool((0.15,), Signal(1.0, 0.0)).q == pytest.approx(0.15)
-
-
 class _Defaults(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -371,9 +371,6 @@ def _avg_pool(size: tuple[float, ...], x: Signal) -> Signal:
     if size:  # a share of the variance across samples: what is the same in every sample is kept whole
         k = min(x.k, max(x.q - x.mu**2, 0.0))
         q = x.mu**2 + k + max(x.q - x.mu**2 - k, 0.0) * size[0]
-        # and at least what the positions share, which no average loses (the share was read with the
-        # constructor's weights: NesT's positions share 15% of their variance under them, 90% under the plan)
-        q = max(q, min(c, x.q))
         return Signal(q, x.mu, c=min(c, q), k=k)
     return Signal(c + max(x.q - c, 0.0) * POOL_KEEP, x.mu, c=c, k=min(x.k, x.q))
 
