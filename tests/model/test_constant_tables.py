@@ -8,9 +8,8 @@ projections measured 0.19x their plan under hooks discovery."""
 from __future__ import annotations
 
 import torch
+from planned_layer import gaussian, measured, planned, untraceable
 from torch import nn
-
-from initlab.model import init_model
 
 D, N = 64, 16
 
@@ -35,34 +34,13 @@ class RotaryMix(nn.Module):
         return self.proj(torch.relu(self.q(x)) * sin)
 
 
-class Untraceable(RotaryMix):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # data-dependent control flow: hooks discovery
-        return super().forward(x) if bool(x.sum() != 0) else x
-
-
-def _proj_second_moment(model: nn.Module, batches: int = 512) -> tuple[float, float]:
-    """E[y^2] of ``proj``'s output on fresh unit-variance batches, and 5 standard errors of it (over the
-    samples, which are independent)."""
-    seen: list[torch.Tensor] = []
-    handle = model.proj.register_forward_hook(lambda m, a, y: seen.append(y.square().mean((1, 2))))
-    with torch.no_grad():
-        model(torch.randn(batches, N, D, generator=torch.Generator().manual_seed(3)))
-    handle.remove()
-    per_sample = seen[0].double()
-    return float(per_sample.mean()), 5 * float(per_sample.std()) / batches**0.5
-
-
 def test_a_rotary_table_from_integer_steps_is_read_by_its_values_in_both_discoveries() -> None:
-    for cls, method in ((RotaryMix, "fx"), (Untraceable, "hooks")):
+    for cls, method in ((RotaryMix, "fx"), (untraceable(RotaryMix), "hooks")):
         torch.manual_seed(0)
         model = cls()
-        example = torch.randn(4, N, D, generator=torch.Generator().manual_seed(1))
-        report = init_model(model, "auto", example_input=example, seed=0)
-        assert report.method == method
-        predicted = next(r.var_out for r in report.rows if r.name == "proj.weight")
-        measured, tol = _proj_second_moment(model)
-        assert predicted is not None
-        assert abs(measured - predicted) <= tol + 0.02 * predicted, (method, measured, predicted)
+        predicted = planned(model, "proj", gaussian(4, N, D, seed=1), method)
+        m2, tol = measured(model, "proj", gaussian(512, N, D, seed=3))
+        assert abs(m2 - predicted) <= tol + 0.02 * predicted, (method, m2, predicted)
 
 
 class BlurSqueeze(nn.Module):
@@ -86,33 +64,14 @@ class BlurSqueeze(nn.Module):
         return self.fc1(h.mean((2, 3), keepdim=True))
 
 
-def _squeeze_second_moment(model: BlurSqueeze, batches: int = 256) -> tuple[float, float]:
-    """E[y^2] of ``fc1``'s output on fresh batches, and 5 standard errors of it (over the samples)."""
-    seen: list[torch.Tensor] = []
-    handle = model.fc1.register_forward_hook(lambda m, a, y: seen.append(y))
-    with torch.no_grad():
-        model(torch.randn(batches, 3, 16, 16, generator=torch.Generator().manual_seed(3)))
-    handle.remove()
-    per_sample = seen[0].double().square().mean((1, 2, 3))
-    return float(per_sample.mean()), 5 * float(per_sample.std()) / batches**0.5
-
-
-class UntraceableBlur(BlurSqueeze):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x) if bool(x.sum() != 0) else x
-
-
 def test_a_blur_by_a_fixed_averaging_filter_keeps_the_mean_in_both_discoveries() -> None:
-    for cls, method in ((BlurSqueeze, "fx"), (UntraceableBlur, "hooks")):
+    for cls, method in ((BlurSqueeze, "fx"), (untraceable(BlurSqueeze), "hooks")):
         torch.manual_seed(0)
         model = cls()
-        example = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-        report = init_model(model, "auto", example_input=example, seed=0)
-        assert report.method == method
-        predicted = next(r.var_out for r in report.rows if r.name == "fc1.weight")
-        measured, tol = _squeeze_second_moment(model)
+        predicted = planned(model, "fc1", gaussian(8, 3, 16, 16, seed=1), method)
+        m2, tol = measured(model, "fc1", gaussian(256, 3, 16, 16, seed=3))
         # the squeeze's rows are shifted to fixed sums (its input is mean-dominated): the output is the plan's
-        assert abs(measured - predicted) <= tol + 0.02 * predicted, (method, measured, predicted)
+        assert abs(m2 - predicted) <= tol + 0.02 * predicted, (method, m2, predicted)
 
 
 class ScaledSteps(RotaryMix):
@@ -126,9 +85,6 @@ class ScaledSteps(RotaryMix):
 def test_steps_scaled_by_a_number_of_sizes_are_read_by_their_values() -> None:
     torch.manual_seed(0)
     model = ScaledSteps()
-    example = torch.randn(4, N, D, generator=torch.Generator().manual_seed(1))
-    report = init_model(model, "auto", example_input=example, seed=0)
-    assert report.method == "fx"
-    predicted = next(r.var_out for r in report.rows if r.name == "proj.weight")
-    measured, tol = _proj_second_moment(model)
-    assert abs(measured - predicted) <= tol + 0.02 * predicted, (measured, predicted)
+    predicted = planned(model, "proj", gaussian(4, N, D, seed=1), "fx")
+    m2, tol = measured(model, "proj", gaussian(512, N, D, seed=3))
+    assert abs(m2 - predicted) <= tol + 0.02 * predicted, (m2, predicted)

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from planned_layer import gaussian, measured, planned, untraceable
 from torch import nn
-
-from initlab.model import init_model
 
 C = 128
 
@@ -36,32 +35,12 @@ class FunctionalSpp(Spp):
         return F.max_pool2d(x, 13, 1, 6)
 
 
-class Untraceable(Spp):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # data-dependent control flow: hooks discovery
-        return super().forward(x) if bool(x.sum() != 0) else x
-
-
-def _conv2_second_moment(model: nn.Module, batches: int = 512) -> tuple[float, float]:
-    """E[y^2] of ``conv2``'s output on fresh unit-variance batches, and 5 standard errors of it."""
-    seen: list[torch.Tensor] = []
-    handle = model.conv2.register_forward_hook(lambda m, a, y: seen.append(y.square().mean((1, 2, 3))))
-    with torch.no_grad():
-        model(torch.randn(batches, C, 2, 2, generator=torch.Generator().manual_seed(3)))
-    handle.remove()
-    per_sample = seen[0].double()
-    return float(per_sample.mean()), 5 * float(per_sample.std()) / batches**0.5
-
-
 def test_a_max_pool_takes_the_max_of_the_entries_its_windows_cover() -> None:
-    for cls, method in ((Spp, "fx"), (FunctionalSpp, "fx"), (Untraceable, "hooks")):
+    for cls, method in ((Spp, "fx"), (FunctionalSpp, "fx"), (untraceable(Spp), "hooks")):
         torch.manual_seed(0)
         model = cls()
-        example = torch.randn(8, C, 2, 2, generator=torch.Generator().manual_seed(1))
-        report = init_model(model, "auto", example_input=example, seed=0)
-        assert report.method == method
-        predicted = next(r.var_out for r in report.rows if r.name == "conv2.weight")
-        measured, tol = _conv2_second_moment(model)
-        assert predicted is not None
+        predicted = planned(model, "conv2", gaussian(8, C, 2, 2, seed=1), method)
+        m2, tol = measured(model, "conv2", gaussian(512, C, 2, 2, seed=3))
         # 5 standard errors of the measurement; 10% for the draw (conv1 and conv2 realize the mean of their
         # rows' squared norms, fan-in 128 and 256, within about 1.2% (one s.d.): 5 s.d. of their sum)
-        assert abs(measured - predicted) <= tol + 0.1 * predicted, (cls.__name__, measured, predicted)
+        assert abs(m2 - predicted) <= tol + 0.1 * predicted, (cls.__name__, m2, predicted)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from planned_layer import gaussian, measured
 from torch import nn
 
 from initlab.catalog import draws as d
@@ -33,15 +34,6 @@ class SqueezeExcite(nn.Module):
         return h * torch.sigmoid(self.fc2(F.silu(s)))
 
 
-def _squeeze_second_moment(model: SqueezeExcite) -> float:
-    seen: list[torch.Tensor] = []
-    handle = model.fc1.register_forward_hook(lambda m, a, y: seen.append(y))
-    with torch.no_grad():
-        model(torch.randn(64, 3, 16, 16, generator=torch.Generator().manual_seed(5)))
-    handle.remove()
-    return float(seen[0].double().square().mean())
-
-
 @pytest.mark.parametrize("generator", ["counter", "torch"])
 def test_a_pooled_squeeze_meets_its_plan_for_every_seed(generator: str) -> None:
     """Ten seeds: each within 5% of the plan (measured: within 2%; with Gaussian rows the same seeds spread
@@ -55,7 +47,7 @@ def test_a_pooled_squeeze_meets_its_plan_for_every_seed(generator: str) -> None:
         report = init_model(model, "auto", example_input=example, seed=seed, generator=generator)
         row = next(r for r in report.rows if r.name == "fc1.weight")
         assert "row sums" in row.scheme
-        ratios.append(_squeeze_second_moment(model) / row.var_out)
+        ratios.append(measured(model, "fc1", gaussian(64, 3, 16, 16, seed=5))[0] / row.var_out)
     assert all(abs(r - 1) < 0.05 for r in ratios), ratios
 
 

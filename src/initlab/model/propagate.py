@@ -421,13 +421,15 @@ def _divided(ins: list[Signal]) -> Signal | None:
 def _quotient(ins: list[Signal], size: tuple[float, ...]) -> Signal | None:
     """``a / b`` for a divisor that varies, by the gain read on the example (:func:`._sizes.quotient_gain`):
     ``E[(a/b)^2] = rho q_a / q_b``, the mean its measured share, what the positions share the numerator's
-    share; None without it. (Read as a product, EfficientViT's linear attention, a weighted average of its
-    values divided by each query's total weight, was planned for 4096x its values: proj drew 2e-5x.)"""
-    if len(ins) != 2 or len(size) != 2 or not (ins[0].q > 0 and ins[1].q > 0):
+    share; without it (no example, a one-entry divisor) ``rho`` 1, exact for a divisor that is the same
+    everywhere. (Read as a product, EfficientViT's linear attention, a weighted average of its values
+    divided by each query's total weight, was planned for 4096x its values: proj drew 2e-5x.)"""
+    if len(ins) != 2 or not (ins[0].q > 0 and ins[1].q > 0):
         return None
     a, b = ins
-    q = size[0] * a.q / b.q
-    mu = size[1] * math.sqrt(q)
+    rho, share = size if len(size) == 2 else (1.0, None)
+    q = rho * a.q / b.q
+    mu = share * math.sqrt(q) if share is not None else a.mu * b.mu / b.q
     return Signal(q, mu, c=min(max(q * min(a.c / a.q, 1.0), mu * mu), q))
 
 
