@@ -45,6 +45,8 @@ from .propagate import (
     attention_values,
     explain_missing,
     fan_in_read,
+    mha_fans,
+    mha_inputs,
     module_output,
     output_signal,
     padded_output,
@@ -330,7 +332,7 @@ class AutoChooser:
         if info.kind is Kind.RNN:
             return self._rnn(info, x)
         if info.kind is Kind.ATTENTION:
-            return self._attention(info, x)
+            return self._attention(info, ins)
         return x
 
     def _param_read(self, name: str) -> Signal | None:
@@ -542,25 +544,24 @@ class AutoChooser:
         self.var_out[info.name] = q_h
         return Signal(q_h, 0.0)
 
-    def _attention(self, info: LayerInfo, x: Signal) -> Signal:
-        module = info.module
-        e = int(getattr(module, "embed_dim", 1))
-        q_in = max(x.q, 1e-6)
-        values = attention_values(info.keys, x, 1.0 / q_in)  # of unit-variance q/k/v
+    def _attention(self, info: LayerInfo, ins: list[Signal]) -> Signal:
+        """Unit q, k and v, each for its own input (a pooling head's query is a learned probe), and an
+        output projection for what the softmax average of the values keeps."""
+        inputs = [max(s.q, 1e-6) for s in mha_inputs(ins)]
+        fans = mha_fans(info.module)
+        stds = [1.0 / math.sqrt(f * q) for f, q in zip(fans, inputs, strict=True)]
+        values = attention_values(info.keys, *mha_inputs(ins), (1.0 / inputs[0], 1.0 / inputs[1],
+                                                                1.0 / inputs[2]))
+        e = fans[0]
         for local, spec in info.specs.items():
             if local not in info.params:
                 continue
             if spec.role == "attention_in":
-                fan = info.fans[local].fan_in if local in info.fans else e
-                std = 1.0 / math.sqrt(fan * q_in)
-                self._set(
-                    info,
-                    local,
-                    d.Normal(0.0, std),
-                    f"normal(0, {std:.3g})",
-                    "auto:q/k/v unit logits",
-                    spec.blocks,
-                )
+                own = ("q_proj_weight", "k_proj_weight", "v_proj_weight")
+                draws = [d.Normal(0.0, s) for s in (stds if spec.blocks == 3 else [stds[own.index(local)]])]
+                label = ", ".join(f"normal(0, {s.std:.3g})" for s in dict.fromkeys(draws))
+                self._set(info, local, draws[0], label, "auto:q/k/v unit logits", spec.blocks,
+                          draws=tuple(draws))
             elif spec.role == "attention_out":  # for what the average of unit values keeps
                 q_t, _ = self._target(info, 1.0)
                 std = math.sqrt(q_t / (e * values.q))
@@ -621,13 +622,14 @@ class AutoChooser:
         rule: str,
         blocks: int = 1,
         post: tuple[tuple[Any, ...], ...] = (),
+        draws: tuple[d.Draw, ...] = (),
     ) -> None:
+        """Plan ``draw`` for every stacked block of the parameter, or ``draws``, one a block."""
         q = info.params.get(local)
         if q is None:
             return
-        self.choices[q] = Choice(
-            None, label, rule, draws=(draw,) * max(blocks, 1), post=post, note=self.why.get(info.name, "")
-        )
+        every = draws if len(draws) > 1 else (draw,) * max(blocks, 1)
+        self.choices[q] = Choice(None, label, rule, draws=every, post=post, note=self.why.get(info.name, ""))
 
     def choose(self, layer: LayerInfo, local: str, spec: ParamSpec, shape: tuple[int, ...]) -> Choice:
         q = layer.params[local]

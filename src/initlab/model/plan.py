@@ -282,6 +282,11 @@ def predict_variances(graph: ModelGraph, report: InitReport) -> None:
     for r in report.rows:
         for name in (r.name, *r.tied):
             rows[name] = (r.mean, r.std)
+    blocks = {}  # a parameter whose stacked blocks are drawn apart (an attention's q/k/v for three inputs)
+    for a in report.plan.assignments if report.plan is not None else ():
+        if len(a.draws) > 1 and len(set(a.draws)) > 1:
+            shape = (a.shape[0] // len(a.draws), *a.shape[1:])
+            blocks[a.name] = [stats_of(draw, shape)[:2] for draw in a.draws]
     params = dict(graph.model.named_parameters())
 
     def current(name: str) -> float | None:
@@ -290,7 +295,7 @@ def predict_variances(graph: ModelGraph, report: InitReport) -> None:
             return None
         return float(t.detach().double().square().mean())
 
-    var, out = evaluate(graph, rows, current)
+    var, out = evaluate(graph, rows, current, blocks)
     main = {info.name: next(iter(info.params.values()), None) for info in graph.layers}
     for r in report.rows:
         if r.layer in var and main.get(r.layer) == r.name and r.status == "init":

@@ -15,10 +15,10 @@ chooses the scales while walking."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Any, NamedTuple
+from functools import lru_cache, partial
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from scipy import special
@@ -38,6 +38,7 @@ from ._layer_types import (
 )
 from ._linear import MAX_PARTS, Parts, combine, linear_terms, part_moments
 from ._registry import Kind
+from ._signs import node_sign, signed_moments
 from ._sizes import CROPS, FOLDS, L2_NORMALIZES, MATMULS, MAX_REDUCES, PADS, SDPAS, SUMS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph, Node
 from .layers import DIV_NAMES, TRANSPARENT_NAMES, activation_spec
@@ -59,6 +60,7 @@ class Signal:
     dead: float = 0.0  # the second moment at those padded positions (an attention's padded rows: not zero)
     parts: Parts = ()  # the earlier signals it is a linear combination of (:mod:`._linear`); () itself
     k: float = 0.0  # the part of q beyond the mean that is the same in every sample (:func:`_constant`)
+    sign: int = 0  # +1: every entry >= 0, -1: every entry <= 0, 0: either (:mod:`._signs`)
 
 
 @lru_cache(maxsize=4096)
@@ -112,7 +114,9 @@ def propagate(
         ins = [out[j] for j in n.inputs if j in out]
         live = _live(n, ins, info)
         dead = _dead(n, ins, y, info) if live < 1.0 else 0.0
-        out[i] = y if (y.live, y.dead) == (live, dead) else replace(y, live=live, dead=dead)
+        sign = node_sign(graph, n, [out[j].sign if j in out else 0 for j in n.inputs])
+        out[i] = y if (y.live, y.dead, y.sign) == (live, dead, sign) else replace(y, live=live, dead=dead,
+                                                                                  sign=sign)
     return out
 
 
@@ -548,6 +552,8 @@ def _activation(act: Activation | None, spec: str, x: Signal) -> Signal:
     """``phi`` of a Gaussian signal: the catalog's moment map when its mean is negligible, else integrated
     about the mean (a ReLU after a max pool or a residual sum of positive values keeps more than half)."""
     var = max(x.q - x.mu**2, 0.0)
+    if act is not None and (signed := signed_moments(act, x.mu, var, x.sign)) is not None:
+        return Signal(signed[1], signed[0])  # z of one sign (exp of a decay): not a Gaussian about its mean
     if act is None or x.mu * x.mu <= 1e-3 * max(x.q, 1e-12):
         mean, second, _ = act_moments(act, spec, var)
         return Signal(second, mean)
@@ -713,20 +719,46 @@ def _weights_op(op: str, fname: str, ins: list[Signal]) -> Signal | None:
     return Signal(-1.0, 0.0, w.share * f * f, w.inv_n * f * f, total=w.total * f)
 
 
-def attention_values(keys: tuple[float, ...], x: Signal, gain: float) -> Signal:
-    """The values ``nn.MultiheadAttention`` passes to ``out_proj``, for its input ``x``, its key counts and
-    ``gain`` = fan_in E[w^2] of its q/k/v projections: the logits ``q . k / sqrt(head_dim)`` vary across
-    keys as ``q.q (k.q - k.c)`` (the part every key shares cancels), and each row averages the values by
-    their softmax. No key counts: the values pass whole."""
-    shared = max(x.c, x.mu**2)
-    v = Signal(gain * x.q, 0.0, c=gain * shared)
-    return _averaged(v, _softmax(keys, Signal(gain * x.q * gain * max(x.q - shared, 0.0), 0.0)))
+def attention_values(keys: tuple[float, ...], q: Signal, k: Signal, v: Signal,
+                     gains: tuple[float, float, float]) -> Signal:
+    """The values ``nn.MultiheadAttention`` passes to ``out_proj``, for its query, key and value inputs, its
+    key counts and ``gains`` = fan_in E[w^2] of its q/k/v projections: the logits ``q . k / sqrt(head_dim)``
+    vary across keys as ``q.q (k.q - k.c)`` (the part every key shares cancels), and each row averages the
+    values by their softmax. No key counts: the values pass whole."""
+    gq, gk, gv = gains
+    values = Signal(gv * v.q, 0.0, c=gv * max(v.c, v.mu**2))
+    logits = Signal(gq * q.q * gk * max(k.q - max(k.c, k.mu**2), 0.0), 0.0)
+    return _averaged(values, _softmax(keys, logits))
 
 
-def mha_values(info: LayerInfo, x: Signal, m2: Callable[[str], float]) -> Signal:
+class ParamMoment(Protocol):
+    """``E[p^2]`` of a layer's parameter by local name; of one of its stacked blocks with ``block``."""
+
+    def __call__(self, local: str, block: int | None = None) -> float: ...
+
+
+def mha_inputs(ins: list[Signal]) -> tuple[Signal, Signal, Signal]:
+    """``nn.MultiheadAttention(query, key, value)``'s input signals: a pooling head's query is a learned
+    probe, its keys and values the tokens (SigLIP's head: its packed projection planned for the probe drew
+    std 1.0 for the values too, whose output measured 1200x the plan)."""
+    k = ins[1] if len(ins) > 1 else ins[0]
+    return ins[0], k, ins[2] if len(ins) > 2 else k
+
+
+def mha_fans(module: nn.Module | None) -> tuple[float, float, float]:
+    """Fan-ins of ``nn.MultiheadAttention``'s q, k and v projections (``kdim``/``vdim`` when set apart)."""
+    e = float(getattr(module, "embed_dim", 1))
+    return e, float(getattr(module, "kdim", e)), float(getattr(module, "vdim", e))
+
+
+def mha_values(info: LayerInfo, ins: list[Signal], m2: ParamMoment) -> Signal:
     """:func:`attention_values` of an ``nn.MultiheadAttention`` layer for ``E[w^2]`` of its parameters."""
-    w_in = m2("in_proj_weight") or m2("v_proj_weight")
-    return attention_values(info.keys, x, float(getattr(info.module, "embed_dim", 1)) * w_in)
+    if "in_proj_weight" in info.params:
+        w = [m2("in_proj_weight", b) for b in range(3)]
+    else:
+        w = [m2(n) for n in ("q_proj_weight", "k_proj_weight", "v_proj_weight")]
+    fq, fk, fv = mha_fans(info.module)
+    return attention_values(info.keys, *mha_inputs(ins), (fq * w[0], fk * w[1], fv * w[2]))
 
 
 def attention_share(keys: tuple[float, ...], s2: float) -> float:
@@ -781,7 +813,7 @@ def fan_in_read(info: LayerInfo) -> float:
     return (fans.fan_in if fans is not None else 1.0) * info.taps_read
 
 
-def layer_moment(info: LayerInfo, ins: list[Signal], m2: Callable[[str], float]) -> float:
+def layer_moment(info: LayerInfo, ins: list[Signal], m2: ParamMoment) -> float:
     """Output second moment of a layer for its input signals, given ``E[p^2]`` of each of its parameters by
     local name (the layer's registry type says how it computes)."""
     t, x = info.layer_type, ins[0]
@@ -803,7 +835,7 @@ def layer_moment(info: LayerInfo, ins: list[Signal], m2: Callable[[str], float])
             return (1.0 + m2("weight")) * kept
         return (m2("weight") if "weight" in info.params else 1.0) * kept + m2("bias")
     if info.kind is Kind.ATTENTION:
-        return float(getattr(info.module, "embed_dim", 1)) * m2("out_proj.weight") * mha_values(info, x, m2).q
+        return mha_fans(info.module)[0] * m2("out_proj.weight") * mha_values(info, ins, m2).q
     if info.kind is Kind.RNN:
         return 0.1
     return x.q
@@ -813,27 +845,37 @@ def evaluate(
     graph: ModelGraph,
     rows: dict[str, tuple[float | None, float | None]],
     current: Callable[[str], float | None],
+    blocks: Mapping[str, Sequence[tuple[float | None, float | None]]] | None = None,
 ) -> tuple[dict[str, float], float | None]:
     """Predicted output second moment of every layer, and of the model output, for planned entries
-    ``rows[param] = (mean, std)`` (``current(param)`` gives ``E[w^2]`` of parameters the plan keeps)."""
+    ``rows[param] = (mean, std)`` (``current(param)`` gives ``E[w^2]`` of parameters the plan keeps);
+    ``blocks[param]``: the ``(mean, std)`` of each stacked block of a parameter drawn block by block."""
+    per_block = blocks or {}
 
-    def m2(info: LayerInfo, local: str) -> float:
+    def moment(mean: float | None, std: float) -> float:
+        return std * std + (mean or 0.0) ** 2
+
+    def m2(info: LayerInfo, local: str, block: int | None = None) -> float:
         q = info.params.get(local)
         if q is None:
             return 0.0
+        if q in per_block:  # blocks drawn apart: the one asked for, or their average (equal sizes)
+            stats = [moment(mean, std or 0.0) for mean, std in per_block[q]]
+            return stats[block] if block is not None else sum(stats) / len(stats)
         mean, std = rows.get(q, (None, None))
         if std is None:
             value = current(q)
             return 0.0 if value is None else value
-        return std * std + (mean or 0.0) ** 2
+        return moment(mean, std)
 
     var: dict[str, float] = {}
 
     def rule(info: LayerInfo, ins: list[Signal], node: int) -> Signal:
-        q = layer_moment(info, ins, lambda local: m2(info, local))
+        moments = partial(m2, info)
+        q = layer_moment(info, ins, moments)
         var[info.name] = module_output(info, padded_output(info, ins, q))
         if info.kind is Kind.ATTENTION and ins:  # its average makes what the tokens share most of it
-            v = mha_values(info, ins[0], lambda local: m2(info, local))
+            v = mha_values(info, ins, moments)
             return Signal(q, 0.0, c=q * min(v.c / v.q, 1.0) if v.q > 0 else 0.0)
         return Signal(q, 0.0, c=m2(info, info.bias_local) if info.kind.weight else 0.0)  # c: the bias's
 
