@@ -319,6 +319,98 @@ HF_SPECS: list[tuple[str, str, str, dict[str, Any], Any, bool, list[str]]] = [
 ]
 
 
+# the second round: 31 more architectures, built from small configs the same way (newer decoders, MLA and
+# shared-expert MoE, SSM hybrids, RWKV, relative-attention encoders, vision and audio families)
+CONV_AUDIO = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                  conv_dim=(32, 32), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+                  num_conv_pos_embedding_groups=4, hidden_dropout=0.0, attention_dropout=0.0,
+                  feat_proj_dropout=0.0, activation_dropout=0.0, layerdrop=0.0, mask_time_prob=0.0)
+GPTJ = dict(vocab_size=V, n_embd=64, n_layer=2, n_head=4, n_positions=64, rotary_dim=8, resid_pdrop=0.0,
+            embd_pdrop=0.0, attn_pdrop=0.0)
+DECODER = ["decoder", "untied"]
+HF_SPECS_2: list[tuple[str, str, str, dict[str, Any], Any, bool, list[str]]] = [
+    ("gemma2", "Gemma2ForCausalLM", "Gemma2Config", dict(LLAMA, head_dim=16), tokens("input_ids"), True,
+     ["decoder", "tied"]),
+    ("gemma3", "Gemma3ForCausalLM", "Gemma3TextConfig", dict(LLAMA, head_dim=16, sliding_window=8),
+     tokens("input_ids"), True, ["decoder", "tied"]),
+    ("qwen3", "Qwen3ForCausalLM", "Qwen3Config", dict(LLAMA, head_dim=16), tokens("input_ids"), True,
+     DECODER),
+    ("qwen3-moe", "Qwen3MoeForCausalLM", "Qwen3MoeConfig",
+     dict(LLAMA, head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64),
+     tokens("input_ids"), True, ["decoder", "moe"]),
+    ("olmo2", "Olmo2ForCausalLM", "Olmo2Config", dict(LLAMA), tokens("input_ids"), True, DECODER),
+    ("phi", "PhiForCausalLM", "PhiConfig", dict(TEXT, resid_pdrop=0.0, embd_pdrop=0.0), tokens("input_ids"),
+     True, DECODER),
+    ("stablelm", "StableLmForCausalLM", "StableLmConfig", dict(LLAMA), tokens("input_ids"), True, DECODER),
+    ("starcoder2", "Starcoder2ForCausalLM", "Starcoder2Config",
+     dict(LLAMA, residual_dropout=0.0, embedding_dropout=0.0), tokens("input_ids"), True, DECODER),
+    ("gptj", "GPTJForCausalLM", "GPTJConfig", dict(GPTJ), tokens("input_ids"), True, DECODER),
+    ("codegen", "CodeGenForCausalLM", "CodeGenConfig", dict(GPTJ, n_ctx=64), tokens("input_ids"), True,
+     DECODER),
+    ("gpt-bigcode", "GPTBigCodeForCausalLM", "GPTBigCodeConfig",
+     dict(vocab_size=V, n_embd=64, n_layer=2, n_head=4, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
+          attn_pdrop=0.0), tokens("input_ids"), True, ["decoder", "tied"]),
+    ("mamba2", "Mamba2ForCausalLM", "Mamba2Config",
+     dict(vocab_size=V, hidden_size=64, num_hidden_layers=2, state_size=16, num_heads=8, head_dim=16,
+          n_groups=1, expand=2, chunk_size=16), tokens("input_ids"), True, ["decoder", "ssm"]),
+    ("jamba", "JambaForCausalLM", "JambaConfig",
+     dict(LLAMA, num_experts=4, num_experts_per_tok=2, attn_layer_period=2, attn_layer_offset=1,
+          expert_layer_period=2, expert_layer_offset=1, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2),
+     tokens("input_ids"), True, ["decoder", "ssm", "moe"]),
+    ("deepseek-v3", "DeepseekV3ForCausalLM", "DeepseekV3Config",
+     dict(LLAMA, num_key_value_heads=4, moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2,
+          n_shared_experts=1, first_k_dense_replace=1, kv_lora_rank=16, q_lora_rank=32, qk_rope_head_dim=16,
+          qk_nope_head_dim=16, v_head_dim=16, n_group=1, topk_group=1),
+     tokens("input_ids"), True, ["decoder", "moe"]),
+    ("granite", "GraniteForCausalLM", "GraniteConfig", dict(LLAMA), tokens("input_ids"), True, DECODER),
+    ("cohere", "CohereForCausalLM", "CohereConfig", dict(LLAMA), tokens("input_ids"), True,
+     ["decoder", "tied"]),
+    ("rwkv", "RwkvForCausalLM", "RwkvConfig",
+     dict(vocab_size=V, hidden_size=64, num_hidden_layers=2, attention_hidden_size=64, intermediate_size=128,
+          context_length=64), tokens("input_ids"), True, ["decoder", "rnn"]),
+    ("xlnet", "XLNetLMHeadModel", "XLNetConfig",
+     dict(vocab_size=V, d_model=64, n_layer=2, n_head=4, d_inner=128, dropout=0.0), tokens("input_ids"), True,
+     ["decoder", "tied"]),
+    ("modernbert", "ModernBertForMaskedLM", "ModernBertConfig",
+     dict(TEXT, global_attn_every_n_layers=2, local_attention=8, embedding_dropout=0.0, mlp_dropout=0.0,
+          attention_dropout=0.0, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1,
+          sep_token_id=2), tokens("input_ids"), True, ["encoder", "tied"]),
+    ("mpnet", "MPNetForMaskedLM", "MPNetConfig", dict(TEXT, **NO_DROP), tokens("input_ids"), True,
+     ["encoder", "tied"]),
+    ("funnel", "FunnelForMaskedLM", "FunnelConfig",
+     dict(vocab_size=V, block_sizes=[1, 1], d_model=64, n_head=4, d_head=16, d_inner=128, hidden_dropout=0.0,
+          attention_dropout=0.0, activation_dropout=0.0), tokens("input_ids"), True, ["encoder"]),
+    ("siglip-vision", "SiglipVisionModel", "SiglipVisionConfig",
+     dict(image_size=32, patch_size=4, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+          intermediate_size=128), image(32, key="pixel_values"), False, ["vision"]),
+    ("convnextv2", "ConvNextV2ForImageClassification", "ConvNextV2Config",
+     dict(hidden_sizes=[16, 32], depths=[1, 1], num_stages=2), image(32, key="pixel_values"), False,
+     ["vision"]),
+    ("mobilevit", "MobileViTForImageClassification", "MobileViTConfig",
+     dict(image_size=64, hidden_sizes=[32, 48, 64], neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64]),
+     image(64, key="pixel_values"), False, ["vision"]),
+    ("pvt", "PvtForImageClassification", "PvtConfig",
+     dict(image_size=32, num_encoder_blocks=2, depths=[1, 1], sequence_reduction_ratios=[2, 1],
+          hidden_sizes=[16, 32], patch_sizes=[4, 2], strides=[4, 2], num_attention_heads=[1, 2],
+          mlp_ratios=[2, 2]), image(32, key="pixel_values"), False, ["vision"]),
+    ("swinv2", "Swinv2ForImageClassification", "Swinv2Config",
+     dict(image_size=32, patch_size=2, embed_dim=32, depths=[1, 1], num_heads=[2, 4], window_size=4),
+     image(32, key="pixel_values"), False, ["vision"]),
+    ("efficientnet", "EfficientNetForImageClassification", "EfficientNetConfig",
+     dict(image_size=64, width_coefficient=1.0, depth_coefficient=1.0, hidden_dim=1280),
+     image(64, key="pixel_values"), False, ["vision"]),
+    ("regnet", "RegNetForImageClassification", "RegNetConfig",
+     dict(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], groups_width=8),
+     image(32, key="pixel_values"), False, ["vision"]),
+    ("levit", "LevitForImageClassification", "LevitConfig",
+     dict(image_size=64, hidden_sizes=[32, 48, 64], num_attention_heads=[2, 3, 4], depths=[1, 1, 1],
+          key_dim=[8, 8, 8]), image(64, key="pixel_values"), False, ["vision"]),
+    ("data2vec-audio", "Data2VecAudioModel", "Data2VecAudioConfig", dict(CONV_AUDIO), audio(1600), False,
+     ["audio"]),
+    ("sew", "SEWModel", "SEWConfig", dict(CONV_AUDIO, squeeze_factor=2), audio(1600), False, ["audio"]),
+]
+
+
 def _detr_config() -> Any:
     import transformers as tr
 
@@ -341,7 +433,7 @@ def hf_build(cls_name: str, cfg_name: str, kwargs: dict[str, Any]) -> nn.Module:
 
 def hf_entries() -> list[Entry]:
     out = []
-    for name, cls_name, cfg_name, kwargs, make, lm, tags in HF_SPECS:
+    for name, cls_name, cfg_name, kwargs, make, lm, tags in HF_SPECS + HF_SPECS_2:
         def build(c: str = cls_name, f: str = cfg_name, k: dict[str, Any] = kwargs) -> nn.Module:
             return hf_build(c, f, k)
 

@@ -120,9 +120,19 @@ def propagate(
     return out
 
 
+SHIFTS = PADS | {"roll"}
+_PAD_KINDS = ("Zero", "Constant", "Reflection", "Replication", "Circular")
+PAD_MODULES = tuple(getattr(nn, f"{kind}Pad{d}d") for kind in _PAD_KINDS for d in (1, 2, 3))
+
+
 def _with_parts(graph: ModelGraph, n: Node, out: dict[int, Signal], y: Signal) -> Signal:
     """``y`` with the parts it combines linearly (:mod:`._linear`); a difference, or a sum of operands that
-    share a part, takes its moments from them."""
+    share a part, takes its moments from them. A shift (a pad that crops the other end, a roll) moves the
+    entries to other positions: a part of its own, not the same entries (RWKV mixes each token with the one
+    before, ``x m + shift(x) (1 - m)``: read as one part, its key layers were planned for twice their
+    input)."""
+    if n.op == "pass" and (n.name in SHIFTS or isinstance(_module_of(graph, n), PAD_MODULES)):
+        return y
     terms = linear_terms(n, graph.nodes, out) if y.q >= 0 else None
     if terms is None:
         return y
