@@ -10,7 +10,8 @@ are read from the parameters' values and carried through the ops that keep them;
 integrated over a Gamma distribution of its magnitude (the same mean and variance, no mass on the wrong
 side), by generalized Gauss-Laguerre quadrature.
 
-May import: the catalog, :mod:`.graph`, :mod:`._sizes`. Imported by :mod:`.propagate`.
+May import: the catalog, :mod:`.graph`, :mod:`.layers`, :mod:`._fuse`, :mod:`._sizes`. Imported by
+:mod:`.propagate`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import torch
 from scipy import special
 
 from ..catalog.activations import Activation
+from ._fuse import Ref
 from ._sizes import PADS
 from .graph import ModelGraph, Node
+from .layers import ADD_NAMES, MUL_NAMES
 
 NONNEGATIVE = frozenset({"exp", "exp2", "abs", "square", "sqrt", "rsqrt", "sigmoid", "softplus", "relu",
                          "norm", "softmax", "var", "std"})
@@ -41,6 +44,8 @@ def node_sign(graph: ModelGraph, n: Node, signs: Sequence[int]) -> int:
         return _tensor_sign(graph, n.name)
     if n.op == "pass" and n.name in PADS and len(n.size) == 3:  # joined to a constant: of its sign too?
         return signs[0] if len(signs) == 1 and n.size[1] * signs[0] >= 0.0 else 0
+    if n.op == "pass" and n.name in ADD_NAMES | MUL_NAMES:  # with a parameter the walker does not track
+        return 0
     if n.op in ("pass", "pool") or (n.op == "other" and n.name in KEEP_SIGN):
         return signs[0] if len(signs) == 1 else 0
     if n.op == "other" and n.name in NEGATE:
@@ -62,8 +67,6 @@ def _tensors_only(n: Node, signs: Sequence[int]) -> bool:
         return False
     if n.call is None:
         return len(signs) >= 2
-    from ._fuse import Ref
-
     return all(isinstance(a, Ref) for a in n.call[1])
 
 
