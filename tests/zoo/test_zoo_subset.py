@@ -80,14 +80,14 @@ def test_lsuv_calibrates_every_weight_layer_or_names_why(name: str) -> None:
     assert_finite(forward(model, fresh))
 
 
-def first_layer_ratio(name: str, layer: str) -> float:
+def layer_ratio(name: str, layer: str) -> float:
     """Measured E[y^2] of ``layer``'s output on a fresh batch over the plan's prediction, after auto."""
     _, model, batch, fresh = build(name)
     report = initlab.init_model(model, "auto", example_input=batch, seed=0)
     predicted = next(r.var_out for r in report.rows if r.layer == layer and r.var_out is not None)
     seen: list[float] = []
     handle = model.get_submodule(layer).register_forward_hook(
-        lambda m, a, o: seen.append(float(o.double().square().mean())))
+        lambda m, a, o: seen.append(float((o[0] if isinstance(o, tuple) else o).double().square().mean())))
     try:
         forward(model, fresh)
     finally:
@@ -96,8 +96,17 @@ def first_layer_ratio(name: str, layer: str) -> float:
 
 
 def test_vit_with_dict_input_patch_embedding_as_planned() -> None:
-    ratio = first_layer_ratio("vit", "vit.embeddings.patch_embeddings.projection")
+    ratio = layer_ratio("vit", "vit.embeddings.patch_embeddings.projection")
     assert 1 / 3 <= ratio <= 3
+
+
+@pytest.mark.parametrize(("name", "layer"), [
+    ("siglip-vision", "head.attention"),  # a learned probe's pooling attention: 1200x its plan before
+    ("jamba", "model.layers.0.mamba.out_proj"),  # after a selective scan's decay: 1e-87x before
+    ("rwkv", "rwkv.blocks.0.feed_forward.value"),  # after a token shift: 0.25x before
+])
+def test_layers_measure_as_planned_on_newer_architectures(name: str, layer: str) -> None:
+    assert 1 / 3 <= layer_ratio(name, layer) <= 3
 
 
 def lm_loss(name: str) -> float:
