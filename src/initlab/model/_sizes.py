@@ -18,6 +18,7 @@ from torch import fx
 from .layers import AVG_POOL_NAMES, CAT_NAMES, DIV_NAMES
 
 MATMULS = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm"})
+EINSUMS = frozenset({"einsum"})  # a contraction of two operands written as an equation
 SOFTMAXES = frozenset({"softmax"})
 AVG_POOLS = AVG_POOL_NAMES  # the calls discovery reads as average pools
 MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
@@ -28,8 +29,8 @@ CONVS = frozenset({"conv1d", "conv2d", "conv3d"})  # with a fixed averaging filt
 SUMS = frozenset({"sum"})  # over some dims (the last: what dividing attention weights renormalizes by)
 L2_NORMALIZES = frozenset({"normalize"})  # F.normalize: each vector along ``dim`` to unit L2 norm
 FOLDS = frozenset({"fold"})  # F.fold: overlapping patches summed back into a map
-SIZED = (MATMULS | SOFTMAXES | MAX_POOLS | MAX_REDUCES | AVG_POOLS | SDPAS | SUMS | CAT_NAMES | L2_NORMALIZES
-         | FOLDS | CONVS)
+SIZED = (MATMULS | EINSUMS | SOFTMAXES | MAX_POOLS | MAX_REDUCES | AVG_POOLS | SDPAS | SUMS | CAT_NAMES
+         | L2_NORMALIZES | FOLDS | CONVS)
 # zero padding and the slice that crops it back (window attention on a map the windows do not tile): read when
 # the example runs anyway, but no reason on their own to run it (``has_sized_calls``)
 PADS = frozenset({"pad"})
@@ -39,7 +40,8 @@ LIVE_SIZED = PADS | CROPS
 MAX_POOL_MODULES = (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d)
 # a quotient by a tensor divisor: its scale-free gain, read when the example runs anyway (as LIVE_SIZED)
 QUOTIENTS = DIV_NAMES
-RECORDED = SIZED | LIVE_SIZED | QUOTIENTS  # every call whose sizes discovery records when the example runs
+# every call whose sizes discovery records when the example runs
+RECORDED = SIZED | LIVE_SIZED | QUOTIENTS
 QUANTILES = 8
 
 
@@ -134,6 +136,8 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
         if not (isinstance(a, torch.Tensor) and a.dim() >= 1):
             return ()
         return (float(a.shape[-1]), *_shared_along(b))
+    if fname in EINSUMS:
+        return einsum_contraction(args)
     if fname in MAX_POOLS:
         dims, k = int(fname[len("max_pool")]), kwargs.get("kernel_size", args[1] if len(args) > 1 else None)
         if k is None:
@@ -287,6 +291,27 @@ def _l2_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ..
     if not (isinstance(x, torch.Tensor) and isinstance(dim, int) and p == 2 and -x.dim() <= dim < x.dim()):
         return ()
     return (float(x.shape[dim]),)
+
+
+def einsum_contraction(args: tuple[Any, ...]) -> tuple[float, ...]:
+    """``(K,)``: the number of products each entry of a two-operand ``einsum`` sums (the sizes of the
+    indices its output drops); ``()`` for other forms. Read as the larger operand's second moment, Funnel's
+    positional logits (position encodings contracted with a 64 x 16 kernel) looked 1000x what they are."""
+    ops = list(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple)) else list(args[1:])
+    if not (args and isinstance(args[0], str) and len(ops) == 2):
+        return ()
+    if not all(isinstance(t, torch.Tensor) for t in ops):
+        return ()
+    lhs, arrow, rhs = args[0].replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    sizes: dict[str, int] = {}
+    for term, t in zip(terms, ops, strict=False):
+        letters = term.removeprefix("...")
+        if "." in letters or len(letters) > t.dim() or (letters == term and len(letters) != t.dim()):
+            return ()  # an ellipsis not in front, or a term that does not name every dim
+        sizes.update(zip(letters, t.shape[t.dim() - len(letters):], strict=True))
+    kept = set(rhs) if arrow else {c for c in lhs if lhs.count(c) == 1}
+    return (float(math.prod(int(n) for c, n in sizes.items() if c not in kept)),) if len(terms) == 2 else ()
 
 
 def _shared_along(b: Any) -> tuple[float, ...]:

@@ -45,6 +45,7 @@ from ._record import OpRecorder
 from ._registry import Kind, LayerType, fix_line, layer_type, tensor_of, types_decided_once
 from ._sizes import (
     CONVS,
+    EINSUMS,
     MAX_POOL_MODULES,
     RECORDED,
     averaging_filter,
@@ -331,6 +332,8 @@ class _Builder:
             return idx
         if fname in L.ADD_NAMES:
             return self.add("add" if len(data) >= 2 else "pass", data, fname)
+        if fname in EINSUMS and len(data) == 1 and params and (gain := self._kept_gain(params)) is not None:
+            data = (*data, gain)  # contracted with a parameter no rule draws: its values, as a product's
         if fname in L.MUL_NAMES:
             if len(data) == 1 and params and (gain := self._kept_gain(params)) is not None:
                 data = (*data, gain)

@@ -39,7 +39,7 @@ from ._layer_types import (
 from ._linear import MAX_PARTS, Parts, combine, linear_terms, part_moments
 from ._registry import Kind
 from ._signs import node_sign, signed_moments
-from ._sizes import CROPS, FOLDS, L2_NORMALIZES, MATMULS, MAX_REDUCES, PADS, SDPAS, SUMS, pool_window
+from ._sizes import CROPS, EINSUMS, FOLDS, L2_NORMALIZES, MATMULS, MAX_REDUCES, PADS, SDPAS, SUMS, pool_window
 from .graph import GraphError, LayerInfo, ModelGraph, Node
 from .layers import DIV_NAMES, TRANSPARENT_NAMES, activation_spec
 
@@ -332,6 +332,8 @@ def _named(n: Node, ins: list[Signal]) -> Signal | None:
     x = ins[0] if ins else Signal()
     if n.name in _FILLS:
         return _FILLS[n.name]
+    if n.name in SELECTS and len(ins) >= 2:  # (a parameter source is no input: then it is not known here)
+        return x
     if n.name in SUMS and len(n.size) in (2, 3) and len(ins) == 1:
         return _summed(n.size, x)
     if n.name in L2_NORMALIZES and n.size and len(ins) == 1 and x.q > 0:
@@ -469,6 +471,9 @@ def _cat_weights(ins: list[Signal], size: tuple[float, ...]) -> list[float]:
 # a fixed value shaped like the input (DETR's decoder queries start as zeros_like(the query table))
 _FILLS = {"zeros_like": Signal(0.0, 0.0), "new_zeros": Signal(0.0, 0.0), "ones_like": Signal(1.0, 1.0),
           "new_ones": Signal(1.0, 1.0)}
+# entries picked from the first operand by indices (the other operands): read as the largest input, Funnel's
+# position encodings gathered by relative position took the indices' second moment, 1025 for 0.5
+SELECTS = frozenset({"gather", "index_select", "take", "take_along_dim"})
 
 
 def entries(s: Signal) -> Signal:
@@ -664,7 +669,7 @@ def _product(fname: str, size: tuple[float, ...], ins: list[Signal]) -> Signal:
         weights, values = [_softmax(size[1:], logits)], values[2:3]
     if weights and values:
         return _averaged(values[-1], weights[0], size[1:3] if fname in MATMULS and len(size) == 3 else ())
-    if fname in MATMULS and size and len(ins) == 2 and all(s.q > 0 for s in ins):
+    if (fname in MATMULS or fname in EINSUMS) and size and len(ins) == 2 and all(s.q > 0 for s in ins):
         a, b = ins  # q @ k^T: the part of k shared by every key is the same in every logit of a row
         # K products: a's entries independent beyond their mean, b's rows sharing what the example showed
         # (EfficientViT's k^T v: every row sums the same values)
