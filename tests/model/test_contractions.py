@@ -12,6 +12,8 @@ import torch
 from planned_layer import gaussian, measured, planned, untraceable
 from torch import nn
 
+from initlab.model import _sizes
+
 D, N = 64, 16
 
 
@@ -66,3 +68,11 @@ def test_contractions_and_gathers_are_planned_as_they_compute() -> None:
             # norm, and the kernel's realized mean square against 0.09, ~1.1%), 25% with a softmax average
             # (its kept share a Monte-Carlo expectation over Gaussian logits)
             assert abs(m2 - predicted) <= tol + rule_tol * predicted, (cls.__name__, how, m2, predicted)
+
+
+def test_an_einsum_contracts_the_indices_its_output_drops() -> None:
+    a, b = torch.zeros(2, 3, 4), torch.zeros(2, 4, 5)
+    assert _sizes.einsum_contraction(("bij,bjk->bik", a, b)) == (4.0,)
+    assert _sizes.einsum_contraction(("bij,bjk", a, b)) == (8.0,)  # implicit output: repeated b is summed
+    assert _sizes.einsum_contraction(("...ij,...jk->...ik", [a, b])) == (4.0,)
+    assert _sizes.einsum_contraction(("bij,bjk,bkl->bil", a, b, b)) == ()  # three operands: not read

@@ -40,8 +40,7 @@ LIVE_SIZED = PADS | CROPS
 MAX_POOL_MODULES = (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d)
 # a quotient by a tensor divisor: its scale-free gain, read when the example runs anyway (as LIVE_SIZED)
 QUOTIENTS = DIV_NAMES
-# every call whose sizes discovery records when the example runs
-RECORDED = SIZED | LIVE_SIZED | QUOTIENTS
+RECORDED = SIZED | LIVE_SIZED | QUOTIENTS  # every call whose sizes discovery records when the example runs
 QUANTILES = 8
 
 
@@ -304,14 +303,16 @@ def einsum_contraction(args: tuple[Any, ...]) -> tuple[float, ...]:
         return ()
     lhs, arrow, rhs = args[0].replace(" ", "").partition("->")
     terms = lhs.split(",")
+    if len(terms) != 2:
+        return ()
     sizes: dict[str, int] = {}
-    for term, t in zip(terms, ops, strict=False):
+    for term, t in zip(terms, ops, strict=True):
         letters = term.removeprefix("...")
         if "." in letters or len(letters) > t.dim() or (letters == term and len(letters) != t.dim()):
             return ()  # an ellipsis not in front, or a term that does not name every dim
         sizes.update(zip(letters, t.shape[t.dim() - len(letters):], strict=True))
     kept = set(rhs) if arrow else {c for c in lhs if lhs.count(c) == 1}
-    return (float(math.prod(int(n) for c, n in sizes.items() if c not in kept)),) if len(terms) == 2 else ()
+    return (float(math.prod(int(n) for c, n in sizes.items() if c not in kept)),)
 
 
 def _shared_along(b: Any) -> tuple[float, ...]:

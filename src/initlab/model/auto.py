@@ -40,6 +40,7 @@ from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
 from .plan import Choice, _forget_bias
 from .propagate import (
+    MHA_PROJECTIONS,
     Signal,
     act_moments,
     attention_values,
@@ -547,18 +548,18 @@ class AutoChooser:
     def _attention(self, info: LayerInfo, ins: list[Signal]) -> Signal:
         """Unit q, k and v, each for its own input (a pooling head's query is a learned probe), and an
         output projection for what the softmax average of the values keeps."""
-        inputs = [max(s.q, 1e-6) for s in mha_inputs(ins)]
+        signals = mha_inputs(ins)
+        inputs = [max(s.q, 1e-6) for s in signals]
         fans = mha_fans(info.module)
         stds = [1.0 / math.sqrt(f * q) for f, q in zip(fans, inputs, strict=True)]
-        values = attention_values(info.keys, *mha_inputs(ins), (1.0 / inputs[0], 1.0 / inputs[1],
-                                                                1.0 / inputs[2]))
+        values = attention_values(info.keys, *signals, (1.0 / inputs[0], 1.0 / inputs[1], 1.0 / inputs[2]))
         e = fans[0]
         for local, spec in info.specs.items():
             if local not in info.params:
                 continue
             if spec.role == "attention_in":
-                own = ("q_proj_weight", "k_proj_weight", "v_proj_weight")
-                draws = [d.Normal(0.0, s) for s in (stds if spec.blocks == 3 else [stds[own.index(local)]])]
+                own = stds if spec.blocks == 3 else [stds[MHA_PROJECTIONS.index(local)]]
+                draws = [d.Normal(0.0, s) for s in own]
                 label = ", ".join(f"normal(0, {s.std:.3g})" for s in dict.fromkeys(draws))
                 self._set(info, local, draws[0], label, "auto:q/k/v unit logits", spec.blocks,
                           draws=tuple(draws))

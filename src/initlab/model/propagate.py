@@ -752,6 +752,9 @@ class ParamMoment(Protocol):
     def __call__(self, local: str, block: int | None = None) -> float: ...
 
 
+MHA_PROJECTIONS = ("q_proj_weight", "k_proj_weight", "v_proj_weight")  # kdim/vdim set apart from embed_dim
+
+
 def mha_inputs(ins: list[Signal]) -> tuple[Signal, Signal, Signal]:
     """``nn.MultiheadAttention(query, key, value)``'s input signals: a pooling head's query is a learned
     probe, its keys and values the tokens (SigLIP's head: its packed projection planned for the probe drew
@@ -771,7 +774,7 @@ def mha_values(info: LayerInfo, ins: list[Signal], m2: ParamMoment) -> Signal:
     if "in_proj_weight" in info.params:
         w = [m2("in_proj_weight", b) for b in range(3)]
     else:
-        w = [m2(n) for n in ("q_proj_weight", "k_proj_weight", "v_proj_weight")]
+        w = [m2(n) for n in MHA_PROJECTIONS]
     fq, fk, fv = mha_fans(info.module)
     return attention_values(info.keys, *mha_inputs(ins), (fq * w[0], fk * w[1], fv * w[2]))
 
