@@ -58,6 +58,7 @@ from .report import InitReport
 BORDER_NOTE = 0.5  # a padded conv reading fewer of its taps than this says so in its row
 MEAN_DOMINATED = 0.5  # an input whose mean carries this share of its second moment: fixed row sums
 SMALL_FAN_IN = 64  # below this a Gaussian row's norm spreads by more than +-18% (chi-square, 2/fan_in)
+MAX_TRUSTED_INPUT = 1e12  # a weight layer's input predicted past this (or not finite) is not planned for
 QR_FLOPS = 2.0**33  # an orthogonal draw's QR of m x n costs ~2 m n^2 (1 s here): past it, a Gaussian
 QR_NOTE = "too slow to be worth an isometric end layer"
 STANDARDIZED_NOTE = ("weight standardized in forward: its drawn scale drops out; the output is set by the "
@@ -387,15 +388,23 @@ class AutoChooser:
         # (a zero-padded conv on a small map: only the taps that read the input count)
         fan_in = max(t.second_moment(1.0, 1.0, 0.0, fan_in_read(info)), 1e-12)
         n = t.inputs if len(ins) >= t.inputs else 1
-        # an all-zero input (DETR's first decoder values): no scale makes the output unit, plan for a unit one
-        zero_in = math.prod(s.q for s in ins[:n]) == 0.0
-        q_in = 1.0 if zero_in else max(math.prod(s.q for s in ins[:n]), 1e-12)
+        # an all-zero input (DETR's first decoder values): no scale makes the output unit, plan for a unit
+        # one; so for one past any trust (an iterative pseudo-inverse, a log-sum-exp recurrence the moments
+        # do not follow: Nystromformer's output projection drew std 4e-95 for an input predicted 1e188)
+        q_raw = math.prod(s.q for s in ins[:n])
+        zero_in, unread = q_raw == 0.0, not q_raw <= MAX_TRUSTED_INPUT
+        q_in = 1.0 if zero_in or unread else max(q_raw, 1e-12)
         w, b = info.weight_local, info.bias_local
         has_bias = b in info.params
         q_t, why = self._target(info, q_in)
         if zero_in:
             why = ("its input is predicted zero (a zero tensor, or a constant whose value discovery did not "
                    "read): planned as for a unit input; output not predicted")
+        elif unread:
+            why = (f"its input is predicted {q_raw:.3g}, past what the walker follows (an iterative or "
+                   "stabilized computation before it): planned as for a unit input; output not predicted; "
+                   "to calibrate it on data: initlab.lsuv(model, batch)")
+            self.notes.append(f"{info.name}: {why}")
         zero = self.zero_init_residual and info.name in self.last_of and not self.last_of[info.name].norms
         if zero:
             self._set(info, w, d.Constant(0.0), "zeros", "auto:zero_init_residual")
@@ -419,7 +428,7 @@ class AutoChooser:
         if info.standardized is not None:  # the forward standardizes the weight: its gain sets the output,
             var_in = max(ins[0].q - ins[0].mu**2, 0.0) if ins else q_in  # its zero-mean filters drop the mean
             q_t = t.second_moment(var_in, info.standardized, sb2 if has_bias else 0.0, fan_in_read(info))
-        if zero_in:  # zero, or whatever the constant was: the report says the layer has no prediction
+        if zero_in or unread:  # zero, whatever the constant was, or past trust: the report says so
             self.unpredicted[info.name] = why
         else:
             self.var_out[info.name] = padded_output(info, ins, q_t)
