@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special
 from torch import nn
 
-from ..catalog.activations import Activation
+from ..catalog.activations import Activation, activation
 from ..catalog.gains import moments
 from ._layer_types import (
     centres_channels,
@@ -233,6 +233,8 @@ def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[in
         y = _softmax(n.size, x)
     elif n.op == "block":
         y = rules.block(n.name, x) if rules.block is not None else Signal(1.0, 0.0)
+    elif n.op == "other" and len(ins) == 1 and (n.name in GLUS or isinstance(_module_of(graph, n), nn.GLU)):
+        y = _glu(x)
     elif n.op == "other" and (r := _named(n, ins)) is not None:
         y = r
     elif n.op == "other" and len(ins) >= 2:
@@ -324,6 +326,18 @@ def _arithmetic(n: Node, ins: list[Signal]) -> Signal:
     if n.op in ("add", "mul") and (w := _weights_op(n.op, n.name, ins)) is not None:
         return w
     return _combine(n.op, ins, n.size)
+
+
+GLUS = frozenset({"glu"})
+_SIGMOID = activation("sigmoid")
+
+
+def _glu(x: Signal) -> Signal:
+    """``a * sigmoid(b)``, ``a`` and ``b`` the two halves of ``x``'s channels (independent: different output
+    channels of the layer before): ``E[a^2] E[sigmoid(b)^2]``. Passed through whole, a conformer's depthwise
+    conv after its GLU measured 0.28x its plan."""
+    gate = _activation(_SIGMOID, "sigmoid", Signal(x.q, x.mu))
+    return Signal(x.q * gate.q, x.mu * gate.mu, c=max(x.c, x.mu**2) * gate.mu**2)
 
 
 def _named(n: Node, ins: list[Signal]) -> Signal | None:
