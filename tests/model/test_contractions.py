@@ -1,8 +1,9 @@
 """An ``einsum`` of two operands sums the products its output drops: ``K`` of them, read from the equation
 and the example's shapes (it was read as its larger operand); a parameter no rule draws, contracted by an
 ``einsum``, enters with its values (it was left out); ``gather`` picks entries of its first operand (it was
-read as the larger of the source and the indices). Funnel's positional attention does all three: its first
-projection measured 0.29x its plan."""
+read as the larger of the source and the indices), as does ``F.embedding`` of a table that is data (a
+codebook buffer). Funnel's positional attention does the first three: its first projection measured 0.29x
+its plan."""
 
 from __future__ import annotations
 
@@ -53,8 +54,23 @@ class Gathered(nn.Module):
         return self.proj(torch.gather(x, 1, index))
 
 
+class Codebook(nn.Module):
+    """A vector quantizer: each token replaced by its nearest row of a codebook buffer (std 0.5), looked up
+    by ``F.embedding`` (EnCodec's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("codebook", 0.5 * torch.randn(32, D))
+        self.proj = nn.Linear(D, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        codes = torch.cdist(x, self.codebook.expand(x.shape[0], -1, -1)).argmin(-1)
+        return self.proj(nn.functional.embedding(codes, self.codebook))
+
+
 CASES = [(EinsumAttention, "proj", 0.25, "fx"), (Kernel, "out", 0.1, "fx"),
-         (Gathered, "proj", 0.1, "hooks")]  # (fx does not trace a gather by a built index: hooks both ways)
+         (Gathered, "proj", 0.1, "hooks"),  # (fx does not trace a gather by a built index: hooks both ways)
+         (Codebook, "proj", 0.1, "hooks")]
 
 
 def test_contractions_and_gathers_are_planned_as_they_compute() -> None:

@@ -347,7 +347,7 @@ def _named(n: Node, ins: list[Signal]) -> Signal | None:
     if n.name in _FILLS:
         return _FILLS[n.name]
     if n.name in SELECTS and len(ins) >= 2:  # (a parameter source is no input: then it is not known here)
-        return x
+        return ins[SELECTS[n.name]]
     if n.name in SUMS and len(n.size) in (2, 3) and len(ins) == 1:
         return _summed(n.size, x)
     if n.name in L2_NORMALIZES and n.size and len(ins) == 1 and x.q > 0:
@@ -507,9 +507,10 @@ def _cat_weights(ins: list[Signal], size: tuple[float, ...]) -> list[float]:
 # a fixed value shaped like the input (DETR's decoder queries start as zeros_like(the query table))
 _FILLS = {"zeros_like": Signal(0.0, 0.0), "new_zeros": Signal(0.0, 0.0), "ones_like": Signal(1.0, 1.0),
           "new_ones": Signal(1.0, 1.0)}
-# entries picked from the first operand by indices (the other operands): read as the largest input, Funnel's
-# position encodings gathered by relative position took the indices' second moment, 1025 for 0.5
-SELECTS = frozenset({"gather", "index_select", "take", "take_along_dim"})
+# entries picked from one operand (the source, at this position) by indices (the other): read as the largest
+# input, Funnel's position encodings gathered by relative position took the indices' second moment (1025 for
+# 0.5), and EnCodec's codebook lookup (a buffer of zeros before training) its codes' (40 for 0)
+SELECTS = {"gather": 0, "index_select": 0, "take": 0, "take_along_dim": 0, "embedding": 1}
 
 
 def entries(s: Signal) -> Signal:
