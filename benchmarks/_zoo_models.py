@@ -411,6 +411,108 @@ HF_SPECS_2: list[tuple[str, str, str, dict[str, Any], Any, bool, list[str]]] = [
 ]
 
 
+# the third round: 26 more, tried after the second round's fixes (MoE encoder-decoders, efficient-attention
+# encoders, SSM hybrids, vision backbones, audio encoders and a codec, a time-series transformer)
+def _codec_audio(model: nn.Module, g: torch.Generator) -> Batch:
+    return {"input_values": torch.randn(BATCH, 1, 800, generator=g)}
+
+
+def _series(model: nn.Module, g: torch.Generator) -> Batch:
+    c = model.config
+    return {"past_values": torch.randn(BATCH, c.context_length, c.num_input_channels, generator=g)}
+
+
+SEQ2SEQ = dict(vocab_size=V, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+               decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
+               max_position_embeddings=64, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+HF_SPECS_3: list[tuple[str, str, str, dict[str, Any], Any, bool, list[str]]] = [
+    ("bamba", "BambaForCausalLM", "BambaConfig",
+     dict(LLAMA, attn_layer_indices=[1], mamba_n_heads=8, mamba_d_head=16, mamba_n_groups=1, mamba_d_state=16,
+          mamba_chunk_size=16, mamba_expand=2), tokens("input_ids"), True, ["decoder", "ssm"]),
+    ("granitemoe", "GraniteMoeForCausalLM", "GraniteMoeConfig",
+     dict(LLAMA, num_local_experts=4, num_experts_per_tok=2), tokens("input_ids"), True, ["decoder", "moe"]),
+    ("switch", "SwitchTransformersForConditionalGeneration", "SwitchTransformersConfig",
+     dict(vocab_size=V, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4,
+          num_experts=4, dropout_rate=0.0, encoder_sparse_step=1, decoder_sparse_step=1),
+     tokens("input_ids", "decoder_input_ids"), True, ["encoder-decoder", "moe"]),
+    ("nllb-moe", "NllbMoeForConditionalGeneration", "NllbMoeConfig",
+     dict(SEQ2SEQ, num_experts=4, expert_capacity=16, encoder_sparse_step=2, decoder_sparse_step=2),
+     tokens("input_ids", "decoder_input_ids"), True, ["encoder-decoder", "moe"]),
+    ("m2m100", "M2M100ForConditionalGeneration", "M2M100Config", dict(SEQ2SEQ),
+     tokens("input_ids", "decoder_input_ids"), True, ["encoder-decoder"]),
+    ("prophetnet", "ProphetNetForConditionalGeneration", "ProphetNetConfig",
+     dict(vocab_size=V, hidden_size=64, encoder_ffn_dim=128, decoder_ffn_dim=128, num_encoder_layers=2,
+          num_decoder_layers=2, num_encoder_attention_heads=4, num_decoder_attention_heads=4, dropout=0.0,
+          attention_dropout=0.0, activation_dropout=0.0, max_position_embeddings=64, ngram=2),
+     tokens("input_ids", "decoder_input_ids"), True, ["encoder-decoder"]),
+    ("bigbird", "BigBirdForMaskedLM", "BigBirdConfig", dict(TEXT, **NO_DROP, attention_type="original_full"),
+     tokens("input_ids"), True, ["encoder", "tied"]),
+    ("longformer", "LongformerForMaskedLM", "LongformerConfig",
+     dict(TEXT, **NO_DROP, attention_window=8, max_position_embeddings=80, pad_token_id=1),
+     tokens("input_ids"), True, ["encoder", "tied"]),
+    ("fnet", "FNetForMaskedLM", "FNetConfig",
+     dict(vocab_size=V, hidden_size=64, num_hidden_layers=2, intermediate_size=128,
+          max_position_embeddings=64, hidden_dropout_prob=0.0, use_tpu_fourier_optimizations=False),
+     tokens("input_ids"), True, ["encoder", "tied"]),
+    ("nystromformer", "NystromformerForMaskedLM", "NystromformerConfig",
+     dict(TEXT, **NO_DROP, num_landmarks=4, segment_means_seq_len=16, max_position_embeddings=80),
+     tokens("input_ids"), True, ["encoder", "tied"]),
+    ("esm", "EsmForMaskedLM", "EsmConfig",
+     dict(TEXT, **NO_DROP, pad_token_id=1, mask_token_id=2, position_embedding_type="rotary"),
+     tokens("input_ids"), True, ["encoder", "tied"]),
+    ("reformer", "ReformerModelWithLMHead", "ReformerConfig",
+     dict(vocab_size=V, hidden_size=64, num_attention_heads=2, attention_head_size=32,
+          attn_layers=["local", "local"], feed_forward_size=128, axial_pos_shape=[4, 4],
+          axial_pos_embds_dim=[32, 32], max_position_embeddings=16, local_attn_chunk_length=8,
+          is_decoder=True, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+          lsh_attention_probs_dropout_prob=0.0, local_attention_probs_dropout_prob=0.0),
+     tokens("input_ids"), True, ["decoder", "tied"]),
+    ("perceiver", "PerceiverForMaskedLM", "PerceiverConfig",
+     dict(vocab_size=V, num_latents=8, d_latents=64, d_model=64, num_blocks=1, num_self_attends_per_block=2,
+          num_self_attention_heads=4, num_cross_attention_heads=4, max_position_embeddings=64,
+          attention_probs_dropout_prob=0.0), tokens("input_ids"), False, ["encoder"]),
+    ("clip-text", "CLIPTextModel", "CLIPTextConfig",
+     dict(vocab_size=V, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+          max_position_embeddings=64), tokens("input_ids"), False, ["encoder"]),
+    ("vitmae", "ViTMAEModel", "ViTMAEConfig", dict(VISION, mask_ratio=0.0), image(32, key="pixel_values"),
+     False, ["vision"]),
+    ("dinov2-reg", "Dinov2WithRegistersModel", "Dinov2WithRegistersConfig",
+     dict(VISION, num_register_tokens=4), image(32, key="pixel_values"), False, ["vision"]),
+    ("hiera", "HieraModel", "HieraConfig",
+     dict(image_size=[64, 64], patch_size=[7, 7], patch_stride=[4, 4], patch_padding=[3, 3], embed_dim=16,
+          num_heads=[1, 2], depths=[1, 1], query_stride=[2, 2], masked_unit_size=[8, 8],
+          mask_unit_attn=[True, False], num_query_pool=1), image(64, key="pixel_values"), False, ["vision"]),
+    ("dpt", "DPTForDepthEstimation", "DPTConfig",
+     dict(VISION, backbone_out_indices=[0, 1], neck_hidden_sizes=[16, 32], reassemble_factors=[1, 0.5],
+          fusion_hidden_size=32, head_in_index=-1), image(32, key="pixel_values"), False,
+     ["vision", "dense"]),
+    ("mobilevitv2", "MobileViTV2ForImageClassification", "MobileViTV2Config",
+     dict(image_size=64, width_multiplier=0.5), image(64, key="pixel_values"), False, ["vision"]),
+    ("poolformer", "PoolFormerForImageClassification", "PoolFormerConfig",
+     dict(hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 1, 1]), image(64, key="pixel_values"), False,
+     ["vision"]),
+    ("focalnet", "FocalNetForImageClassification", "FocalNetConfig",
+     dict(image_size=64, embed_dim=16, depths=[1, 1], focal_levels=[2, 2]), image(64, key="pixel_values"),
+     False, ["vision"]),
+    ("vitdet", "VitDetModel", "VitDetConfig",
+     dict(image_size=32, patch_size=4, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+          mlp_ratio=2, pretrain_image_size=32), image(32, key="pixel_values"), False, ["vision"]),
+    ("wav2vec2-conformer", "Wav2Vec2ConformerModel", "Wav2Vec2ConformerConfig",
+     dict(CONV_AUDIO, conv_depthwise_kernel_size=7, position_embeddings_type="rotary"), audio(1600), False,
+     ["audio"]),
+    ("unispeech-sat", "UniSpeechSatModel", "UniSpeechSatConfig", dict(CONV_AUDIO), audio(1600), False,
+     ["audio"]),
+    ("encodec", "EncodecModel", "EncodecConfig",
+     dict(num_filters=8, upsampling_ratios=[4, 2], hidden_size=32, codebook_size=64, num_lstm_layers=1),
+     _codec_audio, False, ["audio", "codec"]),
+    ("patchtst", "PatchTSTModel", "PatchTSTConfig",
+     dict(num_input_channels=3, context_length=32, patch_length=8, patch_stride=8, d_model=32,
+          num_attention_heads=4, num_hidden_layers=2, ffn_dim=64, dropout=0.0, attention_dropout=0.0,
+          ff_dropout=0.0, positional_dropout=0.0, path_dropout=0.0, do_mask_input=False), _series, False,
+     ["time-series"]),
+]
+
+
 def _detr_config() -> Any:
     import transformers as tr
 
@@ -433,7 +535,7 @@ def hf_build(cls_name: str, cfg_name: str, kwargs: dict[str, Any]) -> nn.Module:
 
 def hf_entries() -> list[Entry]:
     out = []
-    for name, cls_name, cfg_name, kwargs, make, lm, tags in HF_SPECS + HF_SPECS_2:
+    for name, cls_name, cfg_name, kwargs, make, lm, tags in HF_SPECS + HF_SPECS_2 + HF_SPECS_3:
         def build(c: str = cls_name, f: str = cfg_name, k: dict[str, Any] = kwargs) -> nn.Module:
             return hf_build(c, f, k)
 
