@@ -6,8 +6,9 @@ hooks never change what the model computes. Shared by ``diagnose`` (one pass) an
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -47,6 +48,7 @@ class Recorder:
         self.sites = list(sites)
         self.bins = bins
         self.armed = True
+        self._edge_calls: list[_Call] = []  # the calls whose outputs' gradients grad_edges asked for
         self.edges = edges  # outputs' gradients through grad_edges/take_grads, up to EDGE_ENTRIES of them
         self.calls: list[_Call] = []
         self._edge_entries = 0
@@ -88,14 +90,24 @@ class Recorder:
 
         return hook
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Record nothing inside (a backward pass that recomputes the forward), then as before."""
+        armed, self.armed = self.armed, False
+        try:
+            yield
+        finally:
+            self.armed = armed
+
     def grad_edges(self) -> list[GradientEdge]:
         """The outputs whose gradients the caller's ``torch.autograd.grad`` should return, for
         :meth:`take_grads` (one batched norm instead of a Python hook per layer during the backward pass)."""
-        return [c.edge for c in self.calls if c.edge is not None]
+        self._edge_calls = [c for c in self.calls if c.edge is not None]
+        return [c.edge for c in self._edge_calls if c.edge is not None]
 
     def take_grads(self, grads: Sequence[torch.Tensor | None]) -> None:
         """The gradients of :meth:`grad_edges`, in order (None: the output did not reach the loss)."""
-        calls = [c for c in self.calls if c.edge is not None]
+        calls, self._edge_calls = self._edge_calls, []
         for call, grad, norm in zip(calls, grads, stats.norms(grads), strict=True):
             call.edge = None
             if grad is not None:
