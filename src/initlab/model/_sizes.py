@@ -129,12 +129,7 @@ def call_sizes(fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: A
     tensor a concatenation joins; for a fold, how many patch entries each output entry sums; ``()``
     otherwise."""
     if fname in MATMULS:
-        a, b = (*args, None, None)[:2]
-        if fname == "__rmatmul__":
-            a, b = b, a
-        if not (isinstance(a, torch.Tensor) and a.dim() >= 1):
-            return ()
-        return (float(a.shape[-1]), *_shared_along(b))
+        return _matmul_sizes(fname, args)
     if fname in EINSUMS:
         return einsum_contraction(args)
     if fname in MAX_POOLS:
@@ -290,6 +285,16 @@ def _l2_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, ..
     if not (isinstance(x, torch.Tensor) and isinstance(dim, int) and p == 2 and -x.dim() <= dim < x.dim()):
         return ()
     return (float(x.shape[dim]),)
+
+
+def _matmul_sizes(fname: str, args: tuple[Any, ...]) -> tuple[float, ...]:
+    """``(K, rows, columns)`` of ``a @ b``: its contraction length and what ``b``'s rows and columns share."""
+    a, b = (*args, None, None)[:2]
+    if fname == "__rmatmul__":
+        a, b = b, a
+    if not (isinstance(a, torch.Tensor) and a.dim() >= 1):
+        return ()
+    return (float(a.shape[-1]), *_shared_along(b))
 
 
 def einsum_contraction(args: tuple[Any, ...]) -> tuple[float, ...]:
