@@ -3,6 +3,7 @@ order: most specific first (a transposed conv before a conv, every class before 
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -140,31 +141,68 @@ def _has_child_params(module: nn.Module) -> bool:
 def is_named_norm(module: nn.Module) -> bool:
     """A norm written by hand (HF ``LlamaRMSNorm``, ``T5LayerNorm``, timm ``RmsNormAct2d``...): a module
     whose class name says Norm and whose only parameters are its own 1-D ``weight``/``bias`` (HF's own init
-    treats these classes as norms, 1/0).
-    A weight that starts at zero is the ``x * (1 + weight)`` convention (Gemma): not planned as 1."""
+    treats these classes as norms, 1/0), unless its weight is an offset from one (:func:`is_offset_norm`)."""
+    return _hand_written_norm(module) and not is_offset_norm(module)
+
+
+def _hand_written_norm(module: nn.Module) -> bool:
     if "Norm" not in type(module).__name__ or _has_child_params(module):
         return False
     params = dict(module.named_parameters(recurse=False))
-    if not params or set(params) - {"weight", "bias"} or any(p.dim() != 1 for p in params.values()):
-        return False
-    w = params.get("weight")
-    return w is None or w.device.type == "meta" or bool(w.detach().ne(0).any())
+    return bool(params) and not set(params) - {"weight", "bias"} and all(p.dim() == 1
+                                                                         for p in params.values())
 
 
 def is_offset_norm(module: nn.Module) -> bool:
-    """A hand-written norm whose weight starts at zero: the ``x * (1 + weight)`` convention (HF Gemma's
-    ``GemmaRMSNorm``). Its weight is an offset from one, planned like a bias (0)."""
-    if "Norm" not in type(module).__name__ or _has_child_params(module):
+    """A norm whose weight is an offset from one, ``x * (1 + weight)``: HF Gemma's ``GemmaRMSNorm``,
+    Nemotron's ``LayerNorm1P`` (an ``nn.LayerNorm`` whose forward adds 1). Read by running a copy of the
+    module with its parameters zeroed (:func:`_gain_with_zero_weight`), once per class; where that cannot
+    run, a weight that starts at zero is taken for the offset convention. Planned as ones, Nemotron's norms
+    doubled every output (its step-0 loss 9.6 for ln V = 6.9). Its weight is planned like a bias (0)."""
+    w = getattr(module, "weight", None)
+    if not _hand_written_norm(module) or not isinstance(w, nn.Parameter) or w.device.type == "meta":
         return False
-    params = dict(module.named_parameters(recurse=False))
-    w = params.get("weight")
-    if set(params) != {"weight"} or w is None or w.dim() != 1 or w.device.type == "meta":
+    if type(module).forward in _STOCK_FORWARDS:  # torch's own norms: the weight is the gain
         return False
-    return not bool(w.detach().ne(0).any())
+    cls = type(module)
+    if cls not in _OFFSET_CLASSES:
+        _OFFSET_CLASSES[cls] = _gain_with_zero_weight(module)
+    found = _OFFSET_CLASSES[cls]
+    return found if found is not None else not bool(w.detach().ne(0).any())
+
+
+_STOCK_FORWARDS = {c.forward for c in (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm, nn.LocalResponseNorm,
+                                       nn.modules.batchnorm._BatchNorm, nn.SyncBatchNorm,
+                                       nn.modules.instancenorm._InstanceNorm)}
+_OFFSET_CLASSES: dict[type, bool | None] = {}
+
+
+def _gain_with_zero_weight(module: nn.Module) -> bool | None:
+    """Whether a copy of ``module`` with every parameter zero still passes a signal: its weight is then an
+    offset from one. None when the copy does not run on a ``(2, *weight.shape)`` batch (a channels-first
+    norm), or on its ``normalized_shape``."""
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    shape = tuple(getattr(module, "normalized_shape", ()) or weight.shape)
+    probe = copy.deepcopy(module).float()
+    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for p in probe.parameters(recurse=False):
+            p.zero_()
+        try:
+            y = probe(x)
+        except (RuntimeError, ValueError, TypeError, IndexError):
+            return None
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        return None
+    return bool(y.abs().max() > 1e-3)
 
 
 def _offset_norm(module: nn.Module) -> dict[str, ParamSpec]:
-    return {"weight": ParamSpec("norm_bias")}
+    specs = {"weight": ParamSpec("norm_bias")}
+    if isinstance(getattr(module, "bias", None), nn.Parameter):
+        specs["bias"] = ParamSpec("norm_bias")
+    return specs
 
 
 def centres_channels(module: nn.Module | None) -> bool:
@@ -243,11 +281,11 @@ def _register() -> None:
         LayerType("rnn", Kind.RNN, _rnn, (nn.RNNBase, nn.RNNCellBase)),
         LayerType("attention", Kind.ATTENTION, _attention, (nn.MultiheadAttention,), homogeneous=True,
                   data_init=True),
+        LayerType("offset_norm", Kind.NORM, _offset_norm, test=is_offset_norm),  # (before norm: subclasses)
         LayerType("norm", Kind.NORM, _norm, norms),
         LayerType("hf_conv1d", Kind.HF_CONV1D, _hf_conv1d, test=is_hf_conv1d, homogeneous=True),
         LayerType("frozen_norm", Kind.NORM, lambda m: {}, test=is_frozen_norm, normalizes=False),
         LayerType("named_norm", Kind.NORM, _norm, test=is_named_norm),
-        LayerType("offset_norm", Kind.NORM, _offset_norm, test=is_offset_norm),
     ):
         add(t)
 

@@ -364,6 +364,7 @@ class AutoChooser:
             draw = d.Constant(-1.0 if zero else 0.0)
             label = "-1 (gain 1 + w = 0)" if zero else "zeros (gain 1)"
             self._set(info, "weight", draw, label, "auto:zero_init_residual" if zero else "auto:norm (1 + w)")
+            self._set(info, "bias", d.Constant(0.0), "zeros", "auto:norm")
         else:
             self._set(
                 info,

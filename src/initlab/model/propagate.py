@@ -887,7 +887,7 @@ def layer_moment(info: LayerInfo, ins: list[Signal], m2: ParamMoment) -> float:
             return m2("bias")
         kept = eps_kept(info.module, x.q)
         if offset_weight(info.specs):  # x * (1 + w): E[(1 + w)^2], w's mean left out
-            return (1.0 + m2("weight")) * kept
+            return (1.0 + m2("weight")) * kept + m2("bias")
         return (m2("weight") if "weight" in info.params else 1.0) * kept + m2("bias")
     if info.kind is Kind.ATTENTION:
         return mha_fans(info.module)[0] * m2("out_proj.weight") * mha_values(info, ins, m2).q

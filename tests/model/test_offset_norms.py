@@ -1,0 +1,63 @@
+"""A norm whose forward scales by ``1 + weight`` is found by running a copy of it with its parameters zeroed,
+whatever it subclasses: Nemotron's ``LayerNorm1P`` is an ``nn.LayerNorm`` whose forward adds 1 to the
+weight; planned as ones, it doubled every output (the step-0 loss 9.6 for ln V = 6.9). A norm that scales
+by its weight stays one, even when its constructor starts the weight at zero."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from planned_layer import gaussian, measured, planned
+from torch import nn
+
+from initlab.model import init_model
+
+D, N = 64, 16
+
+
+class LayerNorm1P(nn.LayerNorm):
+    """Nemotron's: ``layer_norm(x, weight + 1, bias)``, weight and bias started at zero."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__(d)
+        nn.init.zeros_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight + 1.0, self.bias, self.eps)
+
+
+class ZeroGainRMSNorm(nn.Module):
+    """A hand-written RMS norm that scales by its weight, started at zero (a zero-init residual norm)."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+
+
+class Block(nn.Module):
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.inp, self.norm, self.out = nn.Linear(D, D), norm, nn.Linear(D, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.norm(self.inp(x)))
+
+
+def test_a_one_plus_weight_norm_is_planned_as_an_offset() -> None:
+    torch.manual_seed(0)
+    model = Block(LayerNorm1P(D))
+    predicted = planned(model, "out", gaussian(64, N, D, seed=1), "fx")
+    assert float(model.norm.weight.abs().max()) == 0.0  # gain 1 + 0
+    m2, tol = measured(model, "out", gaussian(256, N, D, seed=3))
+    # 5 standard errors; 10% for the draw (the 64-wide layer's rows: ~1.8% s.d. of their mean squared norm)
+    assert abs(m2 - predicted) <= tol + 0.1 * predicted, (m2, predicted)
+
+
+def test_a_norm_that_scales_by_its_weight_is_planned_a_unit_gain() -> None:
+    torch.manual_seed(0)
+    model = Block(ZeroGainRMSNorm(D))
+    report = init_model(model, "auto", example_input=gaussian(64, N, D, seed=1), seed=0)
+    assert float(model.norm.weight.min()) == 1.0, next(r for r in report.rows if r.name == "norm.weight")
