@@ -493,10 +493,14 @@ HUGE = 1e30  # an additive mask's "minus infinity" (finfo.min): not a value a si
 SAMPLE = 1 << 20
 
 
-def constant_value(out: Any) -> tuple[float, float] | None:
-    """(second moment, mean) of a floating tensor computed from constants and parameters only (rotary
-    tables, ``-exp(A_log)`` of a state-space layer), which the propagation then uses as it is; None for
-    anything else (masks with "minus infinity" entries, integer or boolean tensors)."""
+def constant_value(out: Any) -> tuple[float, ...] | None:
+    """(second moment, mean, the part every position shares) of a floating tensor computed from constants and
+    parameters only (rotary tables, ``-exp(A_log)`` of a state-space layer, a fixed sinusoidal position
+    table), which the propagation then uses as it is; None for anything else (masks with "minus infinity"
+    entries, integer or boolean tensors). The shared part of a table of two or more dims: each channel's (the
+    last dim's) mean over the positions (the other dims), squared, averaged -- a sinusoidal table's
+    low-frequency cosines are near 1 at every position, which every token then carries (VideoMAE's attention
+    averages kept 8x the plan's share)."""
     if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.numel() == 0:
         return None
     if out.device.type == "meta":  # no values yet (a model built under ``on_meta``)
@@ -505,7 +509,11 @@ def constant_value(out: Any) -> tuple[float, float] | None:
         x = out.detach().flatten()[:SAMPLE].double()
         if not bool(torch.isfinite(x).all()) or float(x.abs().max()) >= HUGE:
             return None
-        return float(x.square().mean()), float(x.mean())
+        q, mu = float(x.square().mean()), float(x.mean())
+        if out.dim() < 2 or out.numel() > SAMPLE or out.shape[-1] == out.numel():
+            return q, mu, mu * mu
+        per_channel = out.detach().double().reshape(-1, out.shape[-1]).mean(0)
+        return q, mu, min(max(float(per_channel.square().mean()), mu * mu), q)
 
 
 ModuleSize = Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any], Any], tuple[float, ...]]
@@ -534,7 +542,7 @@ def fx_sizes(
     sized_module: Callable[[Any], bool],
     module_size: ModuleSize,
     fixed: Callable[[str], bool] = lambda target: True,
-) -> dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] | None:
+) -> dict[Any, tuple[tuple[float, ...], tuple[float, ...] | None]] | None:
     """node -> (sizes, value) of the calls of an fx graph, read by running it once on ``example_input`` (a
     traced model: the recording pass of hooks discovery does not run): :func:`call_sizes` of a call,
     ``module_size`` of a module ``sized_module`` picks; the value of a call that gives a Python number (a
@@ -548,7 +556,7 @@ def fx_sizes(
     recorded = {n for n in graph.nodes if n.op in ("call_function", "call_method")}
     # the model's constants, and the calls computed from them alone
     constants = {n for n in graph.nodes if n.op == "get_attr" and fixed(str(n.target))}
-    found: dict[Any, tuple[tuple[float, ...], tuple[float, float] | None]] = {}
+    found: dict[Any, tuple[tuple[float, ...], tuple[float, ...] | None]] = {}
 
     def visit(n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if n in modules:
@@ -559,7 +567,7 @@ def fx_sizes(
             return
         name = name_of(n)
         size = call_sizes(name, args, kwargs, out) if name in RECORDED else ()
-        value = (float(out) ** 2, float(out)) if type(out) in (int, float) else None
+        value: tuple[float, ...] | None = (float(out) ** 2, float(out)) if type(out) in (int, float) else None
         if isinstance(out, int | torch.Size | torch.device | torch.dtype) or (
                 type(out) is float and constants.issuperset(n.all_input_nodes)):
             # a size, not data, or a number of sizes (``1 / x.shape[1]``): what is computed from it is fixed

@@ -85,8 +85,8 @@ class Node:
     call: tuple[str, tuple[Any, ...], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     # sizes the recording pass read from the tensors (:mod:`._sizes`): a contraction length, key counts
     size: tuple[float, ...] = field(default=(), repr=False, compare=False)
-    # (second moment, mean) of a tensor computed from constants and parameters only (hooks discovery)
-    value: tuple[float, float] | None = field(default=None, repr=False, compare=False)
+    # (second moment, mean[, shared part]) of a tensor computed from constants and parameters only
+    value: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

@@ -216,7 +216,8 @@ def _node_signal(graph: ModelGraph, rules: _Rules, i: int, n: Node, out: dict[in
     if n.value is None and n.op == "pass" and x.q >= 0 and (kept := _dropout_kept(graph, n)) < 1.0:
         return Signal(x.q / kept, x.mu, c=x.c)  # (its mask adds nothing the positions share)
     if n.value is not None and n.op not in ("input", "param", "output"):
-        y = Signal(*n.value)  # computed from constants and parameters: read in discovery
+        q, mu, *shared = n.value  # computed from constants and parameters: read in discovery
+        y = Signal(q, mu, c=shared[0] if shared else 0.0)
     elif n.op == "input":
         y = Signal(1.0, 0.0)
     elif n.op == "param" and rules.param is not None:
