@@ -61,3 +61,24 @@ def test_a_norm_that_scales_by_its_weight_is_planned_a_unit_gain() -> None:
     model = Block(ZeroGainRMSNorm(D))
     report = init_model(model, "auto", example_input=gaussian(64, N, D, seed=1), seed=0)
     assert float(model.norm.weight.min()) == 1.0, next(r for r in report.rows if r.name == "norm.weight")
+
+
+class FourDOnlyNorm(nn.Module):
+    """A hand-written norm whose forward refuses a 2-D batch (as timm's BatchNormAct2d asserts 4-D)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dim() == 4, f"expected 4D input (got {x.dim()}D input)"
+        return F.group_norm(x, 1, self.weight, self.bias)
+
+
+def test_a_norm_the_probe_cannot_run_is_planned_as_before() -> None:
+    """The probe runs user code on a 2-D batch; a forward that refuses it (an AssertionError here) is no
+    answer, and the norm is typed by its weight's values (ones: a plain gain). Uncaught, it failed auto on
+    35 timm/torchvision models."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), FourDOnlyNorm(8), nn.Conv2d(8, 8, 3))
+    init_model(model, "auto", example_input=gaussian(2, 3, 16, 16, seed=1), seed=0)
+    assert float(model[1].weight.min()) == 1.0
