@@ -513,6 +513,78 @@ HF_SPECS_3: list[tuple[str, str, str, dict[str, Any], Any, bool, list[str]]] = [
 ]
 
 
+# the fourth round: 21 more (decoders and MoE decoders, encoder-decoders, vision and video backbones, a
+# speech encoder-decoder)
+def _video(frames: int, size: int) -> Callable[[nn.Module, torch.Generator], Batch]:
+    return lambda model, g: {"pixel_values": torch.randn(BATCH, frames, 3, size, size, generator=g)}
+
+
+def _speech_to_text(model: nn.Module, g: torch.Generator) -> Batch:
+    return {"input_values": torch.randn(BATCH, 1600, generator=g),
+            "decoder_input_ids": torch.randint(0, V, (BATCH, 8), generator=g)}
+
+
+T5_SMALL = dict(vocab_size=V, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, dropout_rate=0.0)
+HF_SPECS_4: list[tuple[str, str, str, dict[str, Any], Any, bool, list[str]]] = [
+    ("mt5", "MT5ForConditionalGeneration", "MT5Config", dict(T5_SMALL),
+     tokens("input_ids", "decoder_input_ids"), True, ["encoder-decoder"]),
+    ("longt5", "LongT5ForConditionalGeneration", "LongT5Config",
+     dict(T5_SMALL, encoder_attention_type="transient-global", local_radius=4, global_block_size=4),
+     tokens("input_ids", "decoder_input_ids"), True, ["encoder-decoder"]),
+    ("led", "LEDForConditionalGeneration", "LEDConfig",
+     dict(SEQ2SEQ, max_encoder_position_embeddings=64, max_decoder_position_embeddings=64,
+          attention_window=8),
+     tokens("input_ids", "decoder_input_ids"), True, ["encoder-decoder"]),
+    ("mbart", "MBartForConditionalGeneration", "MBartConfig", dict(SEQ2SEQ),
+     tokens("input_ids", "decoder_input_ids"), True, ["encoder-decoder", "tied"]),
+    ("blenderbot", "BlenderbotForConditionalGeneration", "BlenderbotConfig", dict(SEQ2SEQ),
+     tokens("input_ids", "decoder_input_ids"), True, ["encoder-decoder", "tied"]),
+    ("xglm", "XGLMForCausalLM", "XGLMConfig",
+     dict(vocab_size=V, d_model=64, num_layers=2, attention_heads=4, ffn_dim=128, max_position_embeddings=64,
+          dropout=0.0, attention_dropout=0.0, activation_dropout=0.0), tokens("input_ids"), True,
+     ["decoder", "tied"]),
+    ("biogpt", "BioGptForCausalLM", "BioGptConfig", dict(TEXT, **NO_DROP), tokens("input_ids"), True,
+     ["decoder", "tied"]),
+    ("mpt", "MptForCausalLM", "MptConfig",
+     dict(vocab_size=V, d_model=64, n_layers=2, n_heads=4, max_seq_len=64, expansion_ratio=2),
+     tokens("input_ids"), True, ["decoder", "tied"]),
+    ("persimmon", "PersimmonForCausalLM", "PersimmonConfig",
+     dict(TEXT, hidden_dropout=0.0, attention_dropout=0.0), tokens("input_ids"), True, DECODER),
+    ("olmoe", "OlmoeForCausalLM", "OlmoeConfig", dict(LLAMA, num_experts=4, num_experts_per_tok=2),
+     tokens("input_ids"), True, ["decoder", "moe"]),
+    ("jetmoe", "JetMoeForCausalLM", "JetMoeConfig",
+     dict(vocab_size=V, hidden_size=64, num_hidden_layers=2, num_key_value_heads=2, kv_channels=16,
+          intermediate_size=64, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=64),
+     tokens("input_ids"), True, ["decoder", "moe"]),
+    ("phimoe", "PhimoeForCausalLM", "PhimoeConfig", dict(LLAMA, num_local_experts=4, num_experts_per_tok=2),
+     tokens("input_ids"), True, ["decoder", "moe"]),
+    ("nemotron", "NemotronForCausalLM", "NemotronConfig", dict(LLAMA, head_dim=16), tokens("input_ids"), True,
+     DECODER),
+    ("yolos", "YolosForObjectDetection", "YolosConfig",
+     dict(VISION, image_size=[32, 32], num_detection_tokens=8), image(32, key="pixel_values"), False,
+     ["vision", "detection"]),
+    ("pvt-v2", "PvtV2ForImageClassification", "PvtV2Config",
+     dict(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32], patch_sizes=[7, 3],
+          strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2]), image(64, key="pixel_values"),
+     False, ["vision"]),
+    ("ijepa", "IJepaModel", "IJepaConfig", dict(VISION), image(32, key="pixel_values"), False, ["vision"]),
+    ("data2vec-vision", "Data2VecVisionForImageClassification", "Data2VecVisionConfig",
+     dict(VISION, use_relative_position_bias=True), image(32, key="pixel_values"), False, ["vision"]),
+    ("swin2sr", "Swin2SRForImageSuperResolution", "Swin2SRConfig",
+     dict(image_size=16, patch_size=1, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4,
+          upscale=2),
+     image(16, key="pixel_values"), False, ["vision", "dense"]),
+    ("videomae", "VideoMAEModel", "VideoMAEConfig", dict(VISION, num_frames=4, tubelet_size=2), _video(4, 32),
+     False, ["video"]),
+    ("timesformer", "TimesformerModel", "TimesformerConfig", dict(VISION, num_frames=4), _video(4, 32), False,
+     ["video"]),
+    ("moonshine", "MoonshineForConditionalGeneration", "MoonshineConfig",
+     dict(vocab_size=V, hidden_size=64, intermediate_size=128, encoder_num_hidden_layers=2,
+          decoder_num_hidden_layers=2, encoder_num_attention_heads=4, decoder_num_attention_heads=4,
+          max_position_embeddings=64), _speech_to_text, True, ["audio", "encoder-decoder"]),
+]
+
+
 def _detr_config() -> Any:
     import transformers as tr
 
@@ -535,7 +607,7 @@ def hf_build(cls_name: str, cfg_name: str, kwargs: dict[str, Any]) -> nn.Module:
 
 def hf_entries() -> list[Entry]:
     out = []
-    for name, cls_name, cfg_name, kwargs, make, lm, tags in HF_SPECS + HF_SPECS_2 + HF_SPECS_3:
+    for name, cls_name, cfg_name, kwargs, make, lm, tags in HF_SPECS + HF_SPECS_2 + HF_SPECS_3 + HF_SPECS_4:
         def build(c: str = cls_name, f: str = cfg_name, k: dict[str, Any] = kwargs) -> nn.Module:
             return hf_build(c, f, k)
 

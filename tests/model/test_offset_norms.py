@@ -82,3 +82,21 @@ def test_a_norm_the_probe_cannot_run_is_planned_as_before() -> None:
     model = nn.Sequential(nn.Conv2d(3, 8, 3), FourDOnlyNorm(8), nn.Conv2d(8, 8, 3))
     init_model(model, "auto", example_input=gaussian(2, 3, 16, 16, seed=1), seed=0)
     assert float(model[1].weight.min()) == 1.0
+
+
+class BatchNormActLike(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: a BatchNorm2d subclass whose forward asserts 4-D and applies an activation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dim() == 4, f"expected 4D input (got {x.dim()}D input)"
+        return torch.relu(super().forward(x))
+
+
+def test_a_torch_norm_subclass_the_probe_cannot_run_keeps_its_weight_as_the_gain() -> None:
+    """Started at zero (timm's zero_init_last on a residual branch's last norm), it is a zero gain: taken
+    for an offset, auto planned it zero and eight zoo models' branches output zero."""
+    norm = BatchNormActLike(8)
+    nn.init.zeros_(norm.weight)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), norm, nn.Conv2d(8, 8, 3))
+    init_model(model, "auto", example_input=gaussian(2, 3, 16, 16, seed=1), seed=0)
+    assert float(model[1].weight.min()) == 1.0

@@ -168,13 +168,18 @@ def is_offset_norm(module: nn.Module) -> bool:
     if cls not in _OFFSET_CLASSES:
         _OFFSET_CLASSES[cls] = _gain_with_zero_weight(module)
     found = _OFFSET_CLASSES[cls]
-    return found if found is not None else not bool(w.detach().ne(0).any())
+    if found is not None:
+        return found
+    # no answer: a torch norm's subclass keeps torch's convention (timm's BatchNormAct2d, started at zero as
+    # the last norm of a residual branch, is a zero gain); a hand-written norm started at zero is Gemma's
+    return not isinstance(module, _TORCH_NORMS) and not bool(w.detach().ne(0).any())
 
 
 _STOCK_FORWARDS = {c.forward for c in (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm, nn.LocalResponseNorm,
                                        nn.modules.batchnorm._BatchNorm, nn.SyncBatchNorm,
                                        nn.modules.instancenorm._InstanceNorm)}
 _OFFSET_CLASSES: dict[type, bool | None] = {}
+_TORCH_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LocalResponseNorm)
 
 
 def _gain_with_zero_weight(module: nn.Module) -> bool | None:
