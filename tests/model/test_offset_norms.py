@@ -100,3 +100,21 @@ def test_a_torch_norm_subclass_the_probe_cannot_run_keeps_its_weight_as_the_gain
     model = nn.Sequential(nn.Conv2d(3, 8, 3), norm, nn.Conv2d(8, 8, 3))
     init_model(model, "auto", example_input=gaussian(2, 3, 16, 16, seed=1), seed=0)
     assert float(model[1].weight.min()) == 1.0
+
+
+class NoisyNorm(nn.Module):
+    """A hand-written norm whose forward draws from torch's global generator (a stochastic norm)."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:]) * self.weight * (1 + 0 * torch.rand(()))
+
+
+def test_the_norm_probe_leaves_the_global_generator_alone() -> None:
+    model = Block(NoisyNorm(D))
+    before = torch.get_rng_state()
+    init_model(model, "auto", example_input=gaussian(8, N, D, seed=1), seed=0)
+    assert torch.equal(torch.get_rng_state(), before)

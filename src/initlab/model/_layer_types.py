@@ -195,7 +195,8 @@ def _gain_with_zero_weight(module: nn.Module) -> bool | None:
         for p in probe.parameters(recurse=False):
             p.zero_()
         try:
-            y = probe(x)
+            with torch.random.fork_rng(devices=[]):  # (user code: the global generator is left as it was)
+                y = probe(x)
         except Exception:  # user code on a shape it may not take (timm's BatchNormAct2d asserts 4-D)
             return None
     if not isinstance(y, torch.Tensor) or y.shape != x.shape:
@@ -274,7 +275,6 @@ def embedding_gain(module: nn.Module | None) -> float:
 
 def _register() -> None:
     conv_t = nn.modules.conv._ConvTransposeNd
-    norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LocalResponseNorm)
     for t in (
         LayerType("linear", Kind.LINEAR, _linear, (nn.Linear,), homogeneous=True, data_init=True),
         LayerType("bilinear", Kind.BILINEAR, _linear, (nn.Bilinear,), homogeneous=True, data_init=True),
@@ -287,7 +287,7 @@ def _register() -> None:
         LayerType("attention", Kind.ATTENTION, _attention, (nn.MultiheadAttention,), homogeneous=True,
                   data_init=True),
         LayerType("offset_norm", Kind.NORM, _offset_norm, test=is_offset_norm),  # (before norm: subclasses)
-        LayerType("norm", Kind.NORM, _norm, norms),
+        LayerType("norm", Kind.NORM, _norm, _TORCH_NORMS),
         LayerType("hf_conv1d", Kind.HF_CONV1D, _hf_conv1d, test=is_hf_conv1d, homogeneous=True),
         LayerType("frozen_norm", Kind.NORM, lambda m: {}, test=is_frozen_norm, normalizes=False),
         LayerType("named_norm", Kind.NORM, _norm, test=is_named_norm),
