@@ -45,5 +45,5 @@ def test_an_input_past_trust_is_planned_as_unit_and_reported() -> None:
     assert row.var_out is None and "past what the walker follows" in row.note, row
     assert any(n.startswith("dense: ") and "initlab.lsuv" in n for n in report.notes), report.notes
     # the unit-input plan's std, 1/sqrt(fan_in) (not 1e-95): within 5 s.d. of a D*D sample's std
-    std = float(model.dense.weight.std())
+    std = float(model.dense.weight.detach().std())
     assert abs(std * math.sqrt(D) - 1.0) <= 5 * (1 / (2 * D * D)) ** 0.5, std
