@@ -31,17 +31,18 @@ def planned(model: nn.Module, layer: str, example: torch.Tensor, method: str) ->
     the plan predicts for ``layer``."""
     report = init_model(model, "auto", example_input=example, seed=0)
     assert report.method == method, (type(model).__name__, report.method)
-    predicted = next(r.var_out for r in report.rows if r.name == f"{layer}.weight")
-    assert predicted is not None
+    predicted = next((r.var_out for r in report.rows if r.layer == layer and r.var_out is not None), None)
+    assert predicted is not None, layer
     return predicted
 
 
 def measured(model: nn.Module, layer: str, batch: torch.Tensor) -> tuple[float, float]:
-    """E[y^2] of ``layer``'s output on ``batch``, and 5 standard errors of it (over the samples, which are
-    independent)."""
+    """E[y^2] of ``layer``'s output (an attention module's: its first) on ``batch``, and 5 standard errors of
+    it (over the samples, which are independent)."""
     seen: list[torch.Tensor] = []
     handle = model.get_submodule(layer).register_forward_hook(
-        lambda m, a, y: seen.append(y.detach().double().square().flatten(1).mean(1)))
+        lambda m, a, y: seen.append((y[0] if isinstance(y, tuple) else y).detach().double().square()
+                                    .flatten(1).mean(1)))
     try:
         with torch.no_grad():
             model(batch)

@@ -6,7 +6,7 @@ projection drew std 1.0 for the values too, and the head's output measured 1200x
 from __future__ import annotations
 
 import torch
-from planned_layer import gaussian, untraceable
+from planned_layer import gaussian, measured, planned, untraceable
 from torch import nn
 
 from initlab.model import init_model
@@ -37,32 +37,13 @@ class Cross(nn.Module):
         return self.attn(x, 3.0 * x[..., :32], 0.5 * x[..., 32:80])[0]
 
 
-def _planned(model: nn.Module, method: str) -> float:
-    report = init_model(model, "auto", example_input=gaussian(64, N, D, seed=1), seed=0)
-    assert report.method == method, (type(model).__name__, report.method)
-    return next(r.var_out for r in report.rows if r.layer == "attn" and r.var_out is not None)
-
-
-def _measured(model: nn.Module) -> tuple[float, float]:
-    """E[y^2] of the attention's output on fresh batches, and 5 standard errors of it (over samples)."""
-    seen: list[torch.Tensor] = []
-    handle = model.attn.register_forward_hook(
-        lambda m, a, y: seen.append(y[0].detach().double().square().flatten(1).mean(1)))
-    try:
-        with torch.no_grad():
-            model(gaussian(512, N, D, seed=3))
-    finally:
-        handle.remove()
-    return float(seen[0].mean()), 5 * float(seen[0].std()) / len(seen[0]) ** 0.5
-
-
 def test_each_attention_projection_is_planned_for_its_own_input() -> None:
     for cls in (ProbePool, Cross):
         for model_cls, method in ((cls, "fx"), (untraceable(cls), "hooks")):
             torch.manual_seed(0)
             model = model_cls()
-            predicted = _planned(model, method)
-            m2, tol = _measured(model)
+            predicted = planned(model, "attn", gaussian(64, N, D, seed=1), method)
+            m2, tol = measured(model, "attn", gaussian(512, N, D, seed=3))
             # 5 standard errors of the measurement; 20% for the draw and the rule: the softmax average's kept
             # share is a Monte-Carlo expectation over the logits (a few %), and out_proj's and v's 128-wide
             # rows realize their mean squared norms within ~1.6% each (one s.d.)

@@ -50,7 +50,7 @@ def test_a_one_plus_weight_norm_is_planned_as_an_offset() -> None:
     torch.manual_seed(0)
     model = Block(LayerNorm1P(D))
     predicted = planned(model, "out", gaussian(64, N, D, seed=1), "fx")
-    assert float(model.norm.weight.abs().max()) == 0.0  # gain 1 + 0
+    assert float(model.norm.weight.detach().abs().max()) == 0.0  # gain 1 + 0
     m2, tol = measured(model, "out", gaussian(256, N, D, seed=3))
     # 5 standard errors; 10% for the draw (the 64-wide layer's rows: ~1.8% s.d. of their mean squared norm)
     assert abs(m2 - predicted) <= tol + 0.1 * predicted, (m2, predicted)
@@ -60,7 +60,8 @@ def test_a_norm_that_scales_by_its_weight_is_planned_a_unit_gain() -> None:
     torch.manual_seed(0)
     model = Block(ZeroGainRMSNorm(D))
     report = init_model(model, "auto", example_input=gaussian(64, N, D, seed=1), seed=0)
-    assert float(model.norm.weight.min()) == 1.0, next(r for r in report.rows if r.name == "norm.weight")
+    row = next(r for r in report.rows if r.name == "norm.weight")
+    assert float(model.norm.weight.detach().min()) == 1.0, row
 
 
 class FourDOnlyNorm(nn.Module):
@@ -81,7 +82,7 @@ def test_a_norm_the_probe_cannot_run_is_planned_as_before() -> None:
     35 timm/torchvision models."""
     model = nn.Sequential(nn.Conv2d(3, 8, 3), FourDOnlyNorm(8), nn.Conv2d(8, 8, 3))
     init_model(model, "auto", example_input=gaussian(2, 3, 16, 16, seed=1), seed=0)
-    assert float(model[1].weight.min()) == 1.0
+    assert float(model[1].weight.detach().min()) == 1.0
 
 
 class BatchNormActLike(nn.BatchNorm2d):
@@ -99,7 +100,7 @@ def test_a_torch_norm_subclass_the_probe_cannot_run_keeps_its_weight_as_the_gain
     nn.init.zeros_(norm.weight)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), norm, nn.Conv2d(8, 8, 3))
     init_model(model, "auto", example_input=gaussian(2, 3, 16, 16, seed=1), seed=0)
-    assert float(model[1].weight.min()) == 1.0
+    assert float(model[1].weight.detach().min()) == 1.0
 
 
 class NoisyNorm(nn.Module):

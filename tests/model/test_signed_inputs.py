@@ -52,9 +52,9 @@ def test_the_sign_of_a_function_is_read_on_its_inputs_side() -> None:
     exp = Activation("exp", np.exp)
     neg = Activation("neg", np.negative)
     tanh = Activation("tanh", np.tanh)
-    assert _signs.act_sign(exp, "exp", 0) == 1
-    assert _signs.act_sign(neg, "neg", 1) == -1 and _signs.act_sign(neg, "neg", 0) == 0
-    assert _signs.act_sign(tanh, "tanh", -1) == -1 and _signs.act_sign(tanh, "tanh", 0) == 0
+    assert _signs.act_sign(exp, 0) == 1
+    assert _signs.act_sign(neg, 1) == -1 and _signs.act_sign(neg, 0) == 0
+    assert _signs.act_sign(tanh, -1) == -1 and _signs.act_sign(tanh, 0) == 0
 
 
 def test_signed_moments_match_the_gamma_they_model() -> None:

@@ -53,7 +53,7 @@ def node_sign(graph: ModelGraph, n: Node, signs: Sequence[int]) -> int:
     if n.op == "softmax" or (n.op == "other" and n.name in NONNEGATIVE):
         return 1
     if n.op == "act" and n.act is not None and len(signs) == 1:
-        return act_sign(n.act, n.name, signs[0])
+        return act_sign(n.act, signs[0])
     if n.op == "add" or n.op == "cat":  # every operand a tensor of one sign (a scalar's is not seen)
         return signs[0] if _tensors_only(n, signs) and len(set(signs)) == 1 else 0
     if n.op == "mul" and _tensors_only(n, signs):
@@ -82,7 +82,7 @@ def _tensor_sign(graph: ModelGraph, name: str) -> int:
     return 1 if lo >= 0.0 else -1 if hi <= 0.0 else 0
 
 
-def act_sign(act: Activation, spec: str, sign: int) -> int:
+def act_sign(act: Activation, sign: int) -> int:
     """The sign of ``act(z)`` for ``z`` of ``sign``: read on a grid of magnitudes 1e-6..1e3 and zero."""
     z = _GRID if sign == 0 else sign * np.abs(_GRID)
     with np.errstate(all="ignore"):
