@@ -113,3 +113,32 @@ def test_diagnose_runs_a_traceable_model_only_for_its_own_measurements():
     runs = RUNS.count(id(model))
     initlab.diagnose(model, x, seed=0)
     assert RUNS.count(id(model)) - runs == runs - 1
+
+
+class UntraceablePadded(nn.Module):
+    """Hook discovery only; a zero-padded conv, whose share of taps reading the input is a size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv(x))
+        if h.sum() > 0:  # fx: a Proxy has no truth value
+            h = h * 1.0
+        return self.head(h.mean((2, 3)))
+
+
+def test_a_graph_found_without_sizes_does_not_serve_a_plan():
+    """diagnose's hooked pass reads no sizes (no call sizes, no computed constants); its cached graph is
+    reused for diagnose, while a plan for the same input runs discovery again, with sizes."""
+    from initlab.model import discover
+
+    model, x = UntraceablePadded(), torch.randn(2, 3, 4, 4)
+    bare = discover(model, x, sizes=False)
+    assert bare.method == "hooks" and bare.layer("conv").taps_read == 1.0  # the default: not read
+    assert discover(model, x, sizes=False) is bare
+    sized = discover(model, x)
+    assert sized is not bare
+    assert sized.layer("conv").taps_read == pytest.approx((10 / 12) ** 2)  # per axis 2+3+3+2 of 4*3 taps
+    assert discover(model, x, sizes=False) is sized  # a graph with sizes serves both

@@ -634,9 +634,11 @@ class _Recorder:
     """Builds nodes from the calls :class:`OpRecorder` hands on: ``producer`` maps each tensor seen (by
     ``id``, kept alive in ``keep`` so that ids are not reused) to its node."""
 
-    def __init__(self, builder: _Builder, params: dict[int, str], buffers: set[int] | None = None):
+    def __init__(self, builder: _Builder, params: dict[int, str], buffers: set[int] | None = None,
+                 sizes: bool = True):
         self.b = builder
         self.params = params
+        self.sizes = sizes  # False: no sizes and no computed constants (a plan's inputs; diagnose's not)
         self.buffers = buffers or set()  # registered buffers: their values are read, as fx discovery does
         self.producer: dict[int, int] = {}
         self.fixed: set[int] = set()  # nodes computed from constants alone
@@ -672,19 +674,26 @@ class _Recorder:
     def on_call(self, fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if any(isinstance(t, torch.Tensor) for t in _flatten((out,))):
             node = self.b.call(fname, tuple(self.ref(args)), self.ref(dict(kwargs)))
-            n = self.b.nodes[node]
-            if fname in RECORDED:
-                n.size = call_sizes(fname, args, kwargs, out)
-            fixed = all(j in self.fixed or self.b.nodes[j].op == "const" or self.b.nodes[j].value is not None
-                        for j in n.inputs)
-            if fixed:  # of constants alone: its value is the value used (an integer one has no moments, but
-                # what is computed from it does: DINOv3's rotary angles from ``arange``)
-                self.fixed.add(node)
-                n.value = constant_value(out)
-            if isinstance(out, tuple | list) and sum(isinstance(t, torch.Tensor) for t in out) > 1:
+            fixed = self.sizes and self.read_sizes(node, fname, args, kwargs, out)
+            if _several(out):
                 self.items(out, node, fixed)
             else:
                 self.bind(out, node)
+
+    def read_sizes(self, node: int, fname: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
+                   ) -> bool:
+        """What the call averages (:func:`._sizes.call_sizes`) and, when it computes from constants alone,
+        its value; whether it does."""
+        n = self.b.nodes[node]
+        if fname in RECORDED:
+            n.size = call_sizes(fname, args, kwargs, out)
+        fixed = all(j in self.fixed or self.b.nodes[j].op == "const" or self.b.nodes[j].value is not None
+                    for j in n.inputs)
+        if fixed:  # of constants alone: its value is the value used (an integer one has no moments, but
+            # what is computed from it does: DINOv3's rotary angles from ``arange``)
+            self.fixed.add(node)
+            n.value = constant_value(out)
+        return fixed
 
     def items(self, out: tuple[Any, ...] | list[Any], node: int, fixed: bool) -> None:
         """Each tensor of a call's tuple (``a, b = x.chunk(2, -1)``) its own ``getitem`` node, as fx has it:
@@ -693,11 +702,17 @@ class _Recorder:
         for i, t in enumerate(out):
             if isinstance(t, torch.Tensor):
                 item = self.b.call("getitem", (_Ref(node), i), {})
-                self.b.nodes[item].size = call_sizes("getitem", (out, i), {}, t)
+                if self.sizes:
+                    self.b.nodes[item].size = call_sizes("getitem", (out, i), {}, t)
                 if fixed:
                     self.fixed.add(item)
                     self.b.nodes[item].value = constant_value(t)
                 self.bind(t, item)
+
+
+def _several(out: Any) -> bool:
+    """A call's output is a tuple of more than one tensor (each becomes a ``getitem`` node)."""
+    return isinstance(out, tuple | list) and sum(isinstance(t, torch.Tensor) for t in out) > 1
 
 
 def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
@@ -720,17 +735,17 @@ def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     yield from walk("", model)
 
 
-def _from_hooks(model: nn.Module, example_input: Any) -> _Builder:
+def _from_hooks(model: nn.Module, example_input: Any, sizes: bool = True) -> _Builder:
     b = _Builder(model)
     params = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
-    rec = _Recorder(b, params, {id(t) for _, t in model.named_buffers()})
+    rec = _Recorder(b, params, {id(t) for _, t in model.named_buffers()}, sizes)
     handles = []
 
     def post(name: str) -> Any:
         def hook(module: nn.Module, args: Any, kwargs: Any, out: Any) -> None:
             # sizes first: still inside the module (depth 1), the recorder does not take their arithmetic
             # for the model's
-            sized = rec.mode.depth == 1 and _sized_module(module)
+            sized = sizes and rec.mode.depth == 1 and _sized_module(module)
             size = _module_size(module, tuple(args), dict(kwargs), out) if sized else ()
             rec.mode.leave()
             if rec.mode.depth == 0:
@@ -1044,8 +1059,9 @@ def _coverage(
 # The graph cache: model -> (fingerprint, graph). Keys are weak and a graph refers to its model weakly, so a
 # cached model is collected as soon as the user drops it.
 _CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Any, ModelGraph]] = weakref.WeakKeyDictionary()
-# graphs found with an example_input (hooks, or fx given one): model -> (fingerprint, input key, graph)
-_RUN_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Any, InputKey, ModelGraph]] = (
+# graphs found with an example_input (hooks, or fx given one): model -> (fingerprint, input key, graph,
+# whether it has sizes)
+_RUN_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Any, InputKey, ModelGraph, bool]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -1105,7 +1121,8 @@ def discover(
             return hit[1]
     if cache and example_input is not None:  # a graph found by running the model: for the same input only
         ran = _RUN_CACHE.get(model)
-        if ran is not None and ran[0] == key and ran[1].matches(example_input):
+        # a graph without sizes (diagnose's) does not serve a plan
+        if ran is not None and ran[0] == key and (ran[3] or not sizes) and ran[1].matches(example_input):
             return ran[2]
     # Classifying a custom module runs it (stochastic depth draws in train mode) and reading a parametrized
     # weight runs its parametrization (spectral norm's power iteration writes _u/_v in train mode).
@@ -1118,7 +1135,7 @@ def discover(
     if graph.method == "fx" and (example_input is None or not sizes):  # as without an example
         _CACHE[model] = (key, graph)
     elif example_input is not None:
-        _RUN_CACHE[model] = (key, InputKey(example_input), graph)
+        _RUN_CACHE[model] = (key, InputKey(example_input), graph, sizes)
     return graph
 
 
@@ -1152,7 +1169,7 @@ def _discover(model: nn.Module, example_input: Any, sizes: bool = True) -> Model
             f"torch.fx could not trace the model ({first_line(exc)[:160]})"
         )
     if b is None and example_input is not None:
-        b = _run_hooks(model, example_input)
+        b = _run_hooks(model, example_input, sizes)
         method = "hooks"
     if b is None:
         b = _from_static(model)
@@ -1167,9 +1184,9 @@ def _discover(model: nn.Module, example_input: Any, sizes: bool = True) -> Model
     return graph
 
 
-def _run_hooks(model: nn.Module, example_input: Any) -> _Builder:
+def _run_hooks(model: nn.Module, example_input: Any, sizes: bool = True) -> _Builder:
     with quiet_forward(model):
-        b = _from_hooks(model, example_input)
+        b = _from_hooks(model, example_input, sizes)
     b.ran_example = True
     return b
 
