@@ -86,3 +86,81 @@ def test_attribute_unpacking_reads_bytecode_once() -> None:
     LeafTracer(set()).trace(ShapeUnpacking())
     info = _instructions.cache_info()
     assert info.currsize == 1 and info.hits >= 1
+
+
+# ---- fx's module wrappers set on the model's classes, not on nn.Module -------------------------------------
+SEEN: list[bool] = []  # while tracing: whether nn.Module's own __call__ and __getattr__ are untouched
+
+
+class Probe(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        SEEN.append(nn.Module.__dict__["__call__"] is ORIGINAL[0]
+                    and nn.Module.__dict__["__getattr__"] is ORIGINAL[1])
+        return x * 2
+
+
+ORIGINAL = (nn.Module.__dict__["__call__"], nn.Module.__dict__["__getattr__"])
+
+
+class OwnGetattr(nn.Linear):
+    """Defines its own ``__getattr__``: fx's patch of nn.Module's does not reach it, nor does initlab's."""
+
+    def __getattr__(self, name: str) -> object:
+        return super().__getattr__(name)
+
+
+class Nested(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), Probe())
+        self.own = OwnGetattr(8, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.own(self.block(x))) + self.own.bias)
+
+
+def _class_attrs(model: nn.Module) -> set[tuple[type, str]]:
+    return {(type(m), n) for m in model.modules() for n in ("__call__", "__getattr__")
+            if n in type(m).__dict__}
+
+
+@pytest.mark.parametrize("leaves", ["none", "linears"])
+def test_the_wrappers_go_on_the_model_s_classes_and_the_graph_is_fx_s_own(leaves: str) -> None:
+    model = Nested()
+    before = _class_attrs(model)
+    ids = {id(m) for m in model.modules() if isinstance(m, nn.Linear)} if leaves == "linears" else set()
+
+    class Plain(fx.Tracer):  # fx's own patching of nn.Module, the same leaves
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            return id(m) in ids
+
+    SEEN.clear()
+    graph = LeafTracer(ids).trace(model)
+    assert SEEN == [True]  # nn.Module was not written while tracing
+    assert str(graph) == str(Plain().trace(model))
+    assert _class_attrs(model) == before  # every class inherits nn.Module's methods again
+    assert nn.Module.__dict__["__call__"] is ORIGINAL[0] and nn.Module.__dict__["__getattr__"] is ORIGINAL[1]
+
+
+class Failing(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        if h.sum() > 0:  # a Proxy has no truth value
+            h = -h
+        return h
+
+
+def test_a_failed_trace_leaves_every_class_and_fx_as_they_were() -> None:
+    from torch.fx import _symbolic_trace
+
+    model, new_patcher = Failing(), _symbolic_trace._new_patcher
+    before = _class_attrs(model)
+    with pytest.raises(fx.proxy.TraceError):
+        LeafTracer(set()).trace(model)
+    assert _class_attrs(model) == before and "__call__" not in nn.Linear.__dict__
+    assert _symbolic_trace._new_patcher is new_patcher and _symbolic_trace.CURRENT_PATCHER is None

@@ -1,25 +1,36 @@
 """The torch.fx tracer of fx discovery: initlab's leaf modules stay calls, and unpacking a traced value
 (``q, k, v = qkv.unbind(0)``, or an attribute: ``B, N, C = x.shape``) reads the caller's bytecode once per
-function, not once per unpacking.
+function, not once per unpacking; and fx's patch of ``nn.Module.__call__``/``__getattr__`` is set on the
+model's own module classes instead (:class:`_ClassPatcher`).
 
 fx's ``Proxy.__iter__`` disassembles the whole calling function each time it is asked whether it is being
 unpacked: ~1 ms for a large ``forward`` (timm's CoaT: 144 unpackings, 0.19 s of a 1.5 s first call). The
 instructions of a code object never change, so :func:`_instructions` keeps them (a code object holds no
-module or tensor: nothing of a model is kept alive)."""
+module or tensor: nothing of a model is kept alive).
+
+fx routes every module call and attribute read of a trace through wrappers it sets on ``nn.Module`` itself,
+and takes them off after. Setting a slot method on a class makes CPython update every subclass: 0.1 ms with
+torch's own ~350 module classes, 0.4 ms once timm is imported (~1350), 3.4 ms in a process that built the
+zoo's transformers (~3050), so four such writes were ~14 ms of every trace, more than a small model's whole
+construction (benchmarks/fx_patch_cost.py). The same wrappers set on the model's module classes (those that
+inherit the method from ``nn.Module``) reach exactly the calls fx's would: a class that defines its own
+``__call__``/``__getattr__`` is not reached by fx's patch either."""
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dis
 import functools
 import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import CodeType
 from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.fx import _symbolic_trace as _st
 
 
 class LeafTracer(fx.Tracer):
@@ -28,6 +39,17 @@ class LeafTracer(fx.Tracer):
     def __init__(self, leaves: set[int]):
         super().__init__()
         self.leaves = leaves
+
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        classes = {type(m) for m in root.modules()} if isinstance(root, nn.Module) else {nn.Module}
+        if nn.Module in classes or not _PATCHER_API:
+            return super().trace(root, concrete_args)
+        original = _st._new_patcher
+        _st._new_patcher = functools.partial(_class_patcher, tuple(classes))  # read by fx's trace
+        try:
+            return super().trace(root, concrete_args)
+        finally:
+            _st._new_patcher = original
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return id(m) in self.leaves
@@ -84,3 +106,56 @@ class _Attribute(_Proxy, fx.proxy.Attribute):
 def _instructions(code: CodeType) -> tuple[list[int], list[str], list[Any]]:
     insts = list(dis.get_instructions(code))
     return [i.offset for i in insts], [i.opname for i in insts], [i.argval for i in insts]
+
+
+# ---- fx's module wrappers on the model's classes -------------------------------------------------------
+_MODULE_SLOTS = ("__call__", "__getattr__")
+_PATCHER_API = all(hasattr(_st, n) for n in ("_new_patcher", "_Patcher", "_PatchedFn", "CURRENT_PATCHER"))
+
+
+def _inherited(cls: type, name: str) -> bool:
+    """``cls`` takes ``name`` from ``nn.Module`` (no class before it in the MRO defines it)."""
+    return next((k for k in cls.__mro__ if name in k.__dict__), None) is nn.Module
+
+
+if _PATCHER_API:
+    class _OnClasses(_st._PatchedFn):
+        """fx's wrapper of an ``nn.Module`` method set on each class in ``frame_dict`` (a tuple of classes),
+        and deleted from them again: they inherit ``nn.Module``'s as before."""
+
+        def patch(self) -> None:
+            for cls in self.frame_dict:
+                setattr(cls, self.fn_name, self.new_fn)
+
+        def revert(self) -> None:
+            for cls in self.frame_dict:
+                if self.fn_name in cls.__dict__:
+                    delattr(cls, self.fn_name)
+
+    class _ClassPatcher(_st._Patcher):
+        def __init__(self, classes: tuple[type, ...]):
+            super().__init__()
+            self.classes = classes
+
+        def patch_method(self, cls: type, name: str, new_fn: Callable[..., Any],
+                         deduplicate: bool = True) -> None:
+            if cls is not nn.Module or name not in _MODULE_SLOTS:
+                return super().patch_method(cls, name, new_fn, deduplicate)
+            new_fn.__fx_already_patched = deduplicate  # type: ignore[attr-defined]
+            targets = tuple(c for c in self.classes if _inherited(c, name))
+            self.patches_made.append(_OnClasses(targets, name, getattr(nn.Module, name), new_fn))
+            self.patches_made[-1].patch()
+
+
+@contextlib.contextmanager
+def _class_patcher(classes: tuple[type, ...]) -> Iterator[Any]:
+    """fx's ``_new_patcher`` with :class:`_ClassPatcher`: the current patcher while the trace runs, every
+    patch reverted after."""
+    prior = _st.CURRENT_PATCHER
+    patcher = _ClassPatcher(classes)
+    try:
+        _st.CURRENT_PATCHER = patcher
+        yield patcher
+    finally:
+        patcher.revert_all_patches()
+        _st.CURRENT_PATCHER = prior
