@@ -159,10 +159,10 @@ def is_offset_norm(module: nn.Module) -> bool:
     module with its parameters zeroed (:func:`_gain_with_zero_weight`), once per class; where that cannot
     run, a weight that starts at zero is taken for the offset convention. Planned as ones, Nemotron's norms
     doubled every output (its step-0 loss 9.6 for ln V = 6.9). Its weight is planned like a bias (0)."""
+    if type(module).forward in _STOCK_FORWARDS:  # torch's own norms: the weight is the gain (asked first:
+        return False  # discovery asks this of every module instance, and most norms are torch's)
     w = getattr(module, "weight", None)
     if not _hand_written_norm(module) or not isinstance(w, nn.Parameter) or w.device.type == "meta":
-        return False
-    if type(module).forward in _STOCK_FORWARDS:  # torch's own norms: the weight is the gain
         return False
     cls = type(module)
     if cls not in _OFFSET_CLASSES:
