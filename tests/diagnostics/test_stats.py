@@ -292,3 +292,31 @@ def test_batched_norms_equal_the_single_ones() -> None:
     single = [stats.norm(t) for t in tensors]
     assert [str(v) for v in batched] == [str(v) for v in single]
     assert batched[1] == pytest.approx(2e-30) and batched[-1] == pytest.approx(math.sqrt(3) * 1e30)
+
+
+def test_the_screen_of_wide_rows_gives_the_whole_projection_s_groups() -> None:
+    """Rows wider than SCREEN_COLUMNS are screened on a fixed subset of columns first; twins agree there, and
+    rows that agree there but differ elsewhere, or hold a non-finite entry, are screened whole: every
+    case gets the groups of the one-matrix exact path."""
+    g = torch.Generator().manual_seed(0)
+    n = 3 * stats.SCREEN_COLUMNS
+    cols = stats._columns(n, torch.device("cpu"))
+    assert cols is not None and len(cols) == stats.SCREEN_COLUMNS
+    outside = next(c for c in range(n) if c not in set(cols.tolist()))
+    distinct = torch.randn(40, n, generator=g)
+    twins = distinct.clone()
+    twins[5] = twins[9]
+    subset_twins = distinct.clone()  # rows 2 and 3 equal on the subset, not elsewhere
+    subset_twins[3] = subset_twins[2]
+    subset_twins[3, outside] += 1.0
+    nan_outside = distinct.clone()
+    nan_outside[0, outside] = float("nan")
+    zero_rows = torch.zeros(40, n)
+    mats = [distinct, twins, subset_twins, nan_outside, zero_rows]
+    assert stats._project(subset_twins[:, cols].unsqueeze(0)) == [True]  # the subset flags; the whole, not
+    whole = [stats._project(m.unsqueeze(0))[0] for m in mats]
+    assert stats._screen(mats) == whole == [False, True, False, True, True]
+    assert stats._screen([distinct, distinct * 2]) == [False, False]
+    found = stats.symmetries([(m, lambda m=m: None) for m in mats])
+    assert found == [stats.symmetry(m) for m in mats]
+    assert [s.groups for s in found[:3]] == [40, 39, 40] and found[4].groups == 1
