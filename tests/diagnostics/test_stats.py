@@ -315,8 +315,25 @@ def test_the_screen_of_wide_rows_gives_the_whole_projection_s_groups() -> None:
     mats = [distinct, twins, subset_twins, nan_outside, zero_rows]
     assert stats._project(subset_twins[:, cols].unsqueeze(0)) == [True]  # the subset flags; the whole, not
     whole = [stats._project(m.unsqueeze(0))[0] for m in mats]
-    assert stats._screen(mats) == whole == [False, True, False, True, True]
-    assert stats._screen([distinct, distinct * 2]) == [False, False]
+    lazy = [stats.UnitRows(m, None) for m in mats]
+    assert stats._screen(lazy) == whole == [False, True, False, True, True]
+    assert stats._screen([stats.UnitRows(distinct, None)] * 2) == [False, False]
     found = stats.symmetries([(m, lambda m=m: None) for m in mats])
     assert found == [stats.symmetry(m) for m in mats]
     assert [s.groups for s in found[:3]] == [40, 39, 40] and found[4].groups == 1
+    # with the bias as the last column: twins in weights whose biases differ are not twins
+    def bias_screened(width: int) -> bool:
+        return int(stats._columns(width + 1, torch.device("cpu"))[-1]) == width
+
+    widths = range(stats.SCREEN_COLUMNS + 1, n)
+    outside_width = next(k for k in widths if not bias_screened(k))
+    for width in (outside_width, next(k for k in widths if bias_screened(k))):
+        w, b = twins[:, :width], torch.randn(40, generator=g)
+        rows = stats.UnitRows.of(w, b)
+        assert torch.equal(rows.rows(), stats.unit_rows(w, b))
+        sub = stats._columns(width + 1, torch.device("cpu"))
+        assert torch.equal(rows.columns(sub), rows.rows()[:, sub])
+        assert stats.symmetries([(rows, lambda: None)]) == [stats.symmetry(rows.rows())]
+        assert stats.symmetries([(rows, lambda: None)])[0].groups == 40
+        b[5] = b[9]
+        assert stats.symmetries([(stats.UnitRows.of(w, b), lambda: None)])[0].groups == 39

@@ -73,9 +73,10 @@ def _weight_and_bias(site: Site, named: Named) -> tuple[torch.Tensor, torch.Tens
 
 
 def _rows(site: Site, weight: torch.Tensor, bias: torch.Tensor | None,
-          grad_of: GradLookup) -> tuple[torch.Tensor, stats.GradRows]:
-    """Each output unit's incoming weights (and bias), and a callable for the same rows of the gradient
-    (None when the weight or its bias got none): only weights whose units share their weights need it."""
+          grad_of: GradLookup) -> tuple[stats.UnitRows, stats.GradRows]:
+    """Each output unit's incoming weights (and bias), not yet copied out, and a callable for the same rows
+    of the gradient (None when the weight or its bias got none): only weights whose units share their
+    weights need it."""
 
     def grad_rows() -> torch.Tensor | None:
         grad_w = grad_of(weight)
@@ -84,4 +85,4 @@ def _rows(site: Site, weight: torch.Tensor, bias: torch.Tensor | None,
             return None
         return stats.unit_rows(grad_w, grad_b, site.transposed)
 
-    return stats.unit_rows(weight, bias, site.transposed), grad_rows
+    return stats.UnitRows.of(weight, bias, site.transposed), grad_rows

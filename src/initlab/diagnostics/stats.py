@@ -11,7 +11,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -266,13 +266,46 @@ def unit_rows(
     weight: torch.Tensor, bias: torch.Tensor | None = None, transposed: bool = False
 ) -> torch.Tensor:
     """One row per output unit: its incoming weights, then its bias."""
-    w = weight.detach()
-    if transposed and w.dim() >= 2:
-        w = w.transpose(0, 1)
-    rows = (w if w.dim() == 2 else w.reshape(w.shape[0], -1)).float()
-    if bias is not None and bias.numel() == rows.shape[0]:
-        rows = torch.cat([rows, bias.float().reshape(-1, 1)], dim=1)  # (a new tensor: no detach needed)
-    return rows
+    return UnitRows.of(weight, bias, transposed).rows()
+
+
+class UnitRows(NamedTuple):
+    """A weight's :func:`unit_rows` before they are copied out: ``weight`` (units, fan-in), then ``bias``
+    (None, or one per unit) as the last column. Most weights are screened on a few of their columns
+    (:func:`_screen`) and never need the whole rows, whose copy cost a tenth of diagnose on a CNN."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+    @classmethod
+    def of(cls, weight: torch.Tensor, bias: torch.Tensor | None = None, transposed: bool = False) -> UnitRows:
+        w = weight.detach()
+        if transposed and w.dim() >= 2:
+            w = w.transpose(0, 1)
+        w = (w if w.dim() == 2 else w.reshape(w.shape[0], -1)).float()
+        keep = bias is not None and bias.numel() == w.shape[0]
+        return cls(w, bias.detach().float().reshape(-1) if keep and bias is not None else None)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weight.shape[0], self.weight.shape[1] + (self.bias is not None)
+
+    def rows(self) -> torch.Tensor:
+        if self.bias is None:
+            return self.weight
+        return torch.cat([self.weight, self.bias.reshape(-1, 1)], dim=1)
+
+    def columns(self, cols: torch.Tensor) -> torch.Tensor:
+        """The rows' entries in columns ``cols`` (sorted): the bias, when asked for, is the last."""
+        fan = self.weight.shape[1]
+        if self.bias is None or int(cols[-1]) < fan:
+            return self.weight.index_select(1, cols)
+        return torch.cat([self.weight.index_select(1, cols[:-1]), self.bias.reshape(-1, 1)], dim=1)
+
+    def finite(self) -> torch.Tensor:
+        """Whether every entry is finite (a norm that overflows says no: then the rows are screened whole)."""
+        norm = torch.linalg.vector_norm(self.weight)
+        return (norm if self.bias is None else norm + torch.linalg.vector_norm(self.bias)).isfinite()
 
 
 GradRows = Callable[[], "torch.Tensor | None"]
@@ -306,44 +339,47 @@ SCREEN_BATCH = 1 << 22  # entries of row matrices screened in one stack (32 MiB 
 
 
 @torch.no_grad()
-def symmetries(items: Sequence[tuple[torch.Tensor, GradRows]], rtol: float = 1e-5) -> list[Symmetry]:
-    """:func:`symmetry` of many weights, each given as its unit rows and a callable returning its
-    gradient's rows (called only for a weight whose units share weights). Matrices of one shape are screened
-    together, one batched projection and sort for all of them (the test of :func:`_maybe_twinned`); only
-    those where two units may be twins take the exact path. The groups are exact either way."""
+def symmetries(items: Sequence[tuple[torch.Tensor | UnitRows, GradRows]], rtol: float = 1e-5
+               ) -> list[Symmetry]:
+    """:func:`symmetry` of many weights, each given as its unit rows (a tensor, or :class:`UnitRows`) and a
+    callable returning its gradient's rows (called only for a weight whose units share weights). Matrices
+    of one shape are screened together, one batched projection and sort for all of them (the test of
+    :func:`_maybe_twinned`); only those where two units may be twins take the exact path. The groups are
+    exact either way."""
+    lazy = [r if isinstance(r, UnitRows) else UnitRows(r, None) for r, _ in items]
     out: dict[int, Symmetry] = {}
     batches: dict[tuple[Any, ...], list[int]] = {}
-    for i, (rows, grads) in enumerate(items):
-        if rows.shape[0] < 2 or rows.numel() <= SMALL_ROWS:
-            out[i] = _symmetry(rows, _maybe_twinned(rows), grads, rtol)
+    for i, rows in enumerate(lazy):
+        units, fan = rows.shape
+        if units < 2 or units * fan <= SMALL_ROWS:
+            out[i] = _exact(rows.rows(), items[i][1], rtol)
         else:
-            batches.setdefault((*rows.shape, rows.dtype, rows.device), []).append(i)
-    for idx in batches.values():
-        per = max(1, SCREEN_BATCH // items[idx[0]][0].numel())
+            batches.setdefault((units, fan, rows.weight.dtype, rows.weight.device), []).append(i)
+    for key, idx in batches.items():
+        per = max(1, SCREEN_BATCH // (key[0] * key[1]))
         for k in range(0, len(idx), per):
             chunk = idx[k:k + per]
-            mats = [items[i][0] for i in chunk]
-            flagged = _screen(mats)
-            for i, flag in zip(chunk, flagged, strict=True):
-                rows, grads = items[i]
-                units = rows.shape[0]
-                out[i] = _symmetry(rows, _maybe_twinned(rows), grads, rtol) if flag else Symmetry(
-                    units, units, 1, 0)
+            for i, flag in zip(chunk, _screen([lazy[i] for i in chunk]), strict=True):
+                out[i] = _exact(lazy[i].rows(), items[i][1], rtol) if flag else Symmetry(key[0], key[0], 1, 0)
     return [out[i] for i in range(len(items))]
 
 
-def _screen(mats: Sequence[torch.Tensor]) -> list[bool]:
+def _exact(rows: torch.Tensor, grads: GradRows, rtol: float) -> Symmetry:
+    return _symmetry(rows, _maybe_twinned(rows), grads, rtol)
+
+
+def _screen(mats: Sequence[UnitRows]) -> list[bool]:
     """For each matrix (units, fan-in) of one shape: whether two of its rows may be twins, as the projection
     of whole rows (:func:`_project`) says. Wide rows are first projected on a fixed subset of
     ``SCREEN_COLUMNS`` columns, where twins agree too: only a matrix flagged there, or with an entry that is
     not finite, is projected whole. So most weights are read once in float32 instead of copied to float64
     and multiplied (a fifth of diagnose on a mid-sized CNN), and the answer is the whole projection's."""
-    cols = _columns(mats[0].shape[1], mats[0].device)
+    cols = _columns(mats[0].shape[1], mats[0].weight.device)
     if cols is None:
-        return _project(_stack(mats))
-    near = _project(_stack([m.index_select(1, cols) for m in mats]))
-    finite: list[bool] = torch.stack([torch.linalg.vector_norm(m) for m in mats]).isfinite().tolist()
-    return [_project(m.unsqueeze(0))[0] if flag or not ok else False
+        return _project(_stack([m.rows() for m in mats]))
+    near = _project(_stack([m.columns(cols) for m in mats]))
+    finite: list[bool] = torch.stack([m.finite() for m in mats]).tolist()
+    return [_project(m.rows().unsqueeze(0))[0] if flag or not ok else False
             for m, flag, ok in zip(mats, near, finite, strict=True)]
 
 

@@ -1110,8 +1110,9 @@ def discover(
     cached per model while everything it depends on stays the same (modules, their attributes, parameters:
     see :mod:`._fingerprint`; ``cache=False`` rebuilds it), a graph found with an ``example_input`` while
     the input is the same tensors, unmodified (:mod:`._input_key`); ``walk``: :func:`named_tensors` of the
-    model when the caller has it. ``sizes=False``: the example serves only where fx cannot trace (no sizes
-    pass: what the layers' outputs average, which a plan needs and the diagnostics do not).
+    model when the caller has it. ``sizes=False``: the example serves only where fx cannot trace, and no sizes
+    are read (what the layers' outputs average, and values computed from constants: a plan needs them, the
+    diagnostics do not); such a graph serves no later call that needs them.
     """
     model = unwrap(model)
     key = _fingerprint(model, walk)
