@@ -164,3 +164,28 @@ def test_a_failed_trace_leaves_every_class_and_fx_as_they_were() -> None:
         LeafTracer(set()).trace(model)
     assert _class_attrs(model) == before and "__call__" not in nn.Linear.__dict__
     assert _symbolic_trace._new_patcher is new_patcher and _symbolic_trace.CURRENT_PATCHER is None
+
+
+def test_tracing_from_two_threads_leaves_fx_s_patcher_factory_as_it_was() -> None:
+    """Each trace swaps fx's patcher factory for one that patches its model's classes; concurrent traces are
+    serialized, so neither restores the other's factory."""
+    import threading
+
+    from torch.fx import _symbolic_trace
+
+    new_patcher, graphs, errors = _symbolic_trace._new_patcher, [], []
+
+    def work() -> None:
+        try:
+            for _ in range(20):
+                graphs.append(str(LeafTracer(set()).trace(Nested())))
+        except Exception as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(graphs)) == 1 and len(graphs) == 80
+    assert _symbolic_trace._new_patcher is new_patcher and "__call__" not in nn.Linear.__dict__

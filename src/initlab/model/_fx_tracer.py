@@ -24,6 +24,7 @@ import dis
 import functools
 import inspect
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from types import CodeType
 from typing import Any
@@ -44,12 +45,13 @@ class LeafTracer(fx.Tracer):
         classes = {type(m) for m in root.modules()} if isinstance(root, nn.Module) else {nn.Module}
         if nn.Module in classes or not _PATCHER_API:
             return super().trace(root, concrete_args)
-        original = _st._new_patcher
-        _st._new_patcher = functools.partial(_class_patcher, tuple(classes))  # read by fx's trace
-        try:
-            return super().trace(root, concrete_args)
-        finally:
-            _st._new_patcher = original
+        with _SWAP:  # two threads tracing at once would each restore the other's patcher factory
+            original = _st._new_patcher
+            _st._new_patcher = functools.partial(_class_patcher, tuple(classes))  # read by fx's trace
+            try:
+                return super().trace(root, concrete_args)
+            finally:
+                _st._new_patcher = original
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return id(m) in self.leaves
@@ -110,6 +112,7 @@ def _instructions(code: CodeType) -> tuple[list[int], list[str], list[Any]]:
 
 # ---- fx's module wrappers on the model's classes -------------------------------------------------------
 _MODULE_SLOTS = ("__call__", "__getattr__")
+_SWAP = threading.RLock()  # (reentrant: a forward may trace a submodule of its own)
 _PATCHER_API = all(hasattr(_st, n) for n in ("_new_patcher", "_Patcher", "_PatchedFn", "CURRENT_PATCHER"))
 
 
