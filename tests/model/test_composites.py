@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -134,3 +135,15 @@ def test_trace_records_the_fused_activation_not_its_inner_function(traceable):
         model(x)
     for name in ("fcs.0", "fcs.1"):
         assert torch.allclose(rec.post[name], F.silu(rec.pre[name]))
+
+
+@pytest.mark.parametrize(("fn", "affine"), [
+    (lambda z: 2.5 * z - 1.0, True), (lambda z: -1e4 * z, True), (lambda z: 0 * z + 3.0, True),
+    (lambda z: z * 0.5 + 1e-12 * z, True), (lambda z: z + 1e-6 * z * z, False), (np.tanh, False),
+    (lambda z: np.maximum(z, 0), False), (lambda z: np.abs(z), False),
+])
+def test_an_affine_composition_is_told_from_a_curved_one(fn, affine):
+    """Fusion marks an elementwise composition that is a line (a scalar affine map: not an activation)."""
+    from initlab.model._fuse import _GRID, _affine
+
+    assert _affine(np.asarray(fn(_GRID), dtype=np.float64)) is affine
