@@ -5,7 +5,8 @@ CPython updates every subclass on each such write. A process that imported timm 
 one that built the zoo's transformers models ~3050. initlab's tracer sets the same wrappers on the traced
 model's own classes (:mod:`initlab.model._fx_tracer`). Printed per number of extra classes defined here
 (a transformers-like hierarchy: a base class per family, a few levels of subclasses): the median seconds of
-one fx trace with fx's own tracer (the baseline: the same leaves) and with initlab's, and their ratio.
+one fx trace (after a warm-up) with fx's own tracer (the baseline: the same leaves) and with initlab's,
+and their ratio.
 
     python benchmarks/fx_patch_cost.py [--classes 0,1000,3000] [--repeats 7]
 """
@@ -13,13 +14,12 @@ one fx trace with fx's own tracer (the baseline: the same leaves) and with initl
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from torch import fx, nn
 
 from initlab.model._fx_tracer import LeafTracer
+from lsuv_cost import median_time  # (benchmarks/ is the script's path)
 
 _KEEP: list[type] = []  # the defined classes stay alive, as imported ones do
 
@@ -36,15 +36,6 @@ def add_classes(n: int) -> None:
 
 def small_model() -> nn.Module:
     return nn.Sequential(*(nn.Sequential(nn.Linear(32, 32), nn.GELU(), nn.LayerNorm(32)) for _ in range(6)))
-
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -65,8 +56,8 @@ def main() -> None:
     for total in (int(c) for c in args.classes.split(",")):
         add_classes(total - (len(_KEEP) // 10) * 10)
         n_classes = len(_subclasses(nn.Module))
-        base = _median(lambda: FxOwn().trace(model), args.repeats)
-        ours = _median(lambda: LeafTracer(leaves).trace(model), args.repeats)
+        base = median_time(lambda: FxOwn().trace(model), args.repeats)
+        ours = median_time(lambda: LeafTracer(leaves).trace(model), args.repeats)
         print(f"{total:>13} {n_classes:>14} {base:>11.4f} {ours:>11.4f} {ours / base:>6.2f}")
 
 

@@ -283,8 +283,8 @@ class UnitRows(NamedTuple):
         if transposed and w.dim() >= 2:
             w = w.transpose(0, 1)
         w = (w if w.dim() == 2 else w.reshape(w.shape[0], -1)).float()
-        keep = bias is not None and bias.numel() == w.shape[0]
-        return cls(w, bias.detach().float().reshape(-1) if keep and bias is not None else None)
+        own = bias is not None and bias.numel() == w.shape[0]  # (one per unit: else not a column)
+        return cls(w, bias.detach().float().reshape(-1) if own and bias is not None else None)
 
     @property
     def shape(self) -> tuple[int, int]:
