@@ -4,6 +4,8 @@ all-or-nothing contract."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -18,12 +20,17 @@ from initlab.frameworks import init_torch  # noqa: E402
 RNG = np.random.default_rng(0)
 
 
+def numpy(x) -> np.ndarray:
+    """A Keras tensor or variable as numpy on any backend (the torch backend's outputs require grad)."""
+    return np.array(keras.ops.convert_to_numpy(x))
+
+
 def weights(model) -> list[np.ndarray]:
-    return [np.array(keras.ops.convert_to_numpy(w)) for w in model.weights]
+    return [numpy(w) for w in model.weights]
 
 
 def same_output(kmodel, tmodel: nn.Module, x: np.ndarray, tx: np.ndarray | None = None) -> None:
-    got = np.asarray(kmodel(x))
+    got = numpy(kmodel(x))
     with torch.no_grad():
         out = tmodel(torch.as_tensor(x if tx is None else tx))
     ref = (out[0] if isinstance(out, tuple) else out).numpy()
@@ -55,7 +62,7 @@ def test_mlp_and_cnn_compute_what_the_torch_twin_computes() -> None:
     ikeras.init_model(kcnn, seed=3)
     init_torch(tcnn, seed=3)
     x = RNG.standard_normal((2, 9, 9, 3)).astype(np.float32)
-    got = np.asarray(kcnn(x))
+    got = numpy(kcnn(x))
     with torch.no_grad():
         ref = tcnn(torch.as_tensor(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(2, -1).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
@@ -78,7 +85,7 @@ def test_multi_head_attention_matches_torch() -> None:
     ikeras.init_model(kmodel, seed=2)
     init_torch(tmodel, seed=2)
     xs = RNG.standard_normal((2, 6, 16)).astype(np.float32)
-    got = np.asarray(kmodel(xs))
+    got = numpy(kmodel(xs))
     with torch.no_grad():
         t = torch.as_tensor(xs)
         ref = tmodel(t, t, t, need_weights=False)[0].numpy()
@@ -100,7 +107,7 @@ def test_embedding_and_subclassed_model() -> None:
     report = ikeras.init_model(model, seed=0)
     assert [r.module for r in report.rows] == ["Embedding", "Dense", "Dense"]
     assert any("attribute order" in n for n in report.notes)
-    assert abs(float(np.std(np.asarray(model.emb.embeddings))) - 1.0) < 0.3  # auto: N(0, 1) embedding
+    assert abs(float(np.std(numpy(model.emb.embeddings))) - 1.0) < 0.3  # auto: N(0, 1) embedding
 
 
 def test_dry_run_unbuilt_and_unknown_layers_change_nothing() -> None:
@@ -112,7 +119,7 @@ def test_dry_run_unbuilt_and_unknown_layers_change_nothing() -> None:
     report = ikeras.init_model(model, seed=0)
     assert any("p_re_lu" in w and "unknown Keras layer" in w for w in report.warnings)
     prelu = model.layers[1].weights[0]
-    assert np.array_equal(np.asarray(prelu), before[2])
+    assert np.array_equal(numpy(prelu), before[2])
     with pytest.raises(ValueError, match="not built"):
         ikeras.init_model(keras.Sequential([keras.layers.Dense(3)]), seed=0)
 
@@ -134,3 +141,8 @@ def test_a_failed_write_restores_every_variable(monkeypatch) -> None:
         ikeras.init_model(model, seed=0)
     monkeypatch.undo()
     assert all(np.array_equal(a, b) for a, b in zip(before, weights(model), strict=True))
+
+
+def test_keras_runs_on_the_backend_asked_for() -> None:
+    # test_keras_torch_backend.py runs this folder's Keras tests again with KERAS_BACKEND=torch
+    assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
