@@ -175,10 +175,9 @@ def _forward_backward(
         cotangents = [torch.randn(o.shape, generator=g, device=o.device).to(o.dtype) for o in outputs]
     edges = recorder.grad_edges() if recorder is not None else []
     inputs: list[Any] = [*params, *edges]  # (torch's annotation wants one kind; autograd takes both)
-    # a backward that runs the forward again (activation checkpointing, Reformer's reversible layers) must not
-    # record its layers a second time: their calls outnumbered the edges asked for, and diagnose failed
-    with recorder.paused() if recorder is not None else contextlib.nullcontext():
-        found = torch.autograd.grad(roots, inputs, cotangents, allow_unused=True)
+    # a backward that runs the forward again (activation checkpointing, Reformer's reversible layers) does not
+    # record its layers a second time (the recorder's hooks skip calls made during a backward pass)
+    found = torch.autograd.grad(roots, inputs, cotangents, allow_unused=True)
     if recorder is not None:
         recorder.take_grads(found[len(params):])
     return {id(p): g for p, g in zip(params, found[:len(params)], strict=True) if g is not None}, loss_value

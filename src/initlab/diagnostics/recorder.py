@@ -6,9 +6,8 @@ hooks never change what the model computes. Shared by ``diagnose`` (one pass) an
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -41,6 +40,16 @@ class _Call:
         self.fields["grad_rms"] = norm / math.sqrt(n) if n and norm is not None else math.nan
 
 
+def _in_backward() -> bool:
+    """Whether autograd is running a backward pass: a layer called then is the forward run again
+    (activation checkpointing, reversible layers), which a monitor's hooks, armed through the user's own
+    ``loss.backward()``, recorded as new calls (``a``, ``b``, ``head``, ``a#2``, ``b#2``)."""
+    return _GRAPH_TASK() != -1
+
+
+_GRAPH_TASK: Callable[[], int] = getattr(torch._C, "_current_graph_task_id", lambda: -1)
+
+
 class Recorder:
     """Forward hooks on every site; ``armed`` switches measuring on and off without removing them."""
 
@@ -52,6 +61,7 @@ class Recorder:
         self.edges = edges  # outputs' gradients through grad_edges/take_grads, up to EDGE_ENTRIES of them
         self.calls: list[_Call] = []
         self._edge_entries = 0
+        self._gradless: dict[int, list[_Call]] = {}  # site -> its calls whose output had no grad (yet)
         self._handles: list[Any] = []
         self._profiles: dict[int, ActivationProfile | None] = {
             id(s): (profile(s.activation) if s.activation is not None else None) for s in self.sites
@@ -74,11 +84,15 @@ class Recorder:
             z = first_tensor(output)
             if z is None or not z.is_floating_point():
                 return
+            if _in_backward():
+                self._rerun(site, z)
+                return
             call = _Call(site, forward_fields(z, site, self._profiles[id(site)], self.bins))
             self.calls.append(call)
             if len(self.calls) % PENDING_CALLS == 0:  # bound the samples kept (a monitor between reads)
                 _count_histograms(self.calls[-PENDING_CALLS:])
             if not z.requires_grad:
+                self._gradless.setdefault(id(site), []).append(call)
                 return
             if self.edges and self._edge_entries + z.numel() <= EDGE_ENTRIES:
                 # the edge, not the tensor: an in-place op after this hook (ReLU(inplace=True)) makes z the
@@ -90,14 +104,14 @@ class Recorder:
 
         return hook
 
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """Record nothing inside (a backward pass that recomputes the forward), then as before."""
-        armed, self.armed = self.armed, False
-        try:
-            yield
-        finally:
-            self.armed = armed
+    def _rerun(self, site: Site, z: torch.Tensor) -> None:
+        """A layer called during a backward pass: the forward run again (activation checkpointing, reversible
+        layers), not a new call. Its output's gradient is the one its first run could not give when that ran
+        without grad (a reentrant checkpoint): taken for that call when it is the site's only one waiting
+        (with more, which rerun is which is not known, and their gradients stay unmeasured)."""
+        waiting = self._gradless.get(id(site), [])
+        if len(waiting) == 1 and z.requires_grad:
+            z.register_hook(waiting.pop().on_grad)
 
     def grad_edges(self) -> list[GradientEdge]:
         """The outputs whose gradients the caller's ``torch.autograd.grad`` should return, for
@@ -138,6 +152,7 @@ class Recorder:
 
     def clear(self) -> None:
         self.calls = []
+        self._gradless.clear()
 
 
 EDGE_ENTRIES = 1 << 24  # output entries whose gradients come back together (64 MiB in float32); then hooks
