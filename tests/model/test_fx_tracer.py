@@ -62,6 +62,21 @@ def test_traced_graph_is_fx_s_own() -> None:
     assert sum(n.op == "call_function" and "getitem" in str(n.target) for n in graph.nodes) == 5
 
 
+def test_nodes_are_fx_s_without_the_module_stack() -> None:
+    model = nn.Sequential(nn.Sequential(Unpacking()), nn.ReLU())
+    leaves = {id(model[0][0].fc)}
+    ours, theirs = LeafTracer(leaves), fx.Tracer()
+    theirs.is_leaf_module = lambda m, name: id(m) in leaves  # type: ignore[method-assign]
+    graph, reference = ours.trace(model), theirs.trace(model)
+    assert str(graph) == str(reference)
+    assert ours.node_name_to_scope == theirs.node_name_to_scope  # each node's module path and type
+    assert any("nn_module_stack" in n.meta for n in reference.nodes)
+    assert not any("nn_module_stack" in n.meta for n in graph.nodes)
+    recording = LeafTracer(leaves)
+    recording.record_stack_traces = True  # fx's own create_node, where it records more
+    assert any(n.stack_trace for n in recording.trace(model).nodes)
+
+
 @pytest.mark.parametrize("module", [Starred, Looping])
 def test_iterating_fails_as_in_fx(module: type[nn.Module]) -> None:
     with pytest.raises(fx.proxy.TraceError, match="cannot be iterated"):

@@ -1,7 +1,7 @@
 """The torch.fx tracer of fx discovery: initlab's leaf modules stay calls, and unpacking a traced value
 (``q, k, v = qkv.unbind(0)``, or an attribute: ``B, N, C = x.shape``) reads the caller's bytecode once per
 function, not once per unpacking; and fx's patch of ``nn.Module.__call__``/``__getattr__`` is set on the
-model's own module classes instead (:class:`_ClassPatcher`).
+model's own module classes instead (:class:`_ClassPatcher`); nodes carry no ``nn_module_stack``.
 
 fx's ``Proxy.__iter__`` disassembles the whole calling function each time it is asked whether it is being
 unpacked: ~1 ms for a large ``forward`` (timm's CoaT: 144 unpackings, 0.19 s of a 1.5 s first call). The
@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 from torch.fx import _symbolic_trace as _st
+from torch.fx import traceback as fx_traceback
 
 
 class LeafTracer(fx.Tracer):
@@ -56,6 +57,20 @@ class LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return id(m) in self.leaves
 
+    def create_node(self, kind: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                    name: str | None = None, type_expr: Any | None = None) -> fx.Node:
+        """fx's own node without its ``meta["nn_module_stack"]``: a ``copy.copy`` of the module stack for
+        every node, which nothing in initlab reads (a trace takes 0.61-0.97 of fx's time without it over three
+        runs of benchmarks/fx_node_cost.py; 0.53-0.97 on six timm/torchvision models). fx's own path where
+        it records more (stack traces, preserved metadata, the mutable-operation check) or its bookkeeping
+        moved."""
+        if (_NODE_API and not self.record_stack_traces and not fx_traceback.has_preserved_node_meta()
+                and not (kind == "call_function" and self.check_mutable_operations)):
+            node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+            self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
+            return node
+        return super().create_node(kind, target, args, kwargs, name, type_expr)
+
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _Proxy(node, self)
 
@@ -73,6 +88,10 @@ class LeafTracer(fx.Tracer):
             return [self.create_arg(x) for x in a]
         return super().create_arg(a)
 
+
+# fx's node bookkeeping LeafTracer.create_node reproduces (else fx's own create_node)
+_NODE_API = all(hasattr(fx.Tracer(), n) for n in ("scope", "node_name_to_scope", "record_stack_traces",
+                                                    "check_mutable_operations"))
 
 # argument types fx stores as they are (a tensor is not one: fx looks it up among the model's buffers)
 _PLAIN = frozenset({int, float, bool, str, complex, type(None), type(...), torch.dtype, torch.device,
