@@ -65,4 +65,3 @@ def test_a_monitor_records_a_checkpointed_layer_once_with_its_gradient() -> None
     assert all(g is not None and g > 0 for g in plain)
     # a reentrant checkpoint's first forward runs without grad: the gradient is read from the rerun's output
     assert _monitored(True) == pytest.approx(plain, rel=1e-6)
-
