@@ -60,9 +60,9 @@ class LeafTracer(fx.Tracer):
     def create_node(self, kind: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                     name: str | None = None, type_expr: Any | None = None) -> fx.Node:
         """fx's own node without its ``meta["nn_module_stack"]``: a ``copy.copy`` of the module stack for
-        every node, which nothing in initlab reads (a trace takes 0.61-0.97 of fx's time without it over three
-        runs of benchmarks/fx_node_cost.py; 0.53-0.97 on six timm/torchvision models). fx's own path where
-        it records more (stack traces, preserved metadata, the mutable-operation check) or its bookkeeping
+        every node, which nothing in initlab reads (a trace takes 0.64-1.05 of fx's time without it, median
+        0.83, three torch models over three runs of benchmarks/fx_node_cost.py). fx's own path where it
+        records more (stack traces, preserved metadata, the mutable-operation check) or its bookkeeping
         moved."""
         if (_NODE_API and not self.record_stack_traces and not fx_traceback.has_preserved_node_meta()
                 and not (kind == "call_function" and self.check_mutable_operations)):
