@@ -41,8 +41,20 @@ class LeafTracer(fx.Tracer):
     def __init__(self, leaves: set[int]):
         super().__init__()
         self.leaves = leaves
+        self.literals: dict[str, Any] = {}  # get_attr target -> the tensor fx would have set on the model
 
     def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        """fx's graph of ``root``; the tensors fx stows on ``root`` for its ``get_attr`` nodes
+        (``_tensor_constant0``: a value the forward computed from buffers outside the graph) are taken off it
+        again, into :attr:`literals`: left there, each trace added one more attribute to the user's model."""
+        before = set(vars(root)) if isinstance(root, nn.Module) else None
+        try:
+            return self._trace(root, concrete_args)
+        finally:
+            if before is not None:
+                self.literals.update({k: vars(root).pop(k) for k in set(vars(root)) - before})
+
+    def _trace(self, root: Any, concrete_args: dict[str, Any] | None) -> fx.Graph:
         classes = {type(m) for m in root.modules()} if isinstance(root, nn.Module) else {nn.Module}
         if nn.Module in classes or not _PATCHER_API:
             return super().trace(root, concrete_args)

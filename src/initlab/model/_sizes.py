@@ -542,26 +542,33 @@ def fx_sizes(
     sized_module: Callable[[Any], bool],
     module_size: ModuleSize,
     fixed: Callable[[str], bool] = lambda target: True,
-) -> dict[Any, tuple[tuple[float, ...], tuple[float, ...] | None]] | None:
-    """node -> (sizes, value) of the calls of an fx graph, read by running it once on ``example_input`` (a
+    literals: Mapping[str, Any] | None = None,
+) -> dict[Any, Read] | None:
+    """node -> (sizes, value, measured) of the calls of an fx graph, read by running it once on ``example_input`` (a
     traced model: the recording pass of hooks discovery does not run): :func:`call_sizes` of a call,
     ``module_size`` of a module ``sized_module`` picks; the value of a call that gives a Python number (a
     scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``, of one computed from parameters and
     buffers alone :func:`constant_value` (of attributes ``fixed`` accepts: not a table the plan redraws).
-    Empty when the graph has nothing sized; None when it cannot be run on that input (the caller says so)."""
+    Empty when the graph has nothing sized; None when it cannot be run on that input (the caller says so).
+    ``literals``: the tensors of ``get_attr`` nodes that are no attribute of ``root`` (:class:`LeafTracer`);
+    ``measured``: :class:`InputDerived`'s reading of a call computed from the float input and constants."""
     if not has_sized_calls(graph, name_of, root, sized_module):
         return {}
+    inputs = _positional(root, graph, example_input)
+    derived = InputDerived(graph, root, inputs, name_of)
     modules = {n: m for n in graph.nodes if n.op == "call_module"
                and sized_module(m := root.get_submodule(str(n.target)))}
     recorded = {n for n in graph.nodes if n.op in ("call_function", "call_method")}
     # the model's constants, and the calls computed from them alone
     constants = {n for n in graph.nodes if n.op == "get_attr" and fixed(str(n.target))}
-    found: dict[Any, tuple[tuple[float, ...], tuple[float, ...] | None]] = {}
+    found: dict[Any, Read] = {}
 
     def visit(n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if (measured := derived.visit(n, out)) is not None:
+            found[n] = ((), None, measured)
         if n in modules:
             if size := module_size(modules[n], args, kwargs, out):
-                found[n] = (size, None)
+                found[n] = (size, None, found[n][2] if n in found else None)
             return
         if n not in recorded:
             return
@@ -580,20 +587,67 @@ def fx_sizes(
             if value is not None or isinstance(out, torch.Tensor | tuple | list):  # a tuple: its items
                 constants.add(n)
         if size or value:
-            found[n] = (size, value)
+            found[n] = (size, value, found[n][2] if n in found else None)
 
     try:
-        run_graph(graph, root, _positional(root, graph, example_input), visit)
+        run_graph(graph, root, inputs, visit, literals)
     except Exception:  # an input the traced graph cannot take as given: the caller notes it
         return None
     return found
+
+
+Read = tuple[tuple[float, ...], tuple[float, ...] | None, tuple[float, float] | None]  # fx_sizes' per node
+RANDOM_CALLS = frozenset({"bernoulli", "rand", "randn", "rand_like", "randn_like", "normal", "multinomial"})
+
+
+class InputDerived:
+    """The calls of an fx graph computed from the model's floating-point input and constants alone (no
+    parameter, nothing random), with the (second moment, mean) each takes on the example: a preprocessing
+    inside the forward, which no plan changes. Propagated, such a chain misses what its per-channel constants
+    cancel: CSATv2's stem subtracts each DCT coefficient's own mean and divides by its own deviation, read as
+    one signal 300x too large for its three convs (propagate uses these instead, :func:`.propagate.measured`).
+    Integer inputs (token ids) and what is computed from them (masks) are not read this way; a dropout runs
+    as the identity in discovery's pass, but not in training, so what follows one is not either."""
+
+    def __init__(self, graph: Any, root: torch.nn.Module, inputs: list[Any], name_of: Callable[[Any], str]):
+        params = {name for name, _ in root.named_parameters(remove_duplicate=False)}
+        slots = [n for n in graph.nodes if n.op == "placeholder" and not str(n.target).startswith("*")]
+        self.data = {n for n, v in zip(slots, inputs, strict=False)
+                     if isinstance(v, torch.Tensor) and v.is_floating_point()}
+        self.fixed = {n for n in graph.nodes if n.op == "get_attr" and str(n.target) not in params}
+        self.root, self.name_of = root, name_of
+
+    def visit(self, n: Any, out: Any) -> tuple[float, float] | None:
+        ins = n.all_input_nodes
+        if not all(a in self.data or a in self.fixed for a in ins) or self._random_or_weighted(n):
+            return None
+        if not isinstance(out, torch.Tensor) or not any(a in self.data for a in ins):
+            self.fixed.add(n)  # a size of the input (``x.shape[0]``), a number, a tensor of constants alone
+            return None
+        if not out.is_floating_point() or out.numel() < 2:
+            return None
+        with torch.no_grad():
+            x = out.detach().double()
+            q, mu = float(x.square().mean()), float(x.mean())
+        if not (math.isfinite(q) and q < HUGE):
+            return None
+        self.data.add(n)
+        return q, mu
+
+    def _random_or_weighted(self, n: Any) -> bool:
+        if n.op == "call_module":
+            m = self.root.get_submodule(str(n.target))
+            return "drop" in type(m).__name__.lower() or next(m.parameters(), None) is not None
+        name = self.name_of(n)
+        return "dropout" in name or name in RANDOM_CALLS
 
 
 _NONE = object()
 
 
 def run_graph(
-    graph: Any, root: torch.nn.Module, inputs: list[Any], visit: Callable[..., None]
+    graph: Any, root: torch.nn.Module, inputs: list[Any], visit: Callable[..., None],
+    literals: Mapping[str, Any] | None = None,
 ) -> None:
     """Run an fx graph on the model itself, calling ``visit(node, args, kwargs, out)`` after each call:
     ``fx.Interpreter``'s semantics (placeholder defaults, each value freed after its last use) without its
@@ -616,6 +670,8 @@ def run_graph(
                     raise TypeError(f"no value for the graph's input {n.target}")
                 value = n.args[0]
             env[n] = value
+        elif n.op == "get_attr" and literals and str(n.target) in literals:
+            env[n] = literals[str(n.target)]
         elif n.op == "get_attr":
             env[n] = functools.reduce(getattr, str(n.target).split("."), root)
         elif n.op == "output":

@@ -87,6 +87,9 @@ class Node:
     size: tuple[float, ...] = field(default=(), repr=False, compare=False)
     # (second moment, mean[, shared part]) of a tensor computed from constants and parameters only
     value: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
+    # (second moment, mean) of a float tensor computed from the model's float input and constants alone (a
+    # preprocessing inside the forward), as the example showed it: no plan changes it (:mod:`._sizes`)
+    measured: tuple[float, float] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -519,7 +522,8 @@ def _fx_name(target: Any) -> str:
 
 def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
     # Decide the leaves before tracing: classifying a custom module runs it, which must not happen under fx.
-    graph = LeafTracer({id(m) for m in model.modules() if L.is_leaf(m)}).trace(model)
+    tracer = LeafTracer({id(m) for m in model.modules() if L.is_leaf(m)})
+    graph = tracer.trace(model)
     b = _Builder(model)
     param_names = dict(model.named_parameters(remove_duplicate=False))
     ids: dict[fx.Node, int] = {}
@@ -540,7 +544,8 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
             ids[n] = b.add("input", (), str(n.target))
         elif n.op == "get_attr":
             target = str(n.target)
-            ids[n] = b.param(target) if target in param_names else _buffer_node(b, model, target)
+            ids[n] = (b.param(target) if target in param_names
+                      else _buffer_node(b, model, target, tracer.literals.get(target)))
         elif n.op == "call_module":
             module = model.get_submodule(str(n.target))
             inputs = tuple(r.node for r in _flatten(tuple(ref(n.args))) if isinstance(r, _Ref))
@@ -559,20 +564,20 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
     if example_input is not None:  # the sizes hooks discovery reads from the recording pass (:mod:`._sizes`)
         with quiet_forward(model):
             sizes = fx_sizes(graph, model, example_input, _fx_call_name, _sized_module, _module_size,
-                             fixed=lambda target: not b._is_table(target))
+                             fixed=lambda target: not b._is_table(target), literals=tracer.literals)
         b.ran_example = sizes is not None and has_sized_calls(graph, _fx_call_name, model, _sized_module)
         if sizes is None:
             sizes = {}
             b.notes.append("the traced graph did not run on example_input, so attention averages and "
                            "shape-derived scales are predicted as for i.i.d. tokens (var_out may be off "
                            "there); pass the input as the model's forward takes it")
-        for n, (size, value) in sizes.items():
+        for n, (size, value, measured) in sizes.items():
             node = b.nodes[alias.get(ids[n], ids[n])]
-            node.size, node.value = size, value
+            node.size, node.value, node.measured = size, value, measured
     return b
 
 
-def _buffer_node(b: _Builder, model: nn.Module, target: str) -> int:
+def _buffer_node(b: _Builder, model: nn.Module, target: str, literal: Any = None) -> int:
     """A constant the traced graph reads from the model, with its value's moments when it is a registered
     buffer holding a finite float table: Swin-V2's relative coordinates feed an MLP, which was planned for
     "a zero input" before. No plan writes buffers, so the value read is the value used. (A tensor literal
@@ -580,7 +585,7 @@ def _buffer_node(b: _Builder, model: nn.Module, target: str) -> int:
     periods of DINOv3's rotary tables made its attention look sharper than it is.)"""
     node = b.add("const", (), target)
     try:
-        value = model.get_buffer(target)
+        value = model.get_buffer(target) if literal is None else literal
     except AttributeError:
         return node
     b.nodes[node].value = constant_value(value)
