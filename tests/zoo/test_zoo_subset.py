@@ -25,7 +25,7 @@ def build(name: str) -> tuple[Any, nn.Module, Any, Any]:
     zm = zoo_models()
     if name not in _BUILT:
         entries = {e.name: e for e in zm.hf_entries() + zm.subset_entries()}
-        entry = entries[name]
+        entry = entries[name] if not name.startswith("timm/") else zm.timm_entry(name[5:], "test")
         torch.manual_seed(0)  # construction draws from torch's generator (tests only)
         model = entry.build()
         state = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
@@ -107,6 +107,14 @@ def test_vit_with_dict_input_patch_embedding_as_planned() -> None:
 ])
 def test_layers_measure_as_planned_on_newer_architectures(name: str, layer: str) -> None:
     assert 1 / 3 <= layer_ratio(name, layer) <= 3
+
+
+@pytest.mark.skipif(not vision_available(), reason="torchvision/timm do not import here (see the shim)")
+@pytest.mark.parametrize("layer", ["stem_dct.conv_y", "stem_dct.conv_cr", "stages.0.1.dwconv"])
+def test_a_preprocessing_stem_is_planned_from_the_example(layer: str) -> None:
+    """CSATv2's DCT stem (YCbCr, 8x8 DCT, each coefficient over fixed ImageNet statistics): its convs had
+    no prediction (the divisor a tensor fx made an attribute, unread) and the stage after measured 550x."""
+    assert 1 / 3 <= layer_ratio("timm/csatv2", layer) <= 3
 
 
 def lm_loss(name: str) -> float:

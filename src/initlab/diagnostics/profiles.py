@@ -17,7 +17,7 @@ from ..catalog.activations import Activation, activation_names
 
 SATURATION_LEVEL = 0.05  # saturated where phi' < 5% of its peak
 GRID = np.linspace(-60.0, 60.0, 240_001)  # step 5e-4; includes 0 exactly
-STEP = 120.0 / (GRID.size - 1)  # np.gradient by the spacing: given the points, it takes the non-uniform formula
+STEP = 120.0 / (GRID.size - 1)  # np.gradient by the spacing (given the points: the non-uniform formula)
 KINK = 0.1  # a derivative that jumps from zero to 5% of its peak within this distance: a ReLU-like floor
 
 TorchFn = Callable[[torch.Tensor], torch.Tensor]

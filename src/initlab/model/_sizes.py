@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from .layers import AVG_POOL_NAMES, CAT_NAMES, DIV_NAMES
+from .layers import AVG_POOL_NAMES, CAT_NAMES, DIV_NAMES, TRANSPARENT_NAMES
 
 MATMULS = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm"})
 EINSUMS = frozenset({"einsum"})  # a contraction of two operands written as an equation
@@ -524,12 +524,16 @@ def has_sized_calls(
     graph: Any, name_of: Callable[[Any], str], root: torch.nn.Module, sized_module: Callable[[Any], bool]
 ) -> bool:
     """Whether :func:`fx_sizes` runs the fx graph (it has a call or a module whose sizes matter, or a call
-    of parameters and buffers alone or of none (``torch.arange(16)``), whose value it reads)."""
+    of parameters and buffers alone or of none (``torch.arange(16)``), whose value it reads, or arithmetic
+    on the input itself: a preprocessing whose moments it reads, :class:`InputDerived`)."""
+    calls = ("call_function", "call_method")
     return any(
-        (n.op in ("call_function", "call_method") and name_of(n) in SIZED)
+        (n.op in calls and name_of(n) in SIZED)
         or (n.op == "call_module" and sized_module(m := root.get_submodule(str(n.target)))
             and not isinstance(m, MAX_POOL_MODULES))
-        or (n.op in ("call_function", "call_method") and all(a.op == "get_attr" for a in n.all_input_nodes))
+        or (n.op in calls and all(a.op == "get_attr" for a in n.all_input_nodes))
+        or (n.op in calls and name_of(n) not in MOMENTS_KEPT
+            and any(a.op == "placeholder" for a in n.all_input_nodes))
         for n in graph.nodes
     )
 
@@ -544,11 +548,12 @@ def fx_sizes(
     fixed: Callable[[str], bool] = lambda target: True,
     literals: Mapping[str, Any] | None = None,
 ) -> dict[Any, Read] | None:
-    """node -> (sizes, value, measured) of the calls of an fx graph, read by running it once on ``example_input`` (a
-    traced model: the recording pass of hooks discovery does not run): :func:`call_sizes` of a call,
-    ``module_size`` of a module ``sized_module`` picks; the value of a call that gives a Python number (a
-    scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``, of one computed from parameters and
-    buffers alone :func:`constant_value` (of attributes ``fixed`` accepts: not a table the plan redraws).
+    """node -> (sizes, value, measured) of the calls of an fx graph, read by running it once on
+    ``example_input`` (a traced model: the recording pass of hooks discovery does not run):
+    :func:`call_sizes` of a call, ``module_size`` of a module ``sized_module`` picks; the value of a call
+    that gives a Python number (a scale computed from a shape, ``(d // h) ** -0.5``) is ``(v^2, v)``, of one
+    computed from parameters and buffers alone :func:`constant_value` (of attributes ``fixed`` accepts: not
+    a table the plan redraws).
     Empty when the graph has nothing sized; None when it cannot be run on that input (the caller says so).
     ``literals``: the tensors of ``get_attr`` nodes that are no attribute of ``root`` (:class:`LeafTracer`);
     ``measured``: :class:`InputDerived`'s reading of a call computed from the float input and constants."""
@@ -596,6 +601,9 @@ def fx_sizes(
     return found
 
 
+# calls on the input that keep its moments (shape ops, casts, sizes): no reason to run the example for them
+MOMENTS_KEPT = TRANSPARENT_NAMES | {"getattr", "size", "dim", "float", "to", "type", "type_as", "double",
+                                    "contiguous", "clone", "detach"}
 Read = tuple[tuple[float, ...], tuple[float, ...] | None, tuple[float, float] | None]  # fx_sizes' per node
 RANDOM_CALLS = frozenset({"bernoulli", "rand", "randn", "rand_like", "randn_like", "normal", "multinomial"})
 
@@ -624,22 +632,34 @@ class InputDerived:
         if not isinstance(out, torch.Tensor) or not any(a in self.data for a in ins):
             self.fixed.add(n)  # a size of the input (``x.shape[0]``), a number, a tensor of constants alone
             return None
-        if not out.is_floating_point() or out.numel() < 2:
-            return None
-        with torch.no_grad():
-            x = out.detach().double()
-            q, mu = float(x.square().mean()), float(x.mean())
-        if not (math.isfinite(q) and q < HUGE):
-            return None
-        self.data.add(n)
-        return q, mu
+        found = input_moments(out)
+        if found is not None:
+            self.data.add(n)
+        return found
 
     def _random_or_weighted(self, n: Any) -> bool:
         if n.op == "call_module":
-            m = self.root.get_submodule(str(n.target))
-            return "drop" in type(m).__name__.lower() or next(m.parameters(), None) is not None
-        name = self.name_of(n)
-        return "dropout" in name or name in RANDOM_CALLS
+            return random_or_weighted(self.root.get_submodule(str(n.target)))
+        return random_call(self.name_of(n))
+
+
+def input_moments(out: Any) -> tuple[float, float] | None:
+    """(second moment, mean) of a float tensor of two or more finite entries (:class:`InputDerived`)."""
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.numel() < 2:
+        return None
+    with torch.no_grad():
+        x = out.detach().double()
+        q, mu = float(x.square().mean()), float(x.mean())
+    return (q, mu) if math.isfinite(q) and q < HUGE else None
+
+
+def random_call(name: str) -> bool:
+    return "dropout" in name or name in RANDOM_CALLS
+
+
+def random_or_weighted(module: torch.nn.Module) -> bool:
+    """A module with parameters, or a random one (dropout, stochastic depth: ``DropPath``)."""
+    return "drop" in type(module).__name__.lower() or next(module.parameters(), None) is not None
 
 
 _NONE = object()

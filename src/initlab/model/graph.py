@@ -55,10 +55,13 @@ from ._sizes import (
     fx_sizes,
     has_sized_calls,
     index_share,
+    input_moments,
     max_window,
     mha_keys,
     padded_conv,
     pool_keep,
+    random_call,
+    random_or_weighted,
 )
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
@@ -544,8 +547,7 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
             ids[n] = b.add("input", (), str(n.target))
         elif n.op == "get_attr":
             target = str(n.target)
-            ids[n] = (b.param(target) if target in param_names
-                      else _buffer_node(b, model, target, tracer.literals.get(target)))
+            ids[n] = b.param(target) if target in param_names else _buffer_node(b, model, target)
         elif n.op == "call_module":
             module = model.get_submodule(str(n.target))
             inputs = tuple(r.node for r in _flatten(tuple(ref(n.args))) if isinstance(r, _Ref))
@@ -577,15 +579,18 @@ def _from_fx(model: nn.Module, example_input: Any = None) -> _Builder:
     return b
 
 
-def _buffer_node(b: _Builder, model: nn.Module, target: str, literal: Any = None) -> int:
+def _buffer_node(b: _Builder, model: nn.Module, target: str) -> int:
     """A constant the traced graph reads from the model, with its value's moments when it is a registered
     buffer holding a finite float table: Swin-V2's relative coordinates feed an MLP, which was planned for
-    "a zero input" before. No plan writes buffers, so the value read is the value used. (A tensor literal
-    the tracer made an attribute, ``_tensor_constant0``, stays a constant, as in the hooked pass: read, the
-    periods of DINOv3's rotary tables made its attention look sharper than it is.)"""
+    "a zero input" before. No plan writes buffers, so the value read is the value used. (A tensor the forward
+    computed outside the graph, which fx made an attribute, ``_tensor_constant0``, stays a constant, as in
+    the hooked pass: read, the periods of DINOv3's rotary tables made its attention look sharper than it is,
+    and Swin-S3's window mask, added to its logits, its attention: 0.18x. Where such a tensor takes part in
+    a preprocessing of the input, the example's moments stand for the result, :class:`._sizes.InputDerived`.)
+    """
     node = b.add("const", (), target)
     try:
-        value = model.get_buffer(target) if literal is None else literal
+        value = model.get_buffer(target)
     except AttributeError:
         return node
     b.nodes[node].value = constant_value(value)
@@ -647,6 +652,7 @@ class _Recorder:
         self.buffers = buffers or set()  # registered buffers: their values are read, as fx discovery does
         self.producer: dict[int, int] = {}
         self.fixed: set[int] = set()  # nodes computed from constants alone
+        self.data: set[int] = set()  # the float input, and what is computed from it and constants alone
         self.keep: list[Any] = []
         self.mode = OpRecorder(self.on_call)
 
@@ -698,7 +704,23 @@ class _Recorder:
             # what is computed from it does: DINOv3's rotary angles from ``arange``)
             self.fixed.add(node)
             n.value = constant_value(out)
+        elif not random_call(fname) and not any(id(t) in self.params
+                                                for t in _flatten((*args, *kwargs.values()))):
+            self.measure(node, out)
         return fixed
+
+    def measure(self, node: int, out: Any) -> None:
+        """The example's moments of a value computed from the float input and constants alone
+        (:class:`._sizes.InputDerived`; a call or a module the caller has found free of parameters and
+        randomness)."""
+        ins = self.b.nodes[node].inputs
+        if not any(j in self.data for j in ins) or not all(
+                j in self.data or j in self.fixed or self.b.nodes[j].op == "const" for j in ins):
+            return
+        found = input_moments(out)
+        if found is not None:
+            self.b.nodes[node].measured = found
+            self.data.add(node)
 
     def items(self, out: tuple[Any, ...] | list[Any], node: int, fixed: bool) -> None:
         """Each tensor of a call's tuple (``a, b = x.chunk(2, -1)``) its own ``getitem`` node, as fx has it:
@@ -758,6 +780,8 @@ def _from_hooks(model: nn.Module, example_input: Any, sizes: bool = True) -> _Bu
                 inputs = tuple(r.node for r in refs if isinstance(r, _Ref) and b.nodes[r.node].op != "param")
                 node = b.module_call(name, module, inputs)
                 b.nodes[node].size = size or b.nodes[node].size
+                if sizes and not random_or_weighted(module):
+                    rec.measure(node, out)
                 rec.bind(out, node)
 
         return hook
@@ -770,10 +794,13 @@ def _from_hooks(model: nn.Module, example_input: Any, sizes: bool = True) -> _Bu
         with rec.mode:
             # keyword inputs (a dict example_input, as HF models take) are the model's input as much as
             # positional ones: unmarked, they would read as constants of zero variance
-            inputs = [rec.ref(a) for a in _flatten((*args, *kwargs.values()))]
-            for r in inputs:
+            given = _flatten((*args, *kwargs.values()))
+            inputs = [rec.ref(a) for a in given]
+            for r, a in zip(inputs, given, strict=True):
                 if isinstance(r, _Ref):
                     b.nodes[r.node].op = "input"
+                    if a.is_floating_point():
+                        rec.data.add(r.node)
             out = model(*args, **kwargs)
             refs = _flatten((rec.ref(out),))
             b.add("output", tuple(r.node for r in refs if isinstance(r, _Ref)))

@@ -111,7 +111,7 @@ def propagate(
     for i, n in enumerate(graph.nodes):
         info = _layer_of(graph, rules, i, n)
         y = _with_parts(graph, n, out, _node_signal(graph, rules, i, n, out, info))
-        if n.measured is not None and y.q > 0.0:
+        if n.measured is not None and y.q >= 0.0:
             y = measured(y, *n.measured)
         ins = [out[j] for j in n.inputs if j in out]
         live = _live(n, ins, info)
@@ -126,7 +126,7 @@ def measured(y: Signal, q: float, mu: float) -> Signal:
     """``y`` with the second moment and mean the example showed for a value computed from the model's input
     and constants alone (:class:`._sizes.InputDerived`); what its positions and samples share scaled with it,
     and a signal of its own (no parts): nothing a plan draws changes it."""
-    r = q / y.q
+    r = q / y.q if y.q > 0.0 else 0.0  # (propagated as zero: a quotient by a constant it did not read)
     return replace(y, q=q, mu=mu, c=min(max(y.c * r, mu * mu), q), k=min(y.k * r, q), parts=())
 
 
