@@ -206,8 +206,7 @@ def run_scheme(model: nn.Module, entry: zm.Entry, scheme: str, example: Any, fre
     gc.collect()  # a full collection of earlier models' garbage is no part of this call (as in timeit)
     start = time.perf_counter()
     try:
-        options = AUTO_OPTIONS if scheme == "auto" else {}
-        report = initlab.init_model(model, scheme, example_input=example, seed=0, **options)
+        report = initlab.init_model(model, scheme, example_input=example, seed=0)
     except Exception as e:
         res.update(status="error", error=f"{type(e).__name__}: {str(e)[:300]}")
         return res
@@ -359,7 +358,6 @@ def run_model(entry: zm.Entry) -> dict[str, Any]:
 
 ONLY = {"auto", "diagnose", "he_normal", "lsuv"}
 PLAN_ROWS: list[bool] = []  # --plan-rows: record every row's std and prediction in the stream
-AUTO_OPTIONS: dict[str, Any] = {}  # --refine: auto's refine=True (the example read again under the plan)
 
 
 def warm_up() -> dict[str, float]:
@@ -616,7 +614,6 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=240.0, help="seconds per model")
     p.add_argument("--exclude", default="", help="comma-separated model names to leave out")
     p.add_argument("--only", default="", help="comma-separated subset of auto,diagnose,he_normal,lsuv")
-    p.add_argument("--refine", action="store_true", help="auto with refine=True")
     p.add_argument("--plan-rows", action="store_true",
                    help="record each plan row's (name, std, var_out) in the result stream")
     p.add_argument("--from-jsonl", nargs="*", default=None,
@@ -631,8 +628,6 @@ def main() -> None:
         ONLY.intersection_update(args.only.split(","))
     if args.plan_rows:
         PLAN_ROWS.append(True)
-    if args.refine:
-        AUTO_OPTIONS["refine"] = True
     _ENTRIES.update({_key(e): e for e in entries})
     import initlab.diagnostics
     import initlab.methods

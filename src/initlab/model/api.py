@@ -118,9 +118,7 @@ def init_model(
     match being a module type, a glob on qualified parameter or module names, or a predicate ``f(param_name,
     module)``; the first matching rule wins, ``"keep"`` leaves a parameter as it is. ``example_input`` lets
     discovery run the model once when ``torch.fx`` cannot trace it (and materializes Lazy modules).
-    ``dry_run=True`` changes nothing. ``refine=True`` (auto, with ``example_input``): draw the plan, read the
-    example's forward again under it (what an average pool keeps depends on the weights, and was read under
-    the constructor's) and plan once more: twice a first call's cost.
+    ``dry_run=True`` changes nothing.
 
     ``generator``: by default (``None`` or ``"counter"``) every value is drawn by the counter-based generator
     (:mod:`initlab.backends.counter`), a function of (seed, parameter name, element index) only -- the same
@@ -155,7 +153,6 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
     _validate_input(example_input)
     scheme_name = _validate_scheme(scheme)
     rule_list = normalize_rules(rules)
-    refine = _refine_option(scheme_name, options, example_input, dry_run)
     takes_options = scheme_name in _MODEL_SCHEMES or scheme_name in _TRANSFORMS or scheme_name == "auto"
     if options and not takes_options:
         raise InitlabTypeError(f"unexpected option(s) {sorted(options)} for scheme {scheme_name!r}")
@@ -187,54 +184,23 @@ def _init(inner: nn.Module, journal: Journal, scheme: SchemeLike, example_input:
     else:
         plan, report = _plan(graph, scheme, scheme_name, rule_list, options, walk[1])
     report.seed, report.dry_run = seed, dry_run
+    scalars = plan.scalars if isinstance(plan, StructuralPlan) else []
     if dry_run:
         return report
-    report.seed = _apply(inner, plan, journal, walk, seed, generator)
-    if refine:  # the example's sizes again, read under the weights just drawn; planned and drawn once more
-        graph = discover(inner, example_input, cache=False, walk=walk)
-        seed = report.seed
-        plan, report = _plan(graph, scheme, scheme_name, rule_list, options, walk[1])
-        report.seed, report.dry_run = _apply(inner, plan, journal, walk, seed, generator), dry_run
-        report.notes.append("refine: the example's sizes read again under the first plan's weights, and "
-                            "the model planned and drawn again from them")
-    return report
-
-
-def _apply(inner: nn.Module, plan: Plan, journal: Journal, walk: Walk, seed: int | None,
-           generator: torch.Generator | str | None) -> int | None:
-    """Draw ``plan`` into the model through ``journal``; the seed the counter-based generator used."""
-    scalars = plan.scalars if isinstance(plan, StructuralPlan) else []
     check_scalars(inner, scalars)
     if generator is None or generator == "counter":
         from .plan_counter import counter_fill
 
-        seed = secrets.randbits(63) if seed is None else seed
-        prepared = prepare_plan(inner, plan, walk=walk, fill=counter_fill(plan, seed))
+        report.seed = secrets.randbits(63) if seed is None else seed
+        prepared = prepare_plan(inner, plan, walk=walk, fill=counter_fill(plan, report.seed))
     else:
-        gen = generator if isinstance(generator, torch.Generator) else make_generator(_device(inner), seed)
-        prepared = prepare_plan(inner, plan, gen, walk=walk)
+        if not isinstance(generator, torch.Generator):
+            generator = make_generator(_device(inner), seed)
+        prepared = prepare_plan(inner, plan, generator, walk=walk)
     commit_plan(prepared, journal)
     with journal.writing():
         add_scalars(inner, scalars, journal)
-    return seed
-
-
-def _refine_option(scheme_name: str, options: dict[str, Any], example_input: Any, dry_run: bool) -> bool:
-    """``refine=True`` (auto only): what the example's forward shows -- the share of its variance an average
-    pool keeps, attention key counts -- is read under the constructor's weights, which may not be the
-    plan's (NesT's head measured 3.7x its plan: its pool kept more under auto's weights). Refining draws the
-    plan, reads the example again under it and plans once more: twice a first call's cost."""
-    refine = options.pop("refine", False)
-    if not isinstance(refine, bool):
-        raise InitlabTypeError(f"refine must be True or False, got {refine!r}")
-    if refine and scheme_name != "auto":
-        raise InitlabValueError(f"refine=True re-reads the example for auto's plan, not {scheme_name!r}")
-    if refine and example_input is None:
-        raise InitlabValueError("refine=True reads the example again: pass example_input")
-    if refine and dry_run:
-        raise InitlabValueError("refine=True draws the first plan to read the example under it: not with "
-                                "dry_run=True")
-    return refine
+    return report
 
 
 def _transformed(graph: ModelGraph, t: PlanTransform, rules: list[Rule], options: dict[str, Any],
