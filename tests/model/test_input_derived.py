@@ -62,3 +62,15 @@ def test_a_trace_leaves_no_attribute_on_the_model() -> None:
     for seed in range(3):
         init_model(model, "auto", example_input=gaussian(64, D, seed=1), seed=seed)
     assert set(vars(model)) == before
+
+
+def test_a_meta_example_reads_no_values_and_says_so() -> None:
+    """On the meta device there are no values to read sizes or moments from: the first read failed, and the
+    report said the traced graph could not run on the input."""
+    import initlab
+
+    with initlab.on_meta():
+        model = Stem()
+    report = init_model(model, "auto", example_input=torch.randn(4, D, device="meta"), seed=0, dry_run=True)
+    assert report.method == "fx" and not [n for n in report.notes if "did not run on example_input" in n]
+    assert any("example_input is on the meta device" in n for n in report.notes)

@@ -647,6 +647,8 @@ def input_moments(out: Any) -> tuple[float, float] | None:
     """(second moment, mean) of a float tensor of two or more finite entries (:class:`InputDerived`)."""
     if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.numel() < 2:
         return None
+    if out.device.type == "meta":  # no values (an example built under ``on_meta``)
+        return None
     with torch.no_grad():
         x = out.detach().double()
         q, mu = float(x.square().mean()), float(x.mean())

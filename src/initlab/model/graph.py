@@ -810,6 +810,12 @@ def _from_hooks(model: nn.Module, example_input: Any, sizes: bool = True) -> _Bu
     return b
 
 
+def _on_meta(example_input: Any) -> bool:
+    args, kwargs = _split_input(example_input)
+    tensors = _flatten((*args, *kwargs.values()))
+    return any(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in tensors)
+
+
 def _split_input(example_input: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if isinstance(example_input, Mapping):
         return (), dict(example_input)
@@ -1193,6 +1199,10 @@ def check_graph(graph: ModelGraph, model: nn.Module, walk: Walk | None = None) -
 
 def _discover(model: nn.Module, example_input: Any, sizes: bool = True) -> ModelGraph:
     notes: list[str] = []
+    if sizes and _on_meta(example_input):  # no values to read sizes from (the first read failed, and
+        sizes = False  # the report said the graph could not run on the input)
+        notes.append("example_input is on the meta device: no sizes read from it (attention averages and "
+                     "shape-derived scales are predicted as for i.i.d. tokens); pass real values for them")
     b: _Builder | None = None
     method = "fx"
     try:
