@@ -38,8 +38,8 @@ def test_a_preprocessing_takes_the_moments_the_example_shows(cls: type[nn.Module
     model = cls()
     predicted = planned(model, "fc", gaussian(512, D, seed=1), method)
     got, five_se = measured(model, "fc", gaussian(512, D, seed=2))
-    # the plan targets a unit output; the realized draw of a 32x16 weight moves it by ~1/sqrt(16) (its rows'
-    # squared norms: chi-square with 16 degrees of freedom over 16, averaged over 32 rows), plus 5 s.e.
+    # the realized draw of the 32x16 weight: its rows' squared norms are chi-square(16)/16, averaged over 32
+    # rows, relative s.d. sqrt(2 / (16 * 32)) = 0.06; 5 of those, plus 5 standard errors of the measurement
     assert abs(got - predicted) <= five_se + 5 * (2 / (D * 32)) ** 0.5 * predicted, (got, predicted)
 
 

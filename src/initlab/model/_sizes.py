@@ -569,11 +569,12 @@ def fx_sizes(
     found: dict[Any, Read] = {}
 
     def visit(n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        if (measured := derived.visit(n, out)) is not None:
+        measured = derived.visit(n, out)
+        if measured is not None:
             found[n] = ((), None, measured)
         if n in modules:
             if size := module_size(modules[n], args, kwargs, out):
-                found[n] = (size, None, found[n][2] if n in found else None)
+                found[n] = (size, None, measured)
             return
         if n not in recorded:
             return
@@ -592,7 +593,7 @@ def fx_sizes(
             if value is not None or isinstance(out, torch.Tensor | tuple | list):  # a tuple: its items
                 constants.add(n)
         if size or value:
-            found[n] = (size, value, found[n][2] if n in found else None)
+            found[n] = (size, value, measured)
 
     try:
         run_graph(graph, root, inputs, visit, literals)
