@@ -360,6 +360,20 @@ ONLY = {"auto", "diagnose", "he_normal", "lsuv"}
 PLAN_ROWS: list[bool] = []  # --plan-rows: record every row's std and prediction in the stream
 
 
+class _WarmUpNet(nn.Module):
+    """A conv net whose forward also calls torch functions (``torch.cat``, ``softmax``): the first such call
+    fx traces in a process builds torch's table of overridable functions (12 ms), a process cost like the
+    imports, which ShuffleNet-V2-x0.5 paid as a worker's first model with a cat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(8 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv(x))
+        return self.fc(torch.cat([h, h.softmax(-1)], 1).flatten(1))
+
+
 def warm_up() -> dict[str, float]:
     """Run initlab once in the parent before the workers fork, timing a first and a second call on the same
     small model: the difference is the one-time process cost (imports, the counter kernels' cache) that
@@ -369,7 +383,7 @@ def warm_up() -> dict[str, float]:
 
     times = []
     for _ in range(2):
-        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+        model = _WarmUpNet()
         x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
         start = time.perf_counter()
         initlab.init_model(model, "auto", example_input=x, seed=0)

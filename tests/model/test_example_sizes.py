@@ -15,7 +15,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from initlab.model import discover, init_model
-from initlab.model._sizes import _tap_reads, border_fraction, call_sizes, index_share
+from initlab.model._sizes import (
+    MAX_ROWS,
+    _quantiles,
+    _tap_reads,
+    border_fraction,
+    call_sizes,
+    index_share,
+    key_counts,
+)
 
 
 def _brute(n: int, k: int, stride: int, dil: int, left: int, right: int) -> float:
@@ -324,3 +332,23 @@ def test_a_zero_pad_and_the_slice_that_crops_it_give_the_share_of_positions_that
     assert call_sizes("pad", (x, (0, 0, 1, 1)), {"value": 1.0}, F.pad(x, (0, 0, 1, 1), value=1.0)) == ()
     assert call_sizes("getitem", (x, slice(None)), {}, x[:]) == ()
     assert call_sizes("getitem", ((x, x), 0), {}, x) == ()  # a tuple's item
+
+
+@pytest.mark.parametrize(("shape", "dim"), [((1, 3, 8192, 64), 2), ((2, 4096, 8, 16), 1)])
+def test_key_counts_read_on_some_rows_are_the_whole_readings_quantiles(shape: tuple[int, ...], dim: int
+                                                                      ) -> None:
+    """A softmax's key counts are read on about MAX_ROWS evenly spaced rows: with the keys a row may see
+    cycling 1..K along the rows (a causal mask's pattern, per block) or along another leading dim, the 8
+    quantiles stay within one subsampling step of the whole tensor's."""
+    keys = shape[-1]
+    index = torch.arange(shape[dim]).reshape([-1 if d == dim else 1 for d in range(len(shape) - 1)])
+    allowed = torch.arange(keys) <= (index % keys)[..., None]
+    probs = torch.zeros(shape).masked_fill(~allowed, float("-inf")).softmax(-1)
+    rows = probs.numel() // keys
+    assert rows > MAX_ROWS  # the subsampled path
+    whole = _quantiles((probs > 0).sum(-1))
+    some = key_counts(probs, -1)
+    assert len(some) == len(whole) == 8 and whole[0] < whole[-1]
+    for a, b in zip(some, whole, strict=True):
+        assert abs(a - b) <= -(-rows // MAX_ROWS)
+    assert key_counts(probs.transpose(-1, -2), -2) == some  # the softmax dim need not be the last
