@@ -1,9 +1,9 @@
 """Attention as timm and HF write it beyond softmax(q k^T) v, each planned within the zoo's 3x: ConViT's
 gated mix of two softmaxes renormalized by its row sums, a concatenation of unequal parts (CrossViT's class
-token before its patch tokens), XCiT's cross-covariance attention over L2-normalized channels, VOLO's
-outlook attention (unfold, a local softmax, fold), BERT's token-type embedding that every position looks
-up alike, DeBERTa's keys divided by a scale computed in the forward, and ResNeSt's split attention
-(branches weighted by a softmax over them, then summed).
+token before its patch tokens), XCiT's cross-covariance attention over L2-normalized channels (and its
+class attention after a stack of it), VOLO's outlook attention (unfold, a local softmax, fold), BERT's
+token-type embedding that every position looks up alike, DeBERTa's keys divided by a scale computed in the
+forward, and ResNeSt's split attention (branches weighted by a softmax over them, then summed).
 
 Each measurement is a mean of squares over at least 512 entries (at most ~6% standard error), so a 3x
 band is not met by chance; each test seeds torch's global RNG for the constructor's draws, which the
@@ -99,6 +99,39 @@ class SharedTokensChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.xca(self.norm(x + self.types(self.ids.expand(x.shape[0], -1))))
+
+
+class ClassAttention(nn.Module):
+    """CaiT's and XCiT's class attention: the class token's query over every token's key and value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.proj = (nn.Linear(D, D) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = split(self.q(x[:, :1])), split(self.k(x)), split(self.v(x))
+        return self.proj(merge((q @ k.transpose(-2, -1) * (D // HEADS) ** -0.5).softmax(dim=-1) @ v))
+
+
+class ChannelAttentionThenClassAttention(nn.Module):
+    """XCiT: tokens sharing a little (a positional table, here a constant at 0.3: ~8% of their second
+    moment), 12 pre-norm XCA blocks, then class attention over the tokens. Each XCA output was carried as
+    shared by all tokens (an average over channels read as one over positions), the tokens' shared part grew
+    block by block, and the class attention was planned for averaging it: its proj measured 0.25x."""
+
+    def __init__(self, n: int = 64, depth: int = 12) -> None:
+        super().__init__()
+        self.types = nn.Embedding(2, D)
+        self.norms = nn.ModuleList(nn.LayerNorm(D) for _ in range(depth + 1))
+        self.blocks = nn.ModuleList(CrossCovarianceAttention() for _ in range(depth))
+        self.cls = ClassAttention()
+        self.register_buffer("ids", torch.zeros(1, n, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + 0.3 * self.types(self.ids.expand(x.shape[0], -1))
+        for norm, block in zip(self.norms, self.blocks, strict=False):
+            x = x + block(norm(x))
+        return self.cls(self.norms[-1](x))
 
 
 class ClassTokenCutBack(nn.Module):
@@ -197,6 +230,11 @@ def test_l2_normalized_queries_and_keys_give_near_uniform_channel_attention() ->
 
 def test_an_average_over_channels_keeps_nothing_of_what_the_tokens_share() -> None:
     _check(SharedTokensChannelAttention(), _tokens(1, 64), _tokens(2, 64), {"xca.proj", "xca.qkv", "types"})
+
+
+def test_channel_attention_outputs_are_not_shared_by_the_tokens() -> None:
+    _check(ChannelAttentionThenClassAttention(), _tokens(1, 64), _tokens(2, 64),
+           {"cls.proj", "cls.v", "blocks.11.proj", "blocks.0.qkv"})
 
 
 def test_a_slice_that_cuts_a_joined_part_back_off_reads_that_part() -> None:

@@ -761,15 +761,22 @@ def _averaged(v: Signal, p: Signal, along: tuple[float, ...] = ()) -> Signal:
     rows' sum, 1 for a softmax). What the walker carries as shared is what the positions share; where the
     example shows the values' columns sharing clearly more than the rows averaged (``along``,
     :func:`._sizes._shared_along`: XCiT averages channels, its tokens run along the columns), the rows are
-    no positions, and they keep only the share the example showed them having in common."""
+    no positions: they keep only the share the example showed them having in common, and what the output's
+    positions share is what each channel's positions shared, averaged over the channels."""
     shared = max(v.c, v.mu**2)
     rows, columns = along if len(along) == 2 else (1.0, 0.0)
-    if columns >= COLUMNS_SHARED and columns > ROWS_NOT_POSITIONS * rows:
+    across = columns >= COLUMNS_SHARED and columns > ROWS_NOT_POSITIONS * rows
+    if across:
         shared = min(shared, max(rows * v.q, v.mu**2))
     c = shared * p.total**2
     rest = max(v.q - shared, 0.0)
     dead = shared * p.live**2 + rest * p.dead if p.live < 1.0 else 0.0  # padded rows
-    return Signal(c + rest * p.share, v.mu * p.total, c=c + rest * p.inv_n, dead=dead)
+    q = c + rest * p.share
+    if across:  # (read as the rows' share, an XCiT block's output was carried as shared by all its tokens,
+        # the stream's shared part grew block by block, and its class attention was planned for it: 0.3x)
+        tokens = min(max(v.c, v.mu**2), shared) * p.total**2 + max(v.c - shared, 0.0) * p.share
+        return Signal(q, v.mu * p.total, c=min(tokens, q), dead=dead)
+    return Signal(q, v.mu * p.total, c=c + rest * p.inv_n, dead=dead)
 
 
 def _weights_op(op: str, fname: str, ins: list[Signal]) -> Signal | None:
