@@ -23,6 +23,7 @@ from initlab.model._sizes import (
     call_sizes,
     index_share,
     key_counts,
+    transposed_border_fraction,
 )
 
 
@@ -352,3 +353,43 @@ def test_key_counts_read_on_some_rows_are_the_whole_readings_quantiles(shape: tu
     for a, b in zip(some, whole, strict=True):
         assert abs(a - b) <= -(-rows // MAX_ROWS)
     assert key_counts(probs.transpose(-1, -2), -2) == some  # the softmax dim need not be the last
+
+
+@pytest.mark.parametrize(
+    ("k", "stride", "padding", "dilation", "n"),
+    [(3, 1, 1, 1, 2), (4, 2, 1, 1, 2), (3, 2, 0, 1, 3), (2, 2, 0, 1, 4), (3, 1, 0, 2, 3)],
+)
+def test_transposed_border_fraction_counts_the_taps_each_output_sums(k: int, stride: int, padding: int,
+                                                                    dilation: int, n: int) -> None:
+    """``f``: the taps each output position sums (all-ones input and weights) over the k / s per dim its
+    fan-in counts; ``s``: the share of a constant input's response (random taps) common to all positions."""
+    conv = nn.ConvTranspose2d(1, 1, k, stride=stride, padding=padding, dilation=dilation, bias=False)
+    x = torch.ones(1, 1, n, n)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        counts = conv(x)
+        taps = torch.randn(20000, 1, k, k, generator=torch.Generator().manual_seed(0))
+        responses = torch.stack([F.conv_transpose2d(x, w[None], stride=stride, padding=padding,
+                                                    dilation=dilation) for w in taps[:2000]]).flatten(1)
+    f, shared = transposed_border_fraction(conv, x, counts)
+    assert f == pytest.approx(float(counts.mean()) / (k / stride) ** 2)
+    # E[y_o y_o'] over pairs of positions / E[y_o^2], from 2000 random filters (each entry N(0, taps))
+    between = float((responses.mean(1) ** 2).mean() - (responses**2).mean() / responses.shape[1])
+    within = float((responses**2).mean()) * (1 - 1 / responses.shape[1])
+    assert shared == pytest.approx(between / within, abs=5 * 2 ** 0.5 / 2000**0.5)
+
+
+@pytest.mark.parametrize(("args", "share"), [((32, 3, 1, 1, 0, 32), "44%"), ((16, 4, 2, 1), "")])
+def test_auto_plans_a_transposed_conv_on_a_small_map_for_the_taps_it_sums(args: tuple[int, ...], share: str
+                                                                          ) -> None:
+    """LowFormer's upsampling: a depthwise 3x3 transposed conv on a 2x2 map sums 4 of its 9 taps (planned
+    for 9, it measured 0.44x; the row says so); a stride-2 4x4 one, 2.25 of the 4 its fan-in counts."""
+    g = torch.Generator().manual_seed(0)
+    x, fresh = torch.randn(64, 32, 2, 2, generator=g), torch.randn(64, 32, 2, 2, generator=g)
+    model = nn.Sequential(nn.ConvTranspose2d(32, *args))  # out, k, stride, padding, output padding, groups
+    row = next(r for r in init_model(model, "auto", example_input=x, seed=0).rows if r.name == "0.weight")
+    with torch.no_grad():
+        per_channel = model(fresh).double().square().mean(dim=(0, 2, 3))
+    se = 5 * float(per_channel.std()) / per_channel.numel() ** 0.5
+    assert abs(float(per_channel.mean()) - row.var_out) < se
+    assert (f"map borders: {share} of the kernel's taps" in row.note) == bool(share)

@@ -10,7 +10,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import fx
@@ -108,6 +108,36 @@ def border_fraction(module: torch.nn.modules.conv._ConvNd, x: Any) -> tuple[floa
         f *= sum(reads) / len(reads)
         s *= sum(r * r for r in reads) / max(sum(reads), 1e-300)
     return (f, s) if f < 1.0 else ()
+
+
+def transposed_conv(module: Any) -> bool:
+    """A transposed convolution: near its output's borders a position sums fewer taps than its fan-in
+    counts (:func:`transposed_border_fraction`), with or without padding."""
+    return isinstance(module, torch.nn.modules.conv._ConvNd) and bool(module.transposed)
+
+
+def transposed_border_fraction(module: torch.nn.modules.conv._ConvNd, x: Any, out: Any) -> tuple[float, ...]:
+    """``(f, s)`` of a transposed convolution from its input ``x`` to its output ``out``, as
+    :func:`border_fraction` gives for a padded one. Output position ``o`` sums tap ``t`` where ``o + p - t d``
+    is ``s`` times an input index, so its fan-in counts ``k / s`` taps per dim: on a small map many read
+    outside it (LowFormer's last-stage upsampling, ``k = 3`` on a 2x2 map, reads 4 of 9: 0.3-0.4x its plan).
+    With ``s > 1`` the output's phases sum disjoint taps, so what the input's positions share is no longer
+    shared by all the output's (``s`` = 1/2 per dim for ``k = 2 s``)."""
+    dims = len(module.kernel_size)
+    if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor)):
+        return ()
+    if min(x.dim(), out.dim()) < dims + 1:
+        return ()
+    f, shared = 1.0, 1.0
+    for i in range(dims):
+        n_in, n_out = int(x.shape[x.dim() - dims + i]), int(out.shape[out.dim() - dims + i])
+        k, st = int(module.kernel_size[i]), int(module.stride[i])
+        d, p = int(module.dilation[i]), int(cast(Any, module.padding)[i])
+        reads = [sum((o + p - t * d) % st == 0 and 0 <= (o + p - t * d) // st < n_in for o in range(n_out))
+                 / max(n_out, 1) for t in range(k)]
+        f *= sum(reads) * st / k
+        shared *= sum(r * r for r in reads) / max(sum(reads), 1e-300)
+    return (f, shared) if f < 1.0 or shared < 1.0 else ()
 
 
 def _tap_reads(n: int, k: int, stride: int, dilation: int, left: int, right: int) -> list[float]:

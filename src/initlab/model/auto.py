@@ -659,7 +659,8 @@ class AutoChooser:
                 row.note = self.unpredicted[row.layer]
             info = infos.get(row.layer) if main.get(row.layer) == row.name else None
             if info is not None and info.taps_read < BORDER_NOTE:
-                border = (f"zero padding: {info.taps_read:.0%} of the kernel's taps read the example's maps, "
+                edge = "map borders" if info.kind is Kind.CONV_TRANSPOSE else "zero padding"
+                border = (f"{edge}: {info.taps_read:.0%} of the kernel's taps read the example's maps, "
                           "scaled for it (a training-size example_input plans for training-size maps)")
                 row.note = f"{row.note}; {border}" if row.note else border
             if info is not None and info.standardized is not None:

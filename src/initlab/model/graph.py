@@ -62,6 +62,8 @@ from ._sizes import (
     pool_keep,
     random_call,
     random_or_weighted,
+    transposed_border_fraction,
+    transposed_conv,
 )
 from ._walk import ELEMENTWISE as ELEMENTWISE  # the walker's public names: ask the graph for them
 from ._walk import SCALE as SCALE
@@ -611,8 +613,8 @@ def _module_activation(module: nn.Module) -> Activation | None:
 
 def _sized_module(module: nn.Module) -> bool:
     """A module whose sizes discovery reads from the example (:func:`_module_size`)."""
-    return padded_conv(module) or isinstance(module, (*L.AVG_POOL_MODULES, *MAX_POOL_MODULES,
-                                                      nn.MultiheadAttention, nn.Embedding))
+    sized = (*L.AVG_POOL_MODULES, *MAX_POOL_MODULES, nn.MultiheadAttention, nn.Embedding)
+    return padded_conv(module) or transposed_conv(module) or isinstance(module, sized)
 
 
 def _module_size(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
@@ -628,6 +630,8 @@ def _module_size(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
         return index_share(args[0])
     if padded_conv(module):
         return border_fraction(cast(Any, module), args[0])
+    if transposed_conv(module):
+        return transposed_border_fraction(cast(Any, module), args[0], out)
     if isinstance(module, MAX_POOL_MODULES):
         m = cast(Any, module)
         dims = next(d for d, t in enumerate(MAX_POOL_MODULES, 1) if isinstance(module, t))  # (subclasses too)
@@ -962,7 +966,8 @@ def _analyze(b: _Builder, model: nn.Module, method: str) -> ModelGraph:
     shapes = {n: p.shape for n, p in named}
     for info in b.layers.values():
         _fill_layer(info, logical, shapes)
-        if info.node is not None and info.kind == "conv" and len(b.nodes[info.node].size) == 2:
+        convs = (Kind.CONV, Kind.CONV_TRANSPOSE)
+        if info.node is not None and info.kind in convs and len(b.nodes[info.node].size) == 2:
             info.taps_read, info.shared_read = b.nodes[info.node].size
         elif info.node is not None and info.kind == "attention":
             info.keys = b.nodes[info.node].size
