@@ -1,13 +1,16 @@
 """A norm whose forward scales by ``1 + weight`` is found by running a copy of it with its parameters zeroed,
 whatever it subclasses: Nemotron's ``LayerNorm1P`` is an ``nn.LayerNorm`` whose forward adds 1 to the
 weight; planned as ones, it doubled every output (the step-0 loss 9.6 for ln V = 6.9). A norm that scales
-by its weight stays one, even when its constructor starts the weight at zero."""
+by its weight stays one, even when its constructor starts the weight at zero. A "norm" whose output doubles
+with its input (ConvNeXt-V2's global response norm) does not normalize: the identity at zero, as its authors
+start it."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
-from planned_layer import gaussian, measured, planned
+from planned_layer import gaussian, measured, planned, untraceable
 from torch import nn
 
 from initlab.model import init_model
@@ -119,3 +122,41 @@ def test_the_norm_probe_leaves_the_global_generator_alone() -> None:
     before = torch.get_rng_state()
     init_model(model, "auto", example_input=gaussian(8, N, D, seed=1), seed=0)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+class GlobalResponseNorm(nn.Module):
+    """timm's: ``x + w * (x * N(x)) + b``, ``N`` each channel's L2 norm over the positions over the
+    channels' mean (channels last), ``w`` and ``b`` started at zero."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.zeros(c)), nn.Parameter(torch.zeros(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x.norm(p=2, dim=(1, 2), keepdim=True)
+        return x + torch.addcmul(self.bias, self.weight, x * (g / (g.mean(dim=-1, keepdim=True) + 1e-6)))
+
+
+class ConvNeXtV2Mlp(nn.Module):
+    def __init__(self, c: int = 32) -> None:
+        super().__init__()
+        self.fc1, self.grn, self.fc2 = nn.Linear(c, 4 * c), GlobalResponseNorm(4 * c), nn.Linear(4 * c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.grn(F.gelu(self.fc1(x))))
+
+
+@pytest.mark.parametrize(("cls", "method"), [(ConvNeXtV2Mlp, "fx"), (untraceable(ConvNeXtV2Mlp), "hooks")])
+def test_a_response_norm_passes_its_input_on(cls: type[nn.Module], method: str) -> None:
+    """Its GELU input (second moment 0.425) reaches fc2 whole: planned for the unit output of a norm, fc2
+    measured 0.41x its plan."""
+    torch.manual_seed(0)
+    model = cls()
+    predicted = planned(model, "fc2", gaussian(16, 8, 8, 32, seed=1), method)
+    report = init_model(model, "auto", example_input=gaussian(16, 8, 8, 32, seed=1), seed=0)
+    rows = {r.name: r for r in report.rows}
+    assert rows["grn.weight"].rule == rows["grn.bias"].rule == "auto:response norm (x + w x N(x) + b)"
+    assert rows["grn.weight"].var_out == pytest.approx(0.4252, rel=0.01)  # E[gelu(z)^2], z ~ N(0, 1)
+    assert float(model.grn.weight.detach().abs().max()) == float(model.grn.bias.detach().abs().max()) == 0.0
+    m2, tol = measured(model, "fc2", gaussian(64, 8, 8, 32, seed=3))
+    assert abs(m2 - predicted) <= tol + 0.1 * predicted, (m2, predicted)

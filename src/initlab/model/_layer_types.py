@@ -142,7 +142,22 @@ def is_named_norm(module: nn.Module) -> bool:
     """A norm written by hand (HF ``LlamaRMSNorm``, ``T5LayerNorm``, timm ``RmsNormAct2d``...): a module
     whose class name says Norm and whose only parameters are its own 1-D ``weight``/``bias`` (HF's own init
     treats these classes as norms, 1/0), unless its weight is an offset from one (:func:`is_offset_norm`)."""
-    return _hand_written_norm(module) and not is_offset_norm(module)
+    return _hand_written_norm(module) and not is_offset_norm(module) and not is_response_norm(module)
+
+
+def is_response_norm(module: nn.Module) -> bool:
+    """A hand-written "norm" whose output scales with its input: ConvNeXt-V2's global response norm, ``x +
+    w * (x * N(x)) + b`` with ``N`` each channel's norm over the positions relative to the channels' mean
+    (timm's ``GlobalResponseNorm``). It does not normalize: with its ``w`` and ``b`` at zero, as its authors
+    start them, it is the identity (planned as a norm with unit output, the layer after it measured 0.42x).
+    Read by running a copy with its parameters zeroed on an input and on twice that input, once per class."""
+    if type(module).forward in _STOCK_FORWARDS or not _hand_written_norm(module):
+        return False
+    w = getattr(module, "weight", None)
+    if not isinstance(w, nn.Parameter) or w.device.type == "meta":
+        return False
+    probe = _zero_probe(module)
+    return probe is not None and probe[1]
 
 
 def _hand_written_norm(module: nn.Module) -> bool:
@@ -156,7 +171,7 @@ def _hand_written_norm(module: nn.Module) -> bool:
 def is_offset_norm(module: nn.Module) -> bool:
     """A norm whose weight is an offset from one, ``x * (1 + weight)``: HF Gemma's ``GemmaRMSNorm``,
     Nemotron's ``LayerNorm1P`` (an ``nn.LayerNorm`` whose forward adds 1). Read by running a copy of the
-    module with its parameters zeroed (:func:`_gain_with_zero_weight`), once per class; where that cannot
+    module with its parameters zeroed (:func:`_zero_probe`), once per class; where that cannot
     run, a weight that starts at zero is taken for the offset convention. Planned as ones, Nemotron's norms
     doubled every output (its step-0 loss 9.6 for ln V = 6.9). Its weight is planned like a bias (0)."""
     if type(module).forward in _STOCK_FORWARDS:  # torch's own norms: the weight is the gain (asked first:
@@ -164,12 +179,9 @@ def is_offset_norm(module: nn.Module) -> bool:
     w = getattr(module, "weight", None)
     if not _hand_written_norm(module) or not isinstance(w, nn.Parameter) or w.device.type == "meta":
         return False
-    cls = type(module)
-    if cls not in _OFFSET_CLASSES:
-        _OFFSET_CLASSES[cls] = _gain_with_zero_weight(module)
-    found = _OFFSET_CLASSES[cls]
-    if found is not None:
-        return found
+    probe = _zero_probe(module)
+    if probe is not None:
+        return probe[0] and not probe[1]
     # no answer: a torch norm's subclass keeps torch's convention (timm's BatchNormAct2d, started at zero as
     # the last norm of a residual branch, is a zero gain); a hand-written norm started at zero is Gemma's
     return not isinstance(module, _TORCH_NORMS) and not bool(w.detach().ne(0).any())
@@ -178,30 +190,40 @@ def is_offset_norm(module: nn.Module) -> bool:
 _STOCK_FORWARDS = {c.forward for c in (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm, nn.LocalResponseNorm,
                                        nn.modules.batchnorm._BatchNorm, nn.SyncBatchNorm,
                                        nn.modules.instancenorm._InstanceNorm)}
-_OFFSET_CLASSES: dict[type, bool | None] = {}
+_ZERO_PROBES: dict[type, tuple[bool, bool] | None] = {}
 _TORCH_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LocalResponseNorm)
 
 
-def _gain_with_zero_weight(module: nn.Module) -> bool | None:
-    """Whether a copy of ``module`` with every parameter zero still passes a signal: its weight is then an
-    offset from one. None when the copy does not run on a ``(2, *weight.shape)`` batch (a channels-first
-    norm), or on its ``normalized_shape``."""
+def _zero_probe(module: nn.Module) -> tuple[bool, bool] | None:
+    """Of a copy of ``module`` with every parameter zero (once per class): whether it still passes a signal
+    (its weight is then an offset from one) and whether its output doubles with its input (it does not
+    normalize: :func:`is_response_norm`). None when the copy runs on none of a ``(2, *normalized_shape)``
+    batch, a channels-last and a channels-first map."""
+    cls = type(module)
+    if cls not in _ZERO_PROBES:
+        _ZERO_PROBES[cls] = _run_zero_probe(module)
+    return _ZERO_PROBES[cls]
+
+
+def _run_zero_probe(module: nn.Module) -> tuple[bool, bool] | None:
     weight = module.weight
     assert isinstance(weight, torch.Tensor)
     shape = tuple(getattr(module, "normalized_shape", ()) or weight.shape)
     probe = copy.deepcopy(module).float()
-    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        for p in probe.parameters(recurse=False):
-            p.zero_()
+    for p in probe.parameters(recurse=False):
+        p.requires_grad_(False).zero_()
+    c = weight.shape[0]
+    for layout in ((2, *shape), (2, 4, 4, c), (2, c, 4, 4)):
+        x = torch.randn(layout, generator=torch.Generator().manual_seed(0))
         try:
-            with torch.random.fork_rng(devices=[]):  # (user code: the global generator is left as it was)
-                y = probe(x)
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):  # (user code: the global generator
+                y, y2 = probe(x), probe(2.0 * x)  # is left as it was)
         except Exception:  # user code on a shape it may not take (timm's BatchNormAct2d asserts 4-D)
-            return None
-    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-        return None
-    return bool(y.abs().max() > 1e-3)
+            continue
+        if isinstance(y, torch.Tensor) and isinstance(y2, torch.Tensor) and y.shape == y2.shape == x.shape:
+            passes = bool(y.abs().max() > 1e-3)
+            return passes, passes and bool(torch.allclose(y2, 2.0 * y, rtol=1e-3, atol=1e-6))
+    return None
 
 
 def _offset_norm(module: nn.Module) -> dict[str, ParamSpec]:
@@ -286,6 +308,7 @@ def _register() -> None:
         LayerType("rnn", Kind.RNN, _rnn, (nn.RNNBase, nn.RNNCellBase)),
         LayerType("attention", Kind.ATTENTION, _attention, (nn.MultiheadAttention,), homogeneous=True,
                   data_init=True),
+        LayerType("response_norm", Kind.NORM, _offset_norm, test=is_response_norm, normalizes=False),
         LayerType("offset_norm", Kind.NORM, _offset_norm, test=is_offset_norm),  # (before norm: subclasses)
         LayerType("norm", Kind.NORM, _norm, _TORCH_NORMS),
         LayerType("hf_conv1d", Kind.HF_CONV1D, _hf_conv1d, test=is_hf_conv1d, homogeneous=True),

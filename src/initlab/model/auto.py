@@ -357,6 +357,11 @@ class AutoChooser:
         return Signal((std * gain) ** 2, 0.0)
 
     def _norm(self, info: LayerInfo, x: Signal) -> Signal:
+        if not info.layer_type.normalizes and info.params:  # a response norm: the identity at w = b = 0
+            for name in info.params:
+                self._set(info, name, d.Constant(0.0), "zeros", "auto:response norm (x + w x N(x) + b)")
+            self.var_out[info.name] = module_output(info, x.q)
+            return x
         if not info.layer_type.normalizes:  # frozen norm: buffers only, a fixed affine map
             return Signal(frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0), 0.0)
         zero = self.zero_init_residual and info.name in self.last_norm_of

@@ -916,6 +916,8 @@ def layer_moment(info: LayerInfo, ins: list[Signal], m2: ParamMoment) -> float:
     if info.kind.embedding:
         return m2("weight") * embedding_gain(info.module) ** 2
     if info.kind is Kind.NORM:
+        if not t.normalizes and info.params:  # a response norm: x + w x N(x) + b, N(x) about 1
+            return (1.0 + m2("weight")) * x.q + m2("bias")
         if not t.normalizes:  # a frozen norm: a fixed affine map of its input
             return frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0)
         if centres_one_entry(info.module):
