@@ -19,6 +19,7 @@ from initlab.model._sizes import (
     MAX_ROWS,
     _quantiles,
     _tap_reads,
+    _transposed_tap_reads,
     border_fraction,
     call_sizes,
     index_share,
@@ -393,3 +394,14 @@ def test_auto_plans_a_transposed_conv_on_a_small_map_for_the_taps_it_sums(args: 
     se = 5 * float(per_channel.std()) / per_channel.numel() ** 0.5
     assert abs(float(per_channel.mean()) - row.var_out) < se
     assert (f"map borders: {share} of the kernel's taps" in row.note) == bool(share)
+
+
+def test_transposed_tap_reads_count_what_enumerating_the_outputs_finds() -> None:
+    grid = itertools.product((1, 2, 5), (1, 2, 3, 4, 7), (1, 2, 3), (1, 2), (0, 1, 2, 3), (0, 1))
+    for n, k, stride, dil, pad, extra in grid:
+        n_out = (n - 1) * stride - 2 * pad + dil * (k - 1) + extra + 1
+        if n_out <= 0:
+            continue
+        brute = [sum((o + pad - t * dil) % stride == 0 and 0 <= (o + pad - t * dil) // stride < n
+                     for o in range(n_out)) / n_out for t in range(k)]
+        assert _transposed_tap_reads(n, n_out, k, stride, dil, pad) == pytest.approx(brute, abs=1e-12)
