@@ -1,6 +1,7 @@
 """Activations written from primitives and gated products (issue 13 item 4)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from initlab.catalog.activations import Activation
 from initlab.model import discover, init_model, trace_activations
+from initlab.model.propagate import act_moments
 
 FORMS = {
     "swish": (lambda z: z * torch.sigmoid(z), "silu"),
@@ -147,3 +150,13 @@ def test_an_affine_composition_is_told_from_a_curved_one(fn, affine):
     from initlab.model._fuse import _GRID, _affine
 
     assert _affine(np.asarray(fn(_GRID), dtype=np.float64)) is affine
+
+
+def test_an_exp_of_a_huge_signal_warns_nothing_and_is_not_finite() -> None:
+    """RWKV's ``exp`` of a signal predicted past 1e6: the quadrature overflows, which the walker checks and
+    reports (no prediction); numpy's overflow warnings no longer reach the user (four were printed)."""
+    act = Activation("composite[exp(z)]", np.exp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, second, _ = act_moments(act, act.name, 1e60)
+    assert not math.isfinite(second)

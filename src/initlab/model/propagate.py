@@ -70,16 +70,19 @@ def _moments_cached(spec: str, q: float) -> tuple[float, float, float]:
 
 
 def act_moments(act: Activation | None, spec: str | None, q: float) -> tuple[float, float, float]:
-    """(mean, second moment, E[phi'^2]) of ``phi(z)``, ``z ~ N(0, q)``."""
+    """(mean, second moment, E[phi'^2]) of ``phi(z)``, ``z ~ N(0, q)``: not finite where ``phi`` overflows
+    on the quadrature's nodes (an ``exp`` of a signal predicted past 1e6), which the callers check, so
+    numpy's overflow warnings stay inside (RWKV's printed four)."""
     q = min(max(q, 1e-12), 1e6)
-    if spec is not None:
-        try:
-            return _moments_cached(spec, round(q, 6))
-        except ValueError:
-            pass
-    if act is None:
-        return 0.0, q, 1.0
-    m = moments(act, q)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if spec is not None:
+            try:
+                return _moments_cached(spec, round(q, 6))
+            except ValueError:
+                pass
+        if act is None:
+            return 0.0, q, 1.0
+        m = moments(act, q)
     return m.mean, m.second, m.slope2
 
 
