@@ -295,6 +295,10 @@ def embedding_gain(module: nn.Module | None) -> float:
     return float(scale) if isinstance(scale, int | float) and scale > 0 else 1.0
 
 
+# a norm its input sets, the identity at zero (its rule: ``AutoChooser._norm``, ``propagate.layer_moment``)
+RESPONSE_NORM = LayerType("response_norm", Kind.NORM, _offset_norm, test=is_response_norm, normalizes=False)
+
+
 def _register() -> None:
     conv_t = nn.modules.conv._ConvTransposeNd
     for t in (
@@ -308,7 +312,7 @@ def _register() -> None:
         LayerType("rnn", Kind.RNN, _rnn, (nn.RNNBase, nn.RNNCellBase)),
         LayerType("attention", Kind.ATTENTION, _attention, (nn.MultiheadAttention,), homogeneous=True,
                   data_init=True),
-        LayerType("response_norm", Kind.NORM, _offset_norm, test=is_response_norm, normalizes=False),
+        RESPONSE_NORM,
         LayerType("offset_norm", Kind.NORM, _offset_norm, test=is_offset_norm),  # (before norm: subclasses)
         LayerType("norm", Kind.NORM, _norm, _TORCH_NORMS),
         LayerType("hf_conv1d", Kind.HF_CONV1D, _hf_conv1d, test=is_hf_conv1d, homogeneous=True),

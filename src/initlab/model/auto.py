@@ -34,7 +34,14 @@ from torch import nn
 from ..catalog import draws as d
 from ..catalog.activations import Activation
 from ..errors import InitlabTypeError, InitlabValueError
-from ._layer_types import centres_one_entry, embedding_gain, eps_kept, frozen_norm_gain, offset_weight
+from ._layer_types import (
+    RESPONSE_NORM,
+    centres_one_entry,
+    embedding_gain,
+    eps_kept,
+    frozen_norm_gain,
+    offset_weight,
+)
 from ._registry import Kind, tensor_of
 from .graph import ELEMENTWISE, SHAPE, LayerInfo, ModelGraph, Walker
 from .layers import TRANSFORMER_LAYERS, ParamSpec, layer_kind, module_act
@@ -357,7 +364,7 @@ class AutoChooser:
         return Signal((std * gain) ** 2, 0.0)
 
     def _norm(self, info: LayerInfo, x: Signal) -> Signal:
-        if not info.layer_type.normalizes and info.params:  # a response norm: the identity at w = b = 0
+        if info.layer_type is RESPONSE_NORM:  # the identity at w = b = 0
             for name in info.params:
                 self._set(info, name, d.Constant(0.0), "zeros", "auto:response norm (x + w x N(x) + b)")
             self.var_out[info.name] = module_output(info, x.q)

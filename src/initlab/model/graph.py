@@ -611,10 +611,12 @@ def _module_activation(module: nn.Module) -> Activation | None:
     return act
 
 
+_SIZED_MODULES = (*L.AVG_POOL_MODULES, *MAX_POOL_MODULES, nn.MultiheadAttention, nn.Embedding)
+
+
 def _sized_module(module: nn.Module) -> bool:
     """A module whose sizes discovery reads from the example (:func:`_module_size`)."""
-    sized = (*L.AVG_POOL_MODULES, *MAX_POOL_MODULES, nn.MultiheadAttention, nn.Embedding)
-    return padded_conv(module) or transposed_conv(module) or isinstance(module, sized)
+    return padded_conv(module) or transposed_conv(module) or isinstance(module, _SIZED_MODULES)
 
 
 def _module_size(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any

@@ -27,6 +27,7 @@ from torch import nn
 from ..catalog.activations import Activation, activation
 from ..catalog.gains import moments
 from ._layer_types import (
+    RESPONSE_NORM,
     centres_channels,
     centres_features,
     centres_one_entry,
@@ -775,11 +776,11 @@ def _averaged(v: Signal, p: Signal, along: tuple[float, ...] = ()) -> Signal:
     rest = max(v.q - shared, 0.0)
     dead = shared * p.live**2 + rest * p.dead if p.live < 1.0 else 0.0  # padded rows
     q = c + rest * p.share
-    if across:  # (read as the rows' share, an XCiT block's output was carried as shared by all its tokens,
-        # the stream's shared part grew block by block, and its class attention was planned for it: 0.3x)
-        tokens = min(max(v.c, v.mu**2), shared) * p.total**2 + max(v.c - shared, 0.0) * p.share
-        return Signal(q, v.mu * p.total, c=min(tokens, q), dead=dead)
-    return Signal(q, v.mu * p.total, c=c + rest * p.inv_n, dead=dead)
+    if not across:
+        return Signal(q, v.mu * p.total, c=c + rest * p.inv_n, dead=dead)
+    # (read as the rows' share, an XCiT block's output was carried as shared by all its tokens, the stream's
+    # shared part grew block by block, and its class attention was planned for it: 0.3x)
+    return Signal(q, v.mu * p.total, c=min(c + max(v.c - shared, 0.0) * p.share, q), dead=dead)
 
 
 def _weights_op(op: str, fname: str, ins: list[Signal]) -> Signal | None:
@@ -919,7 +920,7 @@ def layer_moment(info: LayerInfo, ins: list[Signal], m2: ParamMoment) -> float:
     if info.kind.embedding:
         return m2("weight") * embedding_gain(info.module) ** 2
     if info.kind is Kind.NORM:
-        if not t.normalizes and info.params:  # a response norm: x + w x N(x) + b, N(x) about 1
+        if t is RESPONSE_NORM:  # x + w x N(x) + b, N(x) about 1
             return (1.0 + m2("weight")) * x.q + m2("bias")
         if not t.normalizes:  # a frozen norm: a fixed affine map of its input
             return frozen_norm_gain(info.module) * max(x.q - x.mu**2, 0.0)
